@@ -1,0 +1,47 @@
+"""Errors of two kinds: the kernel's errno results, raised by the models where
+the kernel returns -Exxx, and mistakes a user can make (bad trace, bad option),
+which the CLI turns into one line on stderr and a non-zero exit."""
+
+import errno
+
+
+class KernelError(Exception):
+    """A kernel call failed with -errno; `errno` holds the positive value."""
+
+    errno = 0
+
+    def __init__(self, message=""):
+        super().__init__(message or f"-{errno.errorcode[self.errno]}")
+
+
+class NoSpace(KernelError):
+    errno = errno.ENOSPC
+
+
+class NoMemory(KernelError):
+    errno = errno.ENOMEM
+
+
+class Invalid(KernelError):
+    errno = errno.EINVAL
+
+
+class Again(KernelError):
+    errno = errno.EAGAIN
+
+
+class UserError(Exception):
+    """Something the user gave us is wrong; the message is the whole story."""
+
+
+class ConfigError(UserError):
+    """An option is unknown or out of range."""
+
+
+class TraceError(UserError):
+    """A trace file is malformed; `offset` is the byte offset of the problem."""
+
+    def __init__(self, message, offset=None):
+        self.offset = offset
+        where = f" at byte {offset}" if offset is not None else ""
+        super().__init__(f"{message}{where}")
