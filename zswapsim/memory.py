@@ -1,0 +1,73 @@
+"""Simulated RAM: a budget of 4096-byte page frames holding real bytes.
+
+Allocators take their pages from here as the kernel's take them from
+alloc_page(), and the budget's size is what zswap calls totalram_pages, the
+base of max_pool_percent.  A frame is a real bytearray, so every object an
+allocator places lands at a real offset in real memory and an overlap shows
+up as a corrupted load.  Allocating past the budget fails with ENOMEM.
+Freed frames keep their stale bytes and are handed out again last-freed
+first, like the page allocator's per-CPU lists.
+"""
+
+import re
+
+from .errors import ConfigError, NoMemory
+
+PAGE_SIZE = 4096
+PAGE_SHIFT = 12
+
+
+class Memory:
+    """Page frames numbered by pfn; `totalram_pages` None means unbounded."""
+
+    def __init__(self, totalram_pages=None):
+        if totalram_pages is not None and totalram_pages < 1:
+            raise ConfigError("simulated RAM must hold at least one page")
+        self.totalram_pages = totalram_pages
+        self.frames = []          # pfn -> bytearray(PAGE_SIZE)
+        self._free_pfns = []
+        self.used_pages = 0
+        self.peak_pages = 0
+
+    def alloc_page(self):
+        """Take a frame and return its pfn; NoMemory when the budget is spent."""
+        if self.totalram_pages is not None and self.used_pages >= self.totalram_pages:
+            raise NoMemory("simulated RAM exhausted")
+        if self._free_pfns:
+            pfn = self._free_pfns.pop()
+        else:
+            pfn = len(self.frames)
+            self.frames.append(bytearray(PAGE_SIZE))
+        self.used_pages += 1
+        if self.used_pages > self.peak_pages:
+            self.peak_pages = self.used_pages
+        return pfn
+
+    def free_page(self, pfn):
+        self._free_pfns.append(pfn)
+        self.used_pages -= 1
+
+    def free_pages(self):
+        """Frames still available, or None when unbounded."""
+        if self.totalram_pages is None:
+            return None
+        return self.totalram_pages - self.used_pages
+
+
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text):
+    """Bytes in a size such as 4096, 512K, 512M, 4G or 1.5G (binary units)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", str(text), re.IGNORECASE)
+    if not match:
+        raise ConfigError(f"cannot read size '{text}': use a number with K, M, G or T, e.g. 512M")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).upper()])
+
+
+def ram_pages(text):
+    """Page frames in a RAM size given by the user; at least one page."""
+    pages = parse_size(text) // PAGE_SIZE
+    if pages < 1:
+        raise ConfigError(f"RAM size '{text}' is smaller than one {PAGE_SIZE}-byte page")
+    return pages
