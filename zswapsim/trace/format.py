@@ -1,0 +1,431 @@
+"""The zswapsim trace format: a recorded frontswap workload on disk.
+
+A trace is the sequence of frontswap calls a kernel made (store, load,
+invalidate_page, invalidate_area) with the page images they carried.  Each
+distinct image is stored once and named by an integer id.  Events travel in
+blocks; a block carries the images it introduces and a release list of the
+ids no later event names, so a reader holds only the live images plus one
+block, however long the trace.  docs/trace-format.md is the specification;
+this module is its reference writer and reader, and the reader turns every
+malformed or hostile file into a TraceError that says where the problem is.
+"""
+
+import hashlib
+import os
+import struct
+import tempfile
+import zlib
+from array import array
+from types import MappingProxyType
+
+import numpy as np
+import zstandard
+
+from ..errors import TraceError
+
+STORE, LOAD, INVALIDATE_PAGE, INVALIDATE_AREA = 1, 2, 3, 4
+OP_NAMES = {STORE: "store", LOAD: "load", INVALIDATE_PAGE: "invalidate_page",
+            INVALIDATE_AREA: "invalidate_area"}
+NO_IMAGE = 0xFFFFFFFF
+PAGE_SIZE = 4096
+
+MAGIC = b"ZSWTRACE"
+VERSION = 1
+FLAG_TIMESTAMPS = 1
+BLOCK_MAGIC = b"ZBLK"
+END_MAGIC = b"ZEND"
+
+# Linux page sizes (4K, 16K, 64K); replay itself supports only 4096.
+PAGE_SIZES = (4096, 16384, 65536)
+MAX_SWAPFILES = 32
+MAX_OFFSET = 1 << 50
+MAX_DESCRIPTION = 64 * 1024
+
+# Per-block limits a reader enforces before allocating anything, so a hostile
+# header cannot make it reserve more than about 300 MiB for one block.
+MAX_BLOCK_IMAGES = 65536
+MAX_BLOCK_IMAGE_BYTES = 256 * 1024 * 1024
+MAX_BLOCK_EVENTS = 1 << 20
+MAX_BLOCK_RELEASES = 1 << 20
+PAYLOAD_SLACK = 64 * 1024
+
+# How the writer cuts blocks: small enough to keep a reader's block cheap.
+WRITER_BLOCK_EVENTS = 8192
+WRITER_BLOCK_IMAGES = 1024
+ZSTD_LEVEL = 3
+
+EVENT_DTYPE = np.dtype([
+    ("op", "u1"),
+    ("swap_type", "u1"),
+    ("reserved", "<u2"),
+    ("image", "<u4"),
+    ("offset", "<u8"),
+    ("ts", "<u8"),
+])
+assert EVENT_DTYPE.itemsize == 24
+
+_HEADER = struct.Struct("<8sHHII")       # magic, version, flags, page_size, description length
+_U32 = struct.Struct("<I")
+_BLOCK_HEADER = struct.Struct("<4sIIIII")  # magic, n_images, n_events, n_release, payload_len, crc
+_COUNTS = struct.Struct("<QQ")           # trailer: total events, total images
+
+
+class TraceWriter:
+    """Records frontswap events and writes them as a trace file on close().
+
+    Events stay in memory (24 bytes each) and distinct page images go to a
+    spool file beside the output, because release lists need each image's
+    last reference, which is only known once the workload has ended.
+    """
+
+    def __init__(self, path, description="", page_size=PAGE_SIZE, timestamps=False):
+        if page_size not in PAGE_SIZES:
+            raise ValueError(f"page size {page_size} is not one of {PAGE_SIZES}")
+        self.path = os.fspath(path)
+        self.description = description
+        self.page_size = page_size
+        self.timestamps = timestamps
+        self._directory = os.path.dirname(os.path.abspath(self.path))
+        self._spool = tempfile.TemporaryFile(dir=self._directory, prefix=".zswtrace-spool-")
+        self._image_ids = {}              # blake2b digest of a page -> image id
+        self._first_use = array("Q")      # image id -> index of the event introducing it
+        self._last_use = array("Q")       # image id -> index of the last store/load naming it
+        self._events = np.zeros(1024, EVENT_DTYPE)
+        self._n_events = 0
+        self._resident = [{} for _ in range(MAX_SWAPFILES)]  # per swap type: offset -> image id
+        self._closed = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def store(self, swap_type, offset, page, ts=0):
+        self._check_event(swap_type, offset, ts)
+        page = bytes(page)
+        if len(page) != self.page_size:
+            raise ValueError(f"page is {len(page)} bytes, expected {self.page_size}")
+        digest = hashlib.blake2b(page, digest_size=16).digest()
+        image = self._image_ids.get(digest)
+        if image is None:
+            # Ids are handed out at first reference, which is the order the
+            # format requires, so no renumbering is needed at close.
+            image = len(self._first_use)
+            self._image_ids[digest] = image
+            self._spool.write(page)
+            self._first_use.append(self._n_events)
+            self._last_use.append(self._n_events)
+        else:
+            self._last_use[image] = self._n_events
+        self._resident[swap_type][offset] = image
+        self._append(STORE, swap_type, image, offset, ts)
+
+    def load(self, swap_type, offset, ts=0):
+        self._check_event(swap_type, offset, ts)
+        image = self._resident[swap_type].get(offset, NO_IMAGE)
+        if image != NO_IMAGE:
+            self._last_use[image] = self._n_events
+        self._append(LOAD, swap_type, image, offset, ts)
+
+    def invalidate_page(self, swap_type, offset, ts=0):
+        self._check_event(swap_type, offset, ts)
+        self._resident[swap_type].pop(offset, None)
+        self._append(INVALIDATE_PAGE, swap_type, NO_IMAGE, offset, ts)
+
+    def invalidate_area(self, swap_type, ts=0):
+        self._check_event(swap_type, 0, ts)
+        self._resident[swap_type].clear()
+        self._append(INVALIDATE_AREA, swap_type, NO_IMAGE, 0, ts)
+
+    def close(self):
+        """Write the trace to a temporary name and rename it into place."""
+        if self._closed:
+            return
+        self._closed = True
+        partial = f"{self.path}.{os.getpid()}.tmp"
+        try:
+            with open(partial, "wb") as out:
+                self._write(out)
+            os.replace(partial, self.path)
+        except BaseException:
+            if os.path.exists(partial):
+                os.unlink(partial)
+            raise
+        finally:
+            self._spool.close()
+
+    def abort(self):
+        """Drop everything recorded; no file is written."""
+        self._closed = True
+        self._spool.close()
+
+    def _check_event(self, swap_type, offset, ts):
+        if self._closed:
+            raise ValueError("trace writer is closed")
+        if not 0 <= swap_type < MAX_SWAPFILES:
+            raise ValueError(f"swap type {swap_type} out of range 0..{MAX_SWAPFILES - 1}")
+        if not 0 <= offset < MAX_OFFSET:
+            raise ValueError(f"offset {offset} out of range 0..2**50-1")
+        if not 0 <= ts < 1 << 64:
+            raise ValueError(f"timestamp {ts} out of range")
+        if ts and not self.timestamps:
+            raise ValueError("timestamp given to a writer created without timestamps=True")
+
+    def _append(self, op, swap_type, image, offset, ts):
+        if self._n_events == len(self._events):
+            grown = np.zeros(2 * len(self._events), EVENT_DTYPE)
+            grown[:self._n_events] = self._events
+            self._events = grown
+        self._events[self._n_events] = (op, swap_type, 0, image, offset, ts)
+        self._n_events += 1
+
+    def _header(self):
+        description = self.description.encode("utf-8")
+        if len(description) > MAX_DESCRIPTION:
+            raise ValueError(f"description is {len(description)} bytes, limit {MAX_DESCRIPTION}")
+        flags = FLAG_TIMESTAMPS if self.timestamps else 0
+        fixed = _HEADER.pack(MAGIC, VERSION, flags, self.page_size, len(description))
+        return fixed + description + _U32.pack(zlib.crc32(fixed + description))
+
+    def _cut_blocks(self, first_use):
+        """Split events into (start, end, first_image, end_image) blocks of at
+        most WRITER_BLOCK_EVENTS events introducing at most WRITER_BLOCK_IMAGES images."""
+        blocks = []
+        start, image = 0, 0
+        while start < self._n_events:
+            end = min(start + WRITER_BLOCK_EVENTS, self._n_events)
+            image_end = int(np.searchsorted(first_use, end))
+            if image_end - image > WRITER_BLOCK_IMAGES:
+                image_end = image + WRITER_BLOCK_IMAGES
+                end = int(first_use[image_end])  # the next image's first event opens the next block
+            blocks.append((start, end, image, image_end))
+            start, image = end, image_end
+        return blocks
+
+    def _write(self, out):
+        out.write(self._header())
+        first_use = np.array(self._first_use, dtype=np.uint64)
+        last_use = np.array(self._last_use, dtype=np.uint64)
+        release_order = np.argsort(last_use, kind="stable")
+        sorted_last_use = last_use[release_order]
+        compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        self._spool.seek(0)
+        for start, end, image, image_end in self._cut_blocks(first_use):
+            images = self._spool.read((image_end - image) * self.page_size)
+            low, high = np.searchsorted(sorted_last_use, [start, end])
+            release = release_order[low:high].astype("<u4")
+            raw = b"".join((images, self._events[start:end].tobytes(), release.tobytes()))
+            payload = compressor.compress(raw)
+            out.write(_BLOCK_HEADER.pack(BLOCK_MAGIC, image_end - image, end - start,
+                                         len(release), len(payload), zlib.crc32(payload)))
+            out.write(payload)
+        counts = _COUNTS.pack(self._n_events, len(first_use))
+        out.write(END_MAGIC + counts + _U32.pack(zlib.crc32(counts)))
+
+
+class TraceReader:
+    """Reads a trace in one streaming pass, validating everything it reads.
+
+    The header is read and checked on construction; each iteration reopens the
+    file, so a reader can be iterated more than once.
+    """
+
+    def __init__(self, path, expect_page_size=PAGE_SIZE):
+        self.path = os.fspath(path)
+        self._live = {}
+        self._images_defined = 0
+        with open(self.path, "rb") as f:
+            self._read_header(f, expect_page_size)
+            self._data_start = f.tell()
+
+    @property
+    def live_images(self):
+        """Page images held right now: those some current or later event still names."""
+        return len(self._live)
+
+    @property
+    def images_defined(self):
+        """Images the blocks read so far have defined (the trailer's total once done)."""
+        return self._images_defined
+
+    def __iter__(self):
+        """Yield (op, swap_type, offset, image, ts); image is the page bytes or None,
+        the same bytes object for the same id while it is alive."""
+        for events, images in self.blocks():
+            for op, swap_type, _, image, offset, ts in events.tolist():
+                yield op, swap_type, offset, images.get(image), ts
+
+    def blocks(self):
+        """Yield (events, images) per block: a read-only EVENT_DTYPE array, and a
+        read-only mapping id -> page bytes of every image alive for this block
+        (it changes once the next block is requested)."""
+        self._live = live = {}
+        self._images_defined = 0
+        events_read = 0
+        with open(self.path, "rb") as f:
+            f.seek(self._data_start)
+            while True:
+                at = f.tell()
+                magic = f.read(4)
+                if magic == END_MAGIC:
+                    self._read_trailer(f, at, events_read)
+                    return
+                if len(magic) < 4:
+                    raise TraceError("truncated trace: no trailer", at)
+                if magic != BLOCK_MAGIC:
+                    raise TraceError(f"bad block magic {magic!r}", at)
+                events, release = self._read_block(f, at)
+                yield events, MappingProxyType(live)
+                for image in release:
+                    del live[image]
+                events_read += len(events)
+
+    def _read_header(self, f, expect_page_size):
+        fixed = _read_exact(f, _HEADER.size, "header")
+        magic, version, flags, page_size, description_length = _HEADER.unpack(fixed)
+        if magic != MAGIC:
+            raise TraceError("not a zswapsim trace (bad magic)", 0)
+        if version != VERSION:
+            raise TraceError(f"unsupported trace version {version}", 8)
+        if flags & ~FLAG_TIMESTAMPS:
+            raise TraceError(f"unknown header flags {flags:#x}", 10)
+        if page_size not in PAGE_SIZES:
+            raise TraceError(f"invalid page size {page_size}", 12)
+        if description_length > MAX_DESCRIPTION:
+            raise TraceError(
+                f"description length {description_length} exceeds {MAX_DESCRIPTION}", 16)
+        description = _read_exact(f, description_length, "description")
+        (crc,) = _U32.unpack(_read_exact(f, 4, "header CRC"))
+        if crc != zlib.crc32(fixed + description):
+            raise TraceError("header CRC mismatch", _HEADER.size + description_length)
+        try:
+            self.description = description.decode("utf-8")
+        except UnicodeDecodeError:
+            raise TraceError("description is not valid UTF-8", _HEADER.size) from None
+        if expect_page_size is not None and page_size != expect_page_size:
+            raise TraceError(f"page size {page_size}, expected {expect_page_size}", 12)
+        self.version = version
+        self.page_size = page_size
+        self.has_timestamps = bool(flags & FLAG_TIMESTAMPS)
+
+    def _read_block(self, f, at):
+        """Read, check and decode the block at `at`; define its images and
+        return its events and release list."""
+        fields = _read_exact(f, _BLOCK_HEADER.size - 4, "block header")
+        n_images, n_events, n_release, payload_length, payload_crc = struct.unpack("<5I", fields)
+        if n_images > MAX_BLOCK_IMAGES or n_images * self.page_size > MAX_BLOCK_IMAGE_BYTES:
+            raise TraceError(f"block defines {n_images} images, too many", at + 4)
+        if n_events > MAX_BLOCK_EVENTS:
+            raise TraceError(f"block holds {n_events} events, limit {MAX_BLOCK_EVENTS}", at + 8)
+        if n_release > MAX_BLOCK_RELEASES:
+            raise TraceError(f"block releases {n_release} images, limit {MAX_BLOCK_RELEASES}",
+                             at + 12)
+        images_size = n_images * self.page_size
+        events_size = n_events * EVENT_DTYPE.itemsize
+        raw_size = images_size + events_size + n_release * 4
+        if payload_length > raw_size + PAYLOAD_SLACK:
+            raise TraceError(f"payload length {payload_length} too large for {raw_size} raw bytes",
+                             at + 16)
+        payload_at = at + _BLOCK_HEADER.size
+        payload = _read_exact(f, payload_length, "block payload")
+        if zlib.crc32(payload) != payload_crc:
+            raise TraceError("block payload CRC mismatch", payload_at)
+        raw = _decompress(payload, raw_size, payload_at)
+        events = np.frombuffer(raw, EVENT_DTYPE, n_events, offset=images_size)
+        release = np.frombuffer(raw, "<u4", n_release, offset=images_size + events_size)
+        first_new = self._images_defined
+        page = memoryview(raw)
+        for index in range(n_images):
+            self._live[first_new + index] = bytes(
+                page[index * self.page_size:(index + 1) * self.page_size])
+        self._images_defined += n_images
+        self._check_events(events, at)
+        release = release.tolist()
+        self._check_release(release, at)
+        return events, release
+
+    def _check_events(self, events, at):
+        """Reject the block at `at` if any event breaks the format's rules."""
+        op, image = events["op"], events["image"]
+        named = image != NO_IMAGE
+        invalidate = (op == INVALIDATE_PAGE) | (op == INVALIDATE_AREA)
+        rules = [
+            ((op < STORE) | (op > INVALIDATE_AREA), lambda i: f"unknown op {op[i]}"),
+            (events["reserved"] != 0, lambda i: "nonzero reserved field"),
+            (events["swap_type"] >= MAX_SWAPFILES,
+             lambda i: f"swap type {events['swap_type'][i]} out of range"),
+            (events["offset"] >= MAX_OFFSET, lambda i: f"offset {events['offset'][i]} out of range"),
+            ((op == INVALIDATE_AREA) & (events["offset"] != 0),
+             lambda i: "invalidate_area with a nonzero offset"),
+            ((op == STORE) & ~named, lambda i: "store without an image"),
+            (invalidate & named, lambda i: f"{OP_NAMES[op[i]]} naming an image"),
+            (named & (image >= self._images_defined),
+             lambda i: f"image {image[i]} not yet defined"),
+        ]
+        if not self.has_timestamps:
+            rules.append((events["ts"] != 0, lambda i: "timestamp in a trace without timestamps"))
+        for broken, describe in rules:
+            if broken.any():
+                index = int(np.argmax(broken))
+                raise TraceError(f"{describe(index)} in event {index} of the block", at)
+        for image_id in np.unique(image[named]).tolist():
+            if image_id not in self._live:
+                index = int(np.argmax(image == image_id))
+                raise TraceError(
+                    f"image {image_id} already released in event {index} of the block", at)
+
+    def _check_release(self, release, at):
+        released = set()
+        for image_id in release:
+            if image_id >= self._images_defined:
+                raise TraceError(f"release of undefined image {image_id} in the block", at)
+            if image_id not in self._live or image_id in released:
+                raise TraceError(f"release of already released image {image_id} in the block", at)
+            released.add(image_id)
+
+    def _read_trailer(self, f, at, events_read):
+        counts = _read_exact(f, _COUNTS.size, "trailer")
+        (crc,) = _U32.unpack(_read_exact(f, 4, "trailer CRC"))
+        if crc != zlib.crc32(counts):
+            raise TraceError("trailer CRC mismatch", at + 4 + _COUNTS.size)
+        total_events, total_images = _COUNTS.unpack(counts)
+        if total_events != events_read:
+            raise TraceError(f"trailer counts {total_events} events, trace has {events_read}",
+                             at + 4)
+        if total_images != self._images_defined:
+            raise TraceError(
+                f"trailer counts {total_images} images, trace has {self._images_defined}", at + 12)
+        if f.read(1):
+            raise TraceError("bytes after the trailer", at + 8 + _COUNTS.size)
+
+
+def _read_exact(f, size, what):
+    """Read exactly `size` bytes or report where `what` was cut short."""
+    at = f.tell()
+    data = f.read(size)
+    if len(data) != size:
+        raise TraceError(f"truncated {what}: {len(data)} of {size} bytes", at)
+    return data
+
+
+def _decompress(payload, size, at):
+    """Decompress a block payload that must hold exactly `size` bytes.
+
+    The frame's declared content size is checked first because python-zstandard
+    allocates whatever a frame declares, ignoring max_output_size.
+    """
+    try:
+        declared = zstandard.frame_content_size(payload)
+        if declared not in (-1, size):
+            raise TraceError(f"payload declares {declared} bytes, expected {size}", at)
+        raw = zstandard.ZstdDecompressor().decompress(
+            payload, max_output_size=max(size, 1), allow_extra_data=False)
+    except zstandard.ZstdError as error:
+        raise TraceError(f"corrupt block payload ({error})", at) from None
+    if len(raw) != size:
+        raise TraceError(f"payload decompresses to {len(raw)} bytes, expected {size}", at)
+    return raw

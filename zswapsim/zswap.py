@@ -1,0 +1,386 @@
+"""The swap-out path with zswap in front of a swap device, as frontswap drove
+it: store / load / invalidate_page / invalidate_area on (swap type, offset).
+
+Two kernels are modelled, chosen by `kernel`:
+
+6.1 (default).  frontswap invalidates an offset it already holds before it
+calls store, so zswap itself never sees a duplicate (duplicate_entry stays
+0; `duplicate_stores` counts them).  The store checks the pool limit first:
+when the pool is over max_pool_percent of RAM it counts pool_limit_hit,
+remembers that the pool reached full, queues the shrink work and refuses
+the page; while the pool stays above accept_threshold_percent of the limit
+every store is refused (hysteresis) without more shrinking.  The shrink
+work, run before the next event as the workqueue would, is zpool_shrink(1):
+one reclaim_page(retries) call, a failure counted in reject_reclaim_fail.
+Same-filled pages are kept as their 8-byte word outside the pool (and
+counted in stored_pages).  The page is compressed into a PAGE_SIZE buffer:
+output that does not fit is refused with no counter at all.  zbud and
+z3fold allocations carry an 8-byte zswap_header (the swap entry, which lets
+writeback find the tree entry) in front of the compressed bytes; zsmalloc's
+do not, since it is not evictable in 6.1.
+
+3.11.  One pool per swap type; a store that finds the pool full counts
+pool_limit_hit and runs reclaim_page(retries) on the spot: failure counts
+reject_reclaim_fail and refuses the page, success lets the store go on.
+No same-filled pages; the compression buffer is two pages, so poor output
+reaches the allocator and counts reject_compress_poor; a duplicate store
+counts duplicate_entry and replaces the old entry (frontswap drops the old
+copy if the new store fails).
+
+Either way, a refused page goes to the swap device, as the swap core writes
+it there.  The evict callback is zswap_writeback_entry: find the entry from
+the header in the object; 0 with no work if it was invalidated; -EEXIST if
+the page is in the swap cache (loaded and not invalidated since: loads
+leave the entry in place, as both kernels do); -ENOMEM if no RAM frame is
+free for the swap-cache page; otherwise decompress into that frame, write it
+to the swap device, free the entry and count written_back_pages.
+"""
+
+import errno
+import struct
+
+from .compress import PAGE_SIZE, CompressionCache, get_compressor
+from .errors import ConfigError, NoMemory, NoSpace
+from .memory import Memory, ram_pages
+from .swapdev import SwapDevice
+from .zpool import create_pool
+
+KERNELS = ("6.1", "3.11")
+ZSWAP_HEADER = struct.Struct("<Q")        # struct zswap_header { swp_entry_t }
+SWP_TYPE_SHIFT = 58                       # our swp_entry_t: type above offset
+SWP_OFFSET_MASK = (1 << SWP_TYPE_SHIFT) - 1
+EVICTABLE = ("zbud", "z3fold")            # pools with evict ops in 6.1
+
+# The debugfs counters, in the order the kernel's directory lists them.
+DEBUGFS_COUNTERS = ("pool_limit_hit", "reject_reclaim_fail", "reject_alloc_fail",
+                    "reject_kmemcache_fail", "reject_compress_poor", "written_back_pages",
+                    "duplicate_entry", "pool_total_size", "stored_pages", "same_filled_pages")
+
+
+class ZswapEntry:
+    __slots__ = ("handle", "length", "value")
+
+    def __init__(self, handle, length, value):
+        self.handle = handle        # 0 for a same-filled page
+        self.length = length        # compressed length, 0 for a same-filled page
+        self.value = value          # the repeated 8-byte word of a same-filled page
+
+
+class Zswap:
+    """frontswap's view of zswap plus the swap device behind it."""
+
+    def __init__(self, backend="zbud", compressor="lz4", memory=None, swapdev=None,
+                 max_pool_percent=20, accept_threshold_percent=90, retries=8,
+                 kernel="6.1", same_filled_pages_enabled=None):
+        if kernel not in KERNELS:
+            raise ConfigError(f"unknown kernel '{kernel}'; known: {', '.join(KERNELS)}")
+        if not 0 <= max_pool_percent <= 100:
+            raise ConfigError(f"max_pool_percent {max_pool_percent} is outside 0..100")
+        if not 0 <= accept_threshold_percent <= 100:
+            raise ConfigError(f"accept_threshold_percent {accept_threshold_percent} is outside 0..100")
+        if retries < 0:
+            raise ConfigError(f"retries {retries} is negative")
+        self.kernel = kernel
+        self.backend = backend
+        self.compressor = CompressionCache(
+            get_compressor(compressor) if isinstance(compressor, str) else compressor)
+        self.memory = memory if memory is not None else Memory(ram_pages("4G"))
+        if self.memory.totalram_pages is None:
+            raise ConfigError("zswap needs a bounded simulated RAM: its limit is a share of it")
+        self.swapdev = swapdev if swapdev is not None else SwapDevice()
+        self.max_pool_percent = max_pool_percent
+        self.accept_threshold_percent = accept_threshold_percent
+        self.retries = retries
+        self.same_filled_pages_enabled = (kernel != "3.11") if same_filled_pages_enabled is None \
+            else same_filled_pages_enabled
+        self.header_len = ZSWAP_HEADER.size if (kernel == "3.11" or backend in EVICTABLE) else 0
+        self.compress_buffer = PAGE_SIZE if kernel == "6.1" else 2 * PAGE_SIZE
+
+        self.trees = {}             # swap type -> {offset: ZswapEntry}
+        self.pools = {}             # swap type -> pool (3.11), or {None: pool} (6.1)
+        self.swapcache = {}         # swap type -> offsets whose page is in the swap cache
+        self.pool_reached_full = False
+        self.shrink_pending = False
+        self.last_pool_pages = 0    # 3.11's zswap_pool_pages: the last tree's pool
+        self.compressed_bytes = 0   # sum of entry lengths now in the pools
+
+        self.pool_limit_hit = 0
+        self.reject_reclaim_fail = 0
+        self.reject_alloc_fail = 0
+        self.reject_kmemcache_fail = 0
+        self.reject_compress_poor = 0
+        self.written_back_pages = 0
+        self.duplicate_entry = 0
+        self.stored_pages = 0
+        self.same_filled_pages = 0
+        self.stores = 0
+        self.zswpout = 0
+        self.duplicate_stores = 0
+        self.reject_pool_full = 0   # refused by the limit or its hysteresis
+        self.reject_too_big = 0     # output did not fit the compression buffer
+        self.loads = 0
+        self.zswpin = 0
+        self.load_misses = 0
+        self.load_unknown = 0       # loads of an offset nothing was stored at
+        self.invalidates = 0
+        self.shrink_runs = 0
+        self.reclaim_results = {}   # reclaim_page return value -> count
+
+        if kernel == "6.1":
+            self.pools[None] = self._new_pool()
+
+    # -- pools and accounting --------------------------------------------
+
+    def _new_pool(self):
+        return create_pool(self.backend, memory=self.memory, evict=self._writeback)
+
+    def pool_for(self, swap_type):
+        if self.kernel == "6.1":
+            return self.pools[None]
+        pool = self.pools.get(swap_type)
+        if pool is None:
+            pool = self.pools[swap_type] = self._new_pool()
+        return pool
+
+    def pool_pages(self):
+        return sum(pool.total_pages() for pool in self.pools.values())
+
+    @property
+    def pool_total_size(self):
+        return self.pool_pages() * PAGE_SIZE
+
+    def _limit_pages(self):
+        return self.memory.totalram_pages * self.max_pool_percent // 100
+
+    def is_full(self):
+        if self.kernel == "3.11":
+            return self._limit_pages() < self.last_pool_pages
+        return self._limit_pages() < self.pool_pages()
+
+    def can_accept(self):
+        return (self.memory.totalram_pages * self.accept_threshold_percent // 100
+                * self.max_pool_percent // 100) > self.pool_pages()
+
+    def _reclaim(self, pool):
+        ret = pool.reclaim_page(self.retries)
+        self.reclaim_results[ret] = self.reclaim_results.get(ret, 0) + 1
+        return ret
+
+    def run_pending_work(self):
+        """The shrink worker, as the workqueue runs it once the store returns."""
+        if not self.shrink_pending:
+            return
+        self.shrink_pending = False
+        self.shrink_runs += 1
+        if self._reclaim(self.pools[None]) < 0:
+            self.reject_reclaim_fail += 1
+
+    # -- entries ---------------------------------------------------------
+
+    def _free_entry(self, swap_type, entry):
+        if entry.length == 0:
+            self.same_filled_pages -= 1
+        else:
+            pool = self.pool_for(swap_type)
+            pool.free(entry.handle)
+            self.compressed_bytes -= entry.length
+            if self.kernel == "3.11":
+                self.last_pool_pages = pool.total_pages()
+        self.stored_pages -= 1
+
+    def _drop(self, swap_type, offset):
+        """Forget an offset's copy in zswap, if any; True when there was one."""
+        tree = self.trees.get(swap_type)
+        entry = tree.pop(offset, None) if tree else None
+        if entry is not None:
+            self._free_entry(swap_type, entry)
+        return entry is not None
+
+    def _leave_swapcache(self, swap_type, offset):
+        cached = self.swapcache.get(swap_type)
+        if cached:
+            cached.discard(offset)
+
+    # -- frontswap operations --------------------------------------------
+
+    def store(self, swap_type, offset, page):
+        """Swap a page out; True when zswap keeps it, False when it went to
+        the swap device instead."""
+        self.run_pending_work()
+        self.stores += 1
+        self._leave_swapcache(swap_type, offset)
+        tree = self.trees.setdefault(swap_type, {})
+        if offset in tree:
+            self.duplicate_stores += 1
+            if self.kernel == "6.1":
+                self._drop(swap_type, offset)       # frontswap's invalidate first
+        entry = self._zswap_store(swap_type, offset, page)
+        if entry is None:
+            self._drop(swap_type, offset)           # never leave a stale copy
+            self.swapdev.write(swap_type, offset, page)
+            return False
+        if offset in tree:                          # 3.11: zswap sees the duplicate
+            self.duplicate_entry += 1
+            self._drop(swap_type, offset)
+        tree[offset] = entry
+        self.stored_pages += 1
+        self.zswpout += 1
+        self.swapdev.discard(swap_type, offset)     # the slot's old data is dead
+        return True
+
+    def _zswap_store(self, swap_type, offset, page):
+        """zswap_frontswap_store up to the tree insert: an entry, or None."""
+        pool = self.pool_for(swap_type)
+        if self.kernel == "3.11":
+            if self.is_full():
+                self.pool_limit_hit += 1
+                if self._reclaim(pool) != 0:
+                    self.reject_reclaim_fail += 1
+                    self.reject_pool_full += 1
+                    return None
+        else:
+            if self.is_full():
+                self.pool_limit_hit += 1
+                self.pool_reached_full = True
+                self.shrink_pending = True
+                self.reject_pool_full += 1
+                return None
+            if self.pool_reached_full:
+                if not self.can_accept():
+                    self.reject_pool_full += 1
+                    return None
+                self.pool_reached_full = False
+
+        if self.same_filled_pages_enabled:
+            word = page[:8]
+            if page == word * (PAGE_SIZE // 8):
+                self.same_filled_pages += 1
+                return ZswapEntry(0, 0, word)
+
+        compressed = self.compressor.compress(page)
+        if len(compressed) > self.compress_buffer:
+            self.reject_too_big += 1
+            return None
+        try:
+            handle = pool.malloc(self.header_len + len(compressed))
+        except NoSpace:
+            self.reject_compress_poor += 1
+            return None
+        except NoMemory:
+            self.reject_alloc_fail += 1
+            return None
+        if self.header_len:
+            pool.write(handle, ZSWAP_HEADER.pack((swap_type << SWP_TYPE_SHIFT) | offset)
+                       + compressed)
+        else:
+            pool.write(handle, compressed)
+        self.compressed_bytes += len(compressed)
+        if self.kernel == "3.11":
+            self.last_pool_pages = pool.total_pages()
+        return ZswapEntry(handle, len(compressed), None)
+
+    def _decompress(self, swap_type, entry):
+        if entry.length == 0:
+            return entry.value * (PAGE_SIZE // 8)
+        data = self.pool_for(swap_type).read(entry.handle)
+        return self.compressor.decompress(data[self.header_len:], PAGE_SIZE)
+
+    def load(self, swap_type, offset):
+        """Swap a page in: from zswap on a hit, else from the swap device;
+        None when nothing was ever stored at the offset."""
+        self.run_pending_work()
+        self.loads += 1
+        entry = self.trees.get(swap_type, {}).get(offset)
+        if entry is not None:
+            page = self._decompress(swap_type, entry)
+            self.zswpin += 1
+        else:
+            page = self.swapdev.read(swap_type, offset)
+            if page is None:
+                self.load_unknown += 1
+                return None
+            self.load_misses += 1
+        self.swapcache.setdefault(swap_type, set()).add(offset)
+        return page
+
+    def invalidate_page(self, swap_type, offset):
+        """The swap slot was freed: drop every copy of the page."""
+        self.run_pending_work()
+        self.invalidates += 1
+        self._drop(swap_type, offset)
+        self.swapdev.discard(swap_type, offset)
+        self._leave_swapcache(swap_type, offset)
+
+    def invalidate_area(self, swap_type):
+        """swapoff: drop everything stored for the swap type."""
+        self.run_pending_work()
+        for entry in self.trees.pop(swap_type, {}).values():
+            self._free_entry(swap_type, entry)
+        self.swapdev.discard_area(swap_type)
+        self.swapcache.pop(swap_type, None)
+
+    # -- writeback: the pool's evict callback ----------------------------
+
+    def _writeback(self, pool, handle):
+        swp = ZSWAP_HEADER.unpack(pool.read(handle)[:ZSWAP_HEADER.size])[0]
+        swap_type, offset = swp >> SWP_TYPE_SHIFT, swp & SWP_OFFSET_MASK
+        entry = self.trees.get(swap_type, {}).get(offset)
+        if entry is None or entry.handle != handle:
+            return 0                                # invalidated meanwhile
+        if offset in self.swapcache.get(swap_type, ()):
+            return -errno.EEXIST
+        try:
+            pfn = self.memory.alloc_page()          # the swap-cache page
+        except NoMemory:
+            return -errno.ENOMEM
+        frame = self.memory.frames[pfn]
+        frame[:] = self._decompress(swap_type, entry)
+        self.swapdev.write(swap_type, offset, bytes(frame))
+        self.memory.free_page(pfn)
+        self.written_back_pages += 1
+        del self.trees[swap_type][offset]
+        self._free_entry(swap_type, entry)
+        return 0
+
+    # -- reports ---------------------------------------------------------
+
+    def where(self, swap_type, offset):
+        """'pool' or 'swap' for the copy the next load would find, else None."""
+        if offset in self.trees.get(swap_type, ()):
+            return "pool"
+        if self.swapdev.holds(swap_type, offset):
+            return "swap"
+        return None
+
+    def peek(self, swap_type, offset):
+        """The page a load would return, without a load's side effects."""
+        entry = self.trees.get(swap_type, {}).get(offset)
+        if entry is not None:
+            return self._decompress(swap_type, entry)
+        return self.swapdev.slots.get(swap_type, {}).get(offset)
+
+    def counters(self):
+        """Every counter by name: the kernel's debugfs ones first."""
+        pools = list(self.pools.values())
+        counts = {name: getattr(self, name) for name in DEBUGFS_COUNTERS}
+        counts.update(
+            stores=self.stores, zswpout=self.zswpout, duplicate_stores=self.duplicate_stores,
+            reject_pool_full=self.reject_pool_full, reject_too_big=self.reject_too_big,
+            loads=self.loads, zswpin=self.zswpin, load_misses=self.load_misses,
+            load_unknown=self.load_unknown, invalidates=self.invalidates,
+            swap_writes=self.swapdev.writes, swap_reads=self.swapdev.reads,
+            swap_used_slots=self.swapdev.used_slots(),
+            pool_pages=self.pool_pages(), pool_limit_pages=self._limit_pages(),
+            compressed_bytes=self.compressed_bytes,
+            shrink_runs=self.shrink_runs,
+            reclaim_calls=sum(p.reclaim_calls for p in pools),
+            reclaim_success=self.reclaim_results.get(0, 0),
+            reclaim_eagain=self.reclaim_results.get(-errno.EAGAIN, 0),
+            reclaim_einval=self.reclaim_results.get(-errno.EINVAL, 0),
+            reclaim_pages_scanned=sum(p.reclaim_pages_scanned for p in pools),
+            evict_calls=sum(p.evict_calls for p in pools),
+            evict_eexist=sum(p.evict_results.get(-errno.EEXIST, 0) for p in pools),
+            evict_enomem=sum(p.evict_results.get(-errno.ENOMEM, 0) for p in pools),
+            compress_cache_hits=self.compressor.hits,
+        )
+        return counts
