@@ -5,7 +5,11 @@ which the CLI turns into one line on stderr and a non-zero exit."""
 import errno
 
 
-class KernelError(Exception):
+class ZswapsimError(Exception):
+    """Base of every error zswapsim raises on purpose."""
+
+
+class KernelError(ZswapsimError):
     """A kernel call failed with -errno; `errno` holds the positive value."""
 
     errno = 0
@@ -30,7 +34,7 @@ class Again(KernelError):
     errno = errno.EAGAIN
 
 
-class UserError(Exception):
+class UserError(ZswapsimError):
     """Something the user gave us is wrong; the message is the whole story."""
 
 

@@ -1,0 +1,24 @@
+"""Recorded swap workloads: the trace file format, its importer and summary.
+
+See docs/trace-format.md for the on-disk layout.
+"""
+
+from .format import (
+    EVENT_DTYPE,
+    INVALIDATE_AREA,
+    INVALIDATE_PAGE,
+    LOAD,
+    NO_IMAGE,
+    OP_NAMES,
+    PAGE_SIZE,
+    STORE,
+    TraceReader,
+    TraceWriter,
+)
+from .importer import import_raw
+from .info import trace_info
+
+__all__ = [
+    "EVENT_DTYPE", "INVALIDATE_AREA", "INVALIDATE_PAGE", "LOAD", "NO_IMAGE", "OP_NAMES",
+    "PAGE_SIZE", "STORE", "TraceReader", "TraceWriter", "import_raw", "trace_info",
+]
