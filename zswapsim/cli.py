@@ -121,6 +121,8 @@ def main(argv=None):
     """Entry point: run the CLI, turning every expected error into one line."""
     try:
         cli.main(args=argv, prog_name="zswapsim", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help())
     except click.exceptions.Abort:
         click.echo("zswapsim: interrupted", err=True)
         sys.exit(130)

@@ -1,0 +1,116 @@
+"""The command line as a user meets it: real subprocesses, exit codes, and
+one clear line (never a traceback) for every mistake a user can make."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from zswapsim.trace import TraceWriter
+from zswapsim.zswap import DEBUGFS_COUNTERS
+
+SHIPPED = str(Path(__file__).resolve().parents[1] / "traces" / "python-heap.trace")
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "zswapsim", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def assert_one_line_error(result, fragment, status=2):
+    assert result.returncode == status, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("zswapsim: error: ") and fragment in lines[0], lines[0]
+
+
+def test_replay_json_has_the_kernel_counter_names():
+    result = run("replay", SHIPPED, "--ram", "32M", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    for name in DEBUGFS_COUNTERS:
+        assert isinstance(data[name], int), name
+    # 32M of RAM = 8192 pages; 20 % = 1638 pages; the 6.1 pool stops there.
+    assert data["pool_limit_pages"] == 1638
+    assert data["pool_pages"] <= 1638 + 1 and data["pool_limit_hit"] >= 1
+    assert data["stored_pages"] + data["swap_used_slots"] == data["live_pages"] == 5127
+
+
+def test_replay_table_is_readable():
+    result = run("replay", SHIPPED)
+    assert result.returncode == 0, result.stderr
+    assert "pool_total_size" in result.stdout and "verified:" in result.stdout
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["replay", "/nonexistent.trace"], "No such file"),
+    (["replay", SHIPPED, "--backend", "zbudd"], "unknown backend 'zbudd'"),
+    (["replay", SHIPPED, "--compressor", "lzma"], "unknown compressor 'lzma'"),
+    (["replay", SHIPPED, "--max-pool-percent", "150"], "--max-pool-percent"),
+    (["replay", SHIPPED, "--accept-threshold-percent", "-1"], "--accept-threshold-percent"),
+    (["replay", SHIPPED, "--retries", "-1"], "--retries"),
+    (["replay", SHIPPED, "--ram", "0"], "smaller than one 4096-byte page"),
+    (["replay", SHIPPED, "--ram", "lots"], "cannot read size 'lots'"),
+    (["replay", SHIPPED, "--kernel", "5.0"], "--kernel"),
+    (["replay"], "Missing argument"),
+    (["frobnicate"], "No such command"),
+])
+def test_bad_options(args, fragment):
+    assert_one_line_error(run(*args), fragment)
+
+
+def test_corrupt_and_truncated_traces(tmp_path):
+    data = Path(SHIPPED).read_bytes()
+    truncated = tmp_path / "truncated.trace"
+    truncated.write_bytes(data[:len(data) // 2])
+    assert_one_line_error(run("replay", str(truncated)), "at byte")
+    flipped = bytearray(data)
+    flipped[len(data) // 3] ^= 0xFF
+    corrupt = tmp_path / "corrupt.trace"
+    corrupt.write_bytes(bytes(flipped))
+    assert_one_line_error(run("replay", str(corrupt)), "at byte")
+    not_a_trace = tmp_path / "text.trace"
+    not_a_trace.write_text("hello\n")
+    assert_one_line_error(run("replay", str(not_a_trace)), "at byte 0")
+
+
+def test_wrong_page_size(tmp_path):
+    path = tmp_path / "big-pages.trace"
+    with TraceWriter(path, page_size=16384) as w:
+        w.store(0, 0, bytes(16384))
+    assert_one_line_error(run("replay", str(path)), "page size 16384, expected 4096")
+
+
+def test_import_then_replay_and_info(tmp_path):
+    raw = tmp_path / "dump.raw"
+    pages = [bytes([i]) * 4096 for i in range(3)] + [bytes(range(256)) * 16]
+    raw.write_bytes(b"".join(pages))
+    trace = tmp_path / "dump.trace"
+    result = run("trace", "import", str(raw), "-o", str(trace))
+    assert result.returncode == 0 and "4 pages" in result.stdout
+    info = json.loads(run("trace", "info", str(trace), "--json").stdout)
+    assert info["events"]["store"] == 4 and info["same_filled_pages"] == 3
+    replayed = json.loads(run("replay", str(trace), "--json").stdout)
+    assert replayed["same_filled_pages"] == 3 and replayed["stored_pages"] == 4
+    bad = tmp_path / "short.raw"
+    bad.write_bytes(bytes(5000))
+    assert_one_line_error(run("trace", "import", str(bad), "-o", str(tmp_path / "x.trace")),
+                          "904 bytes left over")
+
+
+def test_verify_failure_exits_3(tmp_path, monkeypatch, capsys):
+    from zswapsim.cli import main
+    from zswapsim.zswap import Zswap
+    path = tmp_path / "t.trace"
+    with TraceWriter(path) as w:
+        w.store(0, 7, bytes(range(256)) * 16)
+        w.load(0, 7)
+    monkeypatch.setattr(Zswap, "load", lambda self, swap_type, offset: bytes(4096))
+    with pytest.raises(SystemExit) as exc:
+        main(["replay", str(path)])
+    assert exc.value.code == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "VERIFY FAILED" in err[0] and "offset 7" in err[0]

@@ -1,0 +1,113 @@
+"""Replaying traces: counters worked out by hand, verification and the
+conservation check, and the shipped trace against an independent count."""
+
+import random
+from pathlib import Path
+
+import lz4.block
+import pytest
+
+from zswapsim.replay import VerifyError, check_conservation, replay
+from zswapsim.trace import TraceReader, TraceWriter
+from zswapsim.zswap import Zswap
+
+SHIPPED = Path(__file__).resolve().parents[1] / "traces" / "python-heap.trace"
+
+
+def half_random_page(seed):
+    """lz4 + 8 header bytes lands in 24..31 chunks: two per zbud page."""
+    return random.Random(seed).randbytes(1500) + bytes(4096 - 1500)
+
+
+@pytest.fixture
+def scripted_trace(tmp_path):
+    path = tmp_path / "scripted.trace"
+    with TraceWriter(path, description="test script") as w:
+        for offset in range(22):
+            w.store(0, offset, half_random_page(offset))
+        w.load(0, 0)
+        w.load(0, 5)
+        w.invalidate_page(0, 5)
+        w.store(0, 22, half_random_page(22))
+        w.store(1, 0, bytes(4096))                # same-filled? refused: pool full
+        w.load(1, 0)
+        w.load(0, 99)                             # never stored
+    return path
+
+
+def test_scripted_trace_counters(scripted_trace):
+    # RAM 100 pages, 10 % -> limit 10, accept below 9.  Stores 0..20 fill
+    # 11 pages; store 21 finds 11 > 10: refused, shrink queued.  The load of
+    # 0 first runs the shrink: the tail page {0, 1} is written back, then 0
+    # is read from the swap device.  Load 5 hits; invalidate 5.  Store 22
+    # and the zero page on type 1 meet the hysteresis (10 pages, not < 9).
+    r = replay(scripted_trace, ram_pages=100, max_pool_percent=10)
+    assert r["events"] == 29
+    assert r["pool_limit_hit"] == 1 and r["written_back_pages"] == 2
+    assert r["reject_pool_full"] == 3 and r["same_filled_pages"] == 0
+    assert r["zswpin"] == 1 and r["load_misses"] == 2 and r["load_unknown"] == 1
+    assert r["stored_pages"] == 18                # 21 pooled - 2 written back - 1 invalidated
+    assert r["swap_writes"] == 5                  # 3 refused + 2 written back
+    assert r["swap_used_slots"] == 5 and r["live_pages"] == 23
+    assert r["pool_pages"] == 10 and r["pool_total_size"] == 40960
+    assert r["density"] == pytest.approx(18 / 10)
+
+
+def test_3_11_replay_of_same_trace(scripted_trace):
+    # Store 21 finds 11 > 10: reclaim_page writes back the tail {0, 1}, frees
+    # the page, and the store goes on into page 11's free buddy (10 pages).
+    # Load 0 misses, load 5 hits, invalidate 5 frees a buddy on {4, 5}; store
+    # 22 (10 pages: not full) takes that buddy.  Type 1 gets its own pool:
+    # the zero page is compressed (no same-filled pages in 3.11) into a new
+    # page there, 11 pages in all.
+    r = replay(scripted_trace, ram_pages=100, max_pool_percent=10, kernel="3.11")
+    assert r["pool_limit_hit"] == 1 and r["written_back_pages"] == 2
+    assert r["reject_reclaim_fail"] == 0 and r["same_filled_pages"] == 0
+    assert r["stored_pages"] == 21                # type 0: 23 - 2 - 1; type 1: 1
+    assert r["pool_pages"] == 11 and r["swap_used_slots"] == 2
+    assert r["zswpin"] == 2 and r["load_misses"] == 1 and r["load_unknown"] == 1
+    assert r["live_pages"] == 23
+
+
+def test_verify_catches_a_corrupted_load(scripted_trace, monkeypatch):
+    real_load = Zswap.load
+
+    def corrupting_load(self, swap_type, offset):
+        page = real_load(self, swap_type, offset)
+        return None if page is None else page[:-1] + bytes([page[-1] ^ 1])
+
+    monkeypatch.setattr(Zswap, "load", corrupting_load)
+    with pytest.raises(VerifyError, match="event 23: load of type 0 offset 0"):
+        replay(scripted_trace, ram_pages=100, max_pool_percent=10)
+
+
+def test_conservation_catches_lost_and_extra_pages():
+    z = Zswap()
+    page = half_random_page(1)
+    z.store(0, 1, page)
+    with pytest.raises(VerifyError, match="page lost: type 0 offset 2"):
+        check_conservation(z, {0: {1: page, 2: page}}, verify=True)
+    with pytest.raises(VerifyError, match="conservation broken"):
+        check_conservation(z, {}, verify=True)
+    with pytest.raises(VerifyError, match="page corrupted"):
+        check_conservation(z, {0: {1: half_random_page(2)}}, verify=True)
+    assert check_conservation(z, {0: {1: page}}, verify=True) == 1
+
+
+def test_shipped_trace_against_an_independent_count():
+    """Without a binding limit, every page is stored unless lz4 output does
+    not fit 4096 bytes (not counted) or needs more than 3968 - 8 bytes
+    (reject_compress_poor): count both straight from the pages."""
+    pages = [image for _op, _t, _o, image, _ts in TraceReader(SHIPPED)]
+    same = sum(p == p[:8] * 512 for p in pages)
+    lengths = [len(lz4.block.compress(p, store_size=False)) for p in pages if p != p[:8] * 512]
+    too_big = sum(n > 4096 for n in lengths)
+    poor = sum(3960 < n <= 4096 for n in lengths)
+    r = replay(SHIPPED)
+    assert r["events"] == len(pages) == 5127
+    assert r["same_filled_pages"] == same
+    assert r["reject_too_big"] == too_big
+    assert r["reject_compress_poor"] == poor
+    assert r["stored_pages"] == len(pages) - too_big - poor
+    assert r["compressed_bytes"] == sum(n for n in lengths if n <= 3960)
+    assert r["swap_writes"] == too_big + poor and r["pool_limit_hit"] == 0

@@ -1,0 +1,5 @@
+"""`python -m zswapsim` runs the command line."""
+
+from .cli import main
+
+main()
