@@ -1,0 +1,115 @@
+"""Compressors against the kernel's output and the cache's promise."""
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from zswapsim.compress import CompressionCache, get_compressor
+from zswapsim.errors import ConfigError
+from zswapsim.replay import replay
+
+FIDELITY = Path(__file__).resolve().parents[2] / "shared" / "fidelity"
+
+
+def sample_pages():
+    rng = random.Random(5)
+    text = b"zswap is a backend for frontswap that takes pages in the process of swapping out. "
+    return [bytes(4096), rng.randbytes(4096), (text * 60)[:4096],
+            rng.randbytes(1000) + bytes(3096), bytes(range(256)) * 16]
+
+
+@pytest.mark.parametrize("name", ["lz4", "lz4hc", "zstd", "zstd-1", "zstd-19", "deflate"])
+def test_round_trip(name):
+    compressor = get_compressor(name)
+    for page in sample_pages():
+        assert compressor.decompress(compressor.compress(page)) == page
+
+
+def test_lz4_is_raw_block_format():
+    import lz4.block
+    page = sample_pages()[2]
+    data = get_compressor("lz4").compress(page)
+    assert lz4.block.decompress(data, uncompressed_size=4096) == page
+    assert data != lz4.block.compress(page)       # no 4-byte size prefix
+    assert len(data) == len(lz4.block.compress(page)) - 4
+
+
+def test_deflate_is_byte_exact_with_the_kernel():
+    """zram with deflate on Linux 6.1 recorded each page's compressed length
+    (4096 = stored uncompressed, 0 = same-filled): ours must equal every one."""
+    kernel = json.loads((FIDELITY / "mix2000.kernel.json").read_text())
+    with open(FIDELITY / "mix2000.pages.zst", "rb") as f:
+        raw = zstandard.ZstdDecompressor().stream_reader(f).read()
+    deflate = get_compressor("deflate")
+    compared = 0
+    for i, length in enumerate(kernel["zram"]["deflate"]["per_page_compr_size"]):
+        if length in (0, 4096):
+            continue
+        assert len(deflate.compress(raw[i * 4096:(i + 1) * 4096])) == length, i
+        compared += 1
+    assert compared > 1400
+
+
+def test_unknown_names_list_the_known_ones():
+    for bad in ("lzma", "zstd-0", "zstd-23", "zstd-x", ""):
+        with pytest.raises(ConfigError, match="known: lz4, lz4hc, zstd"):
+            get_compressor(bad)
+
+
+class Counting:
+    name = "counting"
+
+    def __init__(self):
+        self.inner = get_compressor("lz4")
+        self.calls = 0
+
+    def compress(self, page):
+        self.calls += 1
+        return self.inner.compress(page)
+
+    def decompress(self, data, size=4096):
+        return self.inner.decompress(data, size)
+
+
+def test_cache_compresses_each_distinct_page_once_and_changes_nothing():
+    counting = Counting()
+    cache = CompressionCache(counting)
+    pages = sample_pages() * 3
+    outputs = [cache.compress(p) for p in pages]
+    assert counting.calls == len(sample_pages()) and cache.hits == len(pages) - counting.calls
+    assert outputs == [get_compressor("lz4").compress(p) for p in pages]
+    # A budget too small to keep anything still gives the same bytes.
+    tiny = CompressionCache(get_compressor("lz4"), budget_bytes=0)
+    assert [tiny.compress(p) for p in pages] == outputs
+
+
+def test_cache_does_not_change_replay_results(monkeypatch, tmp_path):
+    from zswapsim.trace import TraceWriter
+    rng = random.Random(11)
+    distinct = [rng.randbytes(rng.randrange(200, 3000)) for _ in range(60)]
+    distinct = [p + bytes(4096 - len(p)) for p in distinct]
+    path = tmp_path / "repeats.trace"
+    with TraceWriter(path) as w:                  # repeats, loads, frees, a biting limit
+        for step in range(1500):
+            offset = rng.randrange(400)
+            kind = rng.random()
+            if kind < 0.6:
+                w.store(0, offset, rng.choice(distinct))
+            elif kind < 0.9:
+                w.load(0, offset)
+            else:
+                w.invalidate_page(0, offset)
+    cached = replay(path, ram_pages=400)
+    import zswapsim.zswap
+    original = zswapsim.zswap.CompressionCache
+    monkeypatch.setattr(zswapsim.zswap, "CompressionCache",
+                        lambda compressor: original(compressor, budget_bytes=0))
+    uncached = replay(path, ram_pages=400)
+    assert uncached["compress_cache_hits"] == 0 and cached["compress_cache_hits"] > 300
+    assert cached["written_back_pages"] > 0 and cached["zswpin"] > 0
+    for key in ("compress_cache_hits", "seconds"):
+        cached.pop(key), uncached.pop(key)
+    assert cached == uncached
