@@ -225,3 +225,14 @@ def test_bad_options():
         make(backend="nope")
     with pytest.raises(ConfigError):
         make(compressor="lzma")
+
+
+def test_swap_device_slots_end_at_its_size():
+    from zswapsim.errors import Invalid
+    from zswapsim.swapdev import SwapDevice
+    device = SwapDevice(nr_slots=4)
+    device.write(0, 3, bytes(4096))
+    with pytest.raises(Invalid):
+        device.write(0, 4, bytes(4096))
+    device.discard_area(0)
+    assert device.used_slots() == 0 and device.discards == 1

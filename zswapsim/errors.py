@@ -30,10 +30,6 @@ class Invalid(KernelError):
     errno = errno.EINVAL
 
 
-class Again(KernelError):
-    errno = errno.EAGAIN
-
-
 class UserError(ZswapsimError):
     """Something the user gave us is wrong; the message is the whole story."""
 

@@ -54,6 +54,13 @@ class Memory:
         return self.totalram_pages - self.used_pages
 
 
+def same_filled_word(page):
+    """The 8-byte word a page repeats from end to end, else None: the test
+    zswap_is_page_same_filled and zram's page_same_filled make."""
+    word = page[:8]
+    return word if page == word * (len(page) // 8) else None
+
+
 _SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 

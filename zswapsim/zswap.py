@@ -41,7 +41,7 @@ import struct
 
 from .compress import PAGE_SIZE, CompressionCache, get_compressor
 from .errors import ConfigError, NoMemory, NoSpace
-from .memory import Memory, ram_pages
+from .memory import Memory, ram_pages, same_filled_word
 from .swapdev import SwapDevice
 from .zpool import create_pool
 
@@ -252,8 +252,8 @@ class Zswap:
                 self.pool_reached_full = False
 
         if self.same_filled_pages_enabled:
-            word = page[:8]
-            if page == word * (PAGE_SIZE // 8):
+            word = same_filled_word(page)
+            if word is not None:
                 self.same_filled_pages += 1
                 return ZswapEntry(0, 0, word)
 

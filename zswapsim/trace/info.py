@@ -9,6 +9,7 @@ it touches.  Pure data; the CLI renders it.
 
 import numpy as np
 
+from ..memory import same_filled_word
 from .format import INVALIDATE_AREA, OP_NAMES, STORE, TraceReader
 
 _UNSEEN, _MIXED, _SAME_FILLED, _ZERO = 0, 1, 2, 3
@@ -25,7 +26,6 @@ def trace_info(path):
     """
     reader = TraceReader(path, expect_page_size=None)
     zero_page = bytes(reader.page_size)
-    words_per_page = reader.page_size // 8
     kinds = np.zeros(1024, np.uint8)  # image id -> _UNSEEN/_MIXED/_SAME_FILLED/_ZERO
     events_by_op = np.zeros(INVALIDATE_AREA + 1, np.int64)
     zero_pages = same_filled_pages = 0
@@ -41,7 +41,7 @@ def trace_info(path):
             page = images[image_id]
             if page == zero_page:
                 kinds[image_id] = _ZERO
-            elif page == page[:8] * words_per_page:
+            elif same_filled_word(page) is not None:
                 kinds[image_id] = _SAME_FILLED
             else:
                 kinds[image_id] = _MIXED

@@ -67,7 +67,6 @@ class ZbudHeader:
 @register
 class ZbudPool(Zpool):
     name = "zbud"
-    max_alloc_size = MAX_ALLOC_SIZE
 
     def __init__(self, memory=None, evict=None):
         super().__init__(memory, evict)
