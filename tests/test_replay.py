@@ -51,6 +51,8 @@ def test_scripted_trace_counters(scripted_trace):
     assert r["swap_used_slots"] == 5 and r["live_pages"] == 23
     assert r["pool_pages"] == 10 and r["pool_total_size"] == 40960
     assert r["density"] == pytest.approx(18 / 10)
+    assert r["effective_ratio"] == pytest.approx(18 * 4096 / 40960)
+    assert r["allocator_waste_bytes"] == 40960 - r["compressed_bytes"]
 
 
 def test_3_11_replay_of_same_trace(scripted_trace):
@@ -111,3 +113,5 @@ def test_shipped_trace_against_an_independent_count():
     assert r["stored_pages"] == len(pages) - too_big - poor
     assert r["compressed_bytes"] == sum(n for n in lengths if n <= 3960)
     assert r["swap_writes"] == too_big + poor and r["pool_limit_hit"] == 0
+    pooled = r["stored_pages"] - same
+    assert r["effective_ratio"] == pytest.approx(pooled * 4096 / r["pool_total_size"])
