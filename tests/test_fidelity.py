@@ -4,8 +4,9 @@
 for them.  The Python lz4 binding is newer than the kernel's, so these tests
 feed the kernel's own lz4 output lengths (kernel_lz4_len.max_out_4096, 0 for
 "did not fit in 4096 bytes") through a compressor that replays them; the
-rest of the path (same-filled detection, the buffer rule, the 8-byte header,
-zbud's chunks and lists, the pool-size accounting) is ours and must land on
+rest of the path (same-filled detection, the buffer rule, the 8-byte header
+for zbud and none for zsmalloc, the allocators' layouts, the pool-size
+accounting) is ours and must land on
 the kernel's numbers exactly.
 """
 
@@ -50,12 +51,13 @@ class KernelLz4Lengths(Compressor):
         return bytes(self.length_of[page])
 
 
+@pytest.mark.parametrize("backend", ["zbud", "zsmalloc"])
 @pytest.mark.parametrize("name", SETS)
-def test_zswap_zbud_lz4_matches_linux_6_1(name):
+def test_zswap_lz4_matches_linux_6_1(name, backend):
     kernel, pages = load_set(name)
-    expected = kernel["zswap"]["zbud"]["lz4"]
+    expected = kernel["zswap"][backend]["lz4"]
     totalram = expected["mem_total_kb"] // 4
-    z = Zswap(backend="zbud",
+    z = Zswap(backend=backend,
               compressor=KernelLz4Lengths(pages, kernel["kernel_lz4_len"]["max_out_4096"]),
               memory=Memory(totalram), max_pool_percent=expected["max_pool_percent"])
     for offset, page in enumerate(pages, start=1):   # swap slots 1..N in page order
