@@ -33,7 +33,7 @@ def cli():
 
 @cli.command("replay")
 @click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
-@click.option("--backend", default="zbud", show_default=True, help="zpool allocator.")
+@click.option("--backend", default="zbud", show_default=True, help="zpool allocator: zbud or zsmalloc.")
 @click.option("--compressor", default="lz4", show_default=True,
               help="lz4, lz4hc, zstd, zstd-N or deflate.")
 @click.option("--ram", default="4G", show_default=True,
