@@ -25,7 +25,7 @@ location), so the allocator knows each object's zspage and index.
 import errno
 from collections import OrderedDict
 
-from ..errors import Invalid
+from ..errors import Invalid, NoMemory
 from ..memory import PAGE_SIZE
 from .base import Zpool, register
 
@@ -176,7 +176,7 @@ class ZsmallocPool(Zpool):
         try:
             for _ in range(size_class.pages_per_zspage):
                 pfns.append(self.memory.alloc_page())
-        except Exception:
+        except NoMemory:
             for pfn in pfns:
                 self.memory.free_page(pfn)
             raise
