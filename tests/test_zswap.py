@@ -236,3 +236,28 @@ def test_swap_device_slots_end_at_its_size():
         device.write(0, 4, bytes(4096))
     device.discard_area(0)
     assert device.used_slots() == 0 and device.discards == 1
+
+
+def test_zsmalloc_writes_back_only_from_6_3():
+    # Each page compresses to 1533 bytes of lz4.  6.1: no header, 1533 + 8 =
+    # 1541 -> class 1552, merged up to 1632 (2 pages, 5 objects).  6.3: the
+    # zswap header too, 1549 -> class 1552 with chain 8 (8 pages hold 21).
+    assert {len(lz4.block.compress(half_random_page(i), store_size=False))
+            for i in range(30)} == {1533}
+    z = make(backend="zsmalloc")                  # limit 10 pages, accept below 9
+    stored, _ = fill(z, 26)                       # 5 full zspages, then an 11th/12th page
+    assert all(stored) and z.pool_pages() == 12
+    assert z.store(0, 26, half_random_page(26)) is False   # full: shrink queued
+    assert z.store(0, 27, half_random_page(27)) is False   # shrink: no evict op
+    assert z.reject_reclaim_fail == 1 and z.written_back_pages == 0
+    assert z.counters()["reclaim_einval"] == 1
+
+    z = make(backend="zsmalloc", kernel="6.3")
+    stored, pages = fill(z, 22)                   # 21 in the first zspage, 1 in a second
+    assert all(stored) and z.pool_pages() == 16
+    assert z.store(0, 22, half_random_page(22)) is False   # full: shrink queued
+    # The shrink evicts the LRU-tail zspage's 21 objects; 8 pages < 9 accepts again.
+    assert z.store(0, 23, half_random_page(23)) is True
+    assert z.written_back_pages == 21 and z.pool_pages() == 8
+    assert z.where(0, 0) == "swap" and z.load(0, 20) == pages[20]
+    assert z.where(0, 21) == "pool" and z.where(0, 23) == "pool"

@@ -1,7 +1,7 @@
 """The swap-out path with zswap in front of a swap device, as frontswap drove
 it: store / load / invalidate_page / invalidate_area on (swap type, offset).
 
-Two kernels are modelled, chosen by `kernel`:
+Three kernels are modelled, chosen by `kernel`:
 
 6.1 (default).  frontswap invalidates an offset it already holds before it
 calls store, so zswap itself never sees a duplicate (duplicate_entry stays
@@ -17,7 +17,13 @@ counted in stored_pages).  The page is compressed into a PAGE_SIZE buffer:
 output that does not fit is refused with no counter at all.  zbud and
 z3fold allocations carry an 8-byte zswap_header (the swap entry, which lets
 writeback find the tree entry) in front of the compressed bytes; zsmalloc's
-do not, since it is not evictable in 6.1.
+do not, since it is not evictable in 6.1 (its zpool has no shrink, so the
+shrink work fails with -EINVAL).  xvmalloc, which zswap never had, is given
+the header and its documented LRU reclaim.
+
+6.3.  The 6.1 store path with 6.3's zsmalloc: evictable through its zspage
+LRU (so its allocations carry the header too) and chains of
+CONFIG_ZSMALLOC_CHAIN_SIZE = 8 pages.
 
 3.11.  One pool per swap type; a store that finds the pool full counts
 pool_limit_hit and runs reclaim_page(retries) on the spot: failure counts
@@ -45,11 +51,16 @@ from .memory import Memory, ram_pages, same_filled_word
 from .swapdev import SwapDevice
 from .zpool import create_pool
 
-KERNELS = ("6.1", "3.11")
+KERNELS = ("6.1", "6.3", "3.11")
 ZSWAP_HEADER = struct.Struct("<Q")        # struct zswap_header { swp_entry_t }
 SWP_TYPE_SHIFT = 58                       # our swp_entry_t: type above offset
 SWP_OFFSET_MASK = (1 << SWP_TYPE_SHIFT) - 1
-EVICTABLE = ("zbud", "z3fold")            # pools with evict ops in 6.1
+# Pools whose zpool driver has a shrink op, by kernel.  3.11's zswap was
+# built on zbud alone; any allocator put under it gets the same contract.
+EVICTABLE = {"6.1": ("zbud", "z3fold", "xvmalloc"),
+             "6.3": ("zbud", "z3fold", "xvmalloc", "zsmalloc"),
+             "3.11": ("zbud", "z3fold", "xvmalloc", "zsmalloc")}
+POOL_DEFAULTS = {("zsmalloc", "6.3"): {"chain_size": 8}}
 
 # The debugfs counters, in the order the kernel's directory lists them.
 DEBUGFS_COUNTERS = ("pool_limit_hit", "reject_reclaim_fail", "reject_alloc_fail",
@@ -71,7 +82,7 @@ class Zswap:
 
     def __init__(self, backend="zbud", compressor="lz4", memory=None, swapdev=None,
                  max_pool_percent=20, accept_threshold_percent=90, retries=8,
-                 kernel="6.1", same_filled_pages_enabled=None):
+                 kernel="6.1", same_filled_pages_enabled=None, pool_options=None):
         if kernel not in KERNELS:
             raise ConfigError(f"unknown kernel '{kernel}'; known: {', '.join(KERNELS)}")
         if not 0 <= max_pool_percent <= 100:
@@ -93,8 +104,10 @@ class Zswap:
         self.retries = retries
         self.same_filled_pages_enabled = (kernel != "3.11") if same_filled_pages_enabled is None \
             else same_filled_pages_enabled
-        self.header_len = ZSWAP_HEADER.size if (kernel == "3.11" or backend in EVICTABLE) else 0
-        self.compress_buffer = PAGE_SIZE if kernel == "6.1" else 2 * PAGE_SIZE
+        self.evictable = backend in EVICTABLE[kernel]
+        self.pool_options = {**POOL_DEFAULTS.get((backend, kernel), {}), **(pool_options or {})}
+        self.header_len = ZSWAP_HEADER.size if self.evictable else 0
+        self.compress_buffer = 2 * PAGE_SIZE if kernel == "3.11" else PAGE_SIZE
 
         self.trees = {}             # swap type -> {offset: ZswapEntry}
         self.pools = {}             # swap type -> pool (3.11), or {None: pool} (6.1)
@@ -126,16 +139,17 @@ class Zswap:
         self.shrink_runs = 0
         self.reclaim_results = {}   # reclaim_page return value -> count
 
-        if kernel == "6.1":
+        if kernel != "3.11":
             self.pools[None] = self._new_pool()
 
     # -- pools and accounting --------------------------------------------
 
     def _new_pool(self):
-        return create_pool(self.backend, memory=self.memory, evict=self._writeback)
+        return create_pool(self.backend, memory=self.memory,
+                           evict=self._writeback if self.evictable else None, **self.pool_options)
 
     def pool_for(self, swap_type):
-        if self.kernel == "6.1":
+        if self.kernel != "3.11":
             return self.pools[None]
         pool = self.pools.get(swap_type)
         if pool is None:
@@ -212,7 +226,7 @@ class Zswap:
         tree = self.trees.setdefault(swap_type, {})
         if offset in tree:
             self.duplicate_stores += 1
-            if self.kernel == "6.1":
+            if self.kernel != "3.11":
                 self._drop(swap_type, offset)       # frontswap's invalidate first
         entry = self._zswap_store(swap_type, offset, page)
         if entry is None:
