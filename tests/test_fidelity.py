@@ -1,11 +1,11 @@
-"""zswap over zbud against what Linux 6.1 reported for the same pages.
+"""zswap over each allocator against what Linux 6.1 reported for the same pages.
 
 ../shared/fidelity holds page sets and the real kernel's debugfs counters
 for them.  The Python lz4 binding is newer than the kernel's, so these tests
 feed the kernel's own lz4 output lengths (kernel_lz4_len.max_out_4096, 0 for
 "did not fit in 4096 bytes") through a compressor that replays them; the
 rest of the path (same-filled detection, the buffer rule, the 8-byte header
-for zbud and none for zsmalloc, the allocators' layouts, the pool-size
+for zbud and z3fold and none for zsmalloc, the allocators' layouts, the pool-size
 accounting) is ours and must land on
 the kernel's numbers exactly.
 """
@@ -51,7 +51,7 @@ class KernelLz4Lengths(Compressor):
         return bytes(self.length_of[page])
 
 
-@pytest.mark.parametrize("backend", ["zbud", "zsmalloc"])
+@pytest.mark.parametrize("backend", ["zbud", "z3fold", "zsmalloc"])
 @pytest.mark.parametrize("name", SETS)
 def test_zswap_lz4_matches_linux_6_1(name, backend):
     kernel, pages = load_set(name)
@@ -77,6 +77,24 @@ def test_zbud_alone_on_kernel_lengths(name):
     kernel, pages = load_set(name)
     expected = kernel["zswap"]["zbud"]["lz4"]
     pool = create_pool("zbud")
+    poor = 0
+    for page, length in zip(pages, kernel["kernel_lz4_len"]["max_out_4096"]):
+        if page == page[:8] * 512 or length == 0:
+            continue
+        try:
+            pool.malloc(length + 8)
+        except NoSpace:
+            poor += 1
+    assert pool.total_size() == expected["pool_total_size"]
+    assert poor == expected["reject_compress_poor"]
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_z3fold_alone_on_kernel_lengths(name):
+    """z3fold by itself: lengths + 8, headless pages above 3904 B."""
+    kernel, pages = load_set(name)
+    expected = kernel["zswap"]["z3fold"]["lz4"]
+    pool = create_pool("z3fold")
     poor = 0
     for page, length in zip(pages, kernel["kernel_lz4_len"]["max_out_4096"]):
         if page == page[:8] * 512 or length == 0:

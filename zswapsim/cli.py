@@ -14,7 +14,7 @@ from .memory import ram_pages
 from .replay import VerifyError, replay
 from .trace import trace_info
 from .trace.importer import import_raw
-from .zswap import DEBUGFS_COUNTERS, KERNELS
+from .zswap import CLASS_COUNTS, DEBUGFS_COUNTERS, KERNELS
 
 DERIVED = ("density", "effective_ratio", "allocator_waste_bytes", "allocator_waste_percent")
 ACTIVITY = ("stores", "zswpout", "duplicate_stores", "reject_pool_full", "reject_too_big",
@@ -33,7 +33,8 @@ def cli():
 
 @cli.command("replay")
 @click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
-@click.option("--backend", default="zbud", show_default=True, help="zpool allocator: zbud or zsmalloc.")
+@click.option("--backend", default="zbud", show_default=True,
+              help="zpool allocator: zbud, z3fold, zsmalloc or xvmalloc.")
 @click.option("--compressor", default="lz4", show_default=True,
               help="lz4, lz4hc, zstd, zstd-N or deflate.")
 @click.option("--ram", default="4G", show_default=True,
@@ -46,16 +47,25 @@ def cli():
               help="LRU pages reclaim_page tries before -EAGAIN.")
 @click.option("--kernel", type=click.Choice(KERNELS), default="6.1", show_default=True,
               help="Which kernel's zswap store path to follow.")
+@click.option("--chain-size", type=click.IntRange(4, 16), default=None,
+              help="zsmalloc pages per zspage at most (CONFIG_ZSMALLOC_CHAIN_SIZE); "
+                   "default 4, or 8 with --kernel 6.3.")
+@click.option("--classes", is_flag=True, help="Also print zsmalloc's debugfs classes table.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="Check every load and the final pool contents against the trace.")
 def replay_cmd(trace_path, backend, compressor, ram, max_pool_percent,
-               accept_threshold_percent, retries, kernel, as_json, verify):
+               accept_threshold_percent, retries, kernel, chain_size, classes, as_json, verify):
     """Replay TRACE through zswap and print the kernel's counters."""
+    pool_options = None
+    if chain_size is not None:
+        if backend != "zsmalloc":
+            raise click.UsageError("--chain-size applies to --backend zsmalloc only")
+        pool_options = {"chain_size": chain_size}
     result = replay(trace_path, backend=backend, compressor=compressor, ram_pages=ram_pages(ram),
                     max_pool_percent=max_pool_percent,
                     accept_threshold_percent=accept_threshold_percent, retries=retries,
-                    kernel=kernel, verify=verify)
+                    kernel=kernel, verify=verify, pool_options=pool_options, classes=classes)
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return
@@ -66,6 +76,8 @@ def replay_cmd(trace_path, backend, compressor, ram, max_pool_percent,
     _table("zswap debugfs", result, DEBUGFS_COUNTERS)
     _table("activity", result, ACTIVITY)
     _table("derived", result, DERIVED)
+    if classes:
+        _classes_table(result["classes"])
     if verify:
         click.echo(f"\nverified: every load matched; {result['live_pages']} live pages all "
                    "accounted for (pool or swap device)")
@@ -80,6 +92,20 @@ def _table(title, values, names):
         elif value is None:
             value = "-"
         click.echo(f"  {name:<26} {value:>14}")
+
+
+def _classes_table(rows):
+    """Laid out as zsmalloc's debugfs `classes` file, Total line included."""
+    columns = (("class", 5), ("size", 5), ("almost_full", 11), ("almost_empty", 12),
+               ("obj_allocated", 13), ("obj_used", 10), ("pages_used", 10),
+               ("pages_per_zspage", 16), ("freeable", 8))
+    click.echo("\nzsmalloc classes")
+    click.echo(" " + " ".join(f"{name:>{width}}" for name, width in columns))
+    for row in rows:
+        click.echo(" " + " ".join(f"{row[name]:>{width}}" for name, width in columns))
+    totals = {name: sum(row[name] for row in rows) for name in CLASS_COUNTS}
+    totals.update({"class": "Total", "size": "", "pages_per_zspage": ""})
+    click.echo("\n " + " ".join(f"{totals[name]:>{width}}" for name, width in columns))
 
 
 @cli.group("trace")

@@ -10,7 +10,7 @@ nothing else is.
 
 import time
 
-from .errors import ZswapsimError
+from .errors import ConfigError, ZswapsimError
 from .memory import Memory
 from .stats import derived
 from .swapdev import SwapDevice
@@ -24,13 +24,16 @@ class VerifyError(ZswapsimError):
 
 def replay(trace_path, backend="zbud", compressor="lz4", ram_pages=1 << 20,
            max_pool_percent=20, accept_threshold_percent=90, retries=8, kernel="6.1",
-           verify=True):
-    """Replay a trace file; returns a dict of settings, counters and figures."""
-    reader = TraceReader(trace_path)
+           verify=True, pool_options=None, classes=False):
+    """Replay a trace file; returns a dict of settings, counters and figures,
+    and with `classes` the zsmalloc class table at the end."""
     zswap = Zswap(backend=backend, compressor=compressor, memory=Memory(ram_pages),
                   swapdev=SwapDevice(), max_pool_percent=max_pool_percent,
                   accept_threshold_percent=accept_threshold_percent, retries=retries,
-                  kernel=kernel)
+                  kernel=kernel, pool_options=pool_options)
+    if classes and not zswap.has_class_stats():
+        raise ConfigError(f"--classes needs a backend with size classes (zsmalloc), not {backend}")
+    reader = TraceReader(trace_path)
     live = {}           # swap type -> {offset: expected page image}
     events = 0
     started = time.perf_counter()
@@ -56,13 +59,15 @@ def replay(trace_path, backend="zbud", compressor="lz4", ram_pages=1 << 20,
     counts = zswap.counters()
     result = {
         "trace": str(trace_path), "backend": backend, "compressor": zswap.compressor.name,
-        "kernel": kernel, "ram_pages": ram_pages, "max_pool_percent": max_pool_percent,
+        "kernel": kernel, "pool_options": zswap.pool_options, "ram_pages": ram_pages, "max_pool_percent": max_pool_percent,
         "accept_threshold_percent": accept_threshold_percent, "retries": retries,
         "events": events, "live_pages": live_pages, "verified": verify,
         "seconds": round(elapsed, 3),
     }
     result.update(counts)
     result.update(derived(counts))
+    if classes:
+        result["classes"] = zswap.class_stats()
     return result
 
 

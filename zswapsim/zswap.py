@@ -62,6 +62,9 @@ EVICTABLE = {"6.1": ("zbud", "z3fold", "xvmalloc"),
              "3.11": ("zbud", "z3fold", "xvmalloc", "zsmalloc")}
 POOL_DEFAULTS = {("zsmalloc", "6.3"): {"chain_size": 8}}
 
+CLASS_COUNTS = ("almost_full", "almost_empty", "obj_allocated", "obj_used", "pages_used",
+                "freeable")
+
 # The debugfs counters, in the order the kernel's directory lists them.
 DEBUGFS_COUNTERS = ("pool_limit_hit", "reject_reclaim_fail", "reject_alloc_fail",
                     "reject_kmemcache_fail", "reject_compress_poor", "written_back_pages",
@@ -357,6 +360,21 @@ class Zswap:
         return 0
 
     # -- reports ---------------------------------------------------------
+
+    def has_class_stats(self):
+        return self.backend == "zsmalloc"
+
+    def class_stats(self):
+        """zsmalloc's debugfs `classes` rows, summed over the pools (3.11
+        keeps one per swap type)."""
+        pools = list(self.pools.values()) or [create_pool(self.backend, **self.pool_options)]
+        rows = {}
+        for pool in pools:
+            for row in pool.class_stats():
+                total = rows.setdefault(row["class"], dict(row, **{k: 0 for k in CLASS_COUNTS}))
+                for key in CLASS_COUNTS:
+                    total[key] += row[key]
+        return list(rows.values())
 
     def where(self, swap_type, offset):
         """'pool' or 'swap' for the copy the next load would find, else None."""
