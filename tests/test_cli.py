@@ -45,7 +45,7 @@ def test_replay_table_is_readable():
     assert "pool_total_size" in result.stdout and "verified:" in result.stdout
 
 
-@pytest.mark.parametrize("backend", ["zbud", "z3fold", "zsmalloc"])
+@pytest.mark.parametrize("backend", ["zbud", "z3fold", "zsmalloc", "xvmalloc"])
 @pytest.mark.parametrize("kernel", ["6.1", "6.3"])
 def test_every_backend_replays_and_loses_nothing(backend, kernel):
     result = run("replay", SHIPPED, "--ram", "32M", "--backend", backend, "--kernel", kernel,

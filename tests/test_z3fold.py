@@ -23,6 +23,8 @@ from zswapsim.zpool.z3fold import (FIRST, HEADLESS, LAST, MIDDLE, NCHUNKS, ZHDR_
                                    Z3foldHeader, size_to_chunks)
 from zswapsim.zswap import Zswap
 
+from evictors import Evictor
+
 
 def chunks(n):
     """A size that needs exactly n chunks (the largest such size)."""
@@ -330,20 +332,6 @@ def test_free_releases_an_empty_page():
 
 
 # -- reclaim ----------------------------------------------------------------
-
-class Evictor:
-    """An evict callback that records its calls and frees what it may."""
-
-    def __init__(self, refuse=()):
-        self.refuse = set(refuse)
-        self.calls = []
-
-    def __call__(self, pool, handle):
-        self.calls.append(handle)
-        if handle in self.refuse:
-            return -errno.EEXIST
-        pool.free(handle)
-        return 0
 
 
 def test_reclaim_einval_paths():

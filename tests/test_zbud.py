@@ -15,6 +15,8 @@ from zswapsim.memory import Memory
 from zswapsim.zpool import create_pool
 from zswapsim.zpool.zbud import size_to_chunks
 
+from evictors import Evictor
+
 
 def chunks(n):
     """A size that needs exactly n chunks (the largest such size)."""
@@ -119,21 +121,6 @@ def test_malloc_reports_enomem_when_ram_is_spent():
     pool.malloc(chunks(40))
     with pytest.raises(NoMemory):
         pool.malloc(chunks(40))
-
-
-class Evictor:
-    """An evict callback that records its calls and frees what it may."""
-
-    def __init__(self, refuse=()):
-        self.refuse = set(refuse)
-        self.calls = []
-
-    def __call__(self, pool, handle):
-        self.calls.append(handle)
-        if handle in self.refuse:
-            return -errno.EEXIST
-        pool.free(handle)
-        return 0
 
 
 def test_reclaim_einval_paths():

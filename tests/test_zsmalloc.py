@@ -16,6 +16,8 @@ from zswapsim.memory import Memory
 from zswapsim.zpool import create_pool
 from zswapsim.zpool.zsmalloc import class_index, pages_per_zspage_6_1
 
+from evictors import Evictor
+
 FIDELITY = Path(__file__).resolve().parents[2] / "shared" / "fidelity"
 
 
@@ -248,25 +250,10 @@ def test_compaction_needs_a_whole_zspage_of_holes():
 
 # -- reclaim (6.2-6.4) ---------------------------------------------------
 
-class Recorder:
-    """An evict callback that frees what it is asked to, except handles in
-    `refuse`, and records the order of the calls."""
-
-    def __init__(self, refuse=()):
-        self.calls = []
-        self.refuse = set(refuse)
-
-    def __call__(self, pool, handle):
-        self.calls.append(handle)
-        if handle in self.refuse:
-            return -errno.EEXIST
-        pool.free(handle)
-        return 0
-
 
 def test_reclaim_return_paths():
     assert create_pool("zsmalloc").reclaim_page(8) == -errno.EINVAL       # no evict op
-    pool = create_pool("zsmalloc", evict=Recorder())
+    pool = create_pool("zsmalloc", evict=Evictor())
     assert pool.reclaim_page(8) == -errno.EINVAL                           # empty LRU
     pool.malloc(100)
     assert pool.reclaim_page(0) == -errno.EAGAIN      # the kernel's loop never runs
@@ -275,7 +262,7 @@ def test_reclaim_return_paths():
 
 
 def test_lru_follows_allocations():
-    pool = create_pool("zsmalloc", evict=Recorder())
+    pool = create_pool("zsmalloc", evict=Evictor())
     a = pool.malloc(100)            # class 112
     b = pool.malloc(500)            # class 512
     c = pool.malloc(1000)           # class 1008
@@ -286,25 +273,25 @@ def test_lru_follows_allocations():
 
 
 def test_reclaim_evicts_the_tail_zspage_in_index_order():
-    recorder = Recorder()
-    pool = create_pool("zsmalloc", evict=recorder)
+    evictor = Evictor()
+    pool = create_pool("zsmalloc", evict=evictor)
     old = [pool.malloc(3256) for _ in range(5)]
     new = pool.malloc(100)
     pool.free(old[1])
     assert pool.reclaim_page(8) == 0
-    assert recorder.calls == [old[0], old[2], old[3], old[4]]
+    assert evictor.calls == [old[0], old[2], old[3], old[4]]
     assert pool.total_pages() == 2 and pool.lru_zspages() == [pool.handles[new][0]]
 
 
 def test_failed_reclaim_puts_the_zspage_back_and_gives_up_after_retries():
-    recorder = Recorder()
-    pool = create_pool("zsmalloc", evict=recorder)
+    evictor = Evictor()
+    pool = create_pool("zsmalloc", evict=evictor)
     first = [pool.malloc(3256) for _ in range(5)]       # zspage A (LRU tail)
     second = [pool.malloc(1000) for _ in range(2)]      # zspage B
-    recorder.refuse = {first[2], second[0]}
+    evictor.refuse = {first[2], second[0]}
     assert pool.reclaim_page(2) == -errno.EAGAIN
     # A: evict 0 and 1, stop at 2.  Then B (now the tail): stop at its 0.
-    assert recorder.calls == [first[0], first[1], first[2], second[0]]
+    assert evictor.calls == [first[0], first[1], first[2], second[0]]
     za, zb = pool.handles[first[2]][0], pool.handles[second[0]][0]
     assert pool.lru_zspages() == [zb, za]               # each went back to the head
     assert pool.reclaim_pages_scanned == 2

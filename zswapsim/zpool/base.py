@@ -9,7 +9,7 @@ exception (NoSpace, NoMemory, Invalid); reclaim_page returns 0 or -errno,
 as the kernel function does, because its callers branch on the value.
 """
 
-from ..errors import ConfigError
+from ..errors import ConfigError, Invalid
 from ..memory import PAGE_SIZE, Memory
 
 
@@ -35,9 +35,18 @@ class Zpool:
         raise NotImplementedError
 
     def write(self, handle, data):
-        raise NotImplementedError
+        frame, offset, size = self._extent(handle)
+        if len(data) > size:
+            raise Invalid(f"write of {len(data)} bytes into a {size}-byte object")
+        frame[offset:offset + len(data)] = data
 
     def read(self, handle):
+        frame, offset, size = self._extent(handle)
+        return bytes(frame[offset:offset + size])
+
+    def _extent(self, handle):
+        """(frame, byte offset, size) of a live object that lies in one page;
+        pools whose objects span pages override write and read instead."""
         raise NotImplementedError
 
     def reclaim_page(self, retries):

@@ -323,17 +323,9 @@ class Z3foldPool(Zpool):
         else:
             self._do_compact_page(zhdr)
 
-    def write(self, handle, data):
+    def _extent(self, handle):
         obj = self._object(handle)
-        if len(data) > obj.size:
-            raise Invalid(f"write of {len(data)} bytes into a {obj.size}-byte object")
-        offset = obj.zhdr.offset(obj.bud)
-        self.memory.frames[obj.zhdr.pfn][offset:offset + len(data)] = data
-
-    def read(self, handle):
-        obj = self._object(handle)
-        offset = obj.zhdr.offset(obj.bud)
-        return bytes(self.memory.frames[obj.zhdr.pfn][offset:offset + obj.size])
+        return self.memory.frames[obj.zhdr.pfn], obj.zhdr.offset(obj.bud), obj.size
 
     def reclaim_page(self, retries):
         self.reclaim_calls += 1

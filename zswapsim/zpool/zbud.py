@@ -159,7 +159,7 @@ class ZbudPool(Zpool):
         else:
             self._list_add(zhdr, self.unbuddied[zhdr.num_free_chunks()])
 
-    def _object(self, handle):
+    def _extent(self, handle):
         """(frame, offset, size) of a live object."""
         zhdr = self._header(handle)
         offset = handle & PAGE_MASK
@@ -170,16 +170,6 @@ class ZbudPool(Zpool):
         else:
             raise Invalid(f"handle {handle:#x} names no live buddy")
         return self.memory.frames[zhdr.pfn], offset, size
-
-    def write(self, handle, data):
-        frame, offset, size = self._object(handle)
-        if len(data) > size:
-            raise Invalid(f"write of {len(data)} bytes into a {size}-byte object")
-        frame[offset:offset + len(data)] = data
-
-    def read(self, handle):
-        frame, offset, size = self._object(handle)
-        return bytes(frame[offset:offset + size])
 
     def reclaim_page(self, retries):
         self.reclaim_calls += 1
