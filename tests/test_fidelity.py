@@ -105,3 +105,27 @@ def test_z3fold_alone_on_kernel_lengths(name):
             poor += 1
     assert pool.total_size() == expected["pool_total_size"]
     assert poor == expected["reject_compress_poor"]
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_zsmalloc_zstd_pool_from_zram_lengths(name):
+    """zswap over zsmalloc with zstd.  zram's per-page sizes give the
+    kernel's zstd length of every page below huge_class_size (3257); a page
+    zram stored whole (4096) compressed to 3257 bytes or more, which in
+    zswap means the huge class (one page) if it fit the 4096-byte buffer and
+    the swap device if not.  Those that fit are the stored pages left over;
+    the rest must be exactly the kernel's pswpout, and the pool its size."""
+    kernel = json.loads((FIDELITY / f"{name}.kernel.json").read_text())
+    expected = kernel["zswap"]["zsmalloc"]["zstd"]
+    pool = create_pool("zsmalloc")
+    compressible = huge = 0
+    for length in kernel["zram"]["zstd"]["per_page_compr_size"]:
+        if length == 4096:
+            huge += 1
+        elif length:
+            pool.malloc(length)
+            compressible += 1
+    huge_fitting = expected["stored_pages"] - expected["same_filled_pages"] - compressible
+    assert 0 <= huge_fitting <= huge
+    assert huge - huge_fitting == expected["pswpout"]
+    assert pool.total_size() + huge_fitting * 4096 == expected["pool_total_size"]
