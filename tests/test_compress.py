@@ -103,9 +103,9 @@ def test_cache_does_not_change_replay_results(monkeypatch, tmp_path):
             else:
                 w.invalidate_page(0, offset)
     cached = replay(path, ram_pages=400)
-    import zswapsim.zswap
-    original = zswapsim.zswap.CompressionCache
-    monkeypatch.setattr(zswapsim.zswap, "CompressionCache",
+    import zswapsim.replay
+    original = zswapsim.replay.CompressionCache
+    monkeypatch.setattr(zswapsim.replay, "CompressionCache",
                         lambda compressor: original(compressor, budget_bytes=0))
     uncached = replay(path, ram_pages=400)
     assert uncached["compress_cache_hits"] == 0 and cached["compress_cache_hits"] > 300

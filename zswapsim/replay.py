@@ -1,21 +1,33 @@
-"""Drive a trace through a configured zswap and account for every page.
+"""Drive a trace through one or more configured zswaps and account for
+every page.
 
 The replayer plays the swap core: each trace event becomes the frontswap
-call the kernel would make.  With verification on, every load is checked
-against the page image the trace says the offset holds, and at the end a
-conservation check proves nothing was lost: each offset still live in the
-trace is in the pool or on the swap device with the right bytes, and
-nothing else is.
+call the kernel would make.  Several configurations ("lanes") can ride one
+pass over the trace, each with its own Zswap, RAM and swap device; lanes
+with the same compressor share one compression cache, so each distinct page
+is compressed once per compressor however many allocators it feeds.  Lanes
+never see each other otherwise, so a lane's result is exactly what a replay
+of that configuration alone gives.
+
+With verification on, every load is checked against the page image the
+trace says the offset holds, and at the end a conservation check proves
+nothing was lost: each offset still live in the trace is in the pool or on
+the swap device with the right bytes, and nothing else is.
 """
 
 import time
 
+from .compress import CompressionCache, get_compressor
 from .errors import ConfigError, ZswapsimError
 from .memory import Memory
 from .stats import derived
 from .swapdev import SwapDevice
 from .trace import INVALIDATE_AREA, INVALIDATE_PAGE, LOAD, STORE, TraceReader
 from .zswap import Zswap
+
+DEFAULTS = {"backend": "zbud", "compressor": "lz4", "ram_pages": 1 << 20,
+            "max_pool_percent": 20, "accept_threshold_percent": 90, "retries": 8,
+            "kernel": "6.1", "pool_options": None}
 
 
 class VerifyError(ZswapsimError):
@@ -24,51 +36,101 @@ class VerifyError(ZswapsimError):
 
 def replay(trace_path, backend="zbud", compressor="lz4", ram_pages=1 << 20,
            max_pool_percent=20, accept_threshold_percent=90, retries=8, kernel="6.1",
-           verify=True, pool_options=None, classes=False):
+           verify=True, pool_options=None, classes=False, progress=None):
     """Replay a trace file; returns a dict of settings, counters and figures,
     and with `classes` the zsmalloc class table at the end."""
-    zswap = Zswap(backend=backend, compressor=compressor, memory=Memory(ram_pages),
-                  swapdev=SwapDevice(), max_pool_percent=max_pool_percent,
+    config = dict(backend=backend, compressor=compressor, ram_pages=ram_pages,
+                  max_pool_percent=max_pool_percent,
                   accept_threshold_percent=accept_threshold_percent, retries=retries,
                   kernel=kernel, pool_options=pool_options)
-    if classes and not zswap.has_class_stats():
-        raise ConfigError(f"--classes needs a backend with size classes (zsmalloc), not {backend}")
+    return replay_lanes(trace_path, [config], verify=verify, classes=classes,
+                        progress=progress)[0]
+
+
+def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
+                 timeline_points=0):
+    """One pass over the trace for every configuration in `configs` (dicts
+    of replay()'s settings; missing keys take the defaults).  Returns one
+    result dict per configuration, in order.  `progress(events)` is called
+    now and then with the events done; `timeline_points` > 0 adds to each
+    result a "timeline" of (event, pool pages) samples about that many long."""
+    configs = [{**DEFAULTS, **config} for config in configs]
+    caches = {}
+    lanes = []
+    for config in configs:
+        name = config["compressor"]
+        if name not in caches:
+            caches[name] = CompressionCache(get_compressor(name) if isinstance(name, str) else name)
+        zswap = Zswap(backend=config["backend"], compressor=caches[name],
+                      memory=Memory(config["ram_pages"]), swapdev=SwapDevice(),
+                      max_pool_percent=config["max_pool_percent"],
+                      accept_threshold_percent=config["accept_threshold_percent"],
+                      retries=config["retries"], kernel=config["kernel"],
+                      pool_options=config["pool_options"])
+        if classes and not zswap.has_class_stats():
+            raise ConfigError("--classes needs a backend with size classes (zsmalloc), "
+                              f"not {config['backend']}")
+        lanes.append(zswap)
+
     reader = TraceReader(trace_path)
+    sample_every = 0
+    if timeline_points:
+        sample_every = max(1, (reader.event_count() or 1) // timeline_points)
+    timelines = [[] for _ in lanes]
     live = {}           # swap type -> {offset: expected page image}
     events = 0
     started = time.perf_counter()
     for op, swap_type, offset, image, _ts in reader:
         events += 1
         if op == STORE:
-            zswap.store(swap_type, offset, image)
+            for zswap in lanes:
+                zswap.store(swap_type, offset, image)
             live.setdefault(swap_type, {})[offset] = image
         elif op == LOAD:
-            page = zswap.load(swap_type, offset)
-            if verify and page != image:
-                raise VerifyError(_mismatch(events, swap_type, offset, page, image))
+            for zswap in lanes:
+                page = zswap.load(swap_type, offset)
+                if verify and page != image:
+                    raise VerifyError(_mismatch(events, swap_type, offset, page, image))
         elif op == INVALIDATE_PAGE:
-            zswap.invalidate_page(swap_type, offset)
+            for zswap in lanes:
+                zswap.invalidate_page(swap_type, offset)
             live.get(swap_type, {}).pop(offset, None)
         elif op == INVALIDATE_AREA:
-            zswap.invalidate_area(swap_type)
+            for zswap in lanes:
+                zswap.invalidate_area(swap_type)
             live.pop(swap_type, None)
-    zswap.run_pending_work()
+        if sample_every and events % sample_every == 0:
+            for zswap, timeline in zip(lanes, timelines):
+                timeline.append((events, zswap.pool_pages()))
+        if progress is not None and events % 256 == 0:
+            progress(events)
+    for zswap in lanes:
+        zswap.run_pending_work()
+    if progress is not None:
+        progress(events)
     elapsed = time.perf_counter() - started
-    live_pages = check_conservation(zswap, live, verify)
 
-    counts = zswap.counters()
-    result = {
-        "trace": str(trace_path), "backend": backend, "compressor": zswap.compressor.name,
-        "kernel": kernel, "pool_options": zswap.pool_options, "ram_pages": ram_pages, "max_pool_percent": max_pool_percent,
-        "accept_threshold_percent": accept_threshold_percent, "retries": retries,
-        "events": events, "live_pages": live_pages, "verified": verify,
-        "seconds": round(elapsed, 3),
-    }
-    result.update(counts)
-    result.update(derived(counts))
-    if classes:
-        result["classes"] = zswap.class_stats()
-    return result
+    results = []
+    for config, zswap, timeline in zip(configs, lanes, timelines):
+        live_pages = check_conservation(zswap, live, verify)
+        counts = zswap.counters()
+        result = {
+            "trace": str(trace_path), "backend": config["backend"],
+            "compressor": zswap.compressor.name, "kernel": config["kernel"],
+            "pool_options": zswap.pool_options, "ram_pages": config["ram_pages"],
+            "max_pool_percent": config["max_pool_percent"],
+            "accept_threshold_percent": config["accept_threshold_percent"],
+            "retries": config["retries"], "events": events, "live_pages": live_pages,
+            "verified": verify, "seconds": round(elapsed, 3),
+        }
+        result.update(counts)
+        result.update(derived(counts))
+        if classes:
+            result["classes"] = zswap.class_stats()
+        if timeline_points:
+            result["timeline"] = timeline + [(events, zswap.pool_pages())]
+        results.append(result)
+    return results
 
 
 def _mismatch(event, swap_type, offset, page, image):

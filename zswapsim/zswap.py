@@ -96,8 +96,12 @@ class Zswap:
             raise ConfigError(f"retries {retries} is negative")
         self.kernel = kernel
         self.backend = backend
-        self.compressor = CompressionCache(
-            get_compressor(compressor) if isinstance(compressor, str) else compressor)
+        if isinstance(compressor, str):
+            compressor = get_compressor(compressor)
+        # A cache passed in may be shared with other Zswaps replaying the same
+        # pages (compare): each distinct page is then compressed once.
+        self.compressor = compressor if isinstance(compressor, CompressionCache) \
+            else CompressionCache(compressor)
         self.memory = memory if memory is not None else Memory(ram_pages("4G"))
         if self.memory.totalram_pages is None:
             raise ConfigError("zswap needs a bounded simulated RAM: its limit is a share of it")
@@ -119,6 +123,7 @@ class Zswap:
         self.shrink_pending = False
         self.last_pool_pages = 0    # 3.11's zswap_pool_pages: the last tree's pool
         self.compressed_bytes = 0   # sum of entry lengths now in the pools
+        self.peak_pool_pages = 0
 
         self.pool_limit_hit = 0
         self.reject_reclaim_fail = 0
@@ -242,6 +247,7 @@ class Zswap:
         tree[offset] = entry
         self.stored_pages += 1
         self.zswpout += 1
+        self.peak_pool_pages = max(self.peak_pool_pages, self.pool_pages())
         self.swapdev.discard(swap_type, offset)     # the slot's old data is dead
         return True
 
@@ -402,7 +408,8 @@ class Zswap:
             load_unknown=self.load_unknown, invalidates=self.invalidates,
             swap_writes=self.swapdev.writes, swap_reads=self.swapdev.reads,
             swap_used_slots=self.swapdev.used_slots(),
-            pool_pages=self.pool_pages(), pool_limit_pages=self._limit_pages(),
+            pool_pages=self.pool_pages(), peak_pool_pages=self.peak_pool_pages,
+            pool_limit_pages=self._limit_pages(),
             compressed_bytes=self.compressed_bytes,
             shrink_runs=self.shrink_runs,
             reclaim_calls=sum(p.reclaim_calls for p in pools),

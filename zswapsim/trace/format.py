@@ -242,6 +242,22 @@ class TraceReader:
             self._read_header(f, expect_page_size)
             self._data_start = f.tell()
 
+    def event_count(self):
+        """The trailer's event count, read ahead of the events (for progress
+        and sampling); None when the file has no valid trailer, which
+        iteration then reports as an error where it finds it."""
+        tail = 4 + _COUNTS.size + 4
+        with open(self.path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() - self._data_start < tail:
+                return None
+            f.seek(-tail, os.SEEK_END)
+            trailer = f.read(tail)
+        counts, (crc,) = trailer[4:-4], _U32.unpack(trailer[-4:])
+        if trailer[:4] != END_MAGIC or crc != zlib.crc32(counts):
+            return None
+        return _COUNTS.unpack(counts)[0]
+
     @property
     def live_images(self):
         """Page images held right now: those some current or later event still names."""
