@@ -4,6 +4,7 @@ Every error a user can cause ends as one line on stderr and exit status 2;
 a verification failure (the simulator lost or corrupted a page) exits 3.
 """
 
+import csv
 import json
 import sys
 
@@ -11,8 +12,12 @@ import click
 
 from .errors import UserError
 from .memory import ram_pages
+from .plots import compare_plot, tune_plot
+from .progress import Progress
 from .replay import VerifyError, replay
-from .trace import trace_info
+from .sweep import (ALL_BACKENDS, COMPARE_FIELDS, DEFAULT_COMPRESSORS, DEFAULT_RETRIES,
+                    TUNE_FIELDS, advice_line, compare, recommend, tune_retries, verdict)
+from .trace import TraceReader, trace_info
 from .trace.importer import import_raw
 from .zswap import CLASS_COUNTS, DEBUGFS_COUNTERS, KERNELS
 
@@ -106,6 +111,163 @@ def _classes_table(rows):
     totals = {name: sum(row[name] for row in rows) for name in CLASS_COUNTS}
     totals.update({"class": "Total", "size": "", "pages_per_zspage": ""})
     click.echo("\n " + " ".join(f"{totals[name]:>{width}}" for name, width in columns))
+
+
+def _list_of(convert, what):
+    """A click callback turning "a,b,c" into a tuple, refusing an empty list."""
+    def parse(ctx, param, value):
+        if value is None:
+            return None
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        if not items:
+            raise click.BadParameter(f"the list of {what} is empty")
+        try:
+            return tuple(convert(item) for item in items)
+        except ValueError:
+            raise click.BadParameter(f"'{value}' is not a comma-separated list of {what}") from None
+    return parse
+
+
+def _sweep_options(command):
+    """Options every sweep shares: the machine, the kernel, how to run, how to print."""
+    for option in reversed((
+        click.option("--ram", default="4G", show_default=True,
+                     help="Simulated RAM (totalram_pages), e.g. 32M or 4G."),
+        click.option("--accept-threshold-percent", type=click.IntRange(0, 100), default=90,
+                     show_default=True, help="6.1 hysteresis threshold."),
+        click.option("--kernel", type=click.Choice(KERNELS), default="6.1", show_default=True,
+                     help="Which kernel's zswap store path to follow."),
+        click.option("--jobs", type=click.IntRange(1, 1024), default=1, show_default=True,
+                     help="Run the configurations in this many local processes."),
+        click.option("--dask-scheduler", metavar="ADDRESS", default=None,
+                     help="Run the configurations on this Dask cluster (zswapsim[dask])."),
+        click.option("--json", "as_json", is_flag=True, help="Print one JSON list of records."),
+        click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
+                     help="Also write the records to this CSV file."),
+        click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+                     help="Also draw the results to this PNG file."),
+        click.option("--verify/--no-verify", default=True, show_default=True,
+                     help="Check every load and the final contents of every configuration."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+    )):
+        command = option(command)
+    return command
+
+
+def _sweep_progress(trace_path, configs, jobs, dask_scheduler, quiet):
+    """Events when the configurations share one pass, else configurations."""
+    if jobs == 1 and not dask_scheduler:
+        return Progress(TraceReader(trace_path).event_count(), "event", quiet)
+    return Progress(configs, "config", quiet)
+
+
+@cli.command("compare")
+@click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
+@click.option("--backend", "backends", default=",".join(ALL_BACKENDS), show_default=True,
+              callback=_list_of(str, "backends"), help="Comma-separated allocators.")
+@click.option("--compressor", "compressors", default=",".join(DEFAULT_COMPRESSORS),
+              show_default=True, callback=_list_of(str, "compressors"),
+              help="Comma-separated compressors.")
+@click.option("--max-pool-percent", type=click.IntRange(1, 100), default=20, show_default=True,
+              help="Pool limit as a percentage of RAM.")
+@click.option("--retries", type=click.IntRange(1, 1 << 20), default=8, show_default=True,
+              help="LRU pages reclaim_page tries before -EAGAIN.")
+@_sweep_options
+def compare_cmd(trace_path, backends, compressors, max_pool_percent, retries, ram,
+                accept_threshold_percent, kernel, jobs, dask_scheduler, as_json, csv_path,
+                plot_path, verify, quiet):
+    """Compare allocators x compressors on TRACE: density, waste, rejects."""
+    with _sweep_progress(trace_path, len(backends) * len(compressors), jobs, dask_scheduler,
+                         quiet) as progress:
+        records = compare(trace_path, backends, compressors, ram_pages=ram_pages(ram),
+                          max_pool_percent=max_pool_percent,
+                          accept_threshold_percent=accept_threshold_percent, retries=retries,
+                          kernel=kernel, verify=verify, jobs=jobs,
+                          dask_scheduler=dask_scheduler, progress=progress,
+                          timeline_points=400 if plot_path else 0)
+    if plot_path:
+        compare_plot(records, plot_path, f"{trace_path}: kernel {kernel}, RAM {ram}, "
+                                         f"max_pool_percent {max_pool_percent}")
+        for record in records:
+            del record["timeline"]
+    _emit(records, COMPARE_FIELDS, as_json, csv_path)
+    if not as_json:
+        click.echo(f"\n{verdict(records)}")
+
+
+@cli.command("tune-retries")
+@click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
+@click.option("--backend", default="zbud", show_default=True, help="zpool allocator.")
+@click.option("--compressor", default="lz4", show_default=True, help="Compressor.")
+@click.option("--retries", "retries_values", default=",".join(map(str, DEFAULT_RETRIES)),
+              show_default=True, callback=_list_of(int, "retries values"),
+              help="Comma-separated retries values to sweep (each 1 or more).")
+@click.option("--max-pool-percent", "percents", default="20", show_default=True,
+              callback=_list_of(int, "max_pool_percent values"),
+              help="Comma-separated pool limits (1..100), a second axis.")
+@_sweep_options
+def tune_retries_cmd(trace_path, backend, compressor, retries_values, percents, ram,
+                     accept_threshold_percent, kernel, jobs, dask_scheduler, as_json, csv_path,
+                     plot_path, verify, quiet):
+    """Sweep reclaim retries on TRACE and recommend the smallest that does the job."""
+    with _sweep_progress(trace_path, len(retries_values) * len(percents), jobs, dask_scheduler,
+                         quiet) as progress:
+        records = tune_retries(trace_path, retries_values, percents, backend=backend,
+                               compressor=compressor, ram_pages=ram_pages(ram),
+                               accept_threshold_percent=accept_threshold_percent, kernel=kernel,
+                               verify=verify, jobs=jobs, dask_scheduler=dask_scheduler,
+                               progress=progress)
+    advice = recommend(records)
+    if plot_path:
+        tune_plot(records, plot_path, f"{trace_path}: {backend} + {compressor}, kernel {kernel}, "
+                                      f"RAM {ram}")
+    if as_json:
+        _emit(records, TUNE_FIELDS, as_json, csv_path)
+        return
+    _emit(records, TUNE_FIELDS, as_json, csv_path)
+    click.echo("")
+    for item in advice:
+        click.echo(advice_line(item))
+
+
+def _emit(records, fields, as_json, csv_path):
+    if csv_path:
+        with open(csv_path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(records)
+    if as_json:
+        click.echo(json.dumps(records, indent=1))
+        return
+    labels = {name: SHORT_LABELS.get(name, name) for name in fields}
+    widths = {name: max(len(labels[name]), *(len(_cell(r[name])) for r in records))
+              for name in fields}
+    click.echo(" ".join(f"{labels[name]:>{widths[name]}}" for name in fields))
+    for record in records:
+        click.echo(" ".join(f"{_cell(record[name]):>{widths[name]}}" for name in fields))
+
+
+# Column heads for the terminal; JSON and CSV keep the full counter names.
+SHORT_LABELS = {
+    "compressor": "comp", "stored_pages": "stored", "pool_pages": "pool_pg",
+    "pool_total_size": "pool_bytes", "compressed_bytes": "comp_bytes",
+    "effective_ratio": "ratio", "allocator_waste_bytes": "waste_B",
+    "allocator_waste_percent": "waste%", "reject_compress_poor": "rej_poor",
+    "reject_alloc_fail": "rej_alloc", "reject_reclaim_fail": "rej_reclaim",
+    "reject_kmemcache_fail": "rej_kmem", "reject_pool_full": "rej_full",
+    "reject_too_big": "rej_big", "written_back_pages": "written_back",
+    "peak_pool_pages": "peak_pg", "max_pool_percent": "pool%",
+    "pool_limit_hit": "limit_hit", "reclaim_calls": "reclaims",
+    "reclaim_success": "ok", "reclaim_eagain": "eagain",
+    "reclaim_pages_scanned": "scanned", "evict_eexist": "eexist", "evict_enomem": "enomem",
+    "stores_refused": "refused",
+}
+
+
+def _cell(value):
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return "-" if value is None else str(value)
 
 
 @cli.group("trace")

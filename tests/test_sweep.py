@@ -1,0 +1,175 @@
+"""compare and tune-retries: every record equals a lone replay of its
+configuration however the sweep runs (one pass, local processes, a Dask
+cluster), the recommendation rule on hand-built numbers, and the shapes of
+what the commands print and write."""
+
+import csv
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import zswapsim
+from zswapsim.replay import replay
+from zswapsim.sweep import COMPARE_FIELDS, TUNE_FIELDS, advice_line, recommend, run_configs
+from zswapsim.trace import TraceReader, TraceWriter
+
+SHIPPED = Path(__file__).resolve().parents[1] / "traces" / "python-heap.trace"
+
+
+@pytest.fixture(scope="module")
+def churn_trace(tmp_path_factory):
+    """1,500 events over real pages: stores, loads that leave pages in the
+    swap cache, invalidations; small enough RAM (see RAM) that every pool's
+    limit bites and reclaim runs."""
+    images = [image for _, _, _, image, _ in TraceReader(SHIPPED)][:400]
+    path = tmp_path_factory.mktemp("sweep") / "churn.trace"
+    rng = random.Random(11)
+    stored = set()
+    with TraceWriter(path) as w:
+        for _ in range(1500):
+            offset = rng.randrange(600)
+            kind = rng.random()
+            if kind < 0.7 or offset not in stored:
+                w.store(0, offset, rng.choice(images))
+                stored.add(offset)
+            elif kind < 0.9:
+                w.load(0, offset)
+            else:
+                w.invalidate_page(0, offset)
+                stored.discard(offset)
+    return path
+
+
+RAM = 1000          # pages: a 200-page pool limit at 20 %
+
+
+def lone(path, **config):
+    return replay(path, ram_pages=RAM, **config)
+
+
+def test_compare_records_equal_lone_replays(churn_trace):
+    records = zswapsim.compare(churn_trace, compressors=("lz4", "zstd"), ram_pages=RAM)
+    assert len(records) == 8
+    for record in records:
+        alone = lone(churn_trace, backend=record["backend"], compressor=record["compressor"])
+        assert record == {name: alone[name] for name in COMPARE_FIELDS}
+    assert any(r["written_back_pages"] for r in records)      # the limit did bite
+    densities = [r["density"] for r in records]
+    assert densities == sorted(densities, reverse=True)
+
+
+def test_tune_retries_records_equal_lone_replays(churn_trace):
+    records = zswapsim.tune_retries(churn_trace, (1, 4), (10, 20), ram_pages=RAM, kernel="3.11")
+    assert [(r["max_pool_percent"], r["retries"]) for r in records] == \
+        [(10, 1), (10, 4), (20, 1), (20, 4)]
+    for record in records:
+        alone = lone(churn_trace, retries=record["retries"], kernel="3.11",
+                     max_pool_percent=record["max_pool_percent"])
+        alone["stores_refused"] = alone["stores"] - alone["zswpout"]
+        assert record == {name: alone[name] for name in TUNE_FIELDS}
+    assert all(r["reclaim_calls"] > 0 for r in records)
+
+
+def without_timing(results):
+    return [{k: v for k, v in r.items() if k not in ("seconds", "compress_cache_hits")}
+            for r in results]
+
+
+def sweep_configs():
+    return [dict(backend=b, compressor=c, ram_pages=RAM, retries=r)
+            for b in ("zbud", "zsmalloc", "z3fold") for c in ("lz4",) for r in (1, 8)]
+
+
+def test_local_processes_give_the_serial_results(churn_trace):
+    serial = run_configs(churn_trace, sweep_configs(), timeline_points=20)
+    parallel = run_configs(churn_trace, sweep_configs(), jobs=3, timeline_points=20)
+    assert without_timing(parallel) == without_timing(serial)
+
+
+def test_dask_cluster_gives_the_serial_results(churn_trace):
+    import distributed                               # in the test extra
+    serial = run_configs(churn_trace, sweep_configs())
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        remote = run_configs(churn_trace, sweep_configs(), dask_scheduler=cluster.scheduler_address)
+    assert without_timing(remote) == without_timing(serial)
+
+
+def row(pct, retries, fails, scanned, hit=1):
+    return {"max_pool_percent": pct, "retries": retries, "reject_reclaim_fail": fails,
+            "reclaim_pages_scanned": scanned, "reclaim_calls": 10, "pool_limit_hit": hit}
+
+
+def test_recommendation_rule_by_hand():
+    records = [row(20, 1, 50, 10), row(20, 2, 20, 30), row(20, 4, 10, 70),
+               row(20, 8, 10, 90), row(20, 16, 10, 120),
+               # 1% of the best (1000) is 10: 1009 is within, 1011 is not.
+               row(30, 4, 1011, 40), row(30, 8, 1009, 80), row(30, 16, 1000, 160),
+               row(40, 1, 0, 0, hit=0), row(40, 2, 0, 0, hit=0)]
+    advice = {a["max_pool_percent"]: a for a in recommend(records)}
+    assert (advice[20]["retries"], advice[20]["best_retries"]) == (4, 4)
+    assert (advice[30]["retries"], advice[30]["best_retries"]) == (8, 16)
+    assert advice[30]["reclaim_pages_scanned"] == 80
+    assert "use retries 8 (1009 reclaim failures; the best, 1000, at retries 16)" \
+        in advice_line(advice[30])
+    assert "never bit" in advice_line(advice[40])
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "zswapsim", *args],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_compare_cli_json_csv_and_plot(churn_trace, tmp_path):
+    csv_path, png = tmp_path / "c.csv", tmp_path / "c.png"
+    result = run("compare", str(churn_trace), "--ram", "4000K", "--backend", "zbud,xvmalloc",
+                 "--compressor", "lz4", "--json", "--csv", str(csv_path), "--plot", str(png))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""                     # no progress bar off a terminal
+    records = json.loads(result.stdout)
+    assert [set(r) for r in records] == [set(COMPARE_FIELDS)] * 2
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == list(COMPARE_FIELDS) and len(rows) == 2
+    assert [r["backend"] for r in rows] == [r["backend"] for r in records]
+    from PIL import Image
+    with Image.open(png) as image:
+        assert image.format == "PNG" and image.size == (1300, 500)
+    text = run("compare", str(churn_trace), "--ram", "4000K", "--compressor", "lz4")
+    assert text.returncode == 0 and "\ndensest: " in text.stdout
+
+
+def test_tune_retries_cli_table_advice_and_plot(churn_trace, tmp_path):
+    png = tmp_path / "t.png"
+    result = run("tune-retries", str(churn_trace), "--ram", "4000K", "--kernel", "3.11",
+                 "--retries", "1,2", "--max-pool-percent", "10,20", "--plot", str(png),
+                 "--jobs", "2")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:2] == ["pool%", "retries"] and len(lines) == 1 + 4 + 1 + 2
+    assert lines[-2].startswith("max_pool_percent 10: ") and "use retries" in lines[-1]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["compare", "--backend", ","], "the list of backends is empty"),
+    (["compare", "--backend", "zbud,slab"], "unknown backend 'slab'"),
+    (["compare", "--compressor", "lz4,lzma"], "unknown compressor 'lzma'"),
+    (["compare", "--jobs", "0"], "--jobs"),
+    (["tune-retries", "--retries", "0,1"], "retries values must be 1 or more"),
+    (["tune-retries", "--retries", "-2"], "retries values must be 1 or more"),
+    (["tune-retries", "--retries", "1,x"], "not a comma-separated list of retries values"),
+    (["tune-retries", "--max-pool-percent", "0"], "within 1..100"),
+    (["tune-retries", "--max-pool-percent", "20,101"], "within 1..100"),
+    (["tune-retries", "--dask-scheduler", "tcp://127.0.0.1:1"], "cannot reach the Dask scheduler"),
+])
+def test_bad_sweep_options(args, fragment):
+    result = run(args[0], str(SHIPPED), *args[1:])
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith("zswapsim: error: ") and fragment in lines[0], lines[0]
