@@ -173,3 +173,48 @@ def test_bad_sweep_options(args, fragment):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert lines[0].startswith("zswapsim: error: ") and fragment in lines[0], lines[0]
+
+
+def on_a_terminal(code):
+    """Run Python `code` with stderr on a 120-column pseudo-terminal; what it drew."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    child = subprocess.Popen([sys.executable, "-c", code], stderr=slave,
+                             stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:                  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(master)
+    assert child.wait() == 0
+    return drawn.decode(errors="replace")
+
+
+PROGRESS_RUN = """
+import time
+from zswapsim.progress import Progress
+with Progress(1000, "event", quiet={quiet}) as progress:
+    time.sleep(1.2)
+    progress(500)
+    time.sleep(0.2)
+    progress(1000)
+"""
+
+
+def test_progress_bar_only_on_a_terminal_after_a_second():
+    drawn = on_a_terminal(PROGRESS_RUN.format(quiet=False))
+    assert "500/1.00k" in drawn and "event/s" in drawn and "<00:01" in drawn    # ETA
+    assert on_a_terminal(PROGRESS_RUN.format(quiet=True)) == ""
+    quick = PROGRESS_RUN.format(quiet=False).replace("time.sleep(1.2)", "")
+    assert on_a_terminal(quick) == ""             # done within the second: no bar

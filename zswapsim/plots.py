@@ -57,8 +57,11 @@ def tune_plot(records, path, title):
                    label=f"max_pool_percent {pct}")
         scans.plot(xs, [r["reclaim_pages_scanned"] for r in rows], marker="o",
                    label=f"max_pool_percent {pct}")
+    values = sorted({r["retries"] for r in records})
     for ax, ylabel in ((fails, "reject_reclaim_fail"), (scans, "LRU pages scanned")):
         ax.set_xscale("log", base=2)
+        ax.set_xticks(values, [str(v) for v in values])
+        ax.minorticks_off()
         ax.set_xlabel("retries")
         ax.set_ylabel(ylabel)
         ax.legend()
