@@ -59,18 +59,22 @@ def cli():
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="Check every load and the final pool contents against the trace.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def replay_cmd(trace_path, backend, compressor, ram, max_pool_percent,
-               accept_threshold_percent, retries, kernel, chain_size, classes, as_json, verify):
+               accept_threshold_percent, retries, kernel, chain_size, classes, as_json, verify,
+               quiet):
     """Replay TRACE through zswap and print the kernel's counters."""
     pool_options = None
     if chain_size is not None:
         if backend != "zsmalloc":
             raise click.UsageError("--chain-size applies to --backend zsmalloc only")
         pool_options = {"chain_size": chain_size}
-    result = replay(trace_path, backend=backend, compressor=compressor, ram_pages=ram_pages(ram),
-                    max_pool_percent=max_pool_percent,
-                    accept_threshold_percent=accept_threshold_percent, retries=retries,
-                    kernel=kernel, verify=verify, pool_options=pool_options, classes=classes)
+    with Progress(TraceReader(trace_path).event_count(), "event", quiet) as progress:
+        result = replay(trace_path, backend=backend, compressor=compressor,
+                        ram_pages=ram_pages(ram), max_pool_percent=max_pool_percent,
+                        accept_threshold_percent=accept_threshold_percent, retries=retries,
+                        kernel=kernel, verify=verify, pool_options=pool_options,
+                        classes=classes, progress=progress)
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return
