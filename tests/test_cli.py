@@ -143,3 +143,14 @@ def test_verify_failure_exits_3(tmp_path, monkeypatch, capsys):
     assert exc.value.code == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "VERIFY FAILED" in err[0] and "offset 7" in err[0]
+
+
+def test_info_prints_the_size_histogram_and_plots_it(tmp_path):
+    png = tmp_path / "sizes.png"
+    result = run("trace", "info", SHIPPED, "--plot", str(png))
+    assert result.returncode == 0, result.stderr
+    assert "mean: lz4 " in result.stdout and "4096+" in result.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = json.loads(run("trace", "info", SHIPPED, "--json").stdout)
+    assert sum(data["compressed_sizes"]["zstd"]["histogram"]) == \
+        data["events"]["store"] - data["same_filled_pages"]

@@ -1,10 +1,12 @@
 """Importing raw page dumps, and the trace summary that `zswapsim info` shows."""
 
+import random
 import struct
 
 import pytest
 import zstandard
 
+from zswapsim.compress import get_compressor
 from zswapsim.errors import TraceError
 from zswapsim.trace import (
     STORE,
@@ -105,8 +107,40 @@ def test_info_counts_by_construction(tmp_path):
         "distinct_images": 3,
         "zero_pages": 2,
         "same_filled_pages": 4,           # the two zero pages and the two word-filled ones
+        "zero_share": 2 / 5,
+        "same_filled_share": 4 / 5,
         "footprint": 4,
+        # The one mixed store: 256 literal bytes then one long match, so
+        # both compressors land in the 256-511 byte bin.
+        "compressed_sizes": {
+            "bin_bytes": 256, "pages": 1,
+            "lz4": {"histogram": [0, 1] + [0] * 15, "mean": info_mean(mixed, "lz4")},
+            "zstd": {"histogram": [0, 1] + [0] * 15, "mean": info_mean(mixed, "zstd")},
+        },
     }
+
+
+def info_mean(page, name):
+    return float(len(get_compressor(name).compress(page)))
+
+
+def test_info_size_histogram_counts_stores_by_output_length(tmp_path):
+    rng = random.Random(5)
+    noise = rng.randbytes(PAGE)                        # incompressible: output > 4096
+    half = rng.randbytes(2100) + bytes(PAGE - 2100)    # ~2100 literals + a zero run
+    path = tmp_path / "h.trace"
+    with TraceWriter(path) as writer:
+        for offset in range(3):
+            writer.store(0, offset, noise)             # one image, three stores
+        writer.store(0, 3, half)
+        writer.store(0, 4, bytes(PAGE))                # zero: not in the histogram
+    sizes = trace_info(path)["compressed_sizes"]
+    assert sizes["pages"] == 4
+    for name in ("lz4", "zstd"):
+        expected = [0] * 17
+        expected[16] = 3                               # 4096 bytes and more
+        expected[2100 // 256] = 1                      # 2048-2303
+        assert sizes[name]["histogram"] == expected, name
 
 
 def test_info_of_an_imported_dump_across_blocks(tmp_path):

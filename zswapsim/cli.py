@@ -12,7 +12,7 @@ import click
 
 from .errors import UserError
 from .memory import ram_pages
-from .plots import compare_plot, tune_plot
+from .plots import compare_plot, sizes_plot, tune_plot
 from .progress import Progress
 from .replay import VerifyError, replay
 from .sweep import (ALL_BACKENDS, COMPARE_FIELDS, DEFAULT_COMPRESSORS, DEFAULT_RETRIES,
@@ -294,19 +294,50 @@ def import_cmd(raw_path, output, description):
 @trace_group.command("info")
 @click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def info_cmd(trace_path, as_json):
-    """Summarise a trace: events by kind, distinct pages, footprint."""
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="Also draw the compressed-size histograms to this PNG file.")
+def info_cmd(trace_path, as_json, plot_path):
+    """Summarise a trace: events by kind, distinct pages, zero and same-filled
+    shares, footprint, and how its pages compress with lz4 and zstd."""
     info = trace_info(trace_path)
+    if plot_path:
+        sizes_plot(info["compressed_sizes"], plot_path, trace_path)
     if as_json:
         click.echo(json.dumps(info, indent=1))
         return
     for name, value in info.items():
+        if name == "compressed_sizes":
+            continue
         if isinstance(value, dict):
             click.echo(f"{name}:")
             for key, count in value.items():
                 click.echo(f"  {key:<24} {count}")
+        elif isinstance(value, float):
+            click.echo(f"{name:<26} {value:.3f}")
         else:
             click.echo(f"{name:<26} {value}")
+    _size_histogram(info["compressed_sizes"])
+
+
+def _size_histogram(sizes, bar_width=28):
+    names = [name for name in sizes if isinstance(sizes[name], dict)]
+    click.echo(f"\ncompressed sizes of the {sizes['pages']} stored pages that are not "
+               f"same-filled, in {sizes['bin_bytes']}-byte bins")
+    if not sizes["pages"]:
+        return
+    click.echo("mean: " + ", ".join(f"{name} {sizes[name]['mean']:.0f} B" for name in names))
+    top = max(max(sizes[name]["histogram"]) for name in names)
+    bins = len(sizes[names[0]]["histogram"])
+    click.echo(f"{'bytes':>11}  " + "  ".join(f"{name:<{bar_width + 7}}" for name in names))
+    for i in range(bins):
+        low = i * sizes["bin_bytes"]
+        label = f"{low:>4}-{low + sizes['bin_bytes'] - 1:<4}" if i < bins - 1 else f"{low:>4}+    "
+        cells = []
+        for name in names:
+            count = sizes[name]["histogram"][i]
+            bar = "#" * round(bar_width * count / top)
+            cells.append(f"{count:>6} {bar:<{bar_width}}")
+        click.echo(f"{label:>11}  " + "  ".join(cells))
 
 
 def main(argv=None):

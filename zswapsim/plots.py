@@ -1,6 +1,7 @@
 """Pictures of sweep results, drawn with matplotlib's Agg backend to PNG.
 
-The compare picture has density per backend grouped by compressor on the
+The trace-info picture has a histogram of compressed page sizes per
+compressor.  The compare picture has density per backend grouped by compressor on the
 left and each configuration's pool size over the trace's events on the
 right; the tune-retries picture has one line per max_pool_percent of
 reclaim failures, and of LRU pages scanned, against retries.
@@ -68,6 +69,25 @@ def tune_plot(records, path, title):
     fails.set_title("reclaim failures against retries")
     scans.set_title("what reclaim scanned")
     fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=100)
+    plt.close(fig)
+
+
+def sizes_plot(sizes, path, title):
+    names = [name for name in sizes if isinstance(sizes[name], dict)]
+    step = sizes["bin_bytes"]
+    fig, ax = plt.subplots(figsize=(10, 5))
+    width = step / (len(names) + 1)
+    for j, name in enumerate(names):
+        counts = sizes[name]["histogram"]
+        xs = [i * step + (j + 0.5) * width for i in range(len(counts))]
+        ax.bar(xs, counts, width, align="edge", label=f"{name} (mean {sizes[name]['mean'] or 0:.0f} B)")
+    ax.axvline(4096, color="grey", linestyle=":")
+    ax.set_xlabel(f"compressed length, {step}-byte bins (the last: 4096 B and more)")
+    ax.set_ylabel("stored pages")
+    ax.set_title(f"{title}: {sizes['pages']} stored pages that are not same-filled")
+    ax.legend()
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=100)
     plt.close(fig)

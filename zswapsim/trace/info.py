@@ -3,17 +3,24 @@
 The numbers are the ones that predict how zswap will treat the workload:
 how many pages it stores and reloads, how many distinct images exist (the
 upper bound on compression work), how many stored pages are zero or
-same-filled (which zswap keeps without compressing), and how many swap slots
-it touches.  Pure data; the CLI renders it.
+same-filled (which zswap keeps without compressing), how many swap slots
+it touches, and how the other stored pages compress: a histogram of lz4
+and zstd output lengths in 256-byte bins over the store events (each
+distinct image compressed once), the last bin holding outputs of 4096 bytes
+or more, which 6.1's zswap cannot keep.  Pure data; the CLI renders it.
 """
 
 import numpy as np
 
+from ..compress import get_compressor
 from ..memory import same_filled_word
 from .format import INVALIDATE_AREA, OP_NAMES, STORE, TraceReader
 
 _UNSEEN, _MIXED, _SAME_FILLED, _ZERO = 0, 1, 2, 3
 _SLOT_SHIFT = 50  # offsets are below 2**50, so (swap_type << 50) | offset names a slot
+SIZE_BIN = 256
+SIZE_BINS = 4096 // SIZE_BIN + 1   # the last bin: 4096 bytes and more
+HISTOGRAM_COMPRESSORS = ("lz4", "zstd")
 
 
 def trace_info(path):
@@ -21,12 +28,19 @@ def trace_info(path):
 
     Keys: version, page_size, description, has_timestamps; events (count per
     op name); distinct_images; zero_pages and same_filled_pages, counted over
-    store events (a zero page is also same-filled); footprint, the number of
-    distinct (swap_type, offset) slots stored to.
+    store events (a zero page is also same-filled); zero_share and
+    same_filled_share of the stores; footprint, the number of distinct
+    (swap_type, offset) slots stored to; compressed_sizes, per compressor
+    the store counts per SIZE_BIN-byte bin of output length and the mean
+    length, over stores of pages that are not same-filled.
     """
     reader = TraceReader(path, expect_page_size=None)
     zero_page = bytes(reader.page_size)
+    compressors = [get_compressor(name) for name in HISTOGRAM_COMPRESSORS]
     kinds = np.zeros(1024, np.uint8)  # image id -> _UNSEEN/_MIXED/_SAME_FILLED/_ZERO
+    lengths = np.zeros((len(compressors), 1024), np.int64)    # image id -> output length
+    histograms = np.zeros((len(compressors), SIZE_BINS), np.int64)
+    length_sums = np.zeros(len(compressors), np.int64)
     events_by_op = np.zeros(INVALIDATE_AREA + 1, np.int64)
     zero_pages = same_filled_pages = 0
     footprint = set()
@@ -37,6 +51,9 @@ def trace_info(path):
         if stored_ids.size == 0:
             continue
         kinds = _grown(kinds, int(stored_ids.max()) + 1)
+        if lengths.shape[1] < len(kinds):
+            lengths = np.hstack([lengths, np.zeros((len(compressors), len(kinds) - lengths.shape[1]),
+                                                   np.int64)])
         for image_id in np.unique(stored_ids[kinds[stored_ids] == _UNSEEN]).tolist():
             page = images[image_id]
             if page == zero_page:
@@ -45,11 +62,21 @@ def trace_info(path):
                 kinds[image_id] = _SAME_FILLED
             else:
                 kinds[image_id] = _MIXED
+                for c, compressor in enumerate(compressors):
+                    lengths[c, image_id] = len(compressor.compress(page))
         stored_kinds = kinds[stored_ids]
+        mixed_ids = stored_ids[stored_kinds == _MIXED]
+        for c in range(len(compressors)):
+            mixed_lengths = lengths[c, mixed_ids]
+            histograms[c] += np.bincount(np.minimum(mixed_lengths // SIZE_BIN, SIZE_BINS - 1),
+                                         minlength=SIZE_BINS)
+            length_sums[c] += int(mixed_lengths.sum())
         zero_pages += int(np.count_nonzero(stored_kinds == _ZERO))
         same_filled_pages += int(np.count_nonzero(stored_kinds >= _SAME_FILLED))
         slots = (stores["swap_type"].astype(np.uint64) << np.uint64(_SLOT_SHIFT)) | stores["offset"]
         footprint.update(np.unique(slots).tolist())
+    stores = int(events_by_op[STORE])
+    compressed = int(histograms[0].sum())
     return {
         "version": reader.version,
         "page_size": reader.page_size,
@@ -59,7 +86,17 @@ def trace_info(path):
         "distinct_images": reader.images_defined,
         "zero_pages": zero_pages,
         "same_filled_pages": same_filled_pages,
+        "zero_share": zero_pages / stores if stores else 0.0,
+        "same_filled_share": same_filled_pages / stores if stores else 0.0,
         "footprint": len(footprint),
+        "compressed_sizes": {
+            "bin_bytes": SIZE_BIN,
+            "pages": compressed,
+            **{compressor.name: {
+                "histogram": histograms[c].tolist(),
+                "mean": float(length_sums[c]) / compressed if compressed else None,
+            } for c, compressor in enumerate(compressors)},
+        },
     }
 
 
