@@ -82,6 +82,8 @@ def test_classes_table_adds_up_to_the_pool():
     (["replay", SHIPPED, "--ram", "lots"], "cannot read size 'lots'"),
     (["replay", SHIPPED, "--kernel", "5.0"], "--kernel"),
     (["replay", SHIPPED, "--classes"], "--classes needs a backend with size classes"),
+    (["trace", "record", "-o", "/tmp/never.rec"], "give either --pid PID or -- COMMAND"),
+    (["trace", "record", "--pid", "999999999", "-o", "/tmp/never.rec"], "999999999"),
     (["replay", SHIPPED, "--chain-size", "8"], "--chain-size applies to --backend zsmalloc"),
     (["replay", SHIPPED, "--backend", "zsmalloc", "--chain-size", "3"], "--chain-size"),
     (["replay"], "Missing argument"),
@@ -154,3 +156,50 @@ def test_info_prints_the_size_histogram_and_plots_it(tmp_path):
     data = json.loads(run("trace", "info", SHIPPED, "--json").stdout)
     assert sum(data["compressed_sizes"]["zstd"]["histogram"]) == \
         data["events"]["store"] - data["same_filled_pages"]
+
+
+def test_synth_is_seeded_and_replays(tmp_path):
+    args = ["trace", "synth", "--ram", "1M", "--accesses", "3000", "--footprint", "600",
+            "--mix", "zero=1,text=2,random=1", "--seed", "4"]
+    first, second = tmp_path / "a.trace", tmp_path / "b.trace"
+    assert run(*args, "-o", str(first)).returncode == 0
+    result = run(*args, "-o", str(second), "--json")
+    assert result.returncode == 0, result.stderr
+    stats = json.loads(result.stdout)
+    assert stats["accesses"] == 3000 and stats["peak_resident"] == 256
+    assert first.read_bytes() == second.read_bytes()
+    replayed = run("replay", str(first), "--ram", "1M", "--json")
+    assert replayed.returncode == 0, replayed.stderr
+    assert json.loads(replayed.stdout)["stores"] == stats["stores"]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--pattern", "spiral"], "--pattern"),
+    (["--skew", "0"], "skew"),
+    (["--write-fraction", "1.5"], "write fraction"),
+    (["--mix", "zero=0"], "mix"),
+    (["--phase", "zipf"], "phase"),
+    (["--recording", "x.rec", "--accesses", "5"], "--recording replaces the model options"),
+])
+def test_synth_bad_options(tmp_path, args, fragment):
+    result = run("trace", "synth", "-o", str(tmp_path / "t.trace"), "--ram", "1M", *args)
+    assert_one_line_error(result, fragment)
+    assert not (tmp_path / "t.trace").exists()
+
+
+def test_record_a_command_then_synth_from_the_recording(tmp_path):
+    rec, trace = tmp_path / "job.rec", tmp_path / "job.trace"
+    program = ("import mmap, sys, time; m = mmap.mmap(-1, 64 * 4096); "
+               "[m.__setitem__(slice(i * 4096, i * 4096 + 8), i.to_bytes(8, 'little') * 1) "
+               "for i in range(64)]; time.sleep(1.5)")
+    result = run("trace", "record", "-o", str(rec), "--interval", "200", "--json", "--",
+                 sys.executable, "-c", program)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["snapshots"] >= 2 and summary["ended"] == "process exited"
+    result = run("trace", "synth", "--recording", str(rec), "--ram", "64K", "-o", str(trace),
+                 "--json")
+    assert result.returncode == 0, result.stderr
+    stats = json.loads(result.stdout)
+    assert stats["peak_resident"] == 16 and stats["stores"] > 64    # 16 pages of RAM
+    assert run("replay", str(trace), "--ram", "1M").returncode == 0

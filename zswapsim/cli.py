@@ -19,6 +19,10 @@ from .sweep import (ALL_BACKENDS, COMPARE_FIELDS, DEFAULT_COMPRESSORS, DEFAULT_R
                     TUNE_FIELDS, advice_line, compare, recommend, tune_retries, verdict)
 from .trace import TraceReader, trace_info
 from .trace.importer import import_raw
+from .trace.record import record
+from .trace.recording import RecordingReader
+from .trace.recording import accesses as recording_accesses
+from .trace.synth import PATTERNS, parse_mix, parse_phase, synthesize, synthesize_from_accesses
 from .zswap import CLASS_COUNTS, DEBUGFS_COUNTERS, KERNELS
 
 DERIVED = ("density", "effective_ratio", "allocator_waste_bytes", "allocator_waste_percent")
@@ -289,6 +293,94 @@ def import_cmd(raw_path, output, description):
     that stores page i at offset i of swap type 0."""
     pages = import_raw(raw_path, output, description=description)
     click.echo(f"{output}: {pages} pages")
+
+
+@trace_group.command("record", context_settings={"ignore_unknown_options": True})
+@click.option("--pid", type=int, default=None, help="Record this running process.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Recording file to write.")
+@click.option("--interval", "interval_ms", type=click.IntRange(1, None), default=None,
+              help="Milliseconds between snapshots (default 1000 once timed).")
+@click.option("--duration", "duration_s", type=click.FloatRange(0, None, min_open=True),
+              default=None, help="Seconds to record (default: until the process exits).")
+@click.option("--shared", is_flag=True, help="Also record shared memory mappings.")
+@click.option("--file-dirty", is_flag=True,
+              help="Also record private file mappings' dirty (written) pages.")
+@click.option("--write-tracking", type=click.Choice(("auto", "soft-dirty", "content")),
+              default="auto", show_default=True,
+              help="How written pages are found: soft-dirty bits where the kernel has them, "
+                   "else page digests.")
+@click.option("--description", default=None, help="Free-form description to store.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def record_cmd(pid, output, interval_ms, duration_s, shared, file_dirty, write_tracking,
+               description, as_json, command):
+    """Record a process's pages over time: --pid PID, or -- COMMAND ARGS...
+    to start a program and record it until it exits (or --duration ends)."""
+    if (pid is None) == (not command):
+        raise click.UsageError("give either --pid PID or -- COMMAND ARGS...")
+    summary = record(pid=pid, command=list(command) or None, output=output,
+                     interval_ms=interval_ms, duration_s=duration_s, include_shared=shared,
+                     include_file_dirty=file_dirty, description=description,
+                     write_tracking=write_tracking)
+    if as_json:
+        click.echo(json.dumps(summary, indent=1))
+        return
+    click.echo(", ".join(f"{name} {value}" for name, value in summary.items()))
+
+
+@trace_group.command("synth")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Trace file to write.")
+@click.option("--ram", required=True, help="The modelled program's RAM budget, e.g. 64M.")
+@click.option("--recording", type=click.Path(dir_okay=False), default=None,
+              help="Replay the accesses of a `trace record` recording instead of a model.")
+@click.option("--accesses", type=int, default=None,
+              help="Accesses to generate (default 4 per footprint page).")
+@click.option("--footprint", type=int, default=None,
+              help="Pages the program touches (default twice the RAM).")
+@click.option("--pattern", type=click.Choice(PATTERNS), default="zipf", show_default=True)
+@click.option("--skew", type=float, default=0.8, show_default=True, help="Zipf skew (> 0).")
+@click.option("--write-fraction", type=float, default=0.3, show_default=True,
+              help="Share of later accesses that write.")
+@click.option("--phase", "phases", multiple=True, metavar="PATTERN:ACCESSES[:key=value,...]",
+              help="A phase (repeatable; keys offset, footprint, skew, write-fraction); "
+                   "phases replace --pattern.")
+@click.option("--mix", default=None,
+              help="Content mix, e.g. zero=0.05,same=0.05,text=0.4,binary=0.3,random=0.2"
+                   "[,source=W].")
+@click.option("--source", type=click.Path(dir_okay=False), default=None,
+              help="Real pages to sample: a trace or a raw page dump.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--description", default=None, help="Free-form description to store.")
+@click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def synth_cmd(output, ram, recording, accesses, footprint, pattern, skew, write_fraction,
+              phases, mix, source, seed, description, as_json, quiet):
+    """Write a trace of the swap events a kernel with --ram of memory would
+    produce for a modelled program or a recorded one."""
+    model_options = (accesses, footprint, phases, mix, source)
+    with Progress(None, "access", quiet) as progress:
+        if recording:
+            if any(option not in (None, ()) for option in model_options):
+                raise click.UsageError("--recording replaces the model options "
+                                       "(--accesses, --footprint, --phase, --mix, --source)")
+            with RecordingReader(recording) as reader:
+                stats = synthesize_from_accesses(
+                    output, recording_accesses(reader), ram_pages(ram),
+                    description=description or f"{reader.description}; "
+                                               f"replayed with --ram {ram}",
+                    progress=progress)
+        else:
+            stats = synthesize(output, ram_pages(ram), accesses=accesses, footprint=footprint,
+                               pattern=pattern, zipf_skew=skew, write_fraction=write_fraction,
+                               phases=[parse_phase(text) for text in phases] or None,
+                               mix=parse_mix(mix) if mix else None, source=source, seed=seed,
+                               description=description, progress=progress)
+    if as_json:
+        click.echo(json.dumps(stats, indent=1))
+        return
+    click.echo(f"{output}: " + ", ".join(f"{name} {value}" for name, value in stats.items()))
 
 
 @trace_group.command("info")

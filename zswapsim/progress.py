@@ -11,14 +11,17 @@ from tqdm import tqdm
 
 
 class Progress:
-    """Callable with the absolute count done so far."""
+    """Callable with the absolute count done so far (and the total, when it
+    only becomes known on the way)."""
 
     def __init__(self, total, unit, quiet=False):
         self.bar = tqdm(total=total, unit=unit, unit_scale=True, delay=1.0, file=sys.stderr,
                         leave=False, dynamic_ncols=True,
                         disable=quiet or not sys.stderr.isatty())
 
-    def __call__(self, done):
+    def __call__(self, done, total=None):
+        if total is not None and total != self.bar.total:
+            self.bar.total = total
         self.bar.update(done - self.bar.n)
 
     def __enter__(self):

@@ -301,7 +301,7 @@ class TraceReader:
                 events_read += len(events)
 
     def _read_header(self, f, expect_page_size):
-        fixed = _read_exact(f, _HEADER.size, "header")
+        fixed = read_exact(f, _HEADER.size, "header")
         magic, version, flags, page_size, description_length = _HEADER.unpack(fixed)
         if magic != MAGIC:
             raise TraceError("not a zswapsim trace (bad magic)", 0)
@@ -314,8 +314,8 @@ class TraceReader:
         if description_length > MAX_DESCRIPTION:
             raise TraceError(
                 f"description length {description_length} exceeds {MAX_DESCRIPTION}", 16)
-        description = _read_exact(f, description_length, "description")
-        (crc,) = _U32.unpack(_read_exact(f, 4, "header CRC"))
+        description = read_exact(f, description_length, "description")
+        (crc,) = _U32.unpack(read_exact(f, 4, "header CRC"))
         if crc != zlib.crc32(fixed + description):
             raise TraceError("header CRC mismatch", _HEADER.size + description_length)
         try:
@@ -331,7 +331,7 @@ class TraceReader:
     def _read_block(self, f, at):
         """Read, check and decode the block at `at`; define its images and
         return its events and release list."""
-        fields = _read_exact(f, _BLOCK_HEADER.size - 4, "block header")
+        fields = read_exact(f, _BLOCK_HEADER.size - 4, "block header")
         n_images, n_events, n_release, payload_length, payload_crc = struct.unpack("<5I", fields)
         if n_images > MAX_BLOCK_IMAGES or n_images * self.page_size > MAX_BLOCK_IMAGE_BYTES:
             raise TraceError(f"block defines {n_images} images, too many", at + 4)
@@ -347,10 +347,10 @@ class TraceReader:
             raise TraceError(f"payload length {payload_length} too large for {raw_size} raw bytes",
                              at + 16)
         payload_at = at + _BLOCK_HEADER.size
-        payload = _read_exact(f, payload_length, "block payload")
+        payload = read_exact(f, payload_length, "block payload")
         if zlib.crc32(payload) != payload_crc:
             raise TraceError("block payload CRC mismatch", payload_at)
-        raw = _decompress(payload, raw_size, payload_at)
+        raw = decompress_exact(payload, raw_size, payload_at)
         events = np.frombuffer(raw, EVENT_DTYPE, n_events, offset=images_size)
         release = np.frombuffer(raw, "<u4", n_release, offset=images_size + events_size)
         first_new = self._images_defined
@@ -405,8 +405,8 @@ class TraceReader:
             released.add(image_id)
 
     def _read_trailer(self, f, at, events_read):
-        counts = _read_exact(f, _COUNTS.size, "trailer")
-        (crc,) = _U32.unpack(_read_exact(f, 4, "trailer CRC"))
+        counts = read_exact(f, _COUNTS.size, "trailer")
+        (crc,) = _U32.unpack(read_exact(f, 4, "trailer CRC"))
         if crc != zlib.crc32(counts):
             raise TraceError("trailer CRC mismatch", at + 4 + _COUNTS.size)
         total_events, total_images = _COUNTS.unpack(counts)
@@ -420,7 +420,7 @@ class TraceReader:
             raise TraceError("bytes after the trailer", at + 8 + _COUNTS.size)
 
 
-def _read_exact(f, size, what):
+def read_exact(f, size, what):
     """Read exactly `size` bytes or report where `what` was cut short."""
     at = f.tell()
     data = f.read(size)
@@ -429,8 +429,8 @@ def _read_exact(f, size, what):
     return data
 
 
-def _decompress(payload, size, at):
-    """Decompress a block payload that must hold exactly `size` bytes.
+def decompress_exact(payload, size, at, what="block payload"):
+    """Decompress a zstd frame (`what`) that must hold exactly `size` bytes.
 
     The frame's declared content size is checked first because python-zstandard
     allocates whatever a frame declares, ignoring max_output_size.
@@ -438,11 +438,12 @@ def _decompress(payload, size, at):
     try:
         declared = zstandard.frame_content_size(payload)
         if declared not in (-1, size):
-            raise TraceError(f"payload declares {declared} bytes, expected {size}", at)
+            raise TraceError(f"{what} declares {declared} bytes, expected {size}", at)
         raw = zstandard.ZstdDecompressor().decompress(
             payload, max_output_size=max(size, 1), allow_extra_data=False)
     except zstandard.ZstdError as error:
-        raise TraceError(f"corrupt block payload ({error})", at) from None
+        raise TraceError(f"corrupt {what} ({error})", at) from None
     if len(raw) != size:
-        raise TraceError(f"payload decompresses to {len(raw)} bytes, expected {size}", at)
+        raise TraceError(f"{what} decompresses to {len(raw)} bytes, expected {size}",
+                         at)
     return raw

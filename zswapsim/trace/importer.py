@@ -23,30 +23,40 @@ def import_raw(src_path, out_path, description=None, page_size=PAGE_SIZE):
     The dump is streamed, so it may be far larger than memory.
     """
     name = os.path.basename(os.fspath(src_path))
+    with TraceWriter(out_path, page_size=page_size) as writer:
+        pages = 0
+        for page in raw_pages(src_path, page_size):
+            writer.store(0, pages, page)
+            pages += 1
+        if pages == 0:
+            raise TraceError(f"{name}: empty dump, no pages to import")
+        writer.description = (description if description is not None
+                              else f"raw page dump {name}, {pages} pages")
+    return pages
+
+
+def raw_pages(src_path, page_size=PAGE_SIZE):
+    """Yield the pages of a raw dump (plain or zstd), streaming; a length
+    that is not a whole number of pages is a TraceError at its end."""
+    name = os.path.basename(os.fspath(src_path))
     with open(src_path, "rb") as dump:
         compressed = dump.read(len(ZSTD_FRAME_MAGIC)) == ZSTD_FRAME_MAGIC
         dump.seek(0)
         source = (zstandard.ZstdDecompressor().stream_reader(dump, read_across_frames=True)
                   if compressed else dump)
-        with TraceWriter(out_path, page_size=page_size) as writer:
-            pages = 0
-            while True:
-                chunk = _read_full(source, page_size * PAGES_PER_READ, name)
-                whole = len(chunk) - len(chunk) % page_size
-                for start in range(0, whole, page_size):
-                    writer.store(0, pages, chunk[start:start + page_size])
-                    pages += 1
-                if len(chunk) < page_size * PAGES_PER_READ:
-                    break
-            left_over = len(chunk) - whole
-            if left_over:
-                raise TraceError(f"{name}: dump length is not a multiple of {page_size}: "
-                                 f"{left_over} bytes left over after {pages} pages")
-            if pages == 0:
-                raise TraceError(f"{name}: empty dump, no pages to import")
-            writer.description = (description if description is not None
-                                  else f"raw page dump {name}, {pages} pages")
-    return pages
+        pages = 0
+        while True:
+            chunk = _read_full(source, page_size * PAGES_PER_READ, name)
+            whole = len(chunk) - len(chunk) % page_size
+            for start in range(0, whole, page_size):
+                yield chunk[start:start + page_size]
+                pages += 1
+            if len(chunk) < page_size * PAGES_PER_READ:
+                break
+        left_over = len(chunk) - whole
+        if left_over:
+            raise TraceError(f"{name}: dump length is not a multiple of {page_size}: "
+                             f"{left_over} bytes left over after {pages} pages")
 
 
 def _read_full(source, size, name):
