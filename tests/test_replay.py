@@ -115,3 +115,12 @@ def test_shipped_trace_against_an_independent_count():
     assert r["swap_writes"] == too_big + poor and r["pool_limit_hit"] == 0
     pooled = r["stored_pages"] - same
     assert r["effective_ratio"] == pytest.approx(pooled * 4096 / r["pool_total_size"])
+
+
+@pytest.mark.parametrize("name", ["python-heap", "swapcache-churn", "python-job", "gcc-cc1",
+                                  "postgres-pgbench"])
+def test_shipped_traces_replay_and_verify(name):
+    trace = Path(__file__).resolve().parents[1] / "traces" / f"{name}.trace"
+    result = replay(trace, ram_pages=65536)                  # 256M
+    assert result["verified"] and result["stored_pages"] + result["swap_used_slots"] \
+        == result["live_pages"] > 0

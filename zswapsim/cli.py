@@ -369,7 +369,7 @@ def synth_cmd(output, ram, recording, accesses, footprint, pattern, skew, write_
                 stats = synthesize_from_accesses(
                     output, recording_accesses(reader), ram_pages(ram),
                     description=description or f"{reader.description}; "
-                                               f"replayed with --ram {ram}",
+                                               f"swap events for --ram {ram}",
                     progress=progress)
         else:
             stats = synthesize(output, ram_pages(ram), accesses=accesses, footprint=footprint,

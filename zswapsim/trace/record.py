@@ -250,7 +250,8 @@ class _Process:
 
     def argv(self):
         with self.procfs(), open(f"/proc/{self.pid}/cmdline", "rb") as cmdline:
-            return [os.fsdecode(arg) for arg in cmdline.read().split(b"\0")[:-1]]
+            # Programs that rewrite their title (postgres) pad it with NULs.
+            return [os.fsdecode(arg) for arg in cmdline.read().rstrip(b"\0").split(b"\0")]
 
     def maps(self):
         with self.procfs(), open(f"/proc/{self.pid}/maps") as maps:
