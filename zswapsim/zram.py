@@ -1,0 +1,187 @@
+"""zram: a compressed RAM block device, as drivers/block/zram/zram_drv.c
+writes, reads, frees and accounts pages.
+
+A write of page `index` (zram_write_page, 6.1):
+- a same-filled page (one 8-byte word repeated) is kept as that word: it
+  counts in same_pages and allocates nothing;
+- otherwise it is compressed (into a two-page buffer, so any length fits);
+  an output of at least the allocator's huge_class_size is stored
+  uncompressed, as a PAGE_SIZE object, and counts in huge_pages and
+  huge_pages_since;
+- the object is allocated, mem_used_max updated, and only then mem_limit
+  checked: over it, the new object is freed and the write fails
+  (failed_writes) with the old contents left in place;
+- the slot's old object is freed, the new one takes the slot, and
+  compr_data_size grows by the stored length.
+A freed slot (swap's slot-free notify, or a discard) counts notify_free.
+A read of a slot never written gives zeros.  mm_stat and io_stat report
+the kernel's fields in the kernel's order.
+
+Kernel presets (`kernel`): "6.1" (zsmalloc chains of 4 pages, huge from
+huge_class_size = 3257 bytes), "6.6" (chains of 8 with 6.3's chain rule,
+huge from 3625; the ten inuse-ratio fullness groups of 6.4+ are not
+modelled, which matters only to where objects land after frees) and "4.14"
+(before 4.17: a fixed max_zpage_size of 3072, huge when the length is
+*greater*).  zram only ever ran on zsmalloc; another allocator can be put
+under it to compare density, with the preset's huge threshold: zbud (3968
+bytes at most) and xvmalloc (4088) cannot hold a huge page's 4096 bytes, so
+such writes fail and count in failed_writes.
+"""
+
+from .compress import CompressionCache, get_compressor
+from .errors import ConfigError, NoMemory, NoSpace
+from .memory import PAGE_SIZE, Memory, same_filled_word
+from .zpool import create_pool
+
+KERNELS = ("6.1", "6.6", "4.14")
+MAX_ZPAGE_SIZE_4_14 = PAGE_SIZE // 4 * 3          # 3072, zram_drv.h before 4.17
+CHAIN_SIZE = {"6.1": 4, "6.6": 8, "4.14": 4}
+
+MM_STAT = ("orig_data_size", "compr_data_size", "mem_used_total", "mem_limit",
+           "mem_used_max", "same_pages", "pages_compacted", "huge_pages", "huge_pages_since")
+IO_STAT = ("failed_reads", "failed_writes", "invalid_io", "notify_free")
+
+
+class Slot:
+    __slots__ = ("handle", "size", "word", "huge")
+
+    def __init__(self, handle=None, size=0, word=None, huge=False):
+        self.handle = handle        # the allocator's handle, None for a same-filled page
+        self.size = size            # bytes stored (compressed length, or PAGE_SIZE if huge)
+        self.word = word            # the repeated word of a same-filled page
+        self.huge = huge
+
+
+class Zram:
+    def __init__(self, disksize, compressor="lz4", allocator="zsmalloc", mem_limit=0,
+                 kernel="6.1", memory=None):
+        if kernel not in KERNELS:
+            raise ConfigError(f"unknown zram kernel '{kernel}'; known: {', '.join(KERNELS)}")
+        if disksize < PAGE_SIZE:
+            raise ConfigError(f"disksize {disksize} is smaller than one page")
+        if mem_limit < 0:
+            raise ConfigError(f"mem_limit {mem_limit} is negative")
+        self.kernel = kernel
+        self.nr_pages = disksize // PAGE_SIZE
+        self.limit_pages = -(-mem_limit // PAGE_SIZE)
+        if isinstance(compressor, str):
+            compressor = get_compressor(compressor)
+        self.compressor = compressor if isinstance(compressor, CompressionCache) \
+            else CompressionCache(compressor)
+        self.memory = memory if memory is not None else Memory()
+        options = {"chain_size": CHAIN_SIZE[kernel]} if allocator == "zsmalloc" else {}
+        self.pool = create_pool(allocator, memory=self.memory, **options)
+        self.huge_class_size = create_pool("zsmalloc", chain_size=CHAIN_SIZE[kernel]) \
+            .huge_class_size
+        self.slots = {}             # index -> Slot
+        self.stats = dict.fromkeys(("compr_data_size", "mem_used_max", "same_pages",
+                                    "pages_compacted", "huge_pages", "huge_pages_since",
+                                    "pages_stored") + IO_STAT, 0)
+
+    def is_huge(self, length):
+        if self.kernel == "4.14":
+            return length > MAX_ZPAGE_SIZE_4_14
+        return length >= self.huge_class_size
+
+    def _valid(self, index):
+        if 0 <= index < self.nr_pages:
+            return True
+        self.stats["invalid_io"] += 1
+        return False
+
+    # -- block I/O ---------------------------------------------------------
+
+    def write(self, index, page):
+        """Write one page; False when the write failed (failed_writes counted)."""
+        if not self._valid(index):
+            return False
+        stats = self.stats
+        word = same_filled_word(page)
+        if word is not None:
+            new = Slot(word=word)
+            stats["same_pages"] += 1
+        else:
+            data = self.compressor.compress(page)
+            huge = self.is_huge(len(data))
+            if huge:
+                data = page
+            try:
+                handle = self.pool.malloc(len(data))
+            except (NoSpace, NoMemory):
+                stats["failed_writes"] += 1
+                return False
+            pages = self.pool.total_pages()
+            stats["mem_used_max"] = max(stats["mem_used_max"], pages)
+            if self.limit_pages and pages > self.limit_pages:
+                self.pool.free(handle)
+                stats["failed_writes"] += 1
+                return False
+            self.pool.write(handle, data)
+            new = Slot(handle, len(data), huge=huge)
+            if huge:
+                stats["huge_pages"] += 1
+                stats["huge_pages_since"] += 1
+        self._free_slot(index)
+        self.slots[index] = new
+        stats["compr_data_size"] += new.size
+        stats["pages_stored"] += 1
+        return True
+
+    def read(self, index):
+        """The page at `index` (zeros if never written); None for an invalid index."""
+        if not self._valid(index):
+            return None
+        slot = self.slots.get(index)
+        if slot is None:
+            return bytes(PAGE_SIZE)
+        if slot.handle is None:
+            return slot.word * (PAGE_SIZE // len(slot.word))
+        data = self.pool.read(slot.handle)
+        return data if slot.huge else self.compressor.decompress(data, PAGE_SIZE)
+
+    def discard(self, index):
+        """Swap's slot-free notify (or a discard) for one page."""
+        if not self._valid(index):
+            return
+        self.stats["notify_free"] += 1
+        self._free_slot(index)
+
+    def _free_slot(self, index):
+        slot = self.slots.pop(index, None)
+        if slot is None:
+            return
+        stats = self.stats
+        if slot.handle is None:
+            stats["same_pages"] -= 1
+        else:
+            self.pool.free(slot.handle)
+            stats["compr_data_size"] -= slot.size
+            if slot.huge:
+                stats["huge_pages"] -= 1
+        stats["pages_stored"] -= 1
+
+    def compact(self):
+        """echo 1 > compact: the allocator's compaction; pages freed."""
+        compact = getattr(self.pool, "compact", None)
+        freed = compact() if compact is not None else 0
+        self.stats["pages_compacted"] += freed
+        return freed
+
+    # -- reports -----------------------------------------------------------
+
+    def mm_stat(self):
+        s = self.stats
+        return {
+            "orig_data_size": s["pages_stored"] * PAGE_SIZE,
+            "compr_data_size": s["compr_data_size"],
+            "mem_used_total": self.pool.total_pages() * PAGE_SIZE,
+            "mem_limit": self.limit_pages * PAGE_SIZE,
+            "mem_used_max": s["mem_used_max"] * PAGE_SIZE,
+            "same_pages": s["same_pages"],
+            "pages_compacted": s["pages_compacted"],
+            "huge_pages": s["huge_pages"],
+            "huge_pages_since": s["huge_pages_since"],
+        }
+
+    def io_stat(self):
+        return {name: self.stats[name] for name in IO_STAT}
