@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from zswapsim.trace import TraceWriter
+from zswapsim.trace import TraceReader, TraceWriter
 from zswapsim.zswap import DEBUGFS_COUNTERS
 
 SHIPPED = str(Path(__file__).resolve().parents[1] / "traces" / "python-heap.trace")
@@ -203,3 +203,52 @@ def test_record_a_command_then_synth_from_the_recording(tmp_path):
     stats = json.loads(result.stdout)
     assert stats["peak_resident"] == 16 and stats["stores"] > 64    # 16 pages of RAM
     assert run("replay", str(trace), "--ram", "1M").returncode == 0
+
+
+def test_zram_command_on_a_trace_and_a_raw_dump(tmp_path):
+    result = run("zram", str(Path(SHIPPED).parent / "swapcache-churn.trace"), "--json")
+    assert result.returncode == 0, result.stderr
+    stats = json.loads(result.stdout)
+    assert list(stats["mm_stat"]) == ["orig_data_size", "compr_data_size", "mem_used_total",
+                                      "mem_limit", "mem_used_max", "same_pages",
+                                      "pages_compacted", "huge_pages", "huge_pages_since"]
+    # What the trace leaves live, worked out from its events alone.
+    live = set()
+    invalidates = 0
+    for op, _, offset, _, _ in TraceReader(Path(SHIPPED).parent / "swapcache-churn.trace"):
+        if op == 1:
+            live.add(offset)
+        elif op == 3:
+            live.discard(offset)
+            invalidates += 1
+    assert stats["mm_stat"]["orig_data_size"] == len(live) * 4096
+    assert stats["io_stat"]["notify_free"] == invalidates
+    dump = tmp_path / "dump.raw"
+    dump.write_bytes(bytes(4096) * 3 + bytes(range(256)) * 16)
+    raw = json.loads(run("zram", "--raw", str(dump), "--json").stdout)
+    assert raw["mm_stat"]["same_pages"] == 3 and raw["mm_stat"]["orig_data_size"] == 4 * 4096
+
+
+def test_zram_refuses_two_swap_areas_and_both_inputs(tmp_path):
+    path = tmp_path / "two.trace"
+    with TraceWriter(path) as w:
+        w.store(0, 1, bytes(4096))
+        w.store(1, 1, bytes(4096))
+    assert_one_line_error(run("zram", str(path)), "zram is one swap area")
+    assert_one_line_error(run("zram", str(path), "--raw", str(path)), "give a TRACE or --raw")
+
+
+def test_fidelity_command_exact_and_catching_a_difference(tmp_path):
+    fidelity = Path(__file__).resolve().parents[2] / "shared" / "fidelity"
+    result = run("fidelity", str(fidelity))
+    assert result.returncode == 0, result.stderr
+    assert "84 of 84 values computed from the kernel's own compressed sizes" in result.stdout
+    kernel = json.loads((fidelity / "mix2000.kernel.json").read_text())
+    kernel["zram"]["zstd"]["mem_used_total"] += 4096        # a kernel we would disagree with
+    kernel["pages_file"] = str(fidelity / kernel["pages_file"])
+    (tmp_path / "mix2000.kernel.json").write_text(json.dumps(kernel))
+    result = run("fidelity", str(tmp_path), "--json")
+    assert result.returncode == 1
+    wrong = [r for r in json.loads(result.stdout) if r["difference"] and r["mode"] == "kernel sizes"]
+    assert [(r["case"], r["field"], r["difference"]) for r in wrong] == \
+        [("zram zstd", "mem_used_total", -4096)]

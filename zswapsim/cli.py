@@ -18,11 +18,15 @@ from .replay import VerifyError, replay
 from .sweep import (ALL_BACKENDS, COMPARE_FIELDS, DEFAULT_COMPRESSORS, DEFAULT_RETRIES,
                     TUNE_FIELDS, advice_line, compare, recommend, tune_retries, verdict)
 from .trace import TraceReader, trace_info
-from .trace.importer import import_raw
+from .fidelity import exact_failures, run_fidelity
+from .trace.importer import import_raw, raw_pages
 from .trace.record import record
 from .trace.recording import RecordingReader
 from .trace.recording import accesses as recording_accesses
 from .trace.synth import PATTERNS, parse_mix, parse_phase, synthesize, synthesize_from_accesses
+from .zram import KERNELS as ZRAM_KERNELS
+from .zram import Zram
+from .zram_replay import zram_replay
 from .zswap import CLASS_COUNTS, DEBUGFS_COUNTERS, KERNELS
 
 DERIVED = ("density", "effective_ratio", "allocator_waste_bytes", "allocator_waste_percent")
@@ -276,6 +280,70 @@ def _cell(value):
     if isinstance(value, float):
         return f"{value:.3f}"
     return "-" if value is None else str(value)
+
+
+@cli.command("zram")
+@click.argument("trace_path", metavar="[TRACE]", required=False, type=click.Path(dir_okay=False))
+@click.option("--raw", "raw_path", type=click.Path(dir_okay=False), default=None,
+              help="A raw page dump instead of a trace: page i is written to index i.")
+@click.option("--compressor", default="lz4", show_default=True,
+              help="lz4, lz4hc, zstd, zstd-N or deflate.")
+@click.option("--allocator", default="zsmalloc", show_default=True,
+              help="zsmalloc (the kernel's), or zbud, z3fold, xvmalloc to compare.")
+@click.option("--disksize", default="16G", show_default=True, help="Device size.")
+@click.option("--mem-limit", default="0", show_default=True,
+              help="mem_limit: most memory the device may use (0: none).")
+@click.option("--kernel", type=click.Choice(ZRAM_KERNELS), default="6.1", show_default=True,
+              help="6.1, 6.6 (chain 8, huge from 3625) or 4.14 (huge above 3072).")
+@click.option("--compact", is_flag=True, help="Run compaction at the end (echo 1 > compact).")
+@click.option("--json", "as_json", is_flag=True, help="Print mm_stat and io_stat as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, kernel, compact,
+             as_json, quiet):
+    """Write a trace's pages (or a raw dump's) to a modelled zram device and
+    print its mm_stat and io_stat."""
+    if (trace_path is None) == (raw_path is None):
+        raise click.UsageError("give a TRACE or --raw DUMP")
+    limit = 0 if mem_limit == "0" else ram_pages(mem_limit) * 4096
+    device = Zram(ram_pages(disksize) * 4096, compressor=compressor, allocator=allocator,
+                  mem_limit=limit, kernel=kernel)
+    if raw_path:
+        for index, page in enumerate(raw_pages(raw_path)):
+            device.write(index, page)
+    else:
+        with Progress(TraceReader(trace_path).event_count(), "event", quiet) as progress:
+            zram_replay(device, trace_path, progress)
+    if compact:
+        device.compact()
+    stats = {"mm_stat": device.mm_stat(), "io_stat": device.io_stat()}
+    if as_json:
+        click.echo(json.dumps(stats, indent=1))
+        return
+    for name, values in stats.items():
+        click.echo(f"{name}: " + " ".join(str(v) for v in values.values()))
+        for field, value in values.items():
+            click.echo(f"  {field:<20} {value:>14}")
+
+
+@cli.command("fidelity")
+@click.argument("directory", type=click.Path(file_okay=False, exists=True))
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+def fidelity_cmd(directory, as_json):
+    """Run every case of a fidelity folder (kernel counters for page sets)
+    and compare: on the kernel's own compressed sizes the numbers must be
+    the kernel's exactly; with our compressors the differences are shown."""
+    rows = run_fidelity(directory)
+    failures = exact_failures(rows)
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+    else:
+        _emit(rows, ("set", "case", "mode", "field", "simulated", "kernel", "difference",
+                     "percent"), False, None)
+        exact = sum(1 for row in rows if row["mode"] == "kernel sizes")
+        click.echo(f"\n{exact - len(failures)} of {exact} values computed from the kernel's "
+                   "own compressed sizes equal the kernel's")
+    if failures:
+        sys.exit(1)
 
 
 @cli.group("trace")
