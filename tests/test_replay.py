@@ -7,6 +7,7 @@ from pathlib import Path
 import lz4.block
 import pytest
 
+from zswapsim.compress import page_key
 from zswapsim.replay import VerifyError, check_conservation, replay
 from zswapsim.trace import TraceReader, TraceWriter
 from zswapsim.zswap import Zswap
@@ -88,12 +89,12 @@ def test_conservation_catches_lost_and_extra_pages():
     page = half_random_page(1)
     z.store(0, 1, page)
     with pytest.raises(VerifyError, match="page lost: type 0 offset 2"):
-        check_conservation(z, {0: {1: page, 2: page}}, verify=True)
+        check_conservation(z, {0: {1: page_key(page), 2: page_key(page)}}, verify=True)
     with pytest.raises(VerifyError, match="conservation broken"):
         check_conservation(z, {}, verify=True)
     with pytest.raises(VerifyError, match="page corrupted"):
-        check_conservation(z, {0: {1: half_random_page(2)}}, verify=True)
-    assert check_conservation(z, {0: {1: page}}, verify=True) == 1
+        check_conservation(z, {0: {1: page_key(half_random_page(2))}}, verify=True)
+    assert check_conservation(z, {0: {1: page_key(page)}}, verify=True) == 1
 
 
 def test_shipped_trace_against_an_independent_count():

@@ -11,7 +11,11 @@ matters.
 
 Compression is the one cost a simulator cannot avoid, so `CompressionCache`
 compresses each distinct page image once per run and hands back the same
-bytes for every later copy: the result is identical, only faster.
+bytes for every later copy: the result is identical, only faster.  Pages
+are told apart by `page_key`, a BLAKE2b digest, which the replayer also
+uses to verify loads; it computes each stored page's key once and hands it
+to every cache (`remember`), so allocators fed the same page do not hash it
+again.
 """
 
 import hashlib
@@ -149,9 +153,14 @@ def get_compressor(name):
     raise ConfigError(f"unknown compressor '{name}'; known: {', '.join(known_compressors())}")
 
 
+def page_key(page):
+    """A page's identity by content: its 128-bit BLAKE2b digest."""
+    return hashlib.blake2b(page, digest_size=16).digest()
+
+
 class CompressionCache:
-    """Compress each distinct page image once: results keyed by a 128-bit
-    BLAKE2b digest of the page, kept in LRU order within a byte budget."""
+    """Compress each distinct page image once: results keyed by page_key,
+    kept in LRU order within a byte budget."""
 
     def __init__(self, compressor, budget_bytes=512 << 20):
         self.compressor = compressor
@@ -161,9 +170,14 @@ class CompressionCache:
         self.hits = 0
         self.misses = 0
         self._results = OrderedDict()
+        self._last_page = self._last_key = None
+
+    def remember(self, page, key):
+        """The key of the page object about to be compressed, already known."""
+        self._last_page, self._last_key = page, key
 
     def compress(self, page):
-        key = hashlib.blake2b(page, digest_size=16).digest()
+        key = self._last_key if page is self._last_page else page_key(page)
         results = self._results
         data = results.get(key)
         if data is not None:

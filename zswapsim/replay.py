@@ -12,12 +12,14 @@ of that configuration alone gives.
 With verification on, every load is checked against the page image the
 trace says the offset holds, and at the end a conservation check proves
 nothing was lost: each offset still live in the trace is in the pool or on
-the swap device with the right bytes, and nothing else is.
+the swap device with the right bytes, and nothing else is.  Pages are
+compared by page_key (a 128-bit digest), so the replayer keeps 16 bytes per
+live page, not the page.
 """
 
 import time
 
-from .compress import CompressionCache, get_compressor
+from .compress import CompressionCache, get_compressor, page_key
 from .errors import ConfigError, ZswapsimError
 from .memory import Memory
 from .stats import derived
@@ -77,15 +79,19 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
     if timeline_points:
         sample_every = max(1, (reader.event_count() or 1) // timeline_points)
     timelines = [[] for _ in lanes]
-    live = {}           # swap type -> {offset: expected page image}
+    live = {}           # swap type -> {offset: page_key of the expected image}
+    cache_list = list(caches.values())
     events = 0
     started = time.perf_counter()
     for op, swap_type, offset, image, _ts in reader:
         events += 1
         if op == STORE:
+            key = page_key(image)
+            for cache in cache_list:
+                cache.remember(image, key)
             for zswap in lanes:
                 zswap.store(swap_type, offset, image)
-            live.setdefault(swap_type, {})[offset] = image
+            live.setdefault(swap_type, {})[offset] = key
         elif op == LOAD:
             for zswap in lanes:
                 page = zswap.load(swap_type, offset)
@@ -141,16 +147,17 @@ def _mismatch(event, swap_type, offset, page, image):
 
 
 def check_conservation(zswap, live, verify):
-    """Every live page is in the pool or on the swap device (with the right
-    bytes when verifying), and zswap holds nothing the trace has freed."""
+    """Every live page ({swap type: {offset: page_key}}) is in the pool or
+    on the swap device (with the right bytes when verifying), and zswap
+    holds nothing the trace has freed."""
     live_pages = 0
     for swap_type, pages in live.items():
-        for offset, image in pages.items():
+        for offset, key in pages.items():
             live_pages += 1
             if zswap.where(swap_type, offset) is None:
                 raise VerifyError(f"page lost: type {swap_type} offset {offset} is neither "
                                   "in the pool nor on the swap device")
-            if verify and zswap.peek(swap_type, offset) != image:
+            if verify and page_key(zswap.peek(swap_type, offset)) != key:
                 raise VerifyError(f"page corrupted: type {swap_type} offset {offset} holds "
                                   "other bytes than were stored")
     held = zswap.stored_pages + zswap.swapdev.used_slots()

@@ -1,0 +1,256 @@
+"""The zswapsim benchmark: the ratios that say whether the simulator's own
+work hides behind the one cost it cannot avoid, compressing the pages it
+stores and decompressing the ones it loads.
+
+Every figure is a ratio of two timings taken side by side in this run, so
+a shared, noisy machine moves both sides together:
+  1. overhead: replay time / compress-only time, per backend and compressor,
+     on the shipped real traces (verification on);
+  2. fan-out: `compare` over the four backends / one backend's replay;
+  3. allocator cost: malloc+write+read+free per object, and reclaim per
+     evicted page, in microseconds, on a real trace's object sizes;
+  4. scaling: time per event at 10^4, 10^5 and 10^6 events;
+  5. memory: a replay's peak RSS over what it simulates (pool frames and
+     swap device bytes), above the interpreter's own footprint;
+  6. sweep scaling: a 16-configuration tune-retries, --jobs 2 against 1.
+
+    python bench/run.py [--quick] [--json bench/results.json]
+"""
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from zswapsim import tune_retries  # noqa: E402
+from zswapsim.compress import get_compressor  # noqa: E402
+from zswapsim.memory import Memory  # noqa: E402
+from zswapsim.replay import replay, replay_lanes  # noqa: E402
+from zswapsim.trace import LOAD, STORE, TraceReader, TraceWriter  # noqa: E402
+from zswapsim.zpool import create_pool  # noqa: E402
+
+TRACES = ["python-heap", "python-job", "gcc-cc1", "postgres-pgbench"]
+BACKENDS = ["zbud", "z3fold", "zsmalloc", "xvmalloc"]
+RAM = 65536                     # 256M: the pool limit rarely bites, so every page is compressed
+
+
+def trace_path(name):
+    return ROOT / "traces" / f"{name}.trace"
+
+
+def best_of(runs, fn):
+    """The fastest of `runs` timings of fn(): the least disturbed by the machine."""
+    best = None
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        elapsed = time.perf_counter() - started
+        best = elapsed if best is None else min(best, elapsed)
+    return best
+
+
+def compress_only(events, compressor):
+    """Compress every stored image and decompress every loaded page, as the
+    kernel must; nothing else."""
+    compressed = {}
+    for op, swap_type, offset, image, _ in events:
+        if op == STORE:
+            compressed[swap_type, offset] = compressor.compress(image)
+        elif op == LOAD and (swap_type, offset) in compressed:
+            compressor.decompress(compressed[swap_type, offset])
+
+
+def overhead(runs):
+    rows = []
+    for name in TRACES:
+        path = trace_path(name)
+        events = list(TraceReader(path))
+        for comp in ("lz4", "zstd"):
+            compressor = get_compressor(comp)
+            base = best_of(runs, lambda: compress_only(events, compressor))
+            for backend in BACKENDS:
+                t = best_of(runs, lambda: replay(path, backend=backend, compressor=comp,
+                                                 ram_pages=RAM, verify=True))
+                rows.append({"trace": name, "compressor": comp, "backend": backend,
+                             "replay_s": round(t, 4), "compress_only_s": round(base, 4),
+                             "ratio": round(t / base, 2)})
+    return rows
+
+
+def fan_out(runs):
+    rows = []
+    for name in TRACES:
+        path = trace_path(name)
+        one = best_of(runs, lambda: replay(path, backend="zbud", ram_pages=RAM))
+        configs = [dict(backend=b, ram_pages=RAM) for b in BACKENDS]
+        four = best_of(runs, lambda: replay_lanes(path, configs))
+        rows.append({"trace": name, "one_backend_s": round(one, 4), "four_backends_s":
+                     round(four, 4), "ratio": round(four / one, 2)})
+    return rows
+
+
+def allocator_cost(objects):
+    """Sizes as zswap 6.1 allocates them for python-heap's lz4 output."""
+    lz4 = get_compressor("lz4")
+    sizes = [len(lz4.compress(image)) + 8 for op, _, _, image, _ in
+             TraceReader(trace_path("python-heap")) if op == STORE]
+    sizes = [s for s in sizes if s <= 3968]          # what every allocator accepts
+    rng = random.Random(1)
+    sizes = [rng.choice(sizes) for _ in range(objects)]
+    payloads = {s: bytes(s) for s in set(sizes)}
+    rows = []
+    for backend in BACKENDS:
+        pool = create_pool(backend, memory=Memory())
+        started = time.perf_counter()
+        for size in sizes:
+            handle = pool.malloc(size)
+            pool.write(handle, payloads[size])
+            pool.read(handle)
+            pool.free(handle)
+        single = (time.perf_counter() - started) / len(sizes) * 1e6
+
+        def evict(p, handle):
+            p.free(handle)
+            return 0
+        pool = create_pool(backend, memory=Memory(), evict=evict)
+        for size in sizes:
+            pool.write(pool.malloc(size), payloads[size])
+        pages = pool.total_pages()
+        started = time.perf_counter()
+        while pool.total_pages():
+            pool.reclaim_page(8)
+        reclaim = (time.perf_counter() - started) / pages * 1e6
+        rows.append({"backend": backend, "alloc_write_read_free_us": round(single, 2),
+                     "reclaim_per_page_us": round(reclaim, 2), "objects": len(sizes)})
+    return rows
+
+
+def synthetic_trace(path, events, seed=3):
+    """`events` events over real python-heap pages: a bounded working set of
+    swap slots with stores, loads and invalidations, the same mix at any length."""
+    images = [image for op, _, _, image, _ in TraceReader(trace_path("python-heap"))
+              if op == STORE][:2000]
+    rng = random.Random(seed)
+    stored = set()
+    with TraceWriter(path, description=f"bench: {events} events") as w:
+        for _ in range(events):
+            offset = rng.randrange(20000)
+            roll = rng.random()
+            if roll < 0.6 or offset not in stored:
+                w.store(0, offset, rng.choice(images))
+                stored.add(offset)
+            elif roll < 0.9:
+                w.load(0, offset)
+            else:
+                w.invalidate_page(0, offset)
+                stored.discard(offset)
+
+
+def scaling(sizes, workdir):
+    rows = []
+    for events in sizes:
+        path = Path(workdir) / f"scale-{events}.trace"
+        synthetic_trace(path, events)
+        t = best_of(1, lambda: replay(path, backend="zsmalloc", ram_pages=16384))
+        rows.append({"events": events, "seconds": round(t, 3),
+                     "us_per_event": round(t / events * 1e6, 2)})
+    base = rows[0]["us_per_event"]
+    for row in rows:
+        row["vs_smallest"] = round(row["us_per_event"] / base, 2)
+    return rows
+
+
+# VmHWM, not ru_maxrss: the latter keeps the parent's peak across fork+exec.
+MEMORY_CHILD = """
+import json, sys
+from zswapsim.replay import replay_lanes
+result = replay_lanes(sys.argv[1], [dict(backend=sys.argv[2], ram_pages=int(sys.argv[3]))])[0] \
+    if sys.argv[1] != "-" else None
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(json.dumps({"rss_kb": hwm, "peak_pool_pages": result and result["peak_pool_pages"],
+                  "swap_slots": result and result["swap_used_slots"]}))
+"""
+
+
+def memory(traces):
+    """Peak RSS in a fresh interpreter, less the interpreter with zswapsim
+    imported, over the simulated bytes at their peak."""
+    def child(*args):
+        out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, *args], capture_output=True,
+                             text=True, check=True, cwd=ROOT).stdout
+        return json.loads(out)
+    idle = child("-", "zbud", "0")["rss_kb"]
+    rows = []
+    for label, path, ram in traces:
+        got = child(str(path), "zbud", str(ram))
+        simulated_kb = (got["peak_pool_pages"] + got["swap_slots"]) * 4
+        rows.append({"trace": label, "ram_pages": ram, "peak_rss_mb": round(got["rss_kb"] / 1024, 1),
+                     "interpreter_mb": round(idle / 1024, 1),
+                     "simulated_mb": round(simulated_kb / 1024, 1),
+                     "ratio": round((got["rss_kb"] - idle) / simulated_kb, 2)})
+    return rows
+
+
+def sweep_scaling():
+    path = trace_path("swapcache-churn") if trace_path("swapcache-churn").exists() else None
+    args = dict(retries=(1, 2, 4, 8, 16, 32, 64, 128), max_pool_percents=(20, 30),
+                ram_pages=4096)
+    serial = best_of(1, lambda: tune_retries(path, jobs=1, **args))
+    parallel = best_of(1, lambda: tune_retries(path, jobs=2, **args))
+    return [{"configurations": 16, "jobs_1_s": round(serial, 2), "jobs_2_s": round(parallel, 2),
+             "speedup": round(serial / parallel, 2)}]
+
+
+def table(title, rows):
+    print(f"\n{title}")
+    if not rows:
+        return
+    fields = list(rows[0])
+    widths = {f: max(len(f), *(len(str(r[f])) for r in rows)) for f in fields}
+    print("  ".join(f"{f:>{widths[f]}}" for f in fields))
+    for row in rows:
+        print("  ".join(f"{str(row[f]):>{widths[f]}}" for f in fields))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="One timing per figure and smaller sizes (a smoke run).")
+    parser.add_argument("--json", default=str(ROOT / "bench" / "results.json"))
+    args = parser.parse_args()
+    runs = 1 if args.quick else 3
+    started = time.perf_counter()
+    results = {"date": time.strftime("%Y-%m-%d"), "python": sys.version.split()[0],
+               "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="zswapsim-bench-") as workdir:
+        results["overhead"] = overhead(runs)
+        table("1. overhead: replay / compress-only (verify on)", results["overhead"])
+        results["fan_out"] = fan_out(runs)
+        table("2. fan-out: four backends in one pass / one backend", results["fan_out"])
+        results["allocators"] = allocator_cost(20000 if args.quick else 100000)
+        table("3. allocator cost (microseconds)", results["allocators"])
+        sizes = (10**4, 10**5) if args.quick else (10**4, 10**5, 10**6)
+        results["scaling"] = scaling(sizes, workdir)
+        table("4. scaling: time per event", results["scaling"])
+        big = Path(workdir) / f"scale-{sizes[-1]}.trace"
+        small = Path(workdir) / f"scale-{sizes[-2]}.trace"
+        results["memory"] = memory([("python-heap", trace_path("python-heap"), RAM),
+                                    (small.name, small, 16384), (big.name, big, 16384)])
+        table("5. memory: (peak RSS - interpreter) / simulated bytes", results["memory"])
+        results["sweep"] = sweep_scaling()
+        table("6. sweep scaling: tune-retries, 16 configurations", results["sweep"])
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+    print(f"\n{args.json} written; {results['seconds']} s in all")
+
+
+if __name__ == "__main__":
+    main()
