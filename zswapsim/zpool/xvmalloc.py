@@ -290,6 +290,56 @@ class XvmallocPool(Zpool):
     def total_pages(self):
         return len(self.pages)
 
+    def check(self):
+        """Walk every page's block headers and audit them against the page's
+        objects, the free lists, the bitmaps, the LRU and the Memory; raise
+        AssertionError naming the first inconsistency.  Call it between pool
+        calls, not from an evict callback."""
+        assert not self.under_reclaim, f"pages {sorted(self.under_reclaim)} under reclaim"
+        free_frames = set(self.memory._free_pfns)
+        listable = {}                   # (pfn, offset) -> the free list its header calls for
+        for pfn, objects in self.pages.items():
+            assert pfn < len(self.memory.frames) and pfn not in free_frames, \
+                f"page {pfn}: not a frame the pool holds"
+            # Only a page the -ENOMEM quirk grew and nothing used is objectless.
+            assert (pfn in self.lru) == bool(objects), f"page {pfn}: on the LRU iff it has objects"
+            frame, offset, previous, previous_free, allocated = \
+                self.memory.frames[pfn], 0, 0, False, set()
+            while offset < PAGE_SIZE:        # the blocks, headers included, tile the page
+                size, prev = BLOCK_HEADER.unpack_from(frame, offset)
+                where = f"page {pfn}: block at {offset}"
+                assert prev & PREV_MASK == previous, \
+                    f"{where}: prev {prev & PREV_MASK}, the block before is at {previous}"
+                assert bool(prev & PREV_FREE) == previous_free, f"{where}: PREV_FREE is wrong"
+                free = bool(prev & BLOCK_FREE)
+                if free:
+                    assert not previous_free, f"{where}: free after a free block, unmerged"
+                    assert not size & XV_ALIGN_MASK, f"{where}: free block of {size} bytes"
+                    if size >= XV_MIN_ALLOC_SIZE:
+                        listable[pfn, offset] = get_index_for_insert(size)
+                else:
+                    assert size, f"{where}: allocated block of 0 bytes"
+                    allocated.add(offset + XV_ALIGN)
+                previous, previous_free = offset, free
+                offset += XV_ALIGN + xv_align(size)
+            assert offset == PAGE_SIZE, f"page {pfn}: the last block ends at {offset}"
+            assert allocated == objects, \
+                f"page {pfn}: allocated blocks {sorted(allocated)}, objects {sorted(objects)}"
+        for index, blocks in enumerate(self.freelist):
+            for pfn, offset in blocks:
+                assert listable.pop((pfn, offset), None) == index, \
+                    f"free list {index}: page {pfn} offset {offset} is no free block of its size"
+        assert not listable, f"free blocks on no free list: {sorted(listable)}"
+        slbitmap = [0] * MAX_FLI
+        for index, blocks in enumerate(self.freelist):
+            if blocks:
+                slbitmap[index // BITS_PER_LONG] |= 1 << index % BITS_PER_LONG
+        assert self.slbitmap == slbitmap, "second-level bitmap disagrees with the free lists"
+        assert self.flbitmap == sum(1 << word for word, bits in enumerate(slbitmap) if bits), \
+            "first-level bitmap disagrees with the second level"
+        assert set(self.lru) <= set(self.pages), "LRU holds pages the pool does not"
+        assert self.total_pages() == len(self.pages) <= self.memory.used_pages, "total_pages"
+
     # -- introspection for tests and reports -----------------------------
 
     def lru_pfns(self):

@@ -371,6 +371,64 @@ class Z3foldPool(Zpool):
     def total_pages(self):
         return len(self.pages)
 
+    def check(self):
+        """Audit every page against its header, the handle table, its
+        unbuddied list, the LRU and the Memory; raise AssertionError naming
+        the first inconsistency.  Call it between pool calls, not from an
+        evict callback (a claimed page is off its lists)."""
+        free_frames = set(self.memory._free_pfns)
+        objects = listed = 0
+        for pfn, zhdr in self.pages.items():
+            assert zhdr.pfn == pfn and pfn < len(self.memory.frames) and pfn not in free_frames, \
+                f"page {pfn}: not a frame the pool holds"
+            assert not zhdr.claimed, f"page {pfn}: claimed outside reclaim_page"
+            # The chunks each part takes: the header (none when headless) and
+            # every object from its offset; none may overlap another.
+            extents = [] if zhdr.headless else [(0, ZHDR_SIZE_ALIGNED, "header")]
+            in_page = foreign = 0
+            for bud in (HEADLESS, FIRST, MIDDLE, LAST):
+                name, handle = BUDDY_NAMES[bud], zhdr.handles[bud]
+                used = zhdr.headless if bud == HEADLESS else zhdr.chunks(bud) > 0
+                assert bool(handle) == used, f"page {pfn}: {name} slot's handle vs its chunks"
+                if not handle:
+                    continue
+                obj = self.objects.get(handle)
+                assert obj is not None and obj.zhdr is zhdr and obj.bud == bud, \
+                    f"page {pfn}: {name} handle {handle} names another place"
+                chunks = size_to_chunks(obj.size)
+                assert (MAX_SHARED_SIZE < obj.size <= PAGE_SIZE if bud == HEADLESS else
+                        0 < obj.size <= MAX_SHARED_SIZE and chunks == zhdr.chunks(bud)), \
+                    f"page {pfn}: {name} object of {obj.size} bytes does not fit its slot"
+                start = zhdr.offset(bud)
+                extents.append((start, start + (chunks << CHUNK_SHIFT), name))
+                in_page += 1
+                foreign += obj.foreign
+            assert in_page, f"page {pfn}: empty but held"
+            objects += in_page
+            extents.sort()
+            assert extents[0][0] >= 0 and extents[-1][1] <= PAGE_SIZE, \
+                f"page {pfn}: {extents[-1][2]} ends past the page"
+            for (_, end, name), (start, _, other) in zip(extents, extents[1:]):
+                assert end <= start, f"page {pfn}: {name} overlaps {other}"
+            assert foreign == zhdr.foreign_handles, \
+                f"page {pfn}: foreign_handles {zhdr.foreign_handles}, {foreign} objects moved in"
+            if zhdr.headless or (zhdr.first_chunks and zhdr.middle_chunks and zhdr.last_chunks):
+                assert zhdr.buddy_list is None, f"page {pfn}: on a list with no free slot"
+            else:
+                free_chunks = zhdr.num_free_chunks()
+                expected = self.unbuddied[free_chunks]
+                assert zhdr.buddy_list is expected and expected.get(pfn) is zhdr, \
+                    f"page {pfn}: not on unbuddied[{free_chunks}]"
+                listed += 1
+            assert self.lru.get(pfn) is zhdr, f"page {pfn}: not on the LRU"
+        assert objects == len(self.objects), \
+            f"{len(self.objects)} handles for {objects} objects in the pages"
+        assert sum(map(len, self.unbuddied)) == listed, \
+            f"{sum(map(len, self.unbuddied))} unbuddied entries for {listed} pages"
+        assert len(self.lru) == len(self.pages), \
+            f"{len(self.lru)} LRU entries for {len(self.pages)} pages"
+        assert self.total_pages() == len(self.pages) <= self.memory.used_pages, "total_pages"
+
     # -- introspection for tests and reports -----------------------------
 
     def lru_pfns(self):

@@ -198,6 +198,44 @@ class ZbudPool(Zpool):
     def total_pages(self):
         return len(self.pages)
 
+    def check(self):
+        """Audit every page against its header, its list, the LRU and the
+        Memory; raise AssertionError naming the first inconsistency.  Call it
+        between pool calls, not from an evict callback (a page under reclaim
+        is off its lists)."""
+        free_frames = set(self.memory._free_pfns)
+        for pfn, zhdr in self.pages.items():
+            assert zhdr.pfn == pfn and pfn < len(self.memory.frames) and pfn not in free_frames, \
+                f"page {pfn}: not a frame the pool holds"
+            assert not zhdr.under_reclaim, f"page {pfn}: under reclaim outside reclaim_page"
+            for name, chunks, size in (("first", zhdr.first_chunks, zhdr.first_size),
+                                       ("last", zhdr.last_chunks, zhdr.last_size)):
+                assert 0 <= size <= MAX_ALLOC_SIZE and size_to_chunks(size) == chunks, \
+                    f"page {pfn}: {name} buddy of {size} bytes in {chunks} chunks"
+            assert zhdr.first_chunks or zhdr.last_chunks, f"page {pfn}: empty but held"
+            # The chunks each part takes: header, first buddy after it, last
+            # buddy against the page end; none may overlap another.
+            last_start = PAGE_SIZE - (zhdr.last_chunks << CHUNK_SHIFT)
+            extents = sorted(extent for extent in (
+                (0, ZHDR_SIZE_ALIGNED, "header"),
+                (ZHDR_SIZE_ALIGNED, ZHDR_SIZE_ALIGNED + (zhdr.first_chunks << CHUNK_SHIFT), "first"),
+                (last_start, PAGE_SIZE, "last")) if extent[0] < extent[1])
+            for (_, end, name), (start, _, other) in zip(extents, extents[1:]):
+                assert end <= start, f"page {pfn}: {name} overlaps {other}"
+            if zhdr.first_chunks and zhdr.last_chunks:
+                expected, which = self.buddied, "buddied"
+            else:
+                free_chunks = zhdr.num_free_chunks()
+                expected, which = self.unbuddied[free_chunks], f"unbuddied[{free_chunks}]"
+            assert zhdr.buddy_list is expected and expected.get(pfn) is zhdr, \
+                f"page {pfn}: not on {which}"
+            assert self.lru.get(pfn) is zhdr, f"page {pfn}: not on the LRU"
+        listed = len(self.buddied) + sum(map(len, self.unbuddied))
+        assert listed == len(self.pages), f"{listed} list entries for {len(self.pages)} pages"
+        assert len(self.lru) == len(self.pages), \
+            f"{len(self.lru)} LRU entries for {len(self.pages)} pages"
+        assert self.total_pages() == len(self.pages) <= self.memory.used_pages, "total_pages"
+
     # -- introspection for tests and reports -----------------------------
 
     def lru_pfns(self):
