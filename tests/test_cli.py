@@ -82,6 +82,8 @@ def test_classes_table_adds_up_to_the_pool():
     (["replay", SHIPPED, "--ram", "lots"], "cannot read size 'lots'"),
     (["replay", SHIPPED, "--kernel", "5.0"], "--kernel"),
     (["replay", SHIPPED, "--classes"], "--classes needs a backend with size classes"),
+    (["replay", SHIPPED, "--fault-alloc", "2"], "--fault-alloc"),
+    (["replay", SHIPPED, "--swap-size", "big"], "cannot read size 'big'"),
     (["trace", "record", "-o", "/tmp/never.rec"], "give either --pid PID or -- COMMAND"),
     (["trace", "record", "--pid", "999999999", "-o", "/tmp/never.rec"], "999999999"),
     (["replay", SHIPPED, "--chain-size", "8"], "--chain-size applies to --backend zsmalloc"),
@@ -252,3 +254,11 @@ def test_fidelity_command_exact_and_catching_a_difference(tmp_path):
     wrong = [r for r in json.loads(result.stdout) if r["difference"] and r["mode"] == "kernel sizes"]
     assert [(r["case"], r["field"], r["difference"]) for r in wrong] == \
         [("zram zstd", "mem_used_total", -4096)]
+
+
+def test_replay_with_injected_faults_reports_them():
+    result = run("replay", str(Path(SHIPPED).parent / "swapcache-churn.trace"), "--ram", "16M",
+                 "--fault-alloc", "0.02", "--fault-evict", "0.1", "--fault-seed", "3")
+    assert result.returncode == 0, result.stderr
+    assert "injected faults" in result.stdout and "injected_evict" in result.stdout
+    assert "verified: every load matched" in result.stdout

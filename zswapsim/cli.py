@@ -35,7 +35,8 @@ ACTIVITY = ("stores", "zswpout", "duplicate_stores", "reject_pool_full", "reject
             "swap_writes", "swap_reads", "swap_used_slots", "pool_pages", "pool_limit_pages",
             "compressed_bytes", "shrink_runs", "reclaim_calls", "reclaim_success",
             "reclaim_eagain", "reclaim_einval", "reclaim_pages_scanned", "evict_calls",
-            "evict_eexist", "evict_enomem")
+            "evict_eexist", "evict_enomem", "evict_eio", "swap_full", "swap_write_errors",
+            "resident_pages")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -67,10 +68,20 @@ def cli():
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="Check every load and the final pool contents against the trace.")
+@click.option("--swap-size", default=None,
+              help="Swap device size, e.g. 64M: stores that find it full stay in RAM.")
+@click.option("--fault-alloc", type=click.FloatRange(0, 1), default=0.0,
+              help="Rate of injected page-frame allocation failures (ENOMEM).")
+@click.option("--fault-swap-write", type=click.FloatRange(0, 1), default=0.0,
+              help="Rate of injected swap-device write failures (EIO).")
+@click.option("--fault-evict", type=click.FloatRange(0, 1), default=0.0,
+              help="Rate of injected evict-callback failures (EIO).")
+@click.option("--fault-seed", type=int, default=0, show_default=True,
+              help="Seed of the injected faults.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def replay_cmd(trace_path, backend, compressor, ram, max_pool_percent,
                accept_threshold_percent, retries, kernel, chain_size, classes, as_json, verify,
-               quiet):
+               swap_size, fault_alloc, fault_swap_write, fault_evict, fault_seed, quiet):
     """Replay TRACE through zswap and print the kernel's counters."""
     pool_options = None
     if chain_size is not None:
@@ -82,7 +93,11 @@ def replay_cmd(trace_path, backend, compressor, ram, max_pool_percent,
                         ram_pages=ram_pages(ram), max_pool_percent=max_pool_percent,
                         accept_threshold_percent=accept_threshold_percent, retries=retries,
                         kernel=kernel, verify=verify, pool_options=pool_options,
-                        classes=classes, progress=progress)
+                        classes=classes, progress=progress,
+                        swap_capacity=ram_pages(swap_size) if swap_size else None,
+                        faults=dict(seed=fault_seed, alloc=fault_alloc,
+                                    swap_write=fault_swap_write, evict=fault_evict)
+                        if fault_alloc or fault_swap_write or fault_evict else None)
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return
@@ -93,11 +108,15 @@ def replay_cmd(trace_path, backend, compressor, ram, max_pool_percent,
     _table("zswap debugfs", result, DEBUGFS_COUNTERS)
     _table("activity", result, ACTIVITY)
     _table("derived", result, DERIVED)
+    injected = [name for name in result if name.startswith("injected_")]
+    if injected:
+        _table("injected faults", result, injected)
     if classes:
         _classes_table(result["classes"])
     if verify:
         click.echo(f"\nverified: every load matched; {result['live_pages']} live pages all "
-                   "accounted for (pool or swap device)")
+                   "accounted for (pool, swap device, "
+                   f"or {result['resident_pages']} left in RAM)")
 
 
 def _table(title, values, names):

@@ -30,6 +30,11 @@ class Invalid(KernelError):
     errno = errno.EINVAL
 
 
+class WriteError(KernelError):
+    """A device write failed (-EIO)."""
+    errno = errno.EIO
+
+
 class UserError(ZswapsimError):
     """Something the user gave us is wrong; the message is the whole story."""
 

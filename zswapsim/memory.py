@@ -18,9 +18,10 @@ PAGE_SHIFT = 12
 
 
 class Memory:
-    """Page frames numbered by pfn; `totalram_pages` None means unbounded."""
+    """Page frames numbered by pfn; `totalram_pages` None means unbounded.
+    A FaultPlan in `faults` makes some allocations fail as if RAM ran out."""
 
-    def __init__(self, totalram_pages=None):
+    def __init__(self, totalram_pages=None, faults=None):
         if totalram_pages is not None and totalram_pages < 1:
             raise ConfigError("simulated RAM must hold at least one page")
         self.totalram_pages = totalram_pages
@@ -28,11 +29,14 @@ class Memory:
         self._free_pfns = []
         self.used_pages = 0
         self.peak_pages = 0
+        self.faults = faults
 
     def alloc_page(self):
         """Take a frame and return its pfn; NoMemory when the budget is spent."""
         if self.totalram_pages is not None and self.used_pages >= self.totalram_pages:
             raise NoMemory("simulated RAM exhausted")
+        if self.faults is not None and self.faults.fail("alloc"):
+            raise NoMemory("injected page allocation failure")
         if self._free_pfns:
             pfn = self._free_pfns.pop()
         else:

@@ -9,6 +9,10 @@ is compressed once per compressor however many allocators it feeds.  Lanes
 never see each other otherwise, so a lane's result is exactly what a replay
 of that configuration alone gives.
 
+A page the swap core could not swap out (no free swap slot, or the device
+write failed: see faults.py for injecting such failures) stays resident:
+its later loads are served from RAM and checked there.
+
 With verification on, every load is checked against the page image the
 trace says the offset holds, and at the end a conservation check proves
 nothing was lost: each offset still live in the trace is in the pool or on
@@ -21,6 +25,7 @@ import time
 
 from .compress import CompressionCache, get_compressor, page_key
 from .errors import ConfigError, ZswapsimError
+from .faults import FaultPlan
 from .memory import Memory
 from .stats import derived
 from .swapdev import SwapDevice
@@ -29,7 +34,7 @@ from .zswap import Zswap
 
 DEFAULTS = {"backend": "zbud", "compressor": "lz4", "ram_pages": 1 << 20,
             "max_pool_percent": 20, "accept_threshold_percent": 90, "retries": 8,
-            "kernel": "6.1", "pool_options": None}
+            "kernel": "6.1", "pool_options": None, "swap_capacity": None, "faults": None}
 
 
 class VerifyError(ZswapsimError):
@@ -38,13 +43,17 @@ class VerifyError(ZswapsimError):
 
 def replay(trace_path, backend="zbud", compressor="lz4", ram_pages=1 << 20,
            max_pool_percent=20, accept_threshold_percent=90, retries=8, kernel="6.1",
-           verify=True, pool_options=None, classes=False, progress=None):
+           verify=True, pool_options=None, classes=False, progress=None, swap_capacity=None,
+           faults=None):
     """Replay a trace file; returns a dict of settings, counters and figures,
-    and with `classes` the zsmalloc class table at the end."""
+    and with `classes` the zsmalloc class table at the end.  `faults` is a
+    dict of FaultPlan arguments (seed and rates); `swap_capacity` bounds the
+    pages swapped out at once."""
     config = dict(backend=backend, compressor=compressor, ram_pages=ram_pages,
                   max_pool_percent=max_pool_percent,
                   accept_threshold_percent=accept_threshold_percent, retries=retries,
-                  kernel=kernel, pool_options=pool_options)
+                  kernel=kernel, pool_options=pool_options, swap_capacity=swap_capacity,
+                  faults=faults)
     return replay_lanes(trace_path, [config], verify=verify, classes=classes,
                         progress=progress)[0]
 
@@ -63,12 +72,14 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
         name = config["compressor"]
         if name not in caches:
             caches[name] = CompressionCache(get_compressor(name) if isinstance(name, str) else name)
+        faults = FaultPlan(**config["faults"]) if config["faults"] else None
         zswap = Zswap(backend=config["backend"], compressor=caches[name],
-                      memory=Memory(config["ram_pages"]), swapdev=SwapDevice(),
+                      memory=Memory(config["ram_pages"], faults=faults),
+                      swapdev=SwapDevice(capacity=config["swap_capacity"], faults=faults),
                       max_pool_percent=config["max_pool_percent"],
                       accept_threshold_percent=config["accept_threshold_percent"],
                       retries=config["retries"], kernel=config["kernel"],
-                      pool_options=config["pool_options"])
+                      pool_options=config["pool_options"], faults=faults)
         if classes and not zswap.has_class_stats():
             raise ConfigError("--classes needs a backend with size classes (zsmalloc), "
                               f"not {config['backend']}")
@@ -80,6 +91,7 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
         sample_every = max(1, (reader.event_count() or 1) // timeline_points)
     timelines = [[] for _ in lanes]
     live = {}           # swap type -> {offset: page_key of the expected image}
+    resident = [{} for _ in lanes]   # per lane: (swap type, offset) -> page kept in RAM
     cache_list = list(caches.values())
     events = 0
     started = time.perf_counter()
@@ -89,20 +101,27 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
             key = page_key(image)
             for cache in cache_list:
                 cache.remember(image, key)
-            for zswap in lanes:
-                zswap.store(swap_type, offset, image)
+            for zswap, kept in zip(lanes, resident):
+                kept.pop((swap_type, offset), None)
+                if zswap.store(swap_type, offset, image) is None:
+                    kept[swap_type, offset] = image
             live.setdefault(swap_type, {})[offset] = key
         elif op == LOAD:
-            for zswap in lanes:
-                page = zswap.load(swap_type, offset)
+            for zswap, kept in zip(lanes, resident):
+                page = kept.get((swap_type, offset))
+                if page is None:
+                    page = zswap.load(swap_type, offset)
                 if verify and page != image:
                     raise VerifyError(_mismatch(events, swap_type, offset, page, image))
         elif op == INVALIDATE_PAGE:
-            for zswap in lanes:
+            for zswap, kept in zip(lanes, resident):
+                kept.pop((swap_type, offset), None)
                 zswap.invalidate_page(swap_type, offset)
             live.get(swap_type, {}).pop(offset, None)
         elif op == INVALIDATE_AREA:
-            for zswap in lanes:
+            for zswap, kept in zip(lanes, resident):
+                for slot in [slot for slot in kept if slot[0] == swap_type]:
+                    del kept[slot]
                 zswap.invalidate_area(swap_type)
             live.pop(swap_type, None)
         if sample_every and events % sample_every == 0:
@@ -117,8 +136,8 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
     elapsed = time.perf_counter() - started
 
     results = []
-    for config, zswap, timeline in zip(configs, lanes, timelines):
-        live_pages = check_conservation(zswap, live, verify)
+    for config, zswap, timeline, kept in zip(configs, lanes, timelines, resident):
+        live_pages = check_conservation(zswap, live, verify, kept)
         counts = zswap.counters()
         result = {
             "trace": str(trace_path), "backend": config["backend"],
@@ -131,6 +150,9 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
         }
         result.update(counts)
         result.update(derived(counts))
+        result["resident_pages"] = len(kept)
+        if zswap.faults is not None:
+            result.update({f"injected_{kind}": n for kind, n in zswap.faults.injected.items()})
         if classes:
             result["classes"] = zswap.class_stats()
         if timeline_points:
@@ -146,22 +168,26 @@ def _mismatch(event, swap_type, offset, page, image):
             f"returned {got}, the trace expects {want}")
 
 
-def check_conservation(zswap, live, verify):
-    """Every live page ({swap type: {offset: page_key}}) is in the pool or
-    on the swap device (with the right bytes when verifying), and zswap
-    holds nothing the trace has freed."""
+def check_conservation(zswap, live, verify, resident=()):
+    """Every live page ({swap type: {offset: page_key}}) that did not stay
+    in RAM (`resident`: (swap type, offset) pairs) is in the pool or on the
+    swap device (with the right bytes when verifying), and zswap holds
+    nothing the trace has freed.  Returns the live pages, resident included."""
     live_pages = 0
     for swap_type, pages in live.items():
         for offset, key in pages.items():
             live_pages += 1
+            if (swap_type, offset) in resident:
+                continue
             if zswap.where(swap_type, offset) is None:
                 raise VerifyError(f"page lost: type {swap_type} offset {offset} is neither "
                                   "in the pool nor on the swap device")
             if verify and page_key(zswap.peek(swap_type, offset)) != key:
                 raise VerifyError(f"page corrupted: type {swap_type} offset {offset} holds "
                                   "other bytes than were stored")
-    held = zswap.stored_pages + zswap.swapdev.used_slots()
+    held = zswap.stored_pages + zswap.swapdev.used_slots() + len(resident)
     if held != live_pages:
         raise VerifyError(f"conservation broken: {live_pages} live pages but zswap holds "
-                          f"{zswap.stored_pages} and the swap device {zswap.swapdev.used_slots()}")
+                          f"{zswap.stored_pages}, the swap device {zswap.swapdev.used_slots()} "
+                          f"and RAM {len(resident)}")
     return live_pages

@@ -5,14 +5,19 @@ itself) and when zswap writes an entry back to make room.  A slot is
 addressed by the same (type, offset) the swap core allocated for the page,
 so a device of `nr_slots` slots refuses offsets past its end.  Slots are
 freed by discards, which is what invalidate_page and swapoff amount to.
+`capacity` bounds how many pages may be swapped out at once (those zswap
+holds included: each has its swap slot); the swap core checks it before a
+page leaves RAM.  A FaultPlan in `faults` makes some writes fail (-EIO).
 """
 
-from .errors import Invalid
+from .errors import Invalid, WriteError
 
 
 class SwapDevice:
-    def __init__(self, nr_slots=None):
+    def __init__(self, nr_slots=None, capacity=None, faults=None):
         self.nr_slots = nr_slots
+        self.capacity = capacity
+        self.faults = faults
         self.slots = {}           # swap type -> {offset: page bytes}
         self.writes = 0
         self.reads = 0
@@ -24,6 +29,8 @@ class SwapDevice:
 
     def write(self, swap_type, offset, page):
         self._check(offset)
+        if self.faults is not None and self.faults.fail("swap_write"):
+            raise WriteError("injected swap device write failure")
         self.slots.setdefault(swap_type, {})[offset] = page
         self.writes += 1
 

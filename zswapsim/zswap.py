@@ -46,7 +46,7 @@ import errno
 import struct
 
 from .compress import PAGE_SIZE, CompressionCache, get_compressor
-from .errors import ConfigError, NoMemory, NoSpace
+from .errors import ConfigError, NoMemory, NoSpace, WriteError
 from .memory import Memory, ram_pages, same_filled_word
 from .swapdev import SwapDevice
 from .zpool import create_pool
@@ -85,7 +85,7 @@ class Zswap:
 
     def __init__(self, backend="zbud", compressor="lz4", memory=None, swapdev=None,
                  max_pool_percent=20, accept_threshold_percent=90, retries=8,
-                 kernel="6.1", same_filled_pages_enabled=None, pool_options=None):
+                 kernel="6.1", same_filled_pages_enabled=None, pool_options=None, faults=None):
         if kernel not in KERNELS:
             raise ConfigError(f"unknown kernel '{kernel}'; known: {', '.join(KERNELS)}")
         if not 0 <= max_pool_percent <= 100:
@@ -124,6 +124,9 @@ class Zswap:
         self.last_pool_pages = 0    # 3.11's zswap_pool_pages: the last tree's pool
         self.compressed_bytes = 0   # sum of entry lengths now in the pools
         self.peak_pool_pages = 0
+        self.faults = faults        # a FaultPlan failing some evict calls, or None
+        self.swap_full = 0          # stores the swap core could not give a slot
+        self.swap_write_errors = 0  # stores whose swap-device write failed
 
         self.pool_limit_hit = 0
         self.reject_reclaim_fail = 0
@@ -227,11 +230,18 @@ class Zswap:
 
     def store(self, swap_type, offset, page):
         """Swap a page out; True when zswap keeps it, False when it went to
-        the swap device instead."""
+        the swap device instead, None when it could not leave RAM (no free
+        swap slot, or the device write failed)."""
         self.run_pending_work()
         self.stores += 1
         self._leave_swapcache(swap_type, offset)
         tree = self.trees.setdefault(swap_type, {})
+        capacity = self.swapdev.capacity
+        if capacity is not None and offset not in tree \
+                and not self.swapdev.holds(swap_type, offset) \
+                and self.stored_pages + self.swapdev.used_slots() >= capacity:
+            self.swap_full += 1
+            return None
         if offset in tree:
             self.duplicate_stores += 1
             if self.kernel != "3.11":
@@ -239,7 +249,12 @@ class Zswap:
         entry = self._zswap_store(swap_type, offset, page)
         if entry is None:
             self._drop(swap_type, offset)           # never leave a stale copy
-            self.swapdev.write(swap_type, offset, page)
+            try:
+                self.swapdev.write(swap_type, offset, page)
+            except WriteError:
+                self.swap_write_errors += 1
+                self.swapdev.discard(swap_type, offset)
+                return None
             return False
         if offset in tree:                          # 3.11: zswap sees the duplicate
             self.duplicate_entry += 1
@@ -345,6 +360,8 @@ class Zswap:
     # -- writeback: the pool's evict callback ----------------------------
 
     def _writeback(self, pool, handle):
+        if self.faults is not None and self.faults.fail("evict"):
+            return -errno.EIO
         swp = ZSWAP_HEADER.unpack(pool.read(handle)[:ZSWAP_HEADER.size])[0]
         swap_type, offset = swp >> SWP_TYPE_SHIFT, swp & SWP_OFFSET_MASK
         entry = self.trees.get(swap_type, {}).get(offset)
@@ -358,8 +375,12 @@ class Zswap:
             return -errno.ENOMEM
         frame = self.memory.frames[pfn]
         frame[:] = self._decompress(swap_type, entry)
-        self.swapdev.write(swap_type, offset, bytes(frame))
-        self.memory.free_page(pfn)
+        try:
+            self.swapdev.write(swap_type, offset, bytes(frame))
+        except WriteError:
+            return -errno.EIO                       # the entry stays in the pool
+        finally:
+            self.memory.free_page(pfn)
         self.written_back_pages += 1
         del self.trees[swap_type][offset]
         self._free_entry(swap_type, entry)
@@ -420,6 +441,8 @@ class Zswap:
             evict_calls=sum(p.evict_calls for p in pools),
             evict_eexist=sum(p.evict_results.get(-errno.EEXIST, 0) for p in pools),
             evict_enomem=sum(p.evict_results.get(-errno.ENOMEM, 0) for p in pools),
+            evict_eio=sum(p.evict_results.get(-errno.EIO, 0) for p in pools),
+            swap_full=self.swap_full, swap_write_errors=self.swap_write_errors,
             compress_cache_hits=self.compressor.hits,
         )
         return counts
