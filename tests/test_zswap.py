@@ -261,3 +261,16 @@ def test_zsmalloc_writes_back_only_from_6_3():
     assert z.written_back_pages == 21 and z.pool_pages() == 8
     assert z.where(0, 0) == "swap" and z.load(0, 20) == pages[20]
     assert z.where(0, 21) == "pool" and z.where(0, 23) == "pool"
+
+
+def test_zsmalloc_refusing_an_oversized_object_is_an_alloc_reject():
+    # zs_malloc answers -EINVAL above 4096 bytes; zswap counts any
+    # zpool_malloc error but -ENOSPC as reject_alloc_fail and refuses the page.
+    noise = random.Random(0).randbytes(4096)                 # lz4: 4112 bytes
+    z = Zswap(backend="zsmalloc", kernel="3.11", memory=Memory(1024))   # 2-page buffer
+    assert z.store(0, 0, noise) is False and z.reject_alloc_fail == 1
+    page = random.Random(0).randbytes(4052) + bytes(44)       # lz4: 4089 bytes + 8 header
+    assert len(lz4.block.compress(page, store_size=False)) == 4089
+    z = Zswap(backend="zsmalloc", kernel="6.3", memory=Memory(1024))
+    assert z.store(0, 0, page) is False and z.reject_alloc_fail == 1
+    assert z.load(0, 0) == page                               # from the swap device

@@ -51,6 +51,10 @@ class Memory:
         self._free_pfns.append(pfn)
         self.used_pages -= 1
 
+    def free_pfns(self):
+        """The frames on the free list, for allocator audits."""
+        return set(self._free_pfns)
+
     def free_pages(self):
         """Frames still available, or None when unbounded."""
         if self.totalram_pages is None:

@@ -46,7 +46,7 @@ import errno
 import struct
 
 from .compress import PAGE_SIZE, CompressionCache, get_compressor
-from .errors import ConfigError, NoMemory, NoSpace, WriteError
+from .errors import ConfigError, Invalid, NoMemory, NoSpace, WriteError
 from .memory import Memory, ram_pages, same_filled_word
 from .swapdev import SwapDevice
 from .zpool import create_pool
@@ -304,7 +304,7 @@ class Zswap:
         except NoSpace:
             self.reject_compress_poor += 1
             return None
-        except NoMemory:
+        except (NoMemory, Invalid):     # zswap: any other zpool_malloc error
             self.reject_alloc_fail += 1
             return None
         if self.header_len:

@@ -296,7 +296,7 @@ class XvmallocPool(Zpool):
         AssertionError naming the first inconsistency.  Call it between pool
         calls, not from an evict callback."""
         assert not self.under_reclaim, f"pages {sorted(self.under_reclaim)} under reclaim"
-        free_frames = set(self.memory._free_pfns)
+        free_frames = self.memory.free_pfns()
         listable = {}                   # (pfn, offset) -> the free list its header calls for
         for pfn, objects in self.pages.items():
             assert pfn < len(self.memory.frames) and pfn not in free_frames, \

@@ -376,7 +376,7 @@ class Z3foldPool(Zpool):
         unbuddied list, the LRU and the Memory; raise AssertionError naming
         the first inconsistency.  Call it between pool calls, not from an
         evict callback (a claimed page is off its lists)."""
-        free_frames = set(self.memory._free_pfns)
+        free_frames = self.memory.free_pfns()
         objects = listed = 0
         for pfn, zhdr in self.pages.items():
             assert zhdr.pfn == pfn and pfn < len(self.memory.frames) and pfn not in free_frames, \
@@ -406,10 +406,9 @@ class Z3foldPool(Zpool):
             assert in_page, f"page {pfn}: empty but held"
             objects += in_page
             extents.sort()
-            assert extents[0][0] >= 0 and extents[-1][1] <= PAGE_SIZE, \
-                f"page {pfn}: {extents[-1][2]} ends past the page"
             for (_, end, name), (start, _, other) in zip(extents, extents[1:]):
                 assert end <= start, f"page {pfn}: {name} overlaps {other}"
+            assert extents[-1][1] <= PAGE_SIZE, f"page {pfn}: {extents[-1][2]} ends past the page"
             assert foreign == zhdr.foreign_handles, \
                 f"page {pfn}: foreign_handles {zhdr.foreign_handles}, {foreign} objects moved in"
             if zhdr.headless or (zhdr.first_chunks and zhdr.middle_chunks and zhdr.last_chunks):

@@ -203,7 +203,7 @@ class ZbudPool(Zpool):
         Memory; raise AssertionError naming the first inconsistency.  Call it
         between pool calls, not from an evict callback (a page under reclaim
         is off its lists)."""
-        free_frames = set(self.memory._free_pfns)
+        free_frames = self.memory.free_pfns()
         for pfn, zhdr in self.pages.items():
             assert zhdr.pfn == pfn and pfn < len(self.memory.frames) and pfn not in free_frames, \
                 f"page {pfn}: not a frame the pool holds"
@@ -215,10 +215,10 @@ class ZbudPool(Zpool):
             assert zhdr.first_chunks or zhdr.last_chunks, f"page {pfn}: empty but held"
             # The chunks each part takes: header, first buddy after it, last
             # buddy against the page end; none may overlap another.
+            first_end = ZHDR_SIZE_ALIGNED + (zhdr.first_chunks << CHUNK_SHIFT)
             last_start = PAGE_SIZE - (zhdr.last_chunks << CHUNK_SHIFT)
             extents = sorted(extent for extent in (
-                (0, ZHDR_SIZE_ALIGNED, "header"),
-                (ZHDR_SIZE_ALIGNED, ZHDR_SIZE_ALIGNED + (zhdr.first_chunks << CHUNK_SHIFT), "first"),
+                (0, ZHDR_SIZE_ALIGNED, "header"), (ZHDR_SIZE_ALIGNED, first_end, "first"),
                 (last_start, PAGE_SIZE, "last")) if extent[0] < extent[1])
             for (_, end, name), (start, _, other) in zip(extents, extents[1:]):
                 assert end <= start, f"page {pfn}: {name} overlaps {other}"
