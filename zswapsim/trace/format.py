@@ -283,6 +283,7 @@ class TraceReader:
         self._images_defined = 0
         events_read = 0
         with open(self.path, "rb") as f:
+            self._file_size = os.fstat(f.fileno()).st_size
             f.seek(self._data_start)
             while True:
                 at = f.tell()
@@ -347,6 +348,11 @@ class TraceReader:
             raise TraceError(f"payload length {payload_length} too large for {raw_size} raw bytes",
                              at + 16)
         payload_at = at + _BLOCK_HEADER.size
+        # Checked before reading, so a short file claiming a large payload
+        # costs no allocation.
+        if payload_length > self._file_size - payload_at:
+            raise TraceError(f"truncated block payload: {max(self._file_size - payload_at, 0)} "
+                             f"of {payload_length} bytes", payload_at)
         payload = read_exact(f, payload_length, "block payload")
         if zlib.crc32(payload) != payload_crc:
             raise TraceError("block payload CRC mismatch", payload_at)
