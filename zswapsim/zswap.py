@@ -168,7 +168,10 @@ class Zswap:
         return pool
 
     def pool_pages(self):
-        return sum(pool.total_pages() for pool in self.pools.values())
+        pools = self.pools
+        if len(pools) == 1:                 # every kernel but 3.11: one pool, asked per store
+            return next(iter(pools.values())).total_pages()
+        return sum(pool.total_pages() for pool in pools.values())
 
     @property
     def pool_total_size(self):
