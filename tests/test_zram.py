@@ -1,28 +1,12 @@
 """zram against the real Linux 6.1 kernel's mm_stat on the fidelity sets,
 and its write path rules worked out by hand."""
 
-import json
-from pathlib import Path
-
 import pytest
-import zstandard
 
+from kernel_data import SETS, load_set
 from zswapsim.compress import Compressor, GivenLengths, get_compressor
 from zswapsim.errors import ConfigError
 from zswapsim.zram import MM_STAT, Zram
-
-FIDELITY = Path(__file__).resolve().parents[2] / "shared" / "fidelity"
-SETS = ["mix2000", "mix10000"]
-
-
-def load_set(name):
-    if not FIDELITY.is_dir():
-        pytest.fail(f"{FIDELITY} is missing: the fidelity data sits in ../shared beside the repo")
-    kernel = json.loads((FIDELITY / f"{name}.kernel.json").read_text())
-    with open(FIDELITY / f"{name}.pages.zst", "rb") as f:
-        raw = zstandard.ZstdDecompressor().stream_reader(f).read()
-    return kernel, [raw[i * 4096:(i + 1) * 4096] for i in range(kernel["npages"])]
-
 
 def write_all(device, pages):
     for index, page in enumerate(pages):

@@ -3,9 +3,7 @@ the kernel's geometry formulas, the real kernel's pool sizes, and the
 compaction and reclaim loops of mm/zsmalloc.c followed step by step."""
 
 import errno
-import json
 import random
-from pathlib import Path
 
 import pytest
 from hypothesis import settings, strategies as st
@@ -17,8 +15,8 @@ from zswapsim.zpool import create_pool
 from zswapsim.zpool.zsmalloc import class_index, pages_per_zspage_6_1
 
 from evictors import Evictor
+from kernel_data import SETS, load_set
 
-FIDELITY = Path(__file__).resolve().parents[2] / "shared" / "fidelity"
 
 
 # -- geometry ------------------------------------------------------------
@@ -435,8 +433,8 @@ test_zsmalloc_chain_8_state_machine = ZsmallocChain8Machine.TestCase
 def test_matches_linux_6_1_pool_sizes():
     """zram's mem_used_total for six compressors: the kernel's own lengths,
     every pool size exact."""
-    for name in ("mix2000", "mix10000"):
-        kernel = json.loads((FIDELITY / f"{name}.kernel.json").read_text())
+    for name in SETS:
+        kernel, _ = load_set(name)
         for alg, zram in kernel["zram"].items():
             pool = create_pool("zsmalloc")
             for length in zram["per_page_compr_size"]:
