@@ -11,7 +11,7 @@ import sys
 import click
 
 from .errors import UserError
-from .memory import ram_pages
+from .memory import parse_size, ram_pages
 from .plots import compare_plot, sizes_plot, tune_plot
 from .progress import Progress
 from .replay import VerifyError, replay
@@ -323,9 +323,8 @@ def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, k
     print its mm_stat and io_stat."""
     if (trace_path is None) == (raw_path is None):
         raise click.UsageError("give a TRACE or --raw DUMP")
-    limit = 0 if mem_limit == "0" else ram_pages(mem_limit) * 4096
-    device = Zram(ram_pages(disksize) * 4096, compressor=compressor, allocator=allocator,
-                  mem_limit=limit, kernel=kernel)
+    device = Zram(parse_size(disksize), compressor=compressor, allocator=allocator,
+                  mem_limit=parse_size(mem_limit), kernel=kernel)
     if raw_path:
         for index, page in enumerate(raw_pages(raw_path)):
             device.write(index, page)
