@@ -97,6 +97,19 @@ def test_conservation_catches_lost_and_extra_pages():
     assert check_conservation(z, {0: {1: page_key(page)}}, verify=True) == 1
 
 
+def test_conservation_catches_bytes_corrupted_in_the_pool():
+    """The stored page is still in the compression cache, so the check
+    compares compressed bytes: one flipped byte in the frame must show."""
+    z = Zswap()
+    page = half_random_page(3)
+    z.store(0, 1, page)
+    entry = z.trees[0][1]
+    frame = z.memory.frames[entry.handle >> 12]
+    frame[(entry.handle & 4095) + 100] ^= 0x40
+    with pytest.raises(VerifyError, match="page corrupted: type 0 offset 1"):
+        check_conservation(z, {0: {1: page_key(page)}}, verify=True)
+
+
 def test_shipped_trace_against_an_independent_count():
     """Without a binding limit, every page is stored unless lz4 output does
     not fit 4096 bytes (not counted) or needs more than 3968 - 8 bytes

@@ -194,5 +194,9 @@ class CompressionCache:
             self.cached_bytes -= len(old) + len(old_key)
         return data
 
+    def cached(self, key):
+        """The compressed form of the page with this key, if still cached."""
+        return self._results.get(key)
+
     def decompress(self, data, size=PAGE_SIZE):
         return self.compressor.decompress(data, size)

@@ -182,7 +182,7 @@ def check_conservation(zswap, live, verify, resident=()):
             if zswap.where(swap_type, offset) is None:
                 raise VerifyError(f"page lost: type {swap_type} offset {offset} is neither "
                                   "in the pool nor on the swap device")
-            if verify and page_key(zswap.peek(swap_type, offset)) != key:
+            if verify and not zswap.holds_page(swap_type, offset, key):
                 raise VerifyError(f"page corrupted: type {swap_type} offset {offset} holds "
                                   "other bytes than were stored")
     held = zswap.stored_pages + zswap.swapdev.used_slots() + len(resident)

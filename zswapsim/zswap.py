@@ -45,7 +45,7 @@ to the swap device, free the entry and count written_back_pages.
 import errno
 import struct
 
-from .compress import PAGE_SIZE, CompressionCache, get_compressor
+from .compress import PAGE_SIZE, CompressionCache, get_compressor, page_key
 from .errors import ConfigError, Invalid, NoMemory, NoSpace, WriteError
 from .memory import Memory, ram_pages, same_filled_word
 from .swapdev import SwapDevice
@@ -413,6 +413,20 @@ class Zswap:
         if self.swapdev.holds(swap_type, offset):
             return "swap"
         return None
+
+    def holds_page(self, swap_type, offset, key):
+        """Whether the copy a load would find is the page whose page_key is
+        `key`, without decompressing when the cache still knows the page's
+        compressed form (compression is deterministic, so equal output
+        means the same page)."""
+        entry = self.trees.get(swap_type, {}).get(offset)
+        if entry is not None and entry.length:
+            expected = self.compressor.cached(key)
+            if expected is not None:
+                data = self.pool_for(swap_type).read(entry.handle)
+                return data[self.header_len:] == expected
+        page = self.peek(swap_type, offset)
+        return page is not None and page_key(page) == key
 
     def peek(self, swap_type, offset):
         """The page a load would return, without a load's side effects."""
