@@ -67,6 +67,16 @@ class Zpool:
         return ret
 
 
+def assert_disjoint(pfn, extents):
+    """For check(): the (start, end, name) byte ranges laid in page `pfn`
+    (a header, objects) overlap nowhere and end within the page."""
+    extents = sorted(extents)
+    for (_, end, name), (start, _, other) in zip(extents, extents[1:]):
+        assert end <= start, f"page {pfn}: {name} overlaps {other}"
+    assert not extents or extents[-1][1] <= PAGE_SIZE, \
+        f"page {pfn}: {extents[-1][2]} ends past the page"
+
+
 _DRIVERS = {}
 
 

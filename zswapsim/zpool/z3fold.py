@@ -47,7 +47,7 @@ from collections import OrderedDict
 
 from ..errors import Invalid, NoSpace
 from ..memory import PAGE_SHIFT, PAGE_SIZE
-from .base import Zpool, register
+from .base import Zpool, assert_disjoint, register
 
 NCHUNKS_ORDER = 6
 CHUNK_SHIFT = PAGE_SHIFT - NCHUNKS_ORDER
@@ -405,10 +405,7 @@ class Z3foldPool(Zpool):
                 foreign += obj.foreign
             assert in_page, f"page {pfn}: empty but held"
             objects += in_page
-            extents.sort()
-            for (_, end, name), (start, _, other) in zip(extents, extents[1:]):
-                assert end <= start, f"page {pfn}: {name} overlaps {other}"
-            assert extents[-1][1] <= PAGE_SIZE, f"page {pfn}: {extents[-1][2]} ends past the page"
+            assert_disjoint(pfn, extents)
             assert foreign == zhdr.foreign_handles, \
                 f"page {pfn}: foreign_handles {zhdr.foreign_handles}, {foreign} objects moved in"
             if zhdr.headless or (zhdr.first_chunks and zhdr.middle_chunks and zhdr.last_chunks):

@@ -28,7 +28,7 @@ from collections import OrderedDict
 
 from ..errors import Invalid, NoSpace
 from ..memory import PAGE_SHIFT, PAGE_SIZE
-from .base import Zpool, register
+from .base import Zpool, assert_disjoint, register
 
 NCHUNKS_ORDER = 6
 CHUNK_SHIFT = PAGE_SHIFT - NCHUNKS_ORDER
@@ -217,11 +217,9 @@ class ZbudPool(Zpool):
             # buddy against the page end; none may overlap another.
             first_end = ZHDR_SIZE_ALIGNED + (zhdr.first_chunks << CHUNK_SHIFT)
             last_start = PAGE_SIZE - (zhdr.last_chunks << CHUNK_SHIFT)
-            extents = sorted(extent for extent in (
+            assert_disjoint(pfn, [extent for extent in (
                 (0, ZHDR_SIZE_ALIGNED, "header"), (ZHDR_SIZE_ALIGNED, first_end, "first"),
-                (last_start, PAGE_SIZE, "last")) if extent[0] < extent[1])
-            for (_, end, name), (start, _, other) in zip(extents, extents[1:]):
-                assert end <= start, f"page {pfn}: {name} overlaps {other}"
+                (last_start, PAGE_SIZE, "last")) if extent[0] < extent[1]])
             if zhdr.first_chunks and zhdr.last_chunks:
                 expected, which = self.buddied, "buddied"
             else:
