@@ -248,17 +248,14 @@ def tune_retries_cmd(trace_path, backend, compressor, retries_values, percents, 
                                accept_threshold_percent=accept_threshold_percent, kernel=kernel,
                                verify=verify, jobs=jobs, dask_scheduler=dask_scheduler,
                                progress=progress)
-    advice = recommend(records)
     if plot_path:
         tune_plot(records, plot_path, f"{trace_path}: {backend} + {compressor}, kernel {kernel}, "
                                       f"RAM {ram}")
-    if as_json:
-        _emit(records, TUNE_FIELDS, as_json, csv_path)
-        return
     _emit(records, TUNE_FIELDS, as_json, csv_path)
-    click.echo("")
-    for item in advice:
-        click.echo(advice_line(item))
+    if not as_json:
+        click.echo("")
+        for item in recommend(records):
+            click.echo(advice_line(item))
 
 
 def _emit(records, fields, as_json, csv_path):
