@@ -1,0 +1,65 @@
+"""Speed-ups must not move a single number: every shipped trace, replayed
+under each backend, compressor, RAM size and kernel below, gives exactly
+the result recorded in replay_outputs.json before the performance work
+began (issue 7).  The recorded set is a regression fence, not a proof of
+correctness; the hand-derived and kernel tests are that.  Re-record only
+for a deliberate change of behaviour, and say so in the commit:
+
+    python tests/test_replay_outputs.py --record
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from zswapsim.replay import replay_lanes
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDED = Path(__file__).with_name("replay_outputs.json")
+TRACES = sorted(path.stem for path in (ROOT / "traces").glob("*.trace"))
+BACKENDS = ("zbud", "z3fold", "zsmalloc", "xvmalloc")
+RAM = {"8M": 2048, "32M": 8192, "256M": 65536}
+TIMING = ("seconds",)                   # the one field allowed to differ
+
+
+def configs():
+    """(label, replay settings) of every recorded configuration of a trace:
+    the small RAM sizes make the pool limit and reclaim bite."""
+    def config(backend, compressor, ram, kernel):
+        return (f"{backend}/{compressor}/{ram}/{kernel}",
+                dict(backend=backend, compressor=compressor, ram_pages=RAM[ram], kernel=kernel))
+    for backend in BACKENDS:
+        for ram in RAM:
+            yield config(backend, "lz4", ram, "6.1")
+        for ram in ("32M", "256M"):
+            yield config(backend, "zstd", ram, "6.1")
+        for ram in ("8M", "32M"):
+            yield config(backend, "lz4", ram, "3.11")
+    for ram in ("8M", "32M"):
+        yield config("zsmalloc", "lz4", ram, "6.3")
+
+
+def replay_trace(name):
+    """{label: result without timings} for every configuration, one pass."""
+    labels, settings = zip(*configs())
+    results = replay_lanes(ROOT / "traces" / f"{name}.trace", list(settings))
+    return {label: {key: value for key, value in result.items()
+                    if key not in TIMING and key != "trace"}
+            for label, result in zip(labels, results)}
+
+
+@pytest.mark.parametrize("name", TRACES)
+def test_replay_outputs_unchanged(name):
+    recorded = json.loads(RECORDED.read_text())[name]
+    got = json.loads(json.dumps(replay_trace(name)))      # tuples as JSON gives them
+    assert sorted(got) == sorted(recorded)
+    for label, result in recorded.items():
+        assert got[label] == result, label
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--record"]:
+    RECORDED.write_text(json.dumps({name: replay_trace(name) for name in TRACES},
+                                   indent=0, sort_keys=True) + "\n")
+    print(f"{RECORDED} written")
