@@ -12,8 +12,10 @@ malformed or hostile file into a TraceError that says where the problem is.
 
 import hashlib
 import os
+import queue
 import struct
 import tempfile
+import threading
 import zlib
 from array import array
 from types import MappingProxyType
@@ -278,10 +280,24 @@ class TraceReader:
     def blocks(self):
         """Yield (events, images) per block: a read-only EVENT_DTYPE array, and a
         read-only mapping id -> page bytes of every image alive for this block
-        (it changes once the next block is requested)."""
+        (it changes once the next block is requested).  A helper thread reads,
+        checks and decompresses the next block while this one is used."""
         self._live = live = {}
         self._images_defined = 0
-        events_read = 0
+        for images, events, release in _prefetched(self._decoded_blocks()):
+            first = self._images_defined
+            for index, image in enumerate(images):
+                live[first + index] = image
+            self._images_defined = first + len(images)
+            yield events, MappingProxyType(live)
+            for image in release:
+                del live[image]
+
+    def _decoded_blocks(self):
+        """Yield (new images, events, release list) per block, every rule of
+        the format checked; ends after a valid trailer.  It keeps its own
+        tally of the ids defined and alive, so it can run ahead of blocks()."""
+        state = _BlockState()
         with open(self.path, "rb") as f:
             self._file_size = os.fstat(f.fileno()).st_size
             f.seek(self._data_start)
@@ -289,17 +305,13 @@ class TraceReader:
                 at = f.tell()
                 magic = f.read(4)
                 if magic == END_MAGIC:
-                    self._read_trailer(f, at, events_read)
+                    self._read_trailer(f, at, state)
                     return
                 if len(magic) < 4:
                     raise TraceError("truncated trace: no trailer", at)
                 if magic != BLOCK_MAGIC:
                     raise TraceError(f"bad block magic {magic!r}", at)
-                events, release = self._read_block(f, at)
-                yield events, MappingProxyType(live)
-                for image in release:
-                    del live[image]
-                events_read += len(events)
+                yield self._read_block(f, at, state)
 
     def _read_header(self, f, expect_page_size):
         fixed = read_exact(f, _HEADER.size, "header")
@@ -329,9 +341,9 @@ class TraceReader:
         self.page_size = page_size
         self.has_timestamps = bool(flags & FLAG_TIMESTAMPS)
 
-    def _read_block(self, f, at):
-        """Read, check and decode the block at `at`; define its images and
-        return its events and release list."""
+    def _read_block(self, f, at, state):
+        """Read, check and decode the block at `at`; return its new images,
+        events and release list, and account for them in `state`."""
         fields = read_exact(f, _BLOCK_HEADER.size - 4, "block header")
         n_images, n_events, n_release, payload_length, payload_crc = struct.unpack("<5I", fields)
         if n_images > MAX_BLOCK_IMAGES or n_images * self.page_size > MAX_BLOCK_IMAGE_BYTES:
@@ -359,18 +371,18 @@ class TraceReader:
         raw = decompress_exact(payload, raw_size, payload_at)
         events = np.frombuffer(raw, EVENT_DTYPE, n_events, offset=images_size)
         release = np.frombuffer(raw, "<u4", n_release, offset=images_size + events_size)
-        first_new = self._images_defined
-        page = memoryview(raw)
-        for index in range(n_images):
-            self._live[first_new + index] = bytes(
-                page[index * self.page_size:(index + 1) * self.page_size])
-        self._images_defined += n_images
-        self._check_events(events, at)
+        page_size = self.page_size
+        images = [raw[start:start + page_size] for start in range(0, images_size, page_size)]
+        state.live.update(range(state.defined, state.defined + n_images))
+        state.defined += n_images
+        self._check_events(events, at, state)
         release = release.tolist()
-        self._check_release(release, at)
-        return events, release
+        self._check_release(release, at, state)
+        state.live.difference_update(release)
+        state.events += n_events
+        return images, events, release
 
-    def _check_events(self, events, at):
+    def _check_events(self, events, at, state):
         """Reject the block at `at` if any event breaks the format's rules."""
         op, image = events["op"], events["image"]
         named = image != NO_IMAGE
@@ -386,7 +398,7 @@ class TraceReader:
              lambda i: "invalidate_area with a nonzero offset"),
             ((op == STORE) & ~named, lambda i: "store without an image"),
             (invalidate & named, lambda i: f"{OP_NAMES[int(op[i])]} naming an image"),
-            (named & (image >= self._images_defined),
+            (named & (image >= state.defined),
              lambda i: f"image {image[i]} not yet defined"),
         ]
         if not self.has_timestamps:
@@ -396,34 +408,90 @@ class TraceReader:
                 index = int(np.argmax(broken))
                 raise TraceError(f"{describe(index)} in event {index} of the block", at)
         for image_id in np.unique(image[named]).tolist():
-            if image_id not in self._live:
+            if image_id not in state.live:
                 index = int(np.argmax(image == image_id))
                 raise TraceError(
                     f"image {image_id} already released in event {index} of the block", at)
 
-    def _check_release(self, release, at):
+    def _check_release(self, release, at, state):
         released = set()
         for image_id in release:
-            if image_id >= self._images_defined:
+            if image_id >= state.defined:
                 raise TraceError(f"release of undefined image {image_id} in the block", at)
-            if image_id not in self._live or image_id in released:
+            if image_id not in state.live or image_id in released:
                 raise TraceError(f"release of already released image {image_id} in the block", at)
             released.add(image_id)
 
-    def _read_trailer(self, f, at, events_read):
+    def _read_trailer(self, f, at, state):
         counts = read_exact(f, _COUNTS.size, "trailer")
         (crc,) = _U32.unpack(read_exact(f, 4, "trailer CRC"))
         if crc != zlib.crc32(counts):
             raise TraceError("trailer CRC mismatch", at + 4 + _COUNTS.size)
         total_events, total_images = _COUNTS.unpack(counts)
-        if total_events != events_read:
-            raise TraceError(f"trailer counts {total_events} events, trace has {events_read}",
+        if total_events != state.events:
+            raise TraceError(f"trailer counts {total_events} events, trace has {state.events}",
                              at + 4)
-        if total_images != self._images_defined:
+        if total_images != state.defined:
             raise TraceError(
-                f"trailer counts {total_images} images, trace has {self._images_defined}", at + 12)
+                f"trailer counts {total_images} images, trace has {state.defined}", at + 12)
         if f.read(1):
             raise TraceError("bytes after the trailer", at + 8 + _COUNTS.size)
+
+
+class _BlockState:
+    """What a reader has seen so far: image ids defined and still alive, events."""
+
+    __slots__ = ("defined", "live", "events")
+
+    def __init__(self):
+        self.defined = 0
+        self.live = set()
+        self.events = 0
+
+
+def _prefetched(items, depth=1):
+    """Yield what the iterator `items` yields, produced by a helper thread up
+    to `depth` items ahead, and raise where it raised.  Reading and zstd
+    decompression release the GIL, so on a second core a trace block is
+    decoded while the replayer works through the one before it.  Stopping
+    early (close, an exception, garbage collection) stops the thread."""
+    handoff = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def hand_over(message):
+        while not stop.is_set():
+            try:
+                handoff.put(message, timeout=0.05)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def produce():
+        try:
+            for item in items:
+                if not hand_over((True, item)):
+                    return
+            hand_over((False, None))
+        except BaseException as error:     # handed to the consumer, raised there
+            hand_over((False, error))
+        finally:
+            if hasattr(items, "close"):
+                items.close()
+
+    worker = threading.Thread(target=produce, name="trace-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            more, item = handoff.get()
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def read_exact(f, size, what):
