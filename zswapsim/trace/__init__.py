@@ -14,11 +14,13 @@ from .format import (
     STORE,
     TraceReader,
     TraceWriter,
+    columns,
 )
 from .importer import import_raw
 from .info import trace_info
 
 __all__ = [
     "EVENT_DTYPE", "INVALIDATE_AREA", "INVALIDATE_PAGE", "LOAD", "NO_IMAGE", "OP_NAMES",
-    "PAGE_SIZE", "STORE", "TraceReader", "TraceWriter", "import_raw", "trace_info",
+    "PAGE_SIZE", "STORE", "TraceReader", "TraceWriter", "columns", "import_raw",
+    "trace_info",
 ]

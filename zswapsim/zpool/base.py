@@ -42,7 +42,7 @@ class Zpool:
 
     def read(self, handle):
         frame, offset, size = self._extent(handle)
-        return bytes(frame[offset:offset + size])
+        return frame[offset:offset + size].tobytes()
 
     def _extent(self, handle):
         """(frame, byte offset, size) of a live object that lies in one page;

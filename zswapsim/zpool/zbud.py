@@ -74,6 +74,10 @@ class ZbudPool(Zpool):
         # Each list is an OrderedDict pfn -> header whose *last* item is the
         # list head, so list_add is an insert and list_first_entry popitem().
         self.unbuddied = [OrderedDict() for _ in range(NCHUNKS)]
+        # Bit n set when unbuddied[n] may be non-empty: malloc finds the first
+        # candidate list in one step instead of trying each in turn, and
+        # clears the bits of lists it finds empty.
+        self.unbuddied_mask = 0
         self.buddied = OrderedDict()
         self.lru = OrderedDict()          # last item = LRU head (most recent)
 
@@ -100,10 +104,15 @@ class ZbudPool(Zpool):
         del zhdr.buddy_list[zhdr.pfn]
         zhdr.buddy_list = None
 
+    def _add_unbuddied(self, zhdr):
+        free_chunks = zhdr.num_free_chunks()
+        self._list_add(zhdr, self.unbuddied[free_chunks])
+        self.unbuddied_mask |= 1 << free_chunks
+
     def _relist(self, zhdr):
         """Put a page with at least one buddy on the list its fill calls for."""
         if zhdr.first_chunks == 0 or zhdr.last_chunks == 0:
-            self._list_add(zhdr, self.unbuddied[zhdr.num_free_chunks()])
+            self._add_unbuddied(zhdr)
         else:
             self._list_add(zhdr, self.buddied)
 
@@ -119,13 +128,17 @@ class ZbudPool(Zpool):
         if size > MAX_ALLOC_SIZE:
             raise NoSpace(f"zbud_alloc of {size} bytes > {MAX_ALLOC_SIZE}")
         chunks = size_to_chunks(size)
-        for free_chunks in range(chunks, NCHUNKS):
+        mask = self.unbuddied_mask >> chunks
+        while mask:
+            free_chunks = chunks + (mask & -mask).bit_length() - 1
             candidates = self.unbuddied[free_chunks]
             if candidates:
                 _, zhdr = candidates.popitem()
                 zhdr.buddy_list = None
                 bud = FIRST if zhdr.first_chunks == 0 else LAST
                 break
+            self.unbuddied_mask ^= 1 << free_chunks
+            mask &= mask - 1
         else:
             pfn = self.memory.alloc_page()          # NoMemory propagates
             zhdr = self.pages[pfn] = ZbudHeader(pfn)
@@ -157,7 +170,7 @@ class ZbudPool(Zpool):
             del self.lru[zhdr.pfn]
             self._free_page(zhdr)
         else:
-            self._list_add(zhdr, self.unbuddied[zhdr.num_free_chunks()])
+            self._add_unbuddied(zhdr)
 
     def _extent(self, handle):
         """(frame, offset, size) of a live object."""
