@@ -369,7 +369,9 @@ class TraceReader:
         if zlib.crc32(payload) != payload_crc:
             raise TraceError("block payload CRC mismatch", payload_at)
         raw = decompress_exact(payload, raw_size, payload_at)
-        events = np.frombuffer(raw, EVENT_DTYPE, n_events, offset=images_size)
+        # A copy, so the decompressed block is freed once its images are cut out.
+        events = np.frombuffer(raw, EVENT_DTYPE, n_events, offset=images_size).copy()
+        events.flags.writeable = False
         release = np.frombuffer(raw, "<u4", n_release, offset=images_size + events_size)
         page_size = self.page_size
         images = [raw[start:start + page_size] for start in range(0, images_size, page_size)]
@@ -445,6 +447,9 @@ def columns(events):
                events["offset"].tolist())
 
 
+_END = object()
+
+
 class _BlockState:
     """What a reader has seen so far: image ids defined and still alive, events."""
 
@@ -457,34 +462,33 @@ class _BlockState:
 
 
 def _prefetched(items, depth=1):
-    """Yield what the iterator `items` yields, produced by a helper thread up
-    to `depth` items ahead, and raise where it raised.  Reading and zstd
-    decompression release the GIL, so on a second core a trace block is
-    decoded while the replayer works through the one before it.  Stopping
-    early (close, an exception, garbage collection) stops the thread."""
-    handoff = queue.Queue(maxsize=depth)
+    """Yield what the iterator `items` yields, produced by a helper thread at
+    most `depth` items ahead of the one in use, and raise where it raised.
+    Reading and zstd decompression release the GIL, so on a second core a
+    trace block is decoded while the replayer works through the one before
+    it.  Stopping early (close, an exception, garbage collection) stops the
+    thread."""
+    handoff = queue.Queue()
+    room = threading.Semaphore(depth)       # items the helper may produce ahead
     stop = threading.Event()
 
-    def hand_over(message):
-        while not stop.is_set():
-            try:
-                handoff.put(message, timeout=0.05)
-                return True
-            except queue.Full:
-                pass
-        return False
+    def wait_for_room():
+        while not room.acquire(timeout=0.05):
+            if stop.is_set():
+                return False
+        return not stop.is_set()
 
     def produce():
         try:
-            for item in items:
-                if not hand_over((True, item)):
+            while wait_for_room():
+                item = next(items, _END)
+                handoff.put((item is not _END, item))
+                if item is _END:
                     return
-            hand_over((False, None))
         except BaseException as error:     # handed to the consumer, raised there
-            hand_over((False, error))
+            handoff.put((False, error))
         finally:
-            if hasattr(items, "close"):
-                items.close()
+            items.close()
 
     worker = threading.Thread(target=produce, name="trace-prefetch", daemon=True)
     worker.start()
@@ -492,9 +496,10 @@ def _prefetched(items, depth=1):
         while True:
             more, item = handoff.get()
             if not more:
-                if item is not None:
+                if item is not _END:
                     raise item
                 return
+            room.release()
             yield item
     finally:
         stop.set()
