@@ -11,7 +11,8 @@ a shared, noisy machine moves both sides together:
      evicted page, in microseconds, on a real trace's object sizes;
   4. scaling: time per event at 10^4, 10^5 and 10^6 events;
   5. memory: a replay's peak RSS over what it simulates (pool frames and
-     swap device bytes), above the interpreter's own footprint;
+     swap device bytes), above a fixed allowance: the interpreter, the
+     trace reader's two blocks and the compression cache, each measured;
   6. sweep scaling: a 16-configuration tune-retries, --jobs 2 against 1.
 
     python bench/run.py [--quick] [--json bench/results.json]
@@ -169,33 +170,58 @@ def scaling(sizes, workdir):
 
 
 # VmHWM, not ru_maxrss: the latter keeps the parent's peak across fork+exec.
+# argv: "idle" (the interpreter with zswapsim imported), "read PATH" (one
+# pass of the trace reader, nothing replayed) or "replay PATH BACKEND RAM".
+# The compression caches are counted on the way (a subclass that keeps its
+# instances), so their bytes can be told apart from the rest.
 MEMORY_CHILD = """
 import json, sys
-from zswapsim.replay import replay_lanes
-result = replay_lanes(sys.argv[1], [dict(backend=sys.argv[2], ram_pages=int(sys.argv[3]))])[0] \
-    if sys.argv[1] != "-" else None
+import zswapsim.replay
+from zswapsim.trace import TraceReader
+caches = []
+class CountedCache(zswapsim.replay.CompressionCache):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        caches.append(self)
+zswapsim.replay.CompressionCache = CountedCache
+mode, args = sys.argv[1], sys.argv[2:]
+result = {}
+if mode == "read":
+    for _ in TraceReader(args[0]):
+        pass
+elif mode == "replay":
+    result = zswapsim.replay.replay_lanes(args[0], [dict(backend=args[1], ram_pages=int(args[2]))])[0]
 hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
-print(json.dumps({"rss_kb": hwm, "peak_pool_pages": result and result["peak_pool_pages"],
-                  "swap_slots": result and result["swap_used_slots"]}))
+print(json.dumps({"rss_kb": hwm, "peak_pool_pages": result.get("peak_pool_pages"),
+                  "swap_slots": result.get("swap_used_slots"),
+                  "cache_kb": sum(cache.cached_bytes for cache in caches) // 1024}))
 """
 
 
 def memory(traces):
-    """Peak RSS in a fresh interpreter, less the interpreter with zswapsim
-    imported, over the simulated bytes at their peak."""
+    """Peak RSS of a replay in a fresh interpreter over the simulated bytes at
+    their peak (pool frames and swap slots), after taking off the fixed
+    allowance: the interpreter with zswapsim imported, the trace reader's
+    blocks (a pass of the reader alone, bounded by two blocks whatever the
+    trace's length) and the compression cache (bounded by its budget).  The
+    gross ratio, with only the interpreter taken off, is kept beside it."""
     def child(*args):
         out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, *args], capture_output=True,
                              text=True, check=True, cwd=ROOT).stdout
         return json.loads(out)
-    idle = child("-", "zbud", "0")["rss_kb"]
+    idle = child("idle")["rss_kb"]
     rows = []
     for label, path, ram in traces:
-        got = child(str(path), "zbud", str(ram))
+        reader = child("read", str(path))["rss_kb"] - idle
+        got = child("replay", str(path), "zbud", str(ram))
         simulated_kb = (got["peak_pool_pages"] + got["swap_slots"]) * 4
+        net = got["rss_kb"] - idle - reader - got["cache_kb"]
         rows.append({"trace": label, "ram_pages": ram, "peak_rss_mb": round(got["rss_kb"] / 1024, 1),
-                     "interpreter_mb": round(idle / 1024, 1),
+                     "interpreter_mb": round(idle / 1024, 1), "reader_mb": round(reader / 1024, 1),
+                     "cache_mb": round(got["cache_kb"] / 1024, 1),
                      "simulated_mb": round(simulated_kb / 1024, 1),
-                     "ratio": round((got["rss_kb"] - idle) / simulated_kb, 2)})
+                     "gross_ratio": round((got["rss_kb"] - idle) / simulated_kb, 2),
+                     "ratio": round(net / simulated_kb, 2)})
     return rows
 
 
@@ -244,7 +270,8 @@ def main():
         small = Path(workdir) / f"scale-{sizes[-2]}.trace"
         results["memory"] = memory([("python-heap", trace_path("python-heap"), RAM),
                                     (small.name, small, 16384), (big.name, big, 16384)])
-        table("5. memory: (peak RSS - interpreter) / simulated bytes", results["memory"])
+        table("5. memory: (peak RSS - interpreter - reader - cache) / simulated bytes",
+              results["memory"])
         results["sweep"] = sweep_scaling()
         table("6. sweep scaling: tune-retries, 16 configurations", results["sweep"])
     results["seconds"] = round(time.perf_counter() - started, 1)

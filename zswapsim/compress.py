@@ -161,9 +161,12 @@ def page_key(page):
 
 class CompressionCache:
     """Compress each distinct page image once: results keyed by page_key,
-    kept in LRU order within a byte budget."""
+    kept in LRU order within a byte budget.  The budget bounds what a long
+    replay holds beyond its simulated memory; lanes fed the same page hit
+    at once, and a result evicted costs at most a second compression (or,
+    in the end-of-run check, a decompression)."""
 
-    def __init__(self, compressor, budget_bytes=512 << 20):
+    def __init__(self, compressor, budget_bytes=64 << 20):
         self.compressor = compressor
         self.name = compressor.name
         self.budget_bytes = budget_bytes
