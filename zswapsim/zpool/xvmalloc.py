@@ -71,6 +71,8 @@ FL_DELTA = 1 << FL_DELTA_SHIFT                                  # 8
 FL_DELTA_MASK = FL_DELTA - 1
 NUM_FREE_LISTS = (XV_MAX_ALLOC_SIZE - XV_MIN_ALLOC_SIZE) // FL_DELTA + 1   # 508
 BITS_PER_LONG = 64
+LONG_SHIFT = 6                                                  # log2(BITS_PER_LONG)
+LONG_MASK = BITS_PER_LONG - 1
 MAX_FLI = -(-NUM_FREE_LISTS // BITS_PER_LONG)                   # 8 second-level words
 
 # enum blockflags as the bits they set in block_header.prev
@@ -109,6 +111,11 @@ def _ffs(word):
     return (word & -word).bit_length() - 1
 
 
+# Bound once: the headers are read and written several times per call.
+read_header = BLOCK_HEADER.unpack_from
+write_header = BLOCK_HEADER.pack_into
+
+
 def _update_prev(frame, offset, keep, add):
     """Rewrite the prev field of the block at `offset`: the bits in `keep`
     stay, those in `add` are set."""
@@ -135,18 +142,22 @@ class XvmallocPool(Zpool):
     def _insert_block(self, pfn, offset, size):
         slindex = get_index_for_insert(size)
         self.freelist[slindex][pfn, offset] = None
-        flindex, bit = divmod(slindex, BITS_PER_LONG)
-        self.slbitmap[flindex] |= 1 << bit
+        flindex = slindex >> LONG_SHIFT
+        self.slbitmap[flindex] |= 1 << (slindex & LONG_MASK)
         self.flbitmap |= 1 << flindex
+
+    def _clear_list_bit(self, slindex):
+        """freelist[slindex] has just emptied."""
+        flindex = slindex >> LONG_SHIFT
+        word = self.slbitmap[flindex] = self.slbitmap[flindex] & ~(1 << (slindex & LONG_MASK))
+        if not word:
+            self.flbitmap &= ~(1 << flindex)
 
     def _remove_block(self, pfn, offset, slindex):
         blocks = self.freelist[slindex]
         del blocks[pfn, offset]
         if not blocks:
-            flindex, bit = divmod(slindex, BITS_PER_LONG)
-            self.slbitmap[flindex] &= ~(1 << bit)
-            if not self.slbitmap[flindex]:
-                self.flbitmap &= ~(1 << flindex)
+            self._clear_list_bit(slindex)
 
     def find_block(self, size):
         """The index of the free list whose head serves `size` (already
@@ -154,25 +165,25 @@ class XvmallocPool(Zpool):
         if not self.flbitmap:
             return None
         slindex = get_index(size)
-        flindex, slbitstart = divmod(slindex, BITS_PER_LONG)
-        slbitmap = self.slbitmap[flindex]
-        if slbitmap >> slbitstart & 1:
+        flindex, slbitstart = slindex >> LONG_SHIFT, slindex & LONG_MASK
+        slbitmap = self.slbitmap[flindex] >> slbitstart
+        if slbitmap & 1:
             return slindex                              # the exact list
-        slbitmap >>= slbitstart + 1
+        slbitmap >>= 1
         if slbitmap:
             return slindex + _ffs(slbitmap) + 1         # further in the same word
         flbitmap = self.flbitmap >> (flindex + 1)
         if not flbitmap:
             return None
         flindex += _ffs(flbitmap) + 1                   # the next word with a list
-        return flindex * BITS_PER_LONG + _ffs(self.slbitmap[flindex])
+        return (flindex << LONG_SHIFT) + _ffs(self.slbitmap[flindex])
 
     # -- pages -----------------------------------------------------------
 
     def _grow_pool(self):
         pfn = self.memory.alloc_page()                  # NoMemory propagates
         self.pages[pfn] = set()
-        BLOCK_HEADER.pack_into(self.memory.frames[pfn], 0, WHOLE_PAGE, BLOCK_FREE)
+        write_header(self.memory.frames[pfn], 0, WHOLE_PAGE, BLOCK_FREE)
         self._insert_block(pfn, 0, WHOLE_PAGE)
 
     def _release_page(self, pfn):
@@ -196,16 +207,18 @@ class XvmallocPool(Zpool):
             if index is None:
                 raise NoMemory(f"xv_malloc of {origsize} bytes: get_index({size}) is past "
                                f"the last free list")
-        pfn, offset = next(reversed(self.freelist[index]))     # the list head
+        blocks = self.freelist[index]
+        pfn, offset = blocks.popitem()[0]               # the list head, taken off
+        if not blocks:
+            self._clear_list_bit(index)
         frame = self.memory.frames[pfn]
-        block_size, prev = BLOCK_HEADER.unpack_from(frame, offset)
-        self._remove_block(pfn, offset, index)
+        block_size, prev = read_header(frame, offset)
 
         rest_offset = offset + XV_ALIGN + size
         if block_size > size:
             # Split: the rest, less its own header, is a free block after ours.
             rest = block_size - size - XV_ALIGN
-            BLOCK_HEADER.pack_into(frame, rest_offset, rest, offset | BLOCK_FREE)
+            write_header(frame, rest_offset, rest, offset | BLOCK_FREE)
             if rest >= XV_MIN_ALLOC_SIZE:
                 self._insert_block(pfn, rest_offset, rest)
             following = rest_offset + XV_ALIGN + rest
@@ -213,12 +226,15 @@ class XvmallocPool(Zpool):
                 _update_prev(frame, following, FLAGS_MASK, rest_offset)
         elif rest_offset != PAGE_SIZE:
             _update_prev(frame, rest_offset, ~PREV_FREE, 0)     # exact fit
-        BLOCK_HEADER.pack_into(frame, offset, origsize, prev & ~BLOCK_FREE)
+        write_header(frame, offset, origsize, prev & ~BLOCK_FREE)
 
         data = offset + XV_ALIGN
         self.pages[pfn].add(data)
-        self.lru[pfn] = None
-        self.lru.move_to_end(pfn)
+        lru = self.lru
+        if pfn in lru:
+            lru.move_to_end(pfn)
+        else:
+            lru[pfn] = None
         return (pfn << PAGE_SHIFT) | data
 
     def free(self, handle):
@@ -229,19 +245,19 @@ class XvmallocPool(Zpool):
         objects.remove(data)
         frame = self.memory.frames[pfn]
         offset = data - XV_ALIGN
-        size, prev = BLOCK_HEADER.unpack_from(frame, offset)
+        size, prev = read_header(frame, offset)
         size = xv_align(size)
 
         following = offset + XV_ALIGN + size
         if following != PAGE_SIZE:
-            next_size, next_prev = BLOCK_HEADER.unpack_from(frame, following)
+            next_size, next_prev = read_header(frame, following)
             if next_prev & BLOCK_FREE:
                 if next_size >= XV_MIN_ALLOC_SIZE:
                     self._remove_block(pfn, following, get_index_for_insert(next_size))
                 size += XV_ALIGN + next_size
         if prev & PREV_FREE:
             offset = prev & PREV_MASK
-            prev_size, prev = BLOCK_HEADER.unpack_from(frame, offset)
+            prev_size, prev = read_header(frame, offset)
             if prev_size >= XV_MIN_ALLOC_SIZE:
                 self._remove_block(pfn, offset, get_index_for_insert(prev_size))
             size += XV_ALIGN + prev_size
@@ -249,7 +265,7 @@ class XvmallocPool(Zpool):
         if size == WHOLE_PAGE and pfn not in self.under_reclaim:
             self._release_page(pfn)
             return
-        BLOCK_HEADER.pack_into(frame, offset, size, prev | BLOCK_FREE)
+        write_header(frame, offset, size, prev | BLOCK_FREE)
         if size >= XV_MIN_ALLOC_SIZE:
             self._insert_block(pfn, offset, size)
         following = offset + XV_ALIGN + size
@@ -263,7 +279,7 @@ class XvmallocPool(Zpool):
         if objects is None or data not in objects:
             raise Invalid(f"handle {handle:#x} names no live object")
         frame = self.memory.frames[pfn]
-        return frame, data, BLOCK_HEADER.unpack_from(frame, data - XV_ALIGN)[0]
+        return frame, data, read_header(frame, data - XV_ALIGN)[0]
 
     def reclaim_page(self, retries):
         self.reclaim_calls += 1

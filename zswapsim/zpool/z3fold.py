@@ -74,12 +74,13 @@ def size_to_chunks(size):
 
 
 class Z3foldHeader:
-    """struct z3fold_header of one pool page, plus the handle in each slot."""
+    """struct z3fold_header of one pool page, plus the handle in each slot
+    and the page's frame (Memory's memoryview of it)."""
 
     __slots__ = ("pfn", "headless", "first_chunks", "middle_chunks", "last_chunks",
-                 "start_middle", "foreign_handles", "claimed", "buddy_list", "handles")
+                 "start_middle", "foreign_handles", "claimed", "buddy_list", "handles", "frame")
 
-    def __init__(self, pfn, headless=False):
+    def __init__(self, pfn, headless=False, frame=None):
         self.pfn = pfn
         self.headless = headless
         self.first_chunks = 0
@@ -90,6 +91,7 @@ class Z3foldHeader:
         self.claimed = False        # PAGE_CLAIMED by reclaim
         self.buddy_list = None      # the unbuddied list it is on
         self.handles = [0, 0, 0, 0]  # handle per buddy kind, 0 if none
+        self.frame = frame
 
     def chunks(self, bud):
         if bud == FIRST:
@@ -144,13 +146,15 @@ class Z3foldHeader:
 
 
 class Z3foldObject:
-    """Where a handle's object lives now, and the size malloc was asked for."""
+    """Where a handle's object lives now (its page, slot and byte offset
+    there, kept in step when it moves), and the size malloc was asked for."""
 
-    __slots__ = ("zhdr", "bud", "size", "foreign")
+    __slots__ = ("zhdr", "bud", "offset", "size", "foreign")
 
-    def __init__(self, zhdr, bud, size):
+    def __init__(self, zhdr, bud, offset, size):
         self.zhdr = zhdr
         self.bud = bud
+        self.offset = offset
         self.size = size
         self.foreign = False
 
@@ -164,9 +168,13 @@ class Z3foldPool(Zpool):
         self.pages = {}                   # pfn -> Z3foldHeader; len() is pages_nr
         self.objects = {}                 # handle -> Z3foldObject
         self._last_handle = 0
-        # Each list is an OrderedDict pfn -> header whose *last* item is the
-        # list head, so list_add is an insert and list_first_entry popitem().
-        self.unbuddied = [OrderedDict() for _ in range(NCHUNKS)]
+        # Each list is a dict pfn -> header whose *last* item is the list
+        # head, so list_add is an insert and list_first_entry popitem().
+        self.unbuddied = [{} for _ in range(NCHUNKS)]
+        # Bit n set when unbuddied[n] may be non-empty: an allocation finds
+        # the first candidate list in one step instead of trying each in
+        # turn, and clears the bits of lists it finds empty.
+        self.unbuddied_mask = 0
         self.lru = OrderedDict()          # last item = LRU head (most recent)
 
     # -- lists and pages -------------------------------------------------
@@ -177,20 +185,33 @@ class Z3foldPool(Zpool):
             zhdr.buddy_list = None
 
     def _add_to_unbuddied(self, zhdr):
-        if not (zhdr.first_chunks and zhdr.middle_chunks and zhdr.last_chunks):
-            zhdr.buddy_list = self.unbuddied[zhdr.num_free_chunks()]
-            zhdr.buddy_list[zhdr.pfn] = zhdr
+        if zhdr.first_chunks and zhdr.middle_chunks and zhdr.last_chunks:
+            return                              # no free slot: on no list
+        free_chunks = zhdr.num_free_chunks()
+        zhdr.buddy_list = self.unbuddied[free_chunks]
+        zhdr.buddy_list[zhdr.pfn] = zhdr
+        self.unbuddied_mask |= 1 << free_chunks
 
     def _take_unbuddied(self, chunks):
         """__z3fold_alloc: the head of the first non-empty list from `chunks`
         up, taken off its list, or None."""
-        for free_chunks in range(chunks, NCHUNKS):
+        mask = self.unbuddied_mask >> chunks
+        while mask:
+            low = mask & -mask
+            free_chunks = chunks + low.bit_length() - 1
             candidates = self.unbuddied[free_chunks]
             if candidates:
-                _, zhdr = candidates.popitem()
+                zhdr = candidates.popitem()[1]
                 zhdr.buddy_list = None
                 return zhdr
+            self.unbuddied_mask ^= low << chunks          # emptied since its bit was set
+            mask ^= low
         return None
+
+    def _new_page(self, headless):
+        pfn = self.memory.alloc_page()              # NoMemory propagates
+        self.pages[pfn] = zhdr = Z3foldHeader(pfn, headless, self.memory.frames[pfn])
+        return zhdr
 
     def _release_page(self, zhdr):
         self._list_del(zhdr)
@@ -198,23 +219,16 @@ class Z3foldPool(Zpool):
         del self.pages[zhdr.pfn]
         self.memory.free_page(zhdr.pfn)
 
-    def _new_handle(self, zhdr, bud, size):
-        self._last_handle += 1
-        handle = self._last_handle
-        self.objects[handle] = Z3foldObject(zhdr, bud, size)
-        zhdr.handles[bud] = handle
-        return handle
-
     def _move(self, src, src_bud, dst, dst_bud, nbytes):
-        """Copy a buddy's chunks to a new place and repoint its handle."""
-        frames = self.memory.frames
-        src_off, dst_off = src.offset(src_bud), dst.offset(dst_bud)
-        frames[dst.pfn][dst_off:dst_off + nbytes] = frames[src.pfn][src_off:src_off + nbytes]
+        """Copy a buddy's chunks to a new place (memmove: it may overlap
+        the old one) and repoint its handle."""
         handle = src.handles[src_bud]
         src.handles[src_bud] = 0
         dst.handles[dst_bud] = handle
         obj = self.objects[handle]
-        obj.zhdr, obj.bud = dst, dst_bud
+        src_off, dst_off = obj.offset, dst.offset(dst_bud)
+        dst.frame[dst_off:dst_off + nbytes] = src.frame[src_off:src_off + nbytes]
+        obj.zhdr, obj.bud, obj.offset = dst, dst_bud, dst_off
         return obj
 
     # -- compaction (the work z3fold_free queues) -------------------------
@@ -224,12 +238,13 @@ class Z3foldPool(Zpool):
         if not zhdr.foreign_handles and zhdr.buddy_single() and self._compact_single_buddy(zhdr):
             self._release_page(zhdr)
             return
-        self._compact_page(zhdr)
+        if zhdr.middle_chunks:
+            self._compact_page(zhdr)
         self._add_to_unbuddied(zhdr)
 
     def _compact_single_buddy(self, zhdr):
         """Copy the page's only object into another listed page; True if moved."""
-        bud = next(b for b in (FIRST, MIDDLE, LAST) if zhdr.chunks(b))
+        bud = FIRST if zhdr.first_chunks else MIDDLE if zhdr.middle_chunks else LAST
         chunks = zhdr.chunks(bud)
         new = self._take_unbuddied(chunks)
         if new is None:
@@ -246,8 +261,6 @@ class Z3foldPool(Zpool):
     def _compact_page(self, zhdr):
         """z3fold_compact_page: move the middle object if that makes room."""
         middle = zhdr.middle_chunks
-        if not middle:
-            return
         nbytes = middle << CHUNK_SHIFT
         if not zhdr.first_chunks and not zhdr.last_chunks:
             self._move(zhdr, MIDDLE, zhdr, FIRST, nbytes)
@@ -261,10 +274,11 @@ class Z3foldPool(Zpool):
             self._slide_middle(zhdr, TOTAL_CHUNKS - zhdr.last_chunks - middle, nbytes)
 
     def _slide_middle(self, zhdr, new_start, nbytes):
-        frame = self.memory.frames[zhdr.pfn]
+        frame = zhdr.frame
         src, dst = zhdr.start_middle << CHUNK_SHIFT, new_start << CHUNK_SHIFT
         frame[dst:dst + nbytes] = frame[src:src + nbytes]
         zhdr.start_middle = new_start
+        self.objects[zhdr.handles[MIDDLE]].offset = dst
 
     # -- the zpool API ---------------------------------------------------
 
@@ -273,28 +287,42 @@ class Z3foldPool(Zpool):
             raise Invalid("z3fold_alloc of size 0")
         if size > PAGE_SIZE:
             raise NoSpace(f"z3fold_alloc of {size} bytes > {PAGE_SIZE}")
-        chunks = size_to_chunks(size)
         if size > MAX_SHARED_SIZE:
-            pfn = self.memory.alloc_page()          # NoMemory propagates
-            zhdr = self.pages[pfn] = Z3foldHeader(pfn, headless=True)
-            bud = HEADLESS
+            zhdr = self._new_page(headless=True)
+            bud, offset = HEADLESS, 0
+            self.lru[zhdr.pfn] = zhdr
         else:
+            chunks = (size + CHUNK_SIZE - 1) >> CHUNK_SHIFT
             zhdr = self._take_unbuddied(chunks)
-            if zhdr is not None:
-                bud = zhdr.get_free_buddy(chunks)
+            if zhdr is None:
+                zhdr = self._new_page(headless=False)
+                bud, offset = FIRST, ZHDR_SIZE_ALIGNED
+                zhdr.first_chunks = chunks
+                self.lru[zhdr.pfn] = zhdr
             else:
-                pfn = self.memory.alloc_page()
-                zhdr = self.pages[pfn] = Z3foldHeader(pfn)
-                bud = FIRST
-            zhdr.set_chunks(bud, chunks)
+                # set_chunks and offset, inline.  A listed page always has a
+                # slot for what its list promises, so this is never HEADLESS.
+                bud = zhdr.get_free_buddy(chunks)
+                if bud == FIRST:
+                    zhdr.first_chunks = chunks
+                    offset = ZHDR_SIZE_ALIGNED
+                elif bud == MIDDLE:
+                    zhdr.middle_chunks = chunks
+                    zhdr.start_middle = zhdr.first_chunks + ZHDR_CHUNKS
+                    offset = zhdr.start_middle << CHUNK_SHIFT
+                else:
+                    zhdr.last_chunks = chunks
+                    offset = PAGE_SIZE - (chunks << CHUNK_SHIFT)
+                try:
+                    self.lru.move_to_end(zhdr.pfn)
+                except KeyError:
+                    self.lru[zhdr.pfn] = zhdr
             self._add_to_unbuddied(zhdr)
 
-        lru = self.lru
-        if zhdr.pfn in lru:
-            lru.move_to_end(zhdr.pfn)
-        else:
-            lru[zhdr.pfn] = zhdr
-        return self._new_handle(zhdr, bud, size)
+        self._last_handle = handle = self._last_handle + 1
+        self.objects[handle] = Z3foldObject(zhdr, bud, offset, size)
+        zhdr.handles[bud] = handle
+        return handle
 
     def _object(self, handle):
         obj = self.objects.get(handle)
@@ -312,8 +340,14 @@ class Z3foldPool(Zpool):
             self._release_page(zhdr)
             return
         del self.objects[handle]
-        zhdr.set_chunks(obj.bud, 0)
-        zhdr.handles[obj.bud] = 0
+        bud = obj.bud
+        if bud == FIRST:
+            zhdr.first_chunks = 0
+        elif bud == MIDDLE:
+            zhdr.middle_chunks = zhdr.start_middle = 0
+        else:
+            zhdr.last_chunks = 0
+        zhdr.handles[bud] = 0
         if zhdr.claimed:
             return                      # the reclaim loop finishes the job
         if obj.foreign:
@@ -325,30 +359,33 @@ class Z3foldPool(Zpool):
 
     def _extent(self, handle):
         obj = self._object(handle)
-        return self.memory.frames[obj.zhdr.pfn], obj.zhdr.offset(obj.bud), obj.size
+        return obj.zhdr.frame, obj.offset, obj.size
 
     def reclaim_page(self, retries):
         self.reclaim_calls += 1
         if self.evict is None or retries <= 0:
             return -errno.EINVAL
+        lru = self.lru
         for _ in range(retries):
-            if not self.lru:
+            if not lru:
                 return -errno.EINVAL
             # From the tail: pages holding foreign handles cannot be evicted.
-            zhdr = next((z for z in self.lru.values()
-                         if z.headless or not z.foreign_handles), None)
-            if zhdr is None:
+            for zhdr in lru.values():
+                if zhdr.headless or not zhdr.foreign_handles:
+                    break
+            else:
                 break
-            del self.lru[zhdr.pfn]
+            del lru[zhdr.pfn]
             self._list_del(zhdr)
             self.reclaim_pages_scanned += 1         # pages claimed, not those skipped
             zhdr.claimed = True
             # The handles are taken before any callback runs, as the kernel
-            # encodes them under the page lock.
+            # encodes them under the page lock; an empty slot's handle is 0.
+            slots = zhdr.handles
             if zhdr.headless:
-                handles = [zhdr.handles[HEADLESS]]
+                handles = [slots[HEADLESS]]
             else:
-                handles = [zhdr.handles[bud] for bud in (MIDDLE, FIRST, LAST) if zhdr.chunks(bud)]
+                handles = [slots[bud] for bud in (MIDDLE, FIRST, LAST) if slots[bud]]
             ret = 0
             for handle in handles:
                 ret = self._call_evict(handle)
@@ -365,7 +402,7 @@ class Z3foldPool(Zpool):
                 return 0
             else:
                 self._add_to_unbuddied(zhdr)
-            self.lru[zhdr.pfn] = zhdr                     # back at the head
+            lru[zhdr.pfn] = zhdr                    # back at the head
         return -errno.EAGAIN
 
     def total_pages(self):
@@ -382,10 +419,12 @@ class Z3foldPool(Zpool):
             assert zhdr.pfn == pfn and pfn < len(self.memory.frames) and pfn not in free_frames, \
                 f"page {pfn}: not a frame the pool holds"
             assert not zhdr.claimed, f"page {pfn}: claimed outside reclaim_page"
+            assert zhdr.frame is self.memory.frames[pfn], f"page {pfn}: another page's frame"
             # The chunks each part takes: the header (none when headless) and
             # every object from its offset; none may overlap another.
             extents = [] if zhdr.headless else [(0, ZHDR_SIZE_ALIGNED, "header")]
             in_page = foreign = 0
+            stale = []
             for bud in (HEADLESS, FIRST, MIDDLE, LAST):
                 name, handle = BUDDY_NAMES[bud], zhdr.handles[bud]
                 used = zhdr.headless if bud == HEADLESS else zhdr.chunks(bud) > 0
@@ -401,6 +440,8 @@ class Z3foldPool(Zpool):
                     f"page {pfn}: {name} object of {obj.size} bytes does not fit its slot"
                 start = zhdr.offset(bud)
                 extents.append((start, start + (chunks << CHUNK_SHIFT), name))
+                if obj.offset != start:
+                    stale.append(name)
                 in_page += 1
                 foreign += obj.foreign
             assert in_page, f"page {pfn}: empty but held"
@@ -408,6 +449,7 @@ class Z3foldPool(Zpool):
             assert_disjoint(pfn, extents)
             assert foreign == zhdr.foreign_handles, \
                 f"page {pfn}: foreign_handles {zhdr.foreign_handles}, {foreign} objects moved in"
+            assert not stale, f"page {pfn}: the {', '.join(stale)} handle's offset is stale"
             if zhdr.headless or (zhdr.first_chunks and zhdr.middle_chunks and zhdr.last_chunks):
                 assert zhdr.buddy_list is None, f"page {pfn}: on a list with no free slot"
             else:
@@ -421,6 +463,9 @@ class Z3foldPool(Zpool):
             f"{len(self.objects)} handles for {objects} objects in the pages"
         assert sum(map(len, self.unbuddied)) == listed, \
             f"{sum(map(len, self.unbuddied))} unbuddied entries for {listed} pages"
+        unmarked = [n for n, pages in enumerate(self.unbuddied)
+                    if pages and not self.unbuddied_mask >> n & 1]
+        assert not unmarked, f"unbuddied{unmarked} listed but their mask bits clear"
         assert len(self.lru) == len(self.pages), \
             f"{len(self.lru)} LRU entries for {len(self.pages)} pages"
         assert self.total_pages() == len(self.pages) <= self.memory.used_pages, "total_pages"
@@ -438,7 +483,7 @@ class Z3foldPool(Zpool):
     def locate(self, handle):
         """(pfn, buddy name, byte offset in the frame) of a live object."""
         obj = self._object(handle)
-        return obj.zhdr.pfn, BUDDY_NAMES[obj.bud], obj.zhdr.offset(obj.bud)
+        return obj.zhdr.pfn, BUDDY_NAMES[obj.bud], obj.offset
 
     def layout(self, pfn):
         """A page's header fields; free_chunks is None for a headless page."""

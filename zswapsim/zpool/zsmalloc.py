@@ -48,7 +48,7 @@ import errno
 from collections import OrderedDict
 
 from ..errors import ConfigError, Invalid, NoMemory
-from ..memory import PAGE_SIZE
+from ..memory import PAGE_SHIFT, PAGE_SIZE
 from .base import Zpool, register
 
 ZS_HANDLE_SIZE = 8
@@ -60,6 +60,7 @@ ZS_SIZE_CLASSES = -(-(ZS_MAX_ALLOC_SIZE - ZS_MIN_ALLOC_SIZE) // ZS_SIZE_CLASS_DE
 CHAIN_SIZES = range(4, 17)               # CONFIG_ZSMALLOC_CHAIN_SIZE's range
 FULLNESS_THRESHOLD_FRAC = 4
 ZS_EMPTY, ZS_ALMOST_EMPTY, ZS_ALMOST_FULL, ZS_FULL = range(4)
+PAGE_MASK = PAGE_SIZE - 1
 
 
 def pages_per_zspage_6_1(class_size, max_pages):
@@ -98,9 +99,13 @@ def class_index(size):
     return min(index, ZS_SIZE_CLASSES - 1)
 
 
+# class_index(size + ZS_HANDLE_SIZE) for every size malloc accepts, 0 included.
+CLASS_OF_REQUEST = [class_index(size + ZS_HANDLE_SIZE) for size in range(ZS_MAX_ALLOC_SIZE + 1)]
+
+
 class SizeClass:
     __slots__ = ("index", "size", "pages_per_zspage", "objs_per_zspage", "huge",
-                 "fullness", "zspages", "obj_used")
+                 "header_len", "almost_empty_max", "fullness", "zspages", "obj_used")
 
     def __init__(self, index, size, pages_per_zspage):
         self.index = index
@@ -108,6 +113,8 @@ class SizeClass:
         self.pages_per_zspage = pages_per_zspage
         self.objs_per_zspage = pages_per_zspage * PAGE_SIZE // size
         self.huge = pages_per_zspage == 1 and self.objs_per_zspage == 1
+        self.header_len = 0 if self.huge else ZS_HANDLE_SIZE    # the handle word heading an object
+        self.almost_empty_max = 3 * self.objs_per_zspage // FULLNESS_THRESHOLD_FRAC
         # One OrderedDict per fullness group; the last item is the list head.
         self.fullness = [OrderedDict() for _ in range(4)]
         self.zspages = 0                 # OBJ_ALLOCATED = zspages * objs_per_zspage
@@ -118,7 +125,7 @@ class SizeClass:
             return ZS_EMPTY
         if inuse == self.objs_per_zspage:
             return ZS_FULL
-        if inuse <= 3 * self.objs_per_zspage // FULLNESS_THRESHOLD_FRAC:
+        if inuse <= self.almost_empty_max:
             return ZS_ALMOST_EMPTY
         return ZS_ALMOST_FULL
 
@@ -132,13 +139,14 @@ class SizeClass:
 
 
 class Zspage:
-    __slots__ = ("id", "size_class", "pfns", "inuse", "free_objs", "objects", "group",
+    __slots__ = ("id", "size_class", "pfns", "frames", "inuse", "free_objs", "objects", "group",
                  "under_reclaim")
 
-    def __init__(self, zspage_id, size_class, pfns):
+    def __init__(self, zspage_id, size_class, pfns, frames):
         self.id = zspage_id
         self.size_class = size_class
         self.pfns = pfns
+        self.frames = frames             # the pages' frames, in chain order
         self.inuse = 0
         self.free_objs = list(range(size_class.objs_per_zspage - 1, -1, -1))  # pop() = head
         self.objects = {}                # object index -> handle, for the allocated ones
@@ -189,15 +197,10 @@ class ZsmallocPool(Zpool):
         """insert_zspage: at the head, or just behind a head with more in use."""
         lst = zspage.size_class.fullness[group]
         zspage.group = group
-        if lst:
-            head_id = next(reversed(lst))
-            head = lst[head_id]
-            if zspage.inuse < head.inuse:
-                del lst[head_id]
-                lst[zspage.id] = zspage
-                lst[head_id] = head
-                return
+        head = lst[next(reversed(lst))] if lst else None
         lst[zspage.id] = zspage
+        if head is not None and zspage.inuse < head.inuse:
+            lst.move_to_end(head.id)            # the busier head stays in front
 
     def _remove(self, zspage):
         """remove_zspage: take it off its fullness list."""
@@ -211,29 +214,22 @@ class ZsmallocPool(Zpool):
             self._insert(zspage, group)
         return group
 
-    def _fix_fullness(self, zspage):
-        group = zspage.size_class.fullness_group(zspage.inuse)
-        if group != zspage.group:
-            self._remove(zspage)
-            if group != ZS_EMPTY:
-                self._insert(zspage, group)
-        return group
-
     # -- zspages ---------------------------------------------------------
 
     def _alloc_zspage(self, size_class):
+        memory = self.memory
         pfns = []
         try:
             for _ in range(size_class.pages_per_zspage):
-                pfns.append(self.memory.alloc_page())
+                pfns.append(memory.alloc_page())
         except NoMemory:
             for pfn in pfns:
-                self.memory.free_page(pfn)
+                memory.free_page(pfn)
             raise
         self.pages_allocated += size_class.pages_per_zspage
         size_class.zspages += 1
         self._next_zspage += 1
-        return Zspage(self._next_zspage, size_class, pfns)
+        return Zspage(self._next_zspage, size_class, pfns, [memory.frames[pfn] for pfn in pfns])
 
     def _free_zspage(self, zspage):
         for pfn in zspage.pfns:
@@ -247,43 +243,74 @@ class ZsmallocPool(Zpool):
     def malloc(self, size):
         if size <= 0 or size > ZS_MAX_ALLOC_SIZE:
             raise Invalid(f"zs_malloc of {size} bytes")
-        size_class = self.size_class[class_index(size + ZS_HANDLE_SIZE)]
-        zspage = None
-        for group in (ZS_ALMOST_FULL, ZS_ALMOST_EMPTY):
-            candidates = size_class.fullness[group]
-            if candidates:
-                zspage = candidates[next(reversed(candidates))]
-                break
-        if zspage is None:
+        size_class = self.size_class[CLASS_OF_REQUEST[size]]
+        candidates = size_class.fullness[ZS_ALMOST_FULL] or size_class.fullness[ZS_ALMOST_EMPTY]
+        if candidates:
+            zspage = candidates[next(reversed(candidates))]
+        else:
             zspage = self._alloc_zspage(size_class)
         handle = self._next_handle
-        self._next_handle += 1
+        self._next_handle = handle + 1
         index = zspage.free_objs.pop()
-        zspage.inuse += 1
+        inuse = zspage.inuse = zspage.inuse + 1
         zspage.objects[index] = handle
         size_class.obj_used += 1
-        if zspage.group is None:
-            self._insert(zspage, size_class.fullness_group(zspage.inuse))
+        group = size_class.fullness_group(inuse)
+        if zspage.group is None:                # a new zspage
+            self._insert(zspage, group)
+            self.lru[zspage.id] = zspage
         else:
-            self._fix_fullness(zspage)
-        self.lru.pop(zspage.id, None)
-        self.lru[zspage.id] = zspage
+            if group != zspage.group:
+                self._remove(zspage)
+                self._insert(zspage, group)
+            try:
+                self.lru.move_to_end(zspage.id)
+            except KeyError:
+                self.lru[zspage.id] = zspage
         self.handles[handle] = [zspage, index, size]
-        if not size_class.huge:          # the handle word heads a non-huge object
-            self._write_span(zspage, index, 0, handle.to_bytes(ZS_HANDLE_SIZE, "little"))
+        if size_class.header_len:               # the handle word heads a non-huge object
+            self._write_span(zspage, index * size_class.size,
+                             handle.to_bytes(ZS_HANDLE_SIZE, "little"))
         return handle
 
     def free(self, handle):
         zspage, index, _ = self._lookup(handle)
         del self.handles[handle]
         del zspage.objects[index]
-        zspage.inuse -= 1
-        zspage.size_class.obj_used -= 1
+        inuse = zspage.inuse = zspage.inuse - 1
+        size_class = zspage.size_class
+        size_class.obj_used -= 1
         if zspage.under_reclaim:
             return               # the slot stays unusable until reclaim is done
         zspage.free_objs.append(index)
-        if self._fix_fullness(zspage) == ZS_EMPTY:
-            self._free_zspage(zspage)
+        group = size_class.fullness_group(inuse)
+        if group != zspage.group:
+            self._remove(zspage)
+            if group == ZS_EMPTY:
+                self._free_zspage(zspage)
+            else:
+                self._insert(zspage, group)
+
+    @staticmethod
+    def _write_span(zspage, offset, data):
+        """Copy `data` to byte `offset` of the zspage; an object lies in one
+        page or straddles two."""
+        frames, page, start = zspage.frames, offset >> PAGE_SHIFT, offset & PAGE_MASK
+        end = start + len(data)
+        if end <= PAGE_SIZE:
+            frames[page][start:end] = data
+        else:
+            split = PAGE_SIZE - start
+            frames[page][start:] = data[:split]
+            frames[page + 1][:end - PAGE_SIZE] = data[split:]
+
+    @staticmethod
+    def _read_span(zspage, offset, length):
+        frames, page, start = zspage.frames, offset >> PAGE_SHIFT, offset & PAGE_MASK
+        end = start + length
+        if end <= PAGE_SIZE:
+            return frames[page][start:end].tobytes()
+        return b"".join((frames[page][start:], frames[page + 1][:end - PAGE_SIZE]))
 
     def _lookup(self, handle):
         entry = self.handles.get(handle)
@@ -291,41 +318,17 @@ class ZsmallocPool(Zpool):
             raise Invalid(f"handle {handle} is not in this pool")
         return entry
 
-    def _write_span(self, zspage, index, skip, data):
-        """Copy `data` into object `index` at `skip` bytes in, across pages."""
-        offset = index * zspage.size_class.size + skip
-        frames = self.memory.frames
-        while data:
-            page, in_page = divmod(offset, PAGE_SIZE)
-            part = data[:PAGE_SIZE - in_page]
-            frames[zspage.pfns[page]][in_page:in_page + len(part)] = part
-            data = data[len(part):]
-            offset += len(part)
-
-    def _read_span(self, zspage, index, skip, length):
-        offset = index * zspage.size_class.size + skip
-        frames = self.memory.frames
-        parts = []
-        while length:
-            page, in_page = divmod(offset, PAGE_SIZE)
-            take = min(length, PAGE_SIZE - in_page)
-            parts.append(frames[zspage.pfns[page]][in_page:in_page + take])
-            length -= take
-            offset += take
-        return b"".join(parts)
-
-    def _header_len(self, zspage):
-        return 0 if zspage.size_class.huge else ZS_HANDLE_SIZE
-
     def write(self, handle, data):
         zspage, index, size = self._lookup(handle)
         if len(data) > size:
             raise Invalid(f"write of {len(data)} bytes into a {size}-byte object")
-        self._write_span(zspage, index, self._header_len(zspage), data)
+        size_class = zspage.size_class
+        self._write_span(zspage, index * size_class.size + size_class.header_len, data)
 
     def read(self, handle):
         zspage, index, size = self._lookup(handle)
-        return self._read_span(zspage, index, self._header_len(zspage), size)
+        size_class = zspage.size_class
+        return self._read_span(zspage, index * size_class.size + size_class.header_len, size)
 
     def total_pages(self):
         return self.pages_allocated
@@ -341,7 +344,9 @@ class ZsmallocPool(Zpool):
             self.reclaim_pages_scanned += 1
             zspage.under_reclaim = True
             self._remove(zspage)
-            for index in range(zspage.size_class.objs_per_zspage):
+            # In index order; a callback may free later objects, but nothing
+            # can be allocated here (the zspage is on no fullness list).
+            for index in sorted(zspage.objects):
                 handle = zspage.objects.get(index)
                 if handle is not None and self._call_evict(handle):
                     break
@@ -407,7 +412,7 @@ class ZsmallocPool(Zpool):
                 return True
             handle = src.objects.pop(index)
             slot = dst.free_objs.pop()
-            self._write_span(dst, slot, 0, self._read_span(src, index, 0, size))
+            self._write_span(dst, slot * size, self._read_span(src, index * size, size))
             dst.objects[slot] = handle
             dst.inuse += 1
             src.free_objs.append(index)
@@ -451,6 +456,9 @@ class ZsmallocPool(Zpool):
                 assert len(free) == len(z.free_objs) and not free & set(z.objects) \
                     and len(free) + z.inuse == c.objs_per_zspage, f"zspage {z.id}: free slots"
                 assert all(self.handles[h][:2] == [z, i] for i, h in z.objects.items())
+                assert len(z.frames) == len(z.pfns) == c.pages_per_zspage and all(
+                    frame is self.memory.frames[pfn] for frame, pfn in zip(z.frames, z.pfns)), \
+                    f"zspage {z.id}: frames are not its pages'"
                 assert z.id in self.lru
             pages += c.zspages * c.pages_per_zspage
         assert pages == self.pages_allocated, "pages_allocated"
