@@ -335,7 +335,7 @@ class Zswap:
     def _decompress(self, swap_type, entry):
         if entry.length == 0:
             return entry.value * (PAGE_SIZE // 8)
-        data = self.pool_for(swap_type).read(entry.handle)
+        data = self.pool_for(swap_type).map(entry.handle)
         return self.compressor.decompress(data[self.header_len:], PAGE_SIZE)
 
     def load(self, swap_type, offset):
@@ -384,7 +384,7 @@ class Zswap:
     def _writeback(self, pool, handle):
         if self.faults is not None and self.faults.fail("evict"):
             return -errno.EIO
-        swp = ZSWAP_HEADER.unpack(pool.read(handle)[:ZSWAP_HEADER.size])[0]
+        swp = ZSWAP_HEADER.unpack_from(pool.map(handle))[0]
         swap_type, offset = swp >> SWP_TYPE_SHIFT, swp & SWP_OFFSET_MASK
         entry = self.trees.get(swap_type, {}).get(offset)
         if entry is None or entry.handle != handle:

@@ -2,7 +2,8 @@
 
 It is the kernel's zpool API, trimmed to what zswap and zram call: malloc
 returns an opaque handle, write/read copy real bytes to and from the object
-(the kernel's map/memcpy/unmap), free releases it, reclaim_page(retries)
+(the kernel's map/memcpy/unmap), map gives the bytes to read in place (a
+view into the frame, as zpool_map_handle maps the object), free releases it, reclaim_page(retries)
 runs the allocator's LRU reclaim through the owner's evict callback, and
 total_pages counts the frames held.  Failures raise the kernel errno as an
 exception (NoSpace, NoMemory, Invalid); reclaim_page returns 0 or -errno,
@@ -40,13 +41,19 @@ class Zpool:
             raise Invalid(f"write of {len(data)} bytes into a {size}-byte object")
         frame[offset:offset + len(data)] = data
 
-    def read(self, handle):
+    def map(self, handle):
+        """The object's bytes for reading without a copy: a view into its
+        frame, good until the pool next changes (compare its bytes, not the
+        view: a memoryview compares item by item)."""
         frame, offset, size = self._extent(handle)
-        return frame[offset:offset + size].tobytes()
+        return frame[offset:offset + size]
+
+    def read(self, handle):
+        return bytes(self.map(handle))
 
     def _extent(self, handle):
         """(frame, byte offset, size) of a live object that lies in one page;
-        pools whose objects span pages override write and read instead."""
+        pools whose objects span pages override write and map instead."""
         raise NotImplementedError
 
     def reclaim_page(self, retries):

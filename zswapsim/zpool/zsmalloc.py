@@ -306,10 +306,13 @@ class ZsmallocPool(Zpool):
 
     @staticmethod
     def _read_span(zspage, offset, length):
+        """The bytes at `offset`: a view of the frame when they lie in one
+        page, a copy of both parts when they straddle two (as zs_map_object
+        copies such an object out to a per-CPU buffer)."""
         frames, page, start = zspage.frames, offset >> PAGE_SHIFT, offset & PAGE_MASK
         end = start + length
         if end <= PAGE_SIZE:
-            return frames[page][start:end].tobytes()
+            return frames[page][start:end]
         return b"".join((frames[page][start:], frames[page + 1][:end - PAGE_SIZE]))
 
     def _lookup(self, handle):
@@ -325,7 +328,7 @@ class ZsmallocPool(Zpool):
         size_class = zspage.size_class
         self._write_span(zspage, index * size_class.size + size_class.header_len, data)
 
-    def read(self, handle):
+    def map(self, handle):
         zspage, index, size = self._lookup(handle)
         size_class = zspage.size_class
         return self._read_span(zspage, index * size_class.size + size_class.header_len, size)
