@@ -132,6 +132,10 @@ def corrupt_zbud_reclaim_flag(pool, a, b):
     b.under_reclaim = True
 
 
+def corrupt_zbud_mask(pool, a, b):
+    pool.unbuddied_mask &= ~(1 << 55)                   # malloc would never find B
+
+
 def z3fold_pool():
     """Page A: first, middle and last objects (full, on no list); page B: a
     first object and one moved in from page C by compaction (foreign);
@@ -186,6 +190,18 @@ def corrupt_z3fold_listed_full(pool, a, b, h):
 
 def corrupt_z3fold_memory(pool, a, b, h):
     pool.memory.free_page(h.pfn)
+
+
+def corrupt_z3fold_mask(pool, a, b, h):
+    pool.unbuddied_mask = 0
+
+
+def corrupt_z3fold_stale_offset(pool, a, b, h):
+    pool.objects[a.handles[2]].offset += 64             # MIDDLE's bytes are elsewhere
+
+
+def corrupt_z3fold_frame(pool, a, b, h):
+    a.frame = pool.memory.frames[b.pfn]
 
 
 def xvmalloc_pool():
@@ -280,6 +296,11 @@ def corrupt_zsmalloc_pages(pool, handles):
     pool.pages_allocated += 1
 
 
+def corrupt_zsmalloc_frames(pool, handles):
+    zspage = pool.handles[handles[-1]][0]
+    zspage.frames[0] = pool.memory.frames[pool.handles[handles[0]][0].pfns[0]]
+
+
 def corrupt_zsmalloc_group(pool, handles):
     zspage = pool.handles[handles[-1]][0]              # one object of four: almost empty
     pool._remove(zspage)
@@ -296,6 +317,7 @@ CORRUPTIONS = [
     (zbud_pool, corrupt_zbud_memory, "not a frame the pool holds"),
     (zbud_pool, corrupt_zbud_empty, "empty but held"),
     (zbud_pool, corrupt_zbud_reclaim_flag, "under reclaim"),
+    (zbud_pool, corrupt_zbud_mask, r"unbuddied\[55\] listed but their mask bits clear"),
     (z3fold_pool, corrupt_z3fold_overlap, "first overlaps middle"),
     (z3fold_pool, corrupt_z3fold_header_overlap, "header overlaps middle"),
     (z3fold_pool, corrupt_z3fold_handle, "first handle .* names another place"),
@@ -305,6 +327,9 @@ CORRUPTIONS = [
     (z3fold_pool, corrupt_z3fold_wrong_list, r"not on unbuddied\[\d+\]"),
     (z3fold_pool, corrupt_z3fold_listed_full, "on a list with no free slot"),
     (z3fold_pool, corrupt_z3fold_memory, "not a frame the pool holds"),
+    (z3fold_pool, corrupt_z3fold_mask, "listed but their mask bits clear"),
+    (z3fold_pool, corrupt_z3fold_stale_offset, "middle handle's offset is stale"),
+    (z3fold_pool, corrupt_z3fold_frame, "another page's frame"),
     (xvmalloc_pool, corrupt_xvmalloc_grown_header,
      "block at 1132: prev 1108, the block before is at 104"),
     (xvmalloc_pool, corrupt_xvmalloc_inner_handle, "allocated blocks"),
@@ -324,6 +349,7 @@ CORRUPTIONS = [
     (zsmalloc_pool, corrupt_zsmalloc_obj_used, "obj_used"),
     (zsmalloc_pool, corrupt_zsmalloc_pages, "pages_allocated"),
     (zsmalloc_pool, corrupt_zsmalloc_group, "group"),
+    (zsmalloc_pool, corrupt_zsmalloc_frames, "frames are not its pages'"),
 ]
 
 

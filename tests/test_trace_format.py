@@ -8,6 +8,8 @@ check that reader and writer agree with the document.
 
 import random
 import struct
+import threading
+import time
 import zlib
 
 import numpy as np
@@ -24,6 +26,7 @@ from zswapsim.trace import (
     TraceReader,
     TraceWriter,
 )
+from zswapsim.trace.format import _prefetched
 
 PAGE = 4096
 EVENT = np.dtype([("op", "u1"), ("swap_type", "u1"), ("reserved", "<u2"),
@@ -528,3 +531,42 @@ def test_random_payload_mutations_raise_only_trace_errors(tmp_path):
         target["raw"] = bytes(raw)
         survivors += check_only_trace_errors(tmp_path, encode_trace(spec))
     assert survivors < 300
+
+
+# --- the decoding thread -------------------------------------------------------------
+
+def prefetch_threads():
+    return [thread for thread in threading.enumerate() if thread.name == "trace-prefetch"]
+
+
+def test_stopping_early_ends_the_decoding_thread(tmp_path):
+    path = write(tmp_path, encode_trace(two_block_spec()))
+    events = iter(TraceReader(path))
+    next(events)
+    assert len(prefetch_threads()) == 1
+    events.close()
+    assert prefetch_threads() == []
+
+
+def test_an_error_in_the_consumer_ends_the_decoding_thread(tmp_path):
+    path = write(tmp_path, encode_trace(two_block_spec()))
+    with pytest.raises(ZeroDivisionError):
+        for _ in TraceReader(path):
+            1 / 0
+    assert prefetch_threads() == []
+
+
+def test_the_decoding_thread_works_one_item_ahead():
+    produced = []
+
+    def items():
+        for n in range(10):
+            produced.append(n)
+            yield n
+
+    handed = _prefetched(items())
+    assert next(handed) == 0
+    time.sleep(0.2)                  # ample time to run ahead, were it allowed to
+    assert produced == [0, 1]        # the one in use and the one decoded ahead
+    assert list(handed) == list(range(1, 10))
+    assert prefetch_threads() == []

@@ -61,6 +61,9 @@ def test_first_and_last_placement_and_bytes():
     assert bytes(frame[64:164]) == a
     assert bytes(frame[4096 - 256:4096 - 56]) == b
     assert pool.read(first) == a and pool.read(last) == b
+    view = pool.map(first)              # in place: a later write shows through
+    pool.write(first, a[::-1])
+    assert bytes(view) == a[::-1] and view.obj is frame.obj
 
 
 def test_best_fit_takes_smallest_list_then_newest_page():

@@ -137,6 +137,11 @@ def test_objects_span_pages_and_keep_their_bytes():
     pfns = pool.handles[second][0].pfns
     assert bytes(frames[pfns[0]][3272:4096]) == objects[second][:824]
     assert bytes(frames[pfns[1]][:100]) == objects[second][824:924]
+    # map() reads in place, except an object straddling two pages, which it
+    # copies out (object 0 lies in page 0; object 1 straddles).
+    first = list(objects)[0]
+    assert isinstance(pool.map(first), memoryview) and pool.map(first).obj is frames[pfns[0]].obj
+    assert isinstance(pool.map(second), bytes) and pool.map(second) == objects[second]
     handle = pool.malloc(3256)                    # the 6th opens a second zspage
     assert pool.total_pages() == 8
     pool.free(handle)                             # ... released at once

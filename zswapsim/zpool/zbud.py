@@ -243,6 +243,9 @@ class ZbudPool(Zpool):
             assert self.lru.get(pfn) is zhdr, f"page {pfn}: not on the LRU"
         listed = len(self.buddied) + sum(map(len, self.unbuddied))
         assert listed == len(self.pages), f"{listed} list entries for {len(self.pages)} pages"
+        unmarked = [n for n, pages in enumerate(self.unbuddied)
+                    if pages and not self.unbuddied_mask >> n & 1]
+        assert not unmarked, f"unbuddied{unmarked} listed but their mask bits clear"
         assert len(self.lru) == len(self.pages), \
             f"{len(self.lru)} LRU entries for {len(self.pages)} pages"
         assert self.total_pages() == len(self.pages) <= self.memory.used_pages, "total_pages"
