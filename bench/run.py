@@ -221,7 +221,8 @@ if mode == "read":
     for _ in TraceReader(args[0]):
         pass
 elif mode == "replay":
-    result = zswapsim.replay.replay_lanes(args[0], [dict(backend=args[1], ram_pages=int(args[2]))])[0]
+    lane = dict(backend=args[1], ram_pages=int(args[2]))
+    result = zswapsim.replay.replay_lanes(args[0], [lane])[0]
 hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
 print(json.dumps({"rss_kb": hwm, "peak_pool_pages": result.get("peak_pool_pages"),
                   "swap_slots": result.get("swap_used_slots"),
@@ -247,7 +248,8 @@ def memory(traces):
         got = child("replay", str(path), "zbud", str(ram))
         simulated_kb = (got["peak_pool_pages"] + got["swap_slots"]) * 4
         net = got["rss_kb"] - idle - reader - got["cache_kb"]
-        rows.append({"trace": label, "ram_pages": ram, "peak_rss_mb": round(got["rss_kb"] / 1024, 1),
+        rows.append({"trace": label, "ram_pages": ram,
+                     "peak_rss_mb": round(got["rss_kb"] / 1024, 1),
                      "interpreter_mb": round(idle / 1024, 1), "reader_mb": round(reader / 1024, 1),
                      "cache_mb": round(got["cache_kb"] / 1024, 1),
                      "simulated_mb": round(simulated_kb / 1024, 1),

@@ -182,14 +182,6 @@ class Zswap:
     def pool_total_size(self):
         return self.pool_pages() * PAGE_SIZE
 
-    def is_full(self):
-        if self.kernel == "3.11":
-            return self.limit_pages < self.last_pool_pages
-        return self.limit_pages < self.pool_pages()
-
-    def can_accept(self):
-        return self.accept_pages > self.pool_pages()
-
     def _reclaim(self, pool):
         ret = pool.reclaim_page(self.retries)
         self.reclaim_results[ret] = self.reclaim_results.get(ret, 0) + 1
@@ -240,9 +232,7 @@ class Zswap:
         if self.shrink_pending:
             self.run_pending_work()
         self.stores += 1
-        cached = self.swapcache.get(swap_type)
-        if cached:
-            cached.discard(offset)
+        self._leave_swapcache(swap_type, offset)
         tree = self.trees.get(swap_type)
         if tree is None:
             tree = self.trees[swap_type] = {}
@@ -283,7 +273,7 @@ class Zswap:
         pool = self.pool
         if pool is None:                            # 3.11: the swap type's own pool
             pool = self.pool_for(swap_type)
-            if self.limit_pages < self.last_pool_pages:
+            if self.limit_pages < self.last_pool_pages:     # zswap_is_full()
                 self.pool_limit_hit += 1
                 if self._reclaim(pool) != 0:
                     self.reject_reclaim_fail += 1
@@ -291,14 +281,14 @@ class Zswap:
                     return None
         else:
             pages = pool.total_pages()
-            if self.limit_pages < pages:
+            if self.limit_pages < pages:                    # zswap_is_full()
                 self.pool_limit_hit += 1
                 self.pool_reached_full = True
                 self.shrink_pending = True
                 self.reject_pool_full += 1
                 return None
             if self.pool_reached_full:
-                if self.accept_pages <= pages:
+                if self.accept_pages <= pages:              # not zswap_can_accept()
                     self.reject_pool_full += 1
                     return None
                 self.pool_reached_full = False

@@ -3,11 +3,12 @@
 It is the kernel's zpool API, trimmed to what zswap and zram call: malloc
 returns an opaque handle, write/read copy real bytes to and from the object
 (the kernel's map/memcpy/unmap), map gives the bytes to read in place (a
-view into the frame, as zpool_map_handle maps the object), free releases it, reclaim_page(retries)
-runs the allocator's LRU reclaim through the owner's evict callback, and
-total_pages counts the frames held.  Failures raise the kernel errno as an
-exception (NoSpace, NoMemory, Invalid); reclaim_page returns 0 or -errno,
-as the kernel function does, because its callers branch on the value.
+view into the frame, as zpool_map_handle maps the object), free releases
+it, reclaim_page(retries) runs the allocator's LRU reclaim through the
+owner's evict callback, and total_pages counts the frames held.  Failures
+raise the kernel errno as an exception (NoSpace, NoMemory, Invalid);
+reclaim_page returns 0 or -errno, as the kernel function does, because its
+callers branch on the value.
 """
 
 from ..errors import ConfigError, Invalid
