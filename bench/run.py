@@ -3,7 +3,8 @@ work hides behind the one cost it cannot avoid, compressing the pages it
 stores and decompressing the ones it loads.
 
 Every figure is a ratio of two timings taken side by side in this run, so
-a shared, noisy machine moves both sides together:
+a shared, noisy machine moves both sides together (a summary table at the
+end holds each against its target):
   1. overhead: replay time / compress-only time, per backend and compressor,
      on the shipped real traces (verification on);
   2. fan-out: `compare` over the four backends / one backend's replay;
@@ -268,6 +269,30 @@ def sweep_scaling():
              "speedup": round(serial / parallel, 2)}]
 
 
+def summary(results):
+    """One row per figure: the measured range against the issue's target."""
+    def span(values):
+        return f"{min(values)} - {max(values)}"
+
+    def ratios(compressor):
+        return [row["ratio"] for row in results["overhead"] if row["compressor"] == compressor]
+
+    growth = results["scaling"][-1]["us_per_event"] / results["scaling"][0]["us_per_event"]
+    memory = [row["ratio"] for row in results["memory"]]
+    rows = [
+        ("overhead, lz4", span(ratios("lz4")), "<= 1.3", max(ratios("lz4")) <= 1.3),
+        ("overhead, zstd", span(ratios("zstd")), "<= 1.15", max(ratios("zstd")) <= 1.15),
+        ("fan-out", span([row["ratio"] for row in results["fan_out"]]), "<= 1.6",
+         max(row["ratio"] for row in results["fan_out"]) <= 1.6),
+        ("scaling, largest / smallest per event", round(growth, 2), "<= 1.1", growth <= 1.1),
+        ("memory, net of the allowance", span(memory), "<= 1.5", max(memory) <= 1.5),
+        ("sweep, --jobs 2 speed-up", results["sweep"][0]["speedup"], "-", None),
+    ]
+    return [{"figure": figure, "measured": measured, "target": target,
+             "met": "-" if met is None else ("yes" if met else "no")}
+            for figure, measured, target, met in rows]
+
+
 def table(title, rows):
     print(f"\n{title}")
     if not rows:
@@ -310,6 +335,8 @@ def main():
               results["memory"])
         results["sweep"] = sweep_scaling()
         table("6. sweep scaling: tune-retries, 16 configurations", results["sweep"])
+    results["summary"] = summary(results)
+    table("Summary against the targets of issue 7", results["summary"])
     results["seconds"] = round(time.perf_counter() - started, 1)
     Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     print(f"\n{args.json} written; {results['seconds']} s in all")
