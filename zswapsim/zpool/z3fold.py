@@ -292,7 +292,7 @@ class Z3foldPool(Zpool):
             bud, offset = HEADLESS, 0
             self.lru[zhdr.pfn] = zhdr
         else:
-            chunks = (size + CHUNK_SIZE - 1) >> CHUNK_SHIFT
+            chunks = size_to_chunks(size)
             zhdr = self._take_unbuddied(chunks)
             if zhdr is None:
                 zhdr = self._new_page(headless=False)
@@ -300,19 +300,11 @@ class Z3foldPool(Zpool):
                 zhdr.first_chunks = chunks
                 self.lru[zhdr.pfn] = zhdr
             else:
-                # set_chunks and offset, inline.  A listed page always has a
-                # slot for what its list promises, so this is never HEADLESS.
+                # A listed page always has a slot for what its list
+                # promises, so this is never HEADLESS.
                 bud = zhdr.get_free_buddy(chunks)
-                if bud == FIRST:
-                    zhdr.first_chunks = chunks
-                    offset = ZHDR_SIZE_ALIGNED
-                elif bud == MIDDLE:
-                    zhdr.middle_chunks = chunks
-                    zhdr.start_middle = zhdr.first_chunks + ZHDR_CHUNKS
-                    offset = zhdr.start_middle << CHUNK_SHIFT
-                else:
-                    zhdr.last_chunks = chunks
-                    offset = PAGE_SIZE - (chunks << CHUNK_SHIFT)
+                zhdr.set_chunks(bud, chunks)
+                offset = zhdr.offset(bud)
                 try:
                     self.lru.move_to_end(zhdr.pfn)
                 except KeyError:
@@ -340,14 +332,8 @@ class Z3foldPool(Zpool):
             self._release_page(zhdr)
             return
         del self.objects[handle]
-        bud = obj.bud
-        if bud == FIRST:
-            zhdr.first_chunks = 0
-        elif bud == MIDDLE:
-            zhdr.middle_chunks = zhdr.start_middle = 0
-        else:
-            zhdr.last_chunks = 0
-        zhdr.handles[bud] = 0
+        zhdr.set_chunks(obj.bud, 0)
+        zhdr.handles[obj.bud] = 0
         if zhdr.claimed:
             return                      # the reclaim loop finishes the job
         if obj.foreign:
