@@ -51,6 +51,11 @@ def trace_path(name):
     return ROOT / "traces" / f"{name}.trace"
 
 
+def stored_images(name):
+    """The page image of every store of shipped trace `name`, in order."""
+    return [image for op, _, _, image, _ in TraceReader(trace_path(name)) if op == STORE]
+
+
 def best_of(runs, fn):
     """The fastest of `runs` timings of fn(): the least disturbed by the machine."""
     best = None
@@ -105,8 +110,7 @@ def fan_out(runs):
 def allocator_cost(objects):
     """Sizes as zswap 6.1 allocates them for python-heap's lz4 output."""
     lz4 = get_compressor("lz4")
-    sizes = [len(lz4.compress(image)) + 8 for op, _, _, image, _ in
-             TraceReader(trace_path("python-heap")) if op == STORE]
+    sizes = [len(lz4.compress(image)) + 8 for image in stored_images("python-heap")]
     sizes = [s for s in sizes if s <= 3968]          # what every allocator accepts
     rng = random.Random(1)
     sizes = [rng.choice(sizes) for _ in range(objects)]
@@ -144,8 +148,7 @@ def store_path(runs):
     beside it lz4's own cost per page on the same images.  Their sum over
     lz4 alone is the overhead ratio a replay of these pages could reach if
     nothing else (trace decoding, verification) cost anything."""
-    images = [image for op, _, _, image, _ in TraceReader(trace_path("python-heap"))
-              if op == STORE]
+    images = stored_images("python-heap")
     cache = CompressionCache(get_compressor("lz4"))
     keys = [page_key(image) for image in images]
     lz4 = get_compressor("lz4")
@@ -169,8 +172,7 @@ def store_path(runs):
 def synthetic_trace(path, events, seed=3):
     """`events` events over real python-heap pages: a bounded working set of
     swap slots with stores, loads and invalidations, the same mix at any length."""
-    images = [image for op, _, _, image, _ in TraceReader(trace_path("python-heap"))
-              if op == STORE][:2000]
+    images = stored_images("python-heap")[:2000]
     rng = random.Random(seed)
     stored = set()
     with TraceWriter(path, description=f"bench: {events} events") as w:
