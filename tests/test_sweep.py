@@ -14,7 +14,8 @@ import pytest
 
 import zswapsim
 from zswapsim.replay import replay
-from zswapsim.sweep import COMPARE_FIELDS, TUNE_FIELDS, advice_line, recommend, run_configs
+from zswapsim.sweep import (COMPARE_FIELDS, TUNE_FIELDS, advice_line, lane_groups, recommend,
+                            run_configs)
 from zswapsim.trace import TraceReader, TraceWriter
 
 SHIPPED = Path(__file__).resolve().parents[1] / "traces" / "python-heap.trace"
@@ -80,14 +81,35 @@ def without_timing(results):
 
 
 def sweep_configs():
+    # Compressors interleaved, so the local groups (one compressor each
+    # where they can) hold configurations out of order.
     return [dict(backend=b, compressor=c, ram_pages=RAM, retries=r)
-            for b in ("zbud", "zsmalloc", "z3fold") for c in ("lz4",) for r in (1, 8)]
+            for b in ("zbud", "zsmalloc", "z3fold") for r in (1, 8) for c in ("zstd", "lz4")]
 
 
-def test_local_processes_give_the_serial_results(churn_trace):
+@pytest.mark.parametrize("jobs", [2, 5])
+def test_local_processes_give_the_serial_results(churn_trace, jobs):
     serial = run_configs(churn_trace, sweep_configs(), timeline_points=20)
-    parallel = run_configs(churn_trace, sweep_configs(), jobs=3, timeline_points=20)
+    parallel = run_configs(churn_trace, sweep_configs(), jobs=jobs, timeline_points=20)
     assert without_timing(parallel) == without_timing(serial)
+
+
+def test_lane_groups_keep_a_compressor_together_and_balance():
+    configs = [dict(backend=b, compressor=c)
+               for c in ("zstd", "lz4") for b in ("zbud", "z3fold", "zsmalloc")]
+    # lz4's configurations are 3, 4, 5 and sort first; zstd's are 0, 1, 2.
+    assert lane_groups(configs, 2) == [[3, 4, 5], [0, 1, 2]]
+    assert lane_groups(configs, 4) == [[3, 4], [5, 0], [1], [2]]
+    assert lane_groups(configs, 9) == [[3], [4], [5], [0], [1], [2]]
+    assert lane_groups([dict(backend="zbud")], 2) == [[0]]
+
+
+def test_local_processes_report_every_event_of_every_pass(churn_trace):
+    calls = []
+    run_configs(churn_trace, sweep_configs()[:4], jobs=2,
+                progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (2 * 1500, 2 * 1500)        # two passes of the 1,500 events
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
 
 
 def test_dask_cluster_gives_the_serial_results(churn_trace):

@@ -185,9 +185,9 @@ def _sweep_options(command):
     return command
 
 
-def _sweep_progress(trace_path, configs, jobs, dask_scheduler, quiet):
-    """Events when the configurations share one pass, else configurations."""
-    if jobs == 1 and not dask_scheduler:
+def _sweep_progress(trace_path, configs, dask_scheduler, quiet):
+    """Events replayed, summed over the local passes; configurations done on Dask."""
+    if not dask_scheduler:
         return Progress(TraceReader(trace_path).event_count(), "event", quiet)
     return Progress(configs, "config", quiet)
 
@@ -208,7 +208,7 @@ def compare_cmd(trace_path, backends, compressors, max_pool_percent, retries, ra
                 accept_threshold_percent, kernel, jobs, dask_scheduler, as_json, csv_path,
                 plot_path, verify, quiet):
     """Compare allocators x compressors on TRACE: density, waste, rejects."""
-    with _sweep_progress(trace_path, len(backends) * len(compressors), jobs, dask_scheduler,
+    with _sweep_progress(trace_path, len(backends) * len(compressors), dask_scheduler,
                          quiet) as progress:
         records = compare(trace_path, backends, compressors, ram_pages=ram_pages(ram),
                           max_pool_percent=max_pool_percent,
@@ -241,7 +241,7 @@ def tune_retries_cmd(trace_path, backend, compressor, retries_values, percents, 
                      accept_threshold_percent, kernel, jobs, dask_scheduler, as_json, csv_path,
                      plot_path, verify, quiet):
     """Sweep reclaim retries on TRACE and recommend the smallest that does the job."""
-    with _sweep_progress(trace_path, len(retries_values) * len(percents), jobs, dask_scheduler,
+    with _sweep_progress(trace_path, len(retries_values) * len(percents), dask_scheduler,
                          quiet) as progress:
         records = tune_retries(trace_path, retries_values, percents, backend=backend,
                                compressor=compressor, ram_pages=ram_pages(ram),

@@ -8,16 +8,20 @@ the same backend and compressor with each retries value (and, optionally,
 each max_pool_percent), the pool limit made to bite by a small --ram.
 
 A configuration's record holds exactly what a lone `replay` of it reports,
-whether the sweep runs serially, in local processes (`jobs`) or on a Dask
-cluster (`dask_scheduler`): lanes never share state that changes results.
+whether the sweep runs serially, in local processes (`jobs`, each a pass
+carrying a group of the configurations as lanes) or on a Dask cluster
+(`dask_scheduler`, a task per configuration): lanes never share state that
+changes results.
 """
 
+import multiprocessing
 import os
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, wait
 
 from .errors import ConfigError
-from .replay import replay_lanes
+from .replay import DEFAULTS, replay_lanes
+from .trace import TraceReader
 
 ALL_BACKENDS = ("zbud", "z3fold", "zsmalloc", "xvmalloc")
 DEFAULT_COMPRESSORS = ("lz4", "zstd")
@@ -135,25 +139,79 @@ def advice_line(advice):
 def run_configs(trace, configs, verify=True, jobs=1, dask_scheduler=None, progress=None,
                 timeline_points=0):
     """Replay every configuration; results in the order of `configs`.
-    Serially they share one pass over the trace and `progress(events)` is
-    told the events done; in parallel each is a task of its own and
-    `progress(configs)` is told the configurations done."""
+    Serially they all ride one pass over the trace; with `jobs` > 1 they
+    are split into that many groups (lane_groups), each one pass in a
+    local process of its own.  Either way `progress(done, total)` is told
+    the events replayed so far, summed over the passes.  On a Dask cluster
+    each configuration is a task and `progress` is told the tasks done."""
     if jobs < 1:
         raise ConfigError("--jobs must be 1 or more")
     trace = os.fspath(trace)
-    tasks = [(trace, config, verify, timeline_points) for config in configs]
     if dask_scheduler:
+        tasks = [(trace, config, verify, timeline_points) for config in configs]
         return _run_on_dask(dask_scheduler, trace, tasks, progress)
     if jobs == 1 or len(configs) == 1:
         return replay_lanes(trace, configs, verify=verify, progress=progress,
                             timeline_points=timeline_points)
-    results = []
-    with ProcessPoolExecutor(max_workers=min(jobs, len(configs))) as executor:
-        for result in executor.map(_run_task, tasks):
-            results.append(result)
+    groups = lane_groups(configs, jobs)
+    events = TraceReader(trace).event_count()
+    total = events * len(groups) if events else None
+    events_done = multiprocessing.Value("q", 0)
+    with ProcessPoolExecutor(max_workers=len(groups), initializer=_count_events_in,
+                             initargs=(events_done,)) as executor:
+        futures = [executor.submit(_run_group, trace, [configs[i] for i in group], verify,
+                                   timeline_points)
+                   for group in groups]
+        pending = futures
+        while pending:
+            _, pending = wait(pending, timeout=PROGRESS_INTERVAL)
             if progress is not None:
-                progress(len(results))
+                progress(events_done.value, total)
+        results = [None] * len(configs)
+        for group, future in zip(groups, futures):
+            for index, result in zip(group, future.result()):
+                results[index] = result
     return results
+
+
+def lane_groups(configs, jobs):
+    """Indices of `configs` split into at most `jobs` groups, to run as
+    lanes of one pass each: the configurations of one compressor sit
+    together, since lanes share a compressor's cache, and group sizes
+    differ by one at most."""
+    order = sorted(range(len(configs)),
+                   key=lambda i: str(configs[i].get("compressor", DEFAULTS["compressor"])))
+    count = min(jobs, len(configs))
+    size, larger = divmod(len(order), count)
+    groups, start = [], 0
+    for number in range(count):
+        end = start + size + (number < larger)
+        groups.append(order[start:end])
+        start = end
+    return groups
+
+
+PROGRESS_INTERVAL = 0.2         # seconds between progress reports from the workers
+
+_events_done = None             # in a worker process: the count shared with the parent
+
+
+def _count_events_in(counter):
+    global _events_done
+    _events_done = counter
+
+
+def _run_group(trace, configs, verify, timeline_points):
+    reported = 0
+
+    def report(events):
+        nonlocal reported
+        with _events_done.get_lock():
+            _events_done.value += events - reported
+        reported = events
+
+    return replay_lanes(trace, configs, verify=verify, timeline_points=timeline_points,
+                        progress=report)
 
 
 def _run_task(task):
