@@ -6,7 +6,9 @@ Every figure is a ratio of two timings taken side by side in this run, so
 a shared, noisy machine moves both sides together (a summary table at the
 end holds each against its target):
   1. overhead: replay time / compress-only time, per backend and compressor,
-     on the shipped real traces (verification on);
+     on the shipped real traces (verification on), and beside it the same
+     ratio of CPU time over all threads (with zstd, the trace reader's
+     helper threads compress each block's new pages on the second core);
   2. fan-out: `compare` over the four backends / one backend's replay;
   3. allocator cost: malloc+write+read+free per object, and reclaim per
      evicted page, in microseconds, on a real trace's object sizes; and
@@ -58,12 +60,18 @@ def stored_images(name):
 
 def best_of(runs, fn):
     """The fastest of `runs` timings of fn(): the least disturbed by the machine."""
+    return timed(runs, fn)[0]
+
+
+def timed(runs, fn):
+    """(wall seconds, CPU seconds of all the process's threads) of the
+    fastest of `runs` calls of fn()."""
     best = None
     for _ in range(runs):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         fn()
-        elapsed = time.perf_counter() - started
-        best = elapsed if best is None else min(best, elapsed)
+        run = (time.perf_counter() - started, time.process_time() - cpu_started)
+        best = run if best is None else min(best, run)
     return best
 
 
@@ -85,13 +93,13 @@ def overhead(runs):
         events = list(TraceReader(path))
         for comp in ("lz4", "zstd"):
             compressor = get_compressor(comp)
-            base = best_of(runs, lambda: compress_only(events, compressor))
+            base, base_cpu = timed(runs, lambda: compress_only(events, compressor))
             for backend in BACKENDS:
-                t = best_of(runs, lambda: replay(path, backend=backend, compressor=comp,
-                                                 ram_pages=RAM, verify=True))
+                t, cpu = timed(runs, lambda: replay(path, backend=backend, compressor=comp,
+                                                    ram_pages=RAM, verify=True))
                 rows.append({"trace": name, "compressor": comp, "backend": backend,
                              "replay_s": round(t, 4), "compress_only_s": round(base, 4),
-                             "ratio": round(t / base, 2)})
+                             "ratio": round(t / base, 2), "cpu_ratio": round(cpu / base_cpu, 2)})
     return rows
 
 

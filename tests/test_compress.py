@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from zswapsim.compress import CompressionCache, get_compressor
+from zswapsim.compress import CompressionCache, Compressor, get_compressor
 from zswapsim.errors import ConfigError
 from zswapsim.replay import replay
 
@@ -59,11 +59,13 @@ def test_unknown_names_list_the_known_ones():
             get_compressor(bad)
 
 
-class Counting:
+class Counting(Compressor):
+    """A real compressor (lz4 unless named), counting the pages it compresses
+    one at a time; its batch call, if any, is the real one's."""
     name = "counting"
 
-    def __init__(self):
-        self.inner = get_compressor("lz4")
+    def __init__(self, inner="lz4"):
+        self.inner = get_compressor(inner)
         self.calls = 0
 
     def compress(self, page):
@@ -72,6 +74,9 @@ class Counting:
 
     def decompress(self, data, size=4096):
         return self.inner.decompress(data, size)
+
+    def batch_compressor(self):
+        return self.inner.batch_compressor()
 
 
 def test_cache_compresses_each_distinct_page_once_and_changes_nothing():
@@ -113,3 +118,39 @@ def test_cache_does_not_change_replay_results(monkeypatch, tmp_path):
     for key in ("compress_cache_hits", "seconds"):
         cached.pop(key), uncached.pop(key)
     assert cached == uncached
+
+
+@pytest.mark.parametrize("name", ["zstd", "zstd-1", "zstd-19"])
+def test_zstd_batch_gives_what_compress_gives(name):
+    compressor = get_compressor(name)
+    pages = sample_pages() * 2
+    batch = compressor.batch_compressor()
+    assert [segment.tobytes() for segment in batch(pages)] == \
+        [compressor.compress(page) for page in pages]
+
+
+@pytest.mark.parametrize("name", ["lz4", "lz4hc", "deflate"])
+def test_compressors_without_a_batch_call_say_so(name):
+    assert get_compressor(name).batch_compressor() is None
+
+
+def test_cache_takes_the_compressions_made_ahead_for_the_remembered_image():
+    from zswapsim.compress import page_key
+    zstd = Counting("zstd")
+    cache = CompressionCache(zstd)
+    pages = sample_pages()
+    cache.take_ahead(10, cache.batch(pages))             # images 10..14
+    for image_id, page in enumerate(pages, start=10):
+        cache.remember(page, page_key(page), image_id)
+        assert cache.compress(page) == zstd.inner.compress(page)
+    assert zstd.calls == 0 and cache.misses == len(pages)
+    # Three pages the batch does not hold: ids before and after its range,
+    # and a page other than the one remembered, must be compressed there.
+    first, last, stranger = (bytes(4095) + bytes([tag]) for tag in (1, 2, 3))
+    cache.remember(first, page_key(first), 9)
+    assert cache.compress(first) == zstd.inner.compress(first)
+    cache.remember(last, page_key(last), 15)
+    assert cache.compress(last) == zstd.inner.compress(last)
+    cache.remember(pages[2], page_key(pages[2]), 12)
+    assert cache.compress(stranger) == zstd.inner.compress(stranger)
+    assert zstd.calls == 3

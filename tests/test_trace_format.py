@@ -570,3 +570,41 @@ def test_the_decoding_thread_works_one_item_ahead():
     assert produced == [0, 1]        # the one in use and the one decoded ahead
     assert list(handed) == list(range(1, 10))
     assert prefetch_threads() == []
+
+
+def test_work_ahead_sees_each_blocks_new_images_in_order(tmp_path):
+    path = write(tmp_path, encode_trace(two_block_spec()))
+    reader = TraceReader(path)
+    seen = []
+    for _, images in reader.blocks(ahead=lambda new: [bytes(image) for image in new]):
+        first, done = reader.ahead_done
+        seen.append((first, done))
+        assert [images[first + index] for index in range(len(done))] == done
+    # Block 1 brings images 0 and 1, block 2 image 2 (two_block_spec).
+    assert seen == [(0, [page(10), page(11)]), (2, [page(12)])]
+    assert reader.ahead_done is None
+
+
+def test_an_error_in_the_work_ahead_reaches_the_consumer_and_ends_both_threads(tmp_path):
+    path = write(tmp_path, encode_trace(two_block_spec()))
+    reader = TraceReader(path)
+
+    def ahead(new):
+        if new[0] == page(12):
+            raise ValueError("ahead failed on block 2")
+        return None
+
+    blocks = reader.blocks(ahead=ahead)
+    next(blocks)
+    assert len(prefetch_threads()) == 2              # decoding, and the work ahead
+    with pytest.raises(ValueError, match="block 2"):
+        next(blocks)
+    assert prefetch_threads() == []
+
+
+def test_stopping_early_ends_the_work_ahead_thread_too(tmp_path):
+    path = write(tmp_path, encode_trace(two_block_spec()))
+    blocks = TraceReader(path).blocks(ahead=len)
+    next(blocks)
+    blocks.close()
+    assert prefetch_threads() == []

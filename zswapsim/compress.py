@@ -35,6 +35,12 @@ class Compressor:
 
     name = ""
 
+    def batch_compressor(self):
+        """A function for another thread that compresses a list of pages
+        in one call releasing the GIL, returning a sequence of buffers
+        with compress()'s bytes; None when the algorithm has no such call."""
+        return None
+
     def compress(self, page):
         raise NotImplementedError
 
@@ -103,13 +109,18 @@ class Zstd(Compressor):
         self.level = level
         # The kernel asks zstd_get_params(level, 0): the parameters for an
         # unknown source size, and a frame that records the content size.
-        params = zstandard.ZstdCompressionParameters.from_level(
+        self._params = zstandard.ZstdCompressionParameters.from_level(
             level, write_content_size=True, write_checksum=False)
-        self._cctx = zstandard.ZstdCompressor(compression_params=params)
+        self._cctx = zstandard.ZstdCompressor(compression_params=self._params)
         self._dctx = zstandard.ZstdDecompressor()
 
     def compress(self, page):
         return self._cctx.compress(page)
+
+    def batch_compressor(self):
+        # A context of its own: a zstd context serves one thread at a time.
+        cctx = zstandard.ZstdCompressor(compression_params=self._params)
+        return lambda pages: cctx.multi_compress_to_buffer(pages, threads=1)
 
     def decompress(self, data, size=PAGE_SIZE):
         return self._dctx.decompress(data, max_output_size=size)
@@ -164,7 +175,12 @@ class CompressionCache:
     kept in LRU order within a byte budget.  The budget bounds what a long
     replay holds beyond its simulated memory; lanes fed the same page hit
     at once, and a result evicted costs at most a second compression (or,
-    in the end-of-run check, a decompression)."""
+    in the end-of-run check, a decompression).
+
+    Where the compressor has a batch call (`batch`), the trace reader's
+    helper thread compresses each block's new images with it while the
+    replayer works through the block before (`take_ahead`); a miss on one
+    of them takes that result instead of compressing on the spot."""
 
     def __init__(self, compressor, budget_bytes=64 << 20):
         self.compressor = compressor
@@ -173,15 +189,27 @@ class CompressionCache:
         self.cached_bytes = 0
         self.hits = 0
         self.misses = 0
+        self.batch = compressor.batch_compressor()
         self._results = OrderedDict()
         self._last_page = self._last_key = None
+        self._last_id = -1
+        self._ahead_first, self._ahead = 0, ()
 
-    def remember(self, page, key):
-        """The key of the page object about to be compressed, already known."""
-        self._last_page, self._last_key = page, key
+    def take_ahead(self, first, results):
+        """Compressions of the trace's images first, first + 1, ..., made
+        ahead by `batch`; they replace the previous block's."""
+        self._ahead_first, self._ahead = first, results or ()
+
+    def remember(self, page, key, image_id=-1):
+        """The key (and trace image id) of the page object about to be
+        compressed, already known."""
+        self._last_page, self._last_key, self._last_id = page, key, image_id
 
     def compress(self, page):
-        key = self._last_key if page is self._last_page else page_key(page)
+        if page is self._last_page:
+            key, index = self._last_key, self._last_id - self._ahead_first
+        else:
+            key, index = page_key(page), -1
         results = self._results
         data = results.get(key)
         if data is not None:
@@ -189,7 +217,10 @@ class CompressionCache:
             self.hits += 1
             return data
         self.misses += 1
-        data = self.compressor.compress(page)
+        if 0 <= index < len(self._ahead):
+            data = self._ahead[index].tobytes()
+        else:
+            data = self.compressor.compress(page)
         results[key] = data
         self.cached_bytes += len(data) + len(key)
         while self.cached_bytes > self.budget_bytes:

@@ -5,9 +5,11 @@ The replayer plays the swap core: each trace event becomes the frontswap
 call the kernel would make.  Several configurations ("lanes") can ride one
 pass over the trace, each with its own Zswap, RAM and swap device; lanes
 with the same compressor share one compression cache, so each distinct page
-is compressed once per compressor however many allocators it feeds.  Lanes
-never see each other otherwise, so a lane's result is exactly what a replay
-of that configuration alone gives.
+is compressed once per compressor however many allocators it feeds; a
+compressor with a batch call (zstd) has each block's new pages compressed
+ahead on the trace reader's helper thread, a second core's work while this
+one replays the block before.  Lanes never see each other otherwise, so a
+lane's result is exactly what a replay of that configuration alone gives.
 
 A page the swap core could not swap out (no free swap slot, or the device
 write failed: see faults.py for injecting such failures) stays resident:
@@ -93,17 +95,22 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
     live = {}           # swap type -> {offset: page_key of the expected image}
     resident = [{} for _ in lanes]   # per lane: (swap type, offset) -> page kept in RAM
     cache_list = list(caches.values())
+    batching = [cache for cache in cache_list if cache.batch is not None]
     events = 0
     started = time.perf_counter()
     lane_state = list(zip(lanes, resident))
-    for block, images in reader.blocks():
+    for block, images in reader.blocks(_compress_ahead(batching)):
+        if batching:
+            first, done = reader.ahead_done
+            for cache, results in zip(batching, done or [()] * len(batching)):
+                cache.take_ahead(first, results)
         for op, swap_type, image_id, offset in columns(block):
             events += 1
             if op == STORE:
                 image = images[image_id]
                 key = page_key(image)
                 for cache in cache_list:
-                    cache.remember(image, key)
+                    cache.remember(image, key, image_id)
                 for zswap, kept in lane_state:
                     if kept:
                         kept.pop((swap_type, offset), None)
@@ -168,6 +175,15 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
             result["timeline"] = timeline + [(events, zswap.pool_pages())]
         results.append(result)
     return results
+
+
+def _compress_ahead(caches):
+    """The reader's work ahead for caches whose compressor batches: each
+    block's new images compressed on its helper thread, one batch a cache."""
+    if not caches:
+        return None
+    batches = [cache.batch for cache in caches]
+    return lambda images: [batch(images) for batch in batches]
 
 
 def _mismatch(event, swap_type, offset, page, image):

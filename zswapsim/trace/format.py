@@ -242,6 +242,7 @@ class TraceReader:
         self.path = os.fspath(path)
         self._live = {}
         self._images_defined = 0
+        self.ahead_done = None
         with open(self.path, "rb") as f:
             self._read_header(f, expect_page_size)
             self._data_start = f.tell()
@@ -279,21 +280,30 @@ class TraceReader:
             for (op, swap_type, image, offset), ts in zip(columns(events), events["ts"].tolist()):
                 yield op, swap_type, offset, images.get(image), ts
 
-    def blocks(self):
+    def blocks(self, ahead=None):
         """Yield (events, images) per block: a read-only EVENT_DTYPE array, and a
         read-only mapping id -> page bytes of every image alive for this block
         (it changes once the next block is requested).  A helper thread reads,
-        checks and decompresses the next block while this one is used."""
+        checks and decompresses the next block while this one is used.
+
+        With `ahead`, the helper thread also calls ahead(new images) on the
+        list of images a block introduces, and while the block is in use
+        `ahead_done` is (id of its first new image, what ahead returned)."""
         self._live = live = {}
         self._images_defined = 0
-        for images, events, release in _prefetched(self._decoded_blocks()):
+        decoded = _with_work_ahead(_prefetched(self._decoded_blocks()), ahead)
+        if ahead is not None:
+            decoded = _prefetched(decoded)          # a thread of its own
+        for images, events, release, done in decoded:
             first = self._images_defined
             for index, image in enumerate(images):
                 live[first + index] = image
             self._images_defined = first + len(images)
+            self.ahead_done = (first, done)
             yield events, MappingProxyType(live)
             for image in release:
                 del live[image]
+        self.ahead_done = None
 
     def _decoded_blocks(self):
         """Yield (new images, events, release list) per block, every rule of
@@ -461,6 +471,16 @@ class _BlockState:
         self.defined = 0
         self.live = set()
         self.events = 0
+
+
+def _with_work_ahead(decoded, ahead):
+    """Decoded blocks with ahead(new images) added to each: None without
+    `ahead`, or for a block that brings no image."""
+    try:
+        for images, events, release in decoded:
+            yield images, events, release, ahead(images) if ahead is not None and images else None
+    finally:
+        decoded.close()
 
 
 def _prefetched(items, depth=1):
