@@ -232,7 +232,7 @@ if mode == "read":
     for _ in TraceReader(args[0]):
         pass
 elif mode == "replay":
-    lane = dict(backend=args[1], ram_pages=int(args[2]))
+    lane = dict(backend=args[1], ram_pages=int(args[2]), compressor=args[3])
     result = zswapsim.replay.replay_lanes(args[0], [lane])[0]
 hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
 print(json.dumps({"rss_kb": hwm, "peak_pool_pages": result.get("peak_pool_pages"),
@@ -246,20 +246,21 @@ def memory(traces):
     their peak (pool frames and swap slots), after taking off the fixed
     allowance: the interpreter with zswapsim imported, the trace reader's
     blocks (a pass of the reader alone, bounded by two blocks whatever the
-    trace's length) and the compression cache (bounded by its budget).  The
-    gross ratio, with only the interpreter taken off, is kept beside it."""
+    trace's length) and the compression cache (bounded by its budget).  With
+    zstd the blocks' compressions made ahead are not taken off.  The gross
+    ratio, with only the interpreter taken off, is kept beside it."""
     def child(*args):
         out = subprocess.run([sys.executable, "-c", MEMORY_CHILD, *args], capture_output=True,
                              text=True, check=True, cwd=ROOT).stdout
         return json.loads(out)
     idle = child("idle")["rss_kb"]
     rows = []
-    for label, path, ram in traces:
+    for label, path, ram, compressor in traces:
         reader = child("read", str(path))["rss_kb"] - idle
-        got = child("replay", str(path), "zbud", str(ram))
+        got = child("replay", str(path), "zbud", str(ram), compressor)
         simulated_kb = (got["peak_pool_pages"] + got["swap_slots"]) * 4
         net = got["rss_kb"] - idle - reader - got["cache_kb"]
-        rows.append({"trace": label, "ram_pages": ram,
+        rows.append({"trace": label, "compressor": compressor, "ram_pages": ram,
                      "peak_rss_mb": round(got["rss_kb"] / 1024, 1),
                      "interpreter_mb": round(idle / 1024, 1), "reader_mb": round(reader / 1024, 1),
                      "cache_mb": round(got["cache_kb"] / 1024, 1),
@@ -339,8 +340,9 @@ def main():
         table("4. scaling: time per event", results["scaling"])
         big = Path(workdir) / f"scale-{sizes[-1]}.trace"
         small = Path(workdir) / f"scale-{sizes[-2]}.trace"
-        results["memory"] = memory([("python-heap", trace_path("python-heap"), RAM),
-                                    (small.name, small, 16384), (big.name, big, 16384)])
+        results["memory"] = memory([("python-heap", trace_path("python-heap"), RAM, "lz4"),
+                                    (small.name, small, 16384, "lz4"),
+                                    (big.name, big, 16384, "lz4"), (big.name, big, 16384, "zstd")])
         table("5. memory: (peak RSS - interpreter - reader - cache) / simulated bytes",
               results["memory"])
         results["sweep"] = sweep_scaling()
