@@ -2,9 +2,10 @@
 work hides behind the one cost it cannot avoid, compressing the pages it
 stores and decompressing the ones it loads.
 
-Every figure is a ratio of two timings taken side by side in this run, so
-a shared, noisy machine moves both sides together (a summary table at the
-end holds each against its target):
+Every figure is a ratio of two timings taken side by side in this run, the
+two sides timed in turn and the best of 5 of each kept, so a shared, noisy
+machine moves both sides together (a summary table at the end holds each
+against its target):
   1. overhead: replay time / compress-only time, per backend and compressor,
      on the shipped real traces (verification on), and beside it the same
      ratio of CPU time over all threads (with zstd, the trace reader's
@@ -60,18 +61,20 @@ def stored_images(name):
 
 def best_of(runs, fn):
     """The fastest of `runs` timings of fn(): the least disturbed by the machine."""
-    return timed(runs, fn)[0]
+    return side_by_side(runs, fn)[0][0]
 
 
-def timed(runs, fn):
+def side_by_side(runs, *fns):
     """(wall seconds, CPU seconds of all the process's threads) of the
-    fastest of `runs` calls of fn()."""
-    best = None
+    fastest of `runs` calls of each of `fns`, called in turn round after
+    round, so that a disturbance of the machine falls on every side alike."""
+    best = [None] * len(fns)
     for _ in range(runs):
-        started, cpu_started = time.perf_counter(), time.process_time()
-        fn()
-        run = (time.perf_counter() - started, time.process_time() - cpu_started)
-        best = run if best is None else min(best, run)
+        for index, fn in enumerate(fns):
+            started, cpu_started = time.perf_counter(), time.process_time()
+            fn()
+            run = (time.perf_counter() - started, time.process_time() - cpu_started)
+            best[index] = run if best[index] is None else min(best[index], run)
     return best
 
 
@@ -93,10 +96,11 @@ def overhead(runs):
         events = list(TraceReader(path))
         for comp in ("lz4", "zstd"):
             compressor = get_compressor(comp)
-            base, base_cpu = timed(runs, lambda: compress_only(events, compressor))
             for backend in BACKENDS:
-                t, cpu = timed(runs, lambda: replay(path, backend=backend, compressor=comp,
-                                                    ram_pages=RAM, verify=True))
+                (base, base_cpu), (t, cpu) = side_by_side(
+                    runs, lambda: compress_only(events, compressor),
+                    lambda: replay(path, backend=backend, compressor=comp, ram_pages=RAM,
+                                   verify=True))
                 rows.append({"trace": name, "compressor": comp, "backend": backend,
                              "replay_s": round(t, 4), "compress_only_s": round(base, 4),
                              "ratio": round(t / base, 2), "cpu_ratio": round(cpu / base_cpu, 2)})
@@ -107,9 +111,10 @@ def fan_out(runs):
     rows = []
     for name in TRACES:
         path = trace_path(name)
-        one = best_of(runs, lambda: replay(path, backend="zbud", ram_pages=RAM))
         configs = [dict(backend=b, ram_pages=RAM) for b in BACKENDS]
-        four = best_of(runs, lambda: replay_lanes(path, configs))
+        (one, _), (four, _) = side_by_side(runs, lambda: replay(path, backend="zbud",
+                                                                ram_pages=RAM),
+                                           lambda: replay_lanes(path, configs))
         rows.append({"trace": name, "one_backend_s": round(one, 4), "four_backends_s":
                      round(four, 4), "ratio": round(four / one, 2)})
     return rows
@@ -160,7 +165,6 @@ def store_path(runs):
     cache = CompressionCache(get_compressor("lz4"))
     keys = [page_key(image) for image in images]
     lz4 = get_compressor("lz4")
-    lz4_us = best_of(runs, lambda: [lz4.compress(image) for image in images]) / len(images) * 1e6
     for image in images:
         cache.compress(image)
     rows = []
@@ -170,7 +174,9 @@ def store_path(runs):
             for offset, (image, key) in enumerate(zip(images, keys)):
                 cache.remember(image, key)
                 zswap.store(0, offset, image)
-        store_us = best_of(runs, store_all) / len(images) * 1e6
+        (lz4_s, _), (store_s, _) = side_by_side(
+            runs, lambda: [lz4.compress(image) for image in images], store_all)
+        lz4_us, store_us = lz4_s / len(images) * 1e6, store_s / len(images) * 1e6
         rows.append({"backend": backend, "store_path_us": round(store_us, 2),
                      "lz4_us": round(lz4_us, 2),
                      "floor_ratio": round((store_us + lz4_us) / lz4_us, 2)})
@@ -321,7 +327,7 @@ def main():
                         help="One timing per figure and smaller sizes (a smoke run).")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results.json"))
     args = parser.parse_args()
-    runs = 1 if args.quick else 3
+    runs = 1 if args.quick else 5
     started = time.perf_counter()
     results = {"date": time.strftime("%Y-%m-%d"), "python": sys.version.split()[0],
                "cpus": os.cpu_count()}
