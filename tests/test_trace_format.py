@@ -576,13 +576,20 @@ def test_work_ahead_sees_each_blocks_new_images_in_order(tmp_path):
     path = write(tmp_path, encode_trace(two_block_spec()))
     reader = TraceReader(path)
     seen = []
-    for _, images in reader.blocks(ahead=lambda new: [bytes(image) for image in new]):
+    workers = set()
+
+    def ahead(new):
+        workers.add(threading.current_thread().name)
+        return [bytes(image) for image in new]
+
+    for _, images in reader.blocks(ahead=ahead):
         first, done = reader.ahead_done
         seen.append((first, done))
         assert [images[first + index] for index in range(len(done))] == done
     # Block 1 brings images 0 and 1, block 2 image 2 (two_block_spec).
     assert seen == [(0, [page(10), page(11)]), (2, [page(12)])]
     assert reader.ahead_done is None
+    assert workers == {"trace-prefetch"}                 # off the consumer's thread
 
 
 def test_an_error_in_the_work_ahead_reaches_the_consumer_and_ends_both_threads(tmp_path):
@@ -596,7 +603,6 @@ def test_an_error_in_the_work_ahead_reaches_the_consumer_and_ends_both_threads(t
 
     blocks = reader.blocks(ahead=ahead)
     next(blocks)
-    assert len(prefetch_threads()) == 2              # decoding, and the work ahead
     with pytest.raises(ValueError, match="block 2"):
         next(blocks)
     assert prefetch_threads() == []
