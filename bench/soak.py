@@ -1,4 +1,5 @@
-"""Soak run: a million events through every backend with a bounded pool,
+"""Soak run: a million events through every backend, with lz4 and with zstd
+(whose pages are compressed ahead on helper threads), a bounded pool and
 verification on, watching the process's resident set.
 
 The trace is bench/run.py's synthetic one (real python-heap pages over a
@@ -25,6 +26,7 @@ from run import synthetic_trace  # noqa: E402
 from zswapsim.replay import replay  # noqa: E402
 
 BACKENDS = ["zbud", "z3fold", "zsmalloc", "xvmalloc"]
+COMPRESSORS = ["lz4", "zstd"]
 SAMPLE_EVERY = 100_000
 
 
@@ -36,7 +38,7 @@ def rss_mb():
     return 0.0
 
 
-def soak(path, backend, events):
+def soak(path, backend, compressor, events):
     curve = []
 
     def progress(done):
@@ -44,9 +46,10 @@ def soak(path, backend, events):
             curve.append((done, round(rss_mb(), 1)))
 
     started = time.perf_counter()
-    result = replay(path, backend=backend, ram_pages=16384, verify=True, progress=progress)
+    result = replay(path, backend=backend, compressor=compressor, ram_pages=16384, verify=True,
+                    progress=progress)
     warm = [rss for done, rss in curve if done >= events // 2]
-    return {"backend": backend, "events": result["events"], "seconds":
+    return {"backend": backend, "compressor": compressor, "events": result["events"], "seconds":
             round(time.perf_counter() - started, 1), "mismatches": 0,
             "live_pages": result["live_pages"], "written_back": result["written_back_pages"],
             "rss_curve_mb": [rss for _, rss in curve],
@@ -62,13 +65,15 @@ def main():
     with tempfile.TemporaryDirectory(prefix="zswapsim-soak-") as workdir:
         path = Path(workdir) / "soak.trace"
         synthetic_trace(path, args.events)
-        for backend in BACKENDS:
-            # replay() raises VerifyError on any mismatch or lost page.
-            row = soak(path, backend, args.events)
-            rows.append(row)
-            print(f"{backend:>9}: {row['events']} events in {row['seconds']} s, mismatches 0, "
-                  f"RSS {row['rss_curve_mb']} MB, second-half growth "
-                  f"{row['second_half_growth_mb']} MB")
+        for compressor in COMPRESSORS:
+            for backend in BACKENDS:
+                # replay() raises VerifyError on any mismatch or lost page.
+                row = soak(path, backend, compressor, args.events)
+                rows.append(row)
+                print(f"{backend:>9} {compressor:>4}: {row['events']} events in {row['seconds']} s, "
+                      f"mismatches 0, "
+                      f"RSS {row['rss_curve_mb']} MB, second-half growth "
+                      f"{row['second_half_growth_mb']} MB")
     Path(args.json).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "runs": rows},
                                           indent=1) + "\n")
 
