@@ -154,7 +154,7 @@ def run_configs(trace, configs, verify=True, jobs=1, dask_scheduler=None, progre
         return replay_lanes(trace, configs, verify=verify, progress=progress,
                             timeline_points=timeline_points)
     groups = lane_groups(configs, jobs)
-    events = TraceReader(trace).event_count()
+    events = TraceReader(trace).event_count() if progress is not None else None
     total = events * len(groups) if events else None
     events_done = multiprocessing.Value("q", 0)
     with ProcessPoolExecutor(max_workers=len(groups), initializer=_count_events_in,

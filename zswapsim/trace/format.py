@@ -6,7 +6,8 @@ distinct image is stored once and named by an integer id.  Events travel in
 blocks; a block carries the images it introduces and a release list of the
 ids no later event names, so a reader holds only the live images plus one
 block, however long the trace (this reader two: it decodes the next block
-on a helper thread while the caller works through the current one).
+on a helper thread while the caller works through the current one; with
+work ahead, up to two more sit in that work's thread and its queue).
 docs/trace-format.md is the specification; this module is its reference
 writer and reader, and the reader turns every malformed or hostile file
 into a TraceError that says where the problem is.
