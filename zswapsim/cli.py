@@ -317,20 +317,24 @@ def _cell(value):
 def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, kernel, compact,
              as_json, quiet):
     """Write a trace's pages (or a raw dump's) to a modelled zram device and
-    print its mm_stat and io_stat."""
+    print its mm_stat and io_stat; for a trace also the swap layer's live
+    pages and those kept in RAM because zram refused their write."""
     if (trace_path is None) == (raw_path is None):
         raise click.UsageError("give a TRACE or --raw DUMP")
     device = Zram(parse_size(disksize), compressor=compressor, allocator=allocator,
                   mem_limit=parse_size(mem_limit), kernel=kernel)
+    swap = None
     if raw_path:
         for index, page in enumerate(raw_pages(raw_path)):
             device.write(index, page)
     else:
         with Progress(TraceReader(trace_path).event_count(), "event", quiet) as progress:
-            zram_replay(device, trace_path, progress)
+            swap = zram_replay(device, trace_path, progress)
     if compact:
         device.compact()
     stats = {"mm_stat": device.mm_stat(), "io_stat": device.io_stat()}
+    if swap is not None:
+        stats["swap"] = swap
     if as_json:
         click.echo(json.dumps(stats, indent=1))
         return

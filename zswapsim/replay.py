@@ -26,7 +26,7 @@ live page, not the page.
 import time
 
 from .compress import CompressionCache, get_compressor, page_key
-from .errors import ConfigError, ZswapsimError
+from .errors import ConfigError, TraceError, ZswapsimError
 from .faults import FaultPlan
 from .memory import Memory
 from .stats import derived
@@ -122,11 +122,18 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
                 live_offsets[offset] = key
             elif op == LOAD:
                 image = images.get(image_id)
+                if verify:
+                    live_offsets = live.get(swap_type)
+                    expected = live_offsets.get(offset) if live_offsets else None
+                    if (image is None) != (expected is None):
+                        raise inconsistent_load(events, swap_type, offset, image, expected)
                 for zswap, kept in lane_state:
                     page = kept.get((swap_type, offset)) if kept else None
                     if page is None:
                         page = zswap.load(swap_type, offset)
                     if verify and page != image:
+                        if image is not None and page_key(image) != expected:
+                            raise inconsistent_load(events, swap_type, offset, image, expected)
                         raise VerifyError(_mismatch(events, swap_type, offset, page, image))
             elif op == INVALIDATE_PAGE:
                 for zswap, kept in lane_state:
@@ -191,6 +198,20 @@ def _mismatch(event, swap_type, offset, page, image):
     want = "nothing" if image is None else "the stored page"
     return (f"verify failed at event {event}: load of type {swap_type} offset {offset} "
             f"returned {got}, the trace expects {want}")
+
+
+def inconsistent_load(event, swap_type, offset, image, expected_key):
+    """The TraceError for a load that names another image than the trace
+    stored at its offset (`expected_key`, None when nothing is stored): the
+    trace contradicts itself, so no simulator could have passed it."""
+    if expected_key is None:
+        what = "names a page, but nothing is stored there"
+    elif image is None:
+        what = "names no page, but one is stored there"
+    else:
+        what = "names another page than the one stored there"
+    return TraceError(f"trace inconsistent at event {event}: load of type {swap_type} "
+                      f"offset {offset} {what}")
 
 
 def check_conservation(zswap, live, verify, resident=()):

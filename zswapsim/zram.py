@@ -9,13 +9,21 @@ A write of page `index` (zram_write_page, 6.1):
   uncompressed, as a PAGE_SIZE object, and counts in huge_pages and
   huge_pages_since;
 - the object is allocated, mem_used_max updated, and only then mem_limit
-  checked: over it, the new object is freed and the write fails
-  (failed_writes) with the old contents left in place;
-- the slot's old object is freed, the new one takes the slot, and
-  compr_data_size grows by the stored length.
-A freed slot (swap's slot-free notify, or a discard) counts notify_free.
-A read of a slot never written gives zeros.  mm_stat and io_stat report
-the kernel's fields in the kernel's order.
+  checked: over it, the new object is freed and the write fails;
+- only a write that got its object frees the slot's old one: the new
+  object takes the slot, and compr_data_size grows by the stored length.
+A write that fails (zs_malloc refused, mem_limit exceeded) returns -ENOMEM
+before the old object is touched, so the slot still holds the old page,
+and counts in failed_writes; a request past disksize counts in invalid_io
+only.  A freed slot (swap's slot-free notify, or a discard) counts
+notify_free.  A read of a slot never written gives zeros.  mm_stat and
+io_stat report the kernel's fields in the kernel's order.
+
+The swap layer calls zram through ->rw_page where the driver has one (6.1
+and 4.14; removed in 6.3) and, when that fails, submits the same write as a
+bio (__swap_writepage): one failed swap-out is two failed writes, or two
+invalid_io, in those kernels' io_stat.  `rw_page` says which; zram_replay.py
+plays the swap layer.
 
 Kernel presets (`kernel`): "6.1" (zsmalloc chains of 4 pages, huge from
 huge_class_size = 3257 bytes), "6.6" (chains of 8 with 6.3's chain rule,
@@ -36,6 +44,7 @@ from .zpool import create_pool
 KERNELS = ("6.1", "6.6", "4.14")
 MAX_ZPAGE_SIZE_4_14 = PAGE_SIZE // 4 * 3          # 3072, zram_drv.h before 4.17
 CHAIN_SIZE = {"6.1": 4, "6.6": 8, "4.14": 4}
+RW_PAGE = {"6.1": True, "6.6": False, "4.14": True}   # zram_devops.rw_page
 
 MM_STAT = ("orig_data_size", "compr_data_size", "mem_used_total", "mem_limit",
            "mem_used_max", "same_pages", "pages_compacted", "huge_pages", "huge_pages_since")
@@ -62,6 +71,7 @@ class Zram:
         if mem_limit < 0:
             raise ConfigError(f"mem_limit {mem_limit} is negative")
         self.kernel = kernel
+        self.rw_page = RW_PAGE[kernel]
         self.nr_pages = disksize // PAGE_SIZE
         self.limit_pages = -(-mem_limit // PAGE_SIZE)
         if isinstance(compressor, str):
@@ -92,7 +102,8 @@ class Zram:
     # -- block I/O ---------------------------------------------------------
 
     def write(self, index, page):
-        """Write one page; False when the write failed (failed_writes counted)."""
+        """Write one page; False when it failed: failed_writes counted (the slot
+        keeps its old contents), or invalid_io for an index past the device."""
         if not self._valid(index):
             return False
         stats = self.stats

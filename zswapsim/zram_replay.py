@@ -1,36 +1,100 @@
-"""A trace played against a zram swap device: each store writes the page
-at its offset, each load reads it back (checked against the trace), each
-invalidation is the swap core's slot-free notify.  zram is one swap area,
-so a trace must use one swap type."""
+"""A trace played against a zram swap device, the swap layer's part done
+as mm/page_io.c does it.
 
+Each store is a swap-out: the page is written at its offset.  A write zram
+refuses (no memory, mem_limit, a page too big for the allocator, an index
+past the device) is an I/O error: end_swap_bio_write redirties the page,
+so it stays in RAM, in the swap cache, and its loads are served from there
+without a zram read until a later store writes it out.  zram itself still
+holds what it held at that index before the failed write.  Kernels whose
+zram has ->rw_page submit a failed write a second time as a bio
+(__swap_writepage), so zram counts it twice.  Each invalidation is the swap
+core's slot-free notify.  zram is one swap area, so a trace must use one
+swap type.
+
+Every load is checked against the trace, and at the end every live page is
+accounted for: resident, or in zram with the bytes last written there; and
+zram holds nothing the trace has freed.
+"""
+
+from .compress import page_key
 from .errors import TraceError
-from .replay import VerifyError
+from .replay import VerifyError, inconsistent_load
 from .trace import INVALIDATE_AREA, INVALIDATE_PAGE, LOAD, STORE, TraceReader
 
 
 def zram_replay(device, trace_path, progress=None):
+    """Play the trace at `trace_path` on `device` (a Zram); returns the swap
+    layer's view at the end: live pages and the resident ones among them."""
     swap_type_seen = None
-    written = set()
-    for events, (op, swap_type, offset, image, _ts) in enumerate(TraceReader(trace_path), 1):
+    live = {}           # offset -> page_key of the page the trace stored there
+    held = {}           # index -> page_key of what zram holds (stale for a resident page)
+    resident = {}       # offset -> page whose write failed: redirtied, kept in RAM
+    for event, (op, swap_type, offset, image, _ts) in enumerate(TraceReader(trace_path), 1):
         if swap_type_seen is None:
             swap_type_seen = swap_type
         elif swap_type != swap_type_seen:
             raise TraceError(f"zram is one swap area, but the trace uses swap types "
-                             f"{swap_type_seen} and {swap_type} (event {events})")
+                             f"{swap_type_seen} and {swap_type} (event {event})")
         if op == STORE:
-            device.write(offset, image)
-            written.add(offset)
+            key = live[offset] = page_key(image)
+            if swap_writepage(device, offset, image):
+                held[offset] = key
+                resident.pop(offset, None)
+            else:
+                resident[offset] = image
         elif op == LOAD:
-            page = device.read(offset)
-            if offset in written and page != image:
-                raise VerifyError(f"verify failed at event {events}: zram read of index "
+            expected = live.get(offset)
+            if (image is None) != (expected is None):
+                raise inconsistent_load(event, swap_type, offset, image, expected)
+            page = resident.get(offset)
+            if page is None:
+                page = swap_readpage(device, offset)
+            if image is not None and page != image:
+                if page_key(image) != expected:
+                    raise inconsistent_load(event, swap_type, offset, image, expected)
+                raise VerifyError(f"verify failed at event {event}: zram read of index "
                                   f"{offset} returned other bytes than were written")
         elif op == INVALIDATE_PAGE:
             device.discard(offset)
-            written.discard(offset)
+            for pages in (live, held, resident):
+                pages.pop(offset, None)
         elif op == INVALIDATE_AREA:
-            for index in sorted(written):
+            for index in sorted(live):
                 device.discard(index)
-            written.clear()
-        if progress is not None and events % 256 == 0:
-            progress(events)
+            for pages in (live, held, resident):
+                pages.clear()
+        if progress is not None and event % 256 == 0:
+            progress(event)
+    check_zram_conservation(device, live, held, resident)
+    return {"live_pages": len(live), "resident_pages": len(resident)}
+
+
+def swap_writepage(device, index, page):
+    """Swap out one page; False when zram refused it (the page stays in RAM)."""
+    if device.write(index, page):
+        return True
+    return device.rw_page and device.write(index, page)     # ->rw_page failed: the bio
+
+
+def swap_readpage(device, index):
+    """Swap in one page (None on an I/O error), with the same bio fallback."""
+    page = device.read(index)
+    if page is None and device.rw_page:
+        page = device.read(index)
+    return page
+
+
+def check_zram_conservation(device, live, held, resident):
+    """Every live page is resident or in zram with the right bytes, and zram
+    holds exactly the pages written there and not freed since."""
+    for offset, key in live.items():
+        if offset not in resident and held.get(offset) != key:
+            raise VerifyError(f"page lost: index {offset} is neither in zram nor in RAM")
+    for index, key in held.items():
+        if page_key(device.read(index)) != key:
+            raise VerifyError(f"page corrupted: zram index {index} holds other bytes than "
+                              "were last written there")
+    if device.stats["pages_stored"] != len(held):
+        raise VerifyError(f"conservation broken: zram stores {device.stats['pages_stored']} "
+                          f"pages, {len(held)} were written and not freed")
