@@ -7,6 +7,7 @@ i of swap type 0: enough to measure compression and pool packing.
 """
 
 import os
+import stat
 
 import zstandard
 
@@ -23,9 +24,10 @@ def import_raw(src_path, out_path, description=None, page_size=PAGE_SIZE):
     The dump is streamed, so it may be far larger than memory.
     """
     name = os.path.basename(os.fspath(src_path))
+    dump = raw_pages(src_path, page_size)
     with TraceWriter(out_path, page_size=page_size) as writer:
         pages = 0
-        for page in raw_pages(src_path, page_size):
+        for page in dump:
             writer.store(0, pages, page)
             pages += 1
         if pages == 0:
@@ -36,9 +38,23 @@ def import_raw(src_path, out_path, description=None, page_size=PAGE_SIZE):
 
 
 def raw_pages(src_path, page_size=PAGE_SIZE):
-    """Yield the pages of a raw dump (plain or zstd), streaming; a length
-    that is not a whole number of pages is a TraceError at its end."""
+    """An iterator over the pages of a raw dump (plain or zstd), streaming; a
+    length that is not a whole number of pages is a TraceError at its end.
+
+    The dump must be a regular file or a block device (a swap partition):
+    something with an end.  A pipe or a character device (/dev/zero) is
+    refused before anything is read, as it may never end, and a cap would
+    silently cut a real dump short; zstd detection also needs to seek back.
+    """
     name = os.path.basename(os.fspath(src_path))
+    mode = os.stat(src_path).st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
+        raise TraceError(f"{os.fspath(src_path)}: not a regular file or block device; a raw dump must "
+                         "have an end (save a pipe's output to a file first)")
+    return _pages(src_path, name, page_size)
+
+
+def _pages(src_path, name, page_size):
     with open(src_path, "rb") as dump:
         compressed = dump.read(len(ZSTD_FRAME_MAGIC)) == ZSTD_FRAME_MAGIC
         dump.seek(0)
