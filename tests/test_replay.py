@@ -7,9 +7,12 @@ from pathlib import Path
 import lz4.block
 import pytest
 
+from zswapsim.cli import main
 from zswapsim.compress import page_key
+from zswapsim.errors import TraceError
 from zswapsim.replay import VerifyError, check_conservation, replay
-from zswapsim.trace import TraceReader, TraceWriter
+from zswapsim.trace import LOAD, TraceReader, TraceWriter
+from zswapsim.trace.format import NO_IMAGE
 from zswapsim.zswap import Zswap
 
 SHIPPED = Path(__file__).resolve().parents[1] / "traces" / "python-heap.trace"
@@ -138,3 +141,32 @@ def test_shipped_traces_replay_and_verify(name):
     result = replay(trace, ram_pages=65536)                  # 256M
     assert result["verified"] and result["stored_pages"] + result["swap_used_slots"] \
         == result["live_pages"] > 0
+
+
+@pytest.mark.parametrize("offset, image, what", [
+    (0, 1, "names another page than the one stored there"),
+    (7, 0, "names a page, but nothing is stored there"),
+    (0, NO_IMAGE, "names no page, but one is stored there")])
+def test_a_load_contradicting_the_trace_is_the_traces_fault(tmp_path, capsys, offset, image,
+                                                            what):
+    """A valid file whose crafted fourth event loads `offset` naming `image`:
+    with offset 0 holding image 0 and offset 1 image 1, each contradicts the
+    trace's own stores, whatever the store layer did."""
+    path = tmp_path / "crafted.trace"
+    with TraceWriter(path) as w:
+        w.store(0, 0, half_random_page(0))                         # image 0
+        w.store(0, 1, half_random_page(1))                         # image 1
+        w.load(0, 1)
+        if image != NO_IMAGE:
+            w._last_use[image] = w._n_events                       # keep the image alive
+        w._append(LOAD, 0, image, offset, 0)
+    message = f"trace inconsistent at event 4: load of type 0 offset {offset} {what}"
+    with pytest.raises(TraceError) as error:
+        replay(path)
+    assert str(error.value) == message
+    with pytest.raises(TraceError):                 # no swap slot: the pages stay in RAM
+        replay(path, swap_capacity=0)
+    with pytest.raises(SystemExit) as status:
+        main(["replay", str(path)])
+    assert status.value.code == 2
+    assert capsys.readouterr().err == f"zswapsim: error: {message}\n"

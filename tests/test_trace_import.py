@@ -1,5 +1,6 @@
 """Importing raw page dumps, and the trace summary that `zswapsim info` shows."""
 
+import os
 import random
 import struct
 
@@ -15,6 +16,7 @@ from zswapsim.trace import (
     import_raw,
     trace_info,
 )
+from zswapsim.trace.importer import raw_pages
 
 PAGE = 4096
 
@@ -165,3 +167,16 @@ def test_info_reads_other_page_sizes(tmp_path):
     info = trace_info(path)
     assert (info["page_size"], info["zero_pages"], info["events"]["store"],
             info["events"]["load"]) == (65536, 1, 1, 1)
+
+
+def test_a_dump_that_may_never_end_is_refused_before_reading(tmp_path):
+    """A FIFO with no writer would block open() forever, and /dev/zero never
+    ends: both are refused from their file type alone, and no trace is made."""
+    fifo = tmp_path / "dump.fifo"
+    os.mkfifo(fifo)
+    for source in (fifo, "/dev/zero"):
+        with pytest.raises(TraceError, match="not a regular file or block device"):
+            raw_pages(source)
+        with pytest.raises(TraceError, match=f"^{source}: not a regular file"):
+            import_raw(source, tmp_path / "out.trace")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dump.fifo"]

@@ -9,6 +9,7 @@ the slot's old object is freed (__zram_bvec_write), counts failed_writes
 (__swap_writepage), so each failed swap-out counts twice there and once in
 6.6; end_swap_bio_write redirties the page, which stays in RAM."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -280,3 +281,15 @@ def test_an_inconsistent_trace_is_the_traces_fault(tmp_path, capsys):
             main(["zram", str(path), "-q"])
         assert status.value.code == 2
         assert capsys.readouterr().err == f"zswapsim: error: {message}\n"
+
+
+def test_zram_command_reports_the_swap_layer_and_refuses_endless_input(capsys):
+    main(["zram", str(TRACES / "swapcache-churn.trace"), "--allocator", "zbud", "--json", "-q"])
+    stats = json.loads(capsys.readouterr().out)
+    # Huge pages cannot go into zbud: each refused twice (6.1), kept in RAM.
+    assert stats["io_stat"]["failed_writes"] >= 2 * stats["swap"]["resident_pages"] > 0
+    assert stats["mm_stat"]["huge_pages"] == 0
+    with pytest.raises(SystemExit) as status:
+        main(["zram", "--raw", "/dev/zero"])
+    assert status.value.code == 2
+    assert capsys.readouterr().err.startswith("zswapsim: error: /dev/zero: not a regular file")

@@ -49,8 +49,8 @@ def raw_pages(src_path, page_size=PAGE_SIZE):
     name = os.path.basename(os.fspath(src_path))
     mode = os.stat(src_path).st_mode
     if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
-        raise TraceError(f"{os.fspath(src_path)}: not a regular file or block device; a raw dump must "
-                         "have an end (save a pipe's output to a file first)")
+        raise TraceError(f"{os.fspath(src_path)}: not a regular file or block device; "
+                         "a raw dump must have an end (save a pipe's output to a file first)")
     return _pages(src_path, name, page_size)
 
 
