@@ -1,7 +1,7 @@
 """zram: a compressed RAM block device, as drivers/block/zram/zram_drv.c
 writes, reads, frees and accounts pages.
 
-A write of page `index` (zram_write_page, 6.1):
+A write of page `index` (__zram_bvec_write in 6.1):
 - a same-filled page (one 8-byte word repeated) is kept as that word: it
   counts in same_pages and allocates nothing;
 - otherwise it is compressed (into a two-page buffer, so any length fits);
@@ -9,15 +9,15 @@ A write of page `index` (zram_write_page, 6.1):
   uncompressed, as a PAGE_SIZE object, and counts in huge_pages and
   huge_pages_since;
 - the object is allocated, mem_used_max updated, and only then mem_limit
-  checked: over it, the new object is freed and the write fails;
-- only a write that got its object frees the slot's old one: the new
-  object takes the slot, and compr_data_size grows by the stored length.
-A write that fails (zs_malloc refused, mem_limit exceeded) returns -ENOMEM
-before the old object is touched, so the slot still holds the old page,
-and counts in failed_writes; a request past disksize counts in invalid_io
-only.  A freed slot (swap's slot-free notify, or a discard) counts
-notify_free.  A read of a slot never written gives zeros.  mm_stat and
-io_stat report the kernel's fields in the kernel's order.
+  checked: over it, the new object is freed again;
+- only now is the slot's old object freed: the new one takes the slot, and
+  compr_data_size grows by the stored length.
+A write that gets no object (zs_malloc refused, mem_limit exceeded)
+returns -ENOMEM before the old object is touched, so the slot keeps the
+old page, and counts in failed_writes; a request past disksize counts in
+invalid_io alone.  A freed slot (swap's slot-free notify, or a discard)
+counts notify_free.  A read of a slot never written gives zeros.  mm_stat
+and io_stat report the kernel's fields in the kernel's order.
 
 The swap layer calls zram through ->rw_page where the driver has one (6.1
 and 4.14; removed in 6.3) and, when that fails, submits the same write as a
@@ -33,7 +33,7 @@ modelled, which matters only to where objects land after frees) and "4.14"
 *greater*).  zram only ever ran on zsmalloc; another allocator can be put
 under it to compare density, with the preset's huge threshold: zbud (3968
 bytes at most) and xvmalloc (4088) cannot hold a huge page's 4096 bytes, so
-such writes fail and count in failed_writes.
+such writes fail as zs_malloc's would.
 """
 
 from .compress import CompressionCache, get_compressor
