@@ -181,8 +181,9 @@ def mm(stat):
 @pytest.mark.parametrize("kernel, tries", [("6.1", 2), ("4.14", 2), ("6.6", 1)])
 def test_a_refused_write_leaves_the_page_in_ram_and_zram_the_old_one(tmp_path, kernel, tries):
     # 2040 + the 8-byte handle = class 2048: two objects fill one page, in
-    # every preset (no waste, so no chain rule picks more pages).  mem_limit
-    # is that one page: a third object needs a second zspage and is refused.
+    # every preset (6.1's rule takes the first chain with no waste, 6.3's
+    # returns 1 for a power of two).  mem_limit is that one page: a third
+    # object needs a second zspage and is refused.
     trace = write_trace(tmp_path / "t.trace", [
         ("store", 0, 0), ("store", 1, 1),
         ("store", 2, 2),             # refused: resident
