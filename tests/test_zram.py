@@ -21,6 +21,7 @@ from zswapsim.errors import ConfigError, TraceError
 from zswapsim.trace import LOAD, TraceReader, TraceWriter
 from zswapsim.trace.format import NO_IMAGE
 from zswapsim.zram import MM_STAT, Zram
+from zswapsim.replay import VerifyError
 from zswapsim.zram_replay import zram_replay
 
 TRACES = Path(__file__).resolve().parents[1] / "traces"
@@ -294,3 +295,14 @@ def test_zram_command_reports_the_swap_layer_and_refuses_endless_input(capsys):
         main(["zram", "--raw", "/dev/zero"])
     assert status.value.code == 2
     assert capsys.readouterr().err.startswith("zswapsim: error: /dev/zero: not a regular file")
+
+
+def test_a_wrong_zram_read_is_still_a_verify_failure(tmp_path, monkeypatch):
+    """The trace is consistent, so a wrong page is the simulator's fault."""
+    trace = write_trace(tmp_path / "t.trace", [("store", 0, 0), ("load", 0, 0)])
+    monkeypatch.setattr(Zram, "read", lambda self, index: page(99))
+    with pytest.raises(VerifyError, match="event 2: zram read of index 0"):
+        zram_replay(Zram(1 << 20, compressor=Fixed(1000)), trace)
+    trace = write_trace(tmp_path / "t.trace", [("store", 0, 0)])
+    with pytest.raises(VerifyError, match="page corrupted: zram index 0"):
+        zram_replay(Zram(1 << 20, compressor=Fixed(1000)), trace)
