@@ -18,10 +18,10 @@ from kernel_data import SETS, load_set
 from zswapsim.cli import main
 from zswapsim.compress import Compressor, GivenLengths, get_compressor
 from zswapsim.errors import ConfigError, TraceError
+from zswapsim.replay import VerifyError
 from zswapsim.trace import LOAD, TraceReader, TraceWriter
 from zswapsim.trace.format import NO_IMAGE
 from zswapsim.zram import MM_STAT, Zram
-from zswapsim.replay import VerifyError
 from zswapsim.zram_replay import zram_replay
 
 TRACES = Path(__file__).resolve().parents[1] / "traces"
