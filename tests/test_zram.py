@@ -26,6 +26,7 @@ from zswapsim.zram_replay import zram_replay
 
 TRACES = Path(__file__).resolve().parents[1] / "traces"
 
+
 def write_all(device, pages):
     for index, page in enumerate(pages):
         assert device.write(index, page)
