@@ -11,7 +11,7 @@ reclaim_page returns 0 or -errno, as the kernel function does, because its
 callers branch on the value.
 """
 
-from ..errors import ConfigError, Invalid
+from ..errors import ConfigError, Invalid, PoolCorrupted
 from ..memory import PAGE_SIZE, Memory
 
 
@@ -74,15 +74,23 @@ class Zpool:
         self.evict_results[ret] = self.evict_results.get(ret, 0) + 1
         return ret
 
+    # -- the audit's helpers -------------------------------------------------
 
-def assert_disjoint(pfn, extents):
-    """For check(): the (start, end, name) byte ranges laid in page `pfn`
-    (a header, objects) overlap nowhere and end within the page."""
-    extents = sorted(extents)
-    for (_, end, name), (start, _, other) in zip(extents, extents[1:]):
-        assert end <= start, f"page {pfn}: {name} overlaps {other}"
-    assert not extents or extents[-1][1] <= PAGE_SIZE, \
-        f"page {pfn}: {extents[-1][2]} ends past the page"
+    def _corrupted(self, message):
+        """Raise PoolCorrupted: every check() fails through here, with an
+        if rather than an assert, so the audits stay on under python -O and
+        a compiled check() can raise the same error in the same words."""
+        raise PoolCorrupted(f"{self.name} pool: {message}")
+
+    def _check_disjoint(self, pfn, extents):
+        """The (start, end, name) byte ranges laid in page `pfn` (a header,
+        objects) overlap nowhere and end within the page."""
+        extents = sorted(extents)
+        for (_, end, name), (start, _, other) in zip(extents, extents[1:]):
+            if end > start:
+                self._corrupted(f"page {pfn}: {name} overlaps {other}")
+        if extents and extents[-1][1] > PAGE_SIZE:
+            self._corrupted(f"page {pfn}: {extents[-1][2]} ends past the page")
 
 
 _DRIVERS = {}

@@ -309,52 +309,68 @@ class XvmallocPool(Zpool):
     def check(self):
         """Walk every page's block headers and audit them against the page's
         objects, the free lists, the bitmaps, the LRU and the Memory; raise
-        AssertionError naming the first inconsistency.  Call it between pool
+        PoolCorrupted naming the first inconsistency.  Call it between pool
         calls, not from an evict callback."""
-        assert not self.under_reclaim, f"pages {sorted(self.under_reclaim)} under reclaim"
+        corrupted = self._corrupted
+        if self.under_reclaim:
+            corrupted(f"pages {sorted(self.under_reclaim)} under reclaim")
         free_frames = self.memory.free_pfns()
         listable = {}                   # (pfn, offset) -> the free list its header calls for
         for pfn, objects in self.pages.items():
-            assert pfn < len(self.memory.frames) and pfn not in free_frames, \
-                f"page {pfn}: not a frame the pool holds"
+            if pfn >= len(self.memory.frames) or pfn in free_frames:
+                corrupted(f"page {pfn}: not a frame the pool holds")
             # Only a page the -ENOMEM quirk grew and nothing used is objectless.
-            assert (pfn in self.lru) == bool(objects), f"page {pfn}: on the LRU iff it has objects"
+            if (pfn in self.lru) != bool(objects):
+                corrupted(f"page {pfn}: on the LRU iff it has objects")
             frame, offset, previous, previous_free, allocated = \
                 self.memory.frames[pfn], 0, 0, False, set()
             while offset < PAGE_SIZE:        # the blocks, headers included, tile the page
                 size, prev = BLOCK_HEADER.unpack_from(frame, offset)
                 where = f"page {pfn}: block at {offset}"
-                assert prev & PREV_MASK == previous, \
-                    f"{where}: prev {prev & PREV_MASK}, the block before is at {previous}"
-                assert bool(prev & PREV_FREE) == previous_free, f"{where}: PREV_FREE is wrong"
+                if prev & PREV_MASK != previous:
+                    corrupted(f"{where}: prev {prev & PREV_MASK}, "
+                              f"the block before is at {previous}")
+                if bool(prev & PREV_FREE) != previous_free:
+                    corrupted(f"{where}: PREV_FREE is wrong")
                 free = bool(prev & BLOCK_FREE)
                 if free:
-                    assert not previous_free, f"{where}: free after a free block, unmerged"
-                    assert not size & XV_ALIGN_MASK, f"{where}: free block of {size} bytes"
+                    if previous_free:
+                        corrupted(f"{where}: free after a free block, unmerged")
+                    if size & XV_ALIGN_MASK:
+                        corrupted(f"{where}: free block of {size} bytes")
                     if size >= XV_MIN_ALLOC_SIZE:
                         listable[pfn, offset] = get_index_for_insert(size)
                 else:
-                    assert size, f"{where}: allocated block of 0 bytes"
+                    if not size:
+                        corrupted(f"{where}: allocated block of 0 bytes")
                     allocated.add(offset + XV_ALIGN)
                 previous, previous_free = offset, free
                 offset += XV_ALIGN + xv_align(size)
-            assert offset == PAGE_SIZE, f"page {pfn}: the last block ends at {offset}"
-            assert allocated == objects, \
-                f"page {pfn}: allocated blocks {sorted(allocated)}, objects {sorted(objects)}"
+            if offset != PAGE_SIZE:
+                corrupted(f"page {pfn}: the last block ends at {offset}")
+            if allocated != objects:
+                corrupted(f"page {pfn}: allocated blocks {sorted(allocated)}, "
+                          f"objects {sorted(objects)}")
         for index, blocks in enumerate(self.freelist):
             for pfn, offset in blocks:
-                assert listable.pop((pfn, offset), None) == index, \
-                    f"free list {index}: page {pfn} offset {offset} is no free block of its size"
-        assert not listable, f"free blocks on no free list: {sorted(listable)}"
+                if listable.pop((pfn, offset), None) != index:
+                    corrupted(f"free list {index}: page {pfn} offset {offset} "
+                              "is no free block of its size")
+        if listable:
+            corrupted(f"free blocks on no free list: {sorted(listable)}")
         slbitmap = [0] * MAX_FLI
         for index, blocks in enumerate(self.freelist):
             if blocks:
                 slbitmap[index // BITS_PER_LONG] |= 1 << index % BITS_PER_LONG
-        assert self.slbitmap == slbitmap, "second-level bitmap disagrees with the free lists"
-        assert self.flbitmap == sum(1 << word for word, bits in enumerate(slbitmap) if bits), \
-            "first-level bitmap disagrees with the second level"
-        assert set(self.lru) <= set(self.pages), "LRU holds pages the pool does not"
-        assert self.total_pages() == len(self.pages) <= self.memory.used_pages, "total_pages"
+        if self.slbitmap != slbitmap:
+            corrupted("second-level bitmap disagrees with the free lists")
+        if self.flbitmap != sum(1 << word for word, bits in enumerate(slbitmap) if bits):
+            corrupted("first-level bitmap disagrees with the second level")
+        if not set(self.lru) <= set(self.pages):
+            corrupted("LRU holds pages the pool does not")
+        if not self.total_pages() == len(self.pages) <= self.memory.used_pages:
+            corrupted(f"total_pages {self.total_pages()} for {len(self.pages)} pages, "
+                      f"{self.memory.used_pages} frames in use")
 
     # -- introspection for tests and reports -----------------------------
 

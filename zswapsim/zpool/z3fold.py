@@ -47,7 +47,7 @@ from collections import OrderedDict
 
 from ..errors import Invalid, NoSpace
 from ..memory import PAGE_SHIFT, PAGE_SIZE
-from .base import Zpool, assert_disjoint, register
+from .base import Zpool, register
 
 NCHUNKS_ORDER = 6
 CHUNK_SHIFT = PAGE_SHIFT - NCHUNKS_ORDER
@@ -396,16 +396,19 @@ class Z3foldPool(Zpool):
 
     def check(self):
         """Audit every page against its header, the handle table, its
-        unbuddied list, the LRU and the Memory; raise AssertionError naming
+        unbuddied list, the LRU and the Memory; raise PoolCorrupted naming
         the first inconsistency.  Call it between pool calls, not from an
         evict callback (a claimed page is off its lists)."""
+        corrupted = self._corrupted
         free_frames = self.memory.free_pfns()
         objects = listed = 0
         for pfn, zhdr in self.pages.items():
-            assert zhdr.pfn == pfn and pfn < len(self.memory.frames) and pfn not in free_frames, \
-                f"page {pfn}: not a frame the pool holds"
-            assert not zhdr.claimed, f"page {pfn}: claimed outside reclaim_page"
-            assert zhdr.frame is self.memory.frames[pfn], f"page {pfn}: another page's frame"
+            if zhdr.pfn != pfn or pfn >= len(self.memory.frames) or pfn in free_frames:
+                corrupted(f"page {pfn}: not a frame the pool holds")
+            if zhdr.claimed:
+                corrupted(f"page {pfn}: claimed outside reclaim_page")
+            if zhdr.frame is not self.memory.frames[pfn]:
+                corrupted(f"page {pfn}: another page's frame")
             # The chunks each part takes: the header (none when headless) and
             # every object from its offset; none may overlap another.
             extents = [] if zhdr.headless else [(0, ZHDR_SIZE_ALIGNED, "header")]
@@ -414,47 +417,57 @@ class Z3foldPool(Zpool):
             for bud in (HEADLESS, FIRST, MIDDLE, LAST):
                 name, handle = BUDDY_NAMES[bud], zhdr.handles[bud]
                 used = zhdr.headless if bud == HEADLESS else zhdr.chunks(bud) > 0
-                assert bool(handle) == used, f"page {pfn}: {name} slot's handle vs its chunks"
+                if bool(handle) != used:
+                    corrupted(f"page {pfn}: {name} slot's handle vs its chunks")
                 if not handle:
                     continue
                 obj = self.objects.get(handle)
-                assert obj is not None and obj.zhdr is zhdr and obj.bud == bud, \
-                    f"page {pfn}: {name} handle {handle} names another place"
+                if obj is None or obj.zhdr is not zhdr or obj.bud != bud:
+                    corrupted(f"page {pfn}: {name} handle {handle} names another place")
                 chunks = size_to_chunks(obj.size)
-                assert (MAX_SHARED_SIZE < obj.size <= PAGE_SIZE if bud == HEADLESS else
-                        0 < obj.size <= MAX_SHARED_SIZE and chunks == zhdr.chunks(bud)), \
-                    f"page {pfn}: {name} object of {obj.size} bytes does not fit its slot"
+                if not (MAX_SHARED_SIZE < obj.size <= PAGE_SIZE if bud == HEADLESS else
+                        0 < obj.size <= MAX_SHARED_SIZE and chunks == zhdr.chunks(bud)):
+                    corrupted(f"page {pfn}: {name} object of {obj.size} bytes "
+                              "does not fit its slot")
                 start = zhdr.offset(bud)
                 extents.append((start, start + (chunks << CHUNK_SHIFT), name))
                 if obj.offset != start:
                     stale.append(name)
                 in_page += 1
                 foreign += obj.foreign
-            assert in_page, f"page {pfn}: empty but held"
+            if not in_page:
+                corrupted(f"page {pfn}: empty but held")
             objects += in_page
-            assert_disjoint(pfn, extents)
-            assert foreign == zhdr.foreign_handles, \
-                f"page {pfn}: foreign_handles {zhdr.foreign_handles}, {foreign} objects moved in"
-            assert not stale, f"page {pfn}: the {', '.join(stale)} handle's offset is stale"
+            self._check_disjoint(pfn, extents)
+            if foreign != zhdr.foreign_handles:
+                corrupted(f"page {pfn}: foreign_handles {zhdr.foreign_handles}, "
+                          f"{foreign} objects moved in")
+            if stale:
+                corrupted(f"page {pfn}: the {', '.join(stale)} handle's offset is stale")
             if zhdr.headless or (zhdr.first_chunks and zhdr.middle_chunks and zhdr.last_chunks):
-                assert zhdr.buddy_list is None, f"page {pfn}: on a list with no free slot"
+                if zhdr.buddy_list is not None:
+                    corrupted(f"page {pfn}: on a list with no free slot")
             else:
                 free_chunks = zhdr.num_free_chunks()
                 expected = self.unbuddied[free_chunks]
-                assert zhdr.buddy_list is expected and expected.get(pfn) is zhdr, \
-                    f"page {pfn}: not on unbuddied[{free_chunks}]"
+                if zhdr.buddy_list is not expected or expected.get(pfn) is not zhdr:
+                    corrupted(f"page {pfn}: not on unbuddied[{free_chunks}]")
                 listed += 1
-            assert self.lru.get(pfn) is zhdr, f"page {pfn}: not on the LRU"
-        assert objects == len(self.objects), \
-            f"{len(self.objects)} handles for {objects} objects in the pages"
-        assert sum(map(len, self.unbuddied)) == listed, \
-            f"{sum(map(len, self.unbuddied))} unbuddied entries for {listed} pages"
+            if self.lru.get(pfn) is not zhdr:
+                corrupted(f"page {pfn}: not on the LRU")
+        if objects != len(self.objects):
+            corrupted(f"{len(self.objects)} handles for {objects} objects in the pages")
+        if sum(map(len, self.unbuddied)) != listed:
+            corrupted(f"{sum(map(len, self.unbuddied))} unbuddied entries for {listed} pages")
         unmarked = [n for n, pages in enumerate(self.unbuddied)
                     if pages and not self.unbuddied_mask >> n & 1]
-        assert not unmarked, f"unbuddied{unmarked} listed but their mask bits clear"
-        assert len(self.lru) == len(self.pages), \
-            f"{len(self.lru)} LRU entries for {len(self.pages)} pages"
-        assert self.total_pages() == len(self.pages) <= self.memory.used_pages, "total_pages"
+        if unmarked:
+            corrupted(f"unbuddied{unmarked} listed but their mask bits clear")
+        if len(self.lru) != len(self.pages):
+            corrupted(f"{len(self.lru)} LRU entries for {len(self.pages)} pages")
+        if not self.total_pages() == len(self.pages) <= self.memory.used_pages:
+            corrupted(f"total_pages {self.total_pages()} for {len(self.pages)} pages, "
+                      f"{self.memory.used_pages} frames in use")
 
     # -- introspection for tests and reports -----------------------------
 

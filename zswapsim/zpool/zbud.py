@@ -28,7 +28,7 @@ from collections import OrderedDict
 
 from ..errors import Invalid, NoSpace
 from ..memory import PAGE_SHIFT, PAGE_SIZE
-from .base import Zpool, assert_disjoint, register
+from .base import Zpool, register
 
 NCHUNKS_ORDER = 6
 CHUNK_SHIFT = PAGE_SHIFT - NCHUNKS_ORDER
@@ -213,24 +213,27 @@ class ZbudPool(Zpool):
 
     def check(self):
         """Audit every page against its header, its list, the LRU and the
-        Memory; raise AssertionError naming the first inconsistency.  Call it
+        Memory; raise PoolCorrupted naming the first inconsistency.  Call it
         between pool calls, not from an evict callback (a page under reclaim
         is off its lists)."""
+        corrupted = self._corrupted
         free_frames = self.memory.free_pfns()
         for pfn, zhdr in self.pages.items():
-            assert zhdr.pfn == pfn and pfn < len(self.memory.frames) and pfn not in free_frames, \
-                f"page {pfn}: not a frame the pool holds"
-            assert not zhdr.under_reclaim, f"page {pfn}: under reclaim outside reclaim_page"
+            if zhdr.pfn != pfn or pfn >= len(self.memory.frames) or pfn in free_frames:
+                corrupted(f"page {pfn}: not a frame the pool holds")
+            if zhdr.under_reclaim:
+                corrupted(f"page {pfn}: under reclaim outside reclaim_page")
             for name, chunks, size in (("first", zhdr.first_chunks, zhdr.first_size),
                                        ("last", zhdr.last_chunks, zhdr.last_size)):
-                assert 0 <= size <= MAX_ALLOC_SIZE and size_to_chunks(size) == chunks, \
-                    f"page {pfn}: {name} buddy of {size} bytes in {chunks} chunks"
-            assert zhdr.first_chunks or zhdr.last_chunks, f"page {pfn}: empty but held"
+                if not 0 <= size <= MAX_ALLOC_SIZE or size_to_chunks(size) != chunks:
+                    corrupted(f"page {pfn}: {name} buddy of {size} bytes in {chunks} chunks")
+            if not (zhdr.first_chunks or zhdr.last_chunks):
+                corrupted(f"page {pfn}: empty but held")
             # The chunks each part takes: header, first buddy after it, last
             # buddy against the page end; none may overlap another.
             first_end = ZHDR_SIZE_ALIGNED + (zhdr.first_chunks << CHUNK_SHIFT)
             last_start = PAGE_SIZE - (zhdr.last_chunks << CHUNK_SHIFT)
-            assert_disjoint(pfn, [extent for extent in (
+            self._check_disjoint(pfn, [extent for extent in (
                 (0, ZHDR_SIZE_ALIGNED, "header"), (ZHDR_SIZE_ALIGNED, first_end, "first"),
                 (last_start, PAGE_SIZE, "last")) if extent[0] < extent[1]])
             if zhdr.first_chunks and zhdr.last_chunks:
@@ -238,17 +241,22 @@ class ZbudPool(Zpool):
             else:
                 free_chunks = zhdr.num_free_chunks()
                 expected, which = self.unbuddied[free_chunks], f"unbuddied[{free_chunks}]"
-            assert zhdr.buddy_list is expected and expected.get(pfn) is zhdr, \
-                f"page {pfn}: not on {which}"
-            assert self.lru.get(pfn) is zhdr, f"page {pfn}: not on the LRU"
+            if zhdr.buddy_list is not expected or expected.get(pfn) is not zhdr:
+                corrupted(f"page {pfn}: not on {which}")
+            if self.lru.get(pfn) is not zhdr:
+                corrupted(f"page {pfn}: not on the LRU")
         listed = len(self.buddied) + sum(map(len, self.unbuddied))
-        assert listed == len(self.pages), f"{listed} list entries for {len(self.pages)} pages"
+        if listed != len(self.pages):
+            corrupted(f"{listed} list entries for {len(self.pages)} pages")
         unmarked = [n for n, pages in enumerate(self.unbuddied)
                     if pages and not self.unbuddied_mask >> n & 1]
-        assert not unmarked, f"unbuddied{unmarked} listed but their mask bits clear"
-        assert len(self.lru) == len(self.pages), \
-            f"{len(self.lru)} LRU entries for {len(self.pages)} pages"
-        assert self.total_pages() == len(self.pages) <= self.memory.used_pages, "total_pages"
+        if unmarked:
+            corrupted(f"unbuddied{unmarked} listed but their mask bits clear")
+        if len(self.lru) != len(self.pages):
+            corrupted(f"{len(self.lru)} LRU entries for {len(self.pages)} pages")
+        if not self.total_pages() == len(self.pages) <= self.memory.used_pages:
+            corrupted(f"total_pages {self.total_pages()} for {len(self.pages)} pages, "
+                      f"{self.memory.used_pages} frames in use")
 
     # -- introspection for tests and reports -----------------------------
 
