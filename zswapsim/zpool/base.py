@@ -9,6 +9,14 @@ owner's evict callback, and total_pages counts the frames held.  Failures
 raise the kernel errno as an exception (NoSpace, NoMemory, Invalid);
 reclaim_page returns 0 or -errno, as the kernel function does, because its
 callers branch on the value.
+
+The evict callback returns 0 once it has freed the handle, or -errno.  A
+failure that changed nothing, in the pool or outside it, and that the same
+call would repeat for as long as nothing changes (zswap's -EEXIST for a page
+in the swap cache) may be returned as pool.unchanged(-errno): reclaim_page
+then counts the rounds of the LRU such failures would repeat instead of
+running them (ReclaimTries), so a huge `retries` costs no more than a few
+rounds.
 """
 
 from ..errors import ConfigError, Invalid, PoolCorrupted
@@ -29,6 +37,9 @@ class Zpool:
         self.reclaim_pages_scanned = 0
         self.evict_calls = 0
         self.evict_results = {}
+        # The result of the last evict call if its callback marked it
+        # unchanged, else 0.
+        self.unchanged_result = 0
 
     def malloc(self, size):
         raise NotImplementedError
@@ -70,9 +81,25 @@ class Zpool:
     def _call_evict(self, handle):
         """Run the owner's evict callback and count its result."""
         self.evict_calls += 1
+        self.unchanged_result = 0
         ret = self.evict(self, handle)
         self.evict_results[ret] = self.evict_results.get(ret, 0) + 1
+        if ret != self.unchanged_result:
+            self.unchanged_result = 0
         return ret
+
+    def unchanged(self, ret):
+        """For an evict callback, `return pool.unchanged(-errno.EEXIST)`:
+        this failure changed nothing and would recur, call for call, until
+        something else changes (see the module comment)."""
+        self.unchanged_result = ret
+        return ret
+
+    def _reclaim_order(self):
+        """What a reclaim try that changes nothing can still move: the order
+        of the LRU and of the lists a page is put back on, as a value two
+        calls can compare."""
+        raise NotImplementedError
 
     # -- the audit's helpers -------------------------------------------------
 
@@ -91,6 +118,65 @@ class Zpool:
                 self._corrupted(f"page {pfn}: {name} overlaps {other}")
         if extents and extents[-1][1] > PAGE_SIZE:
             self._corrupted(f"page {pfn}: {extents[-1][2]} ends past the page")
+
+
+class ReclaimTries:
+    """The `retries` tries of one reclaim_page call, finished arithmetically
+    once they have stopped changing anything.
+
+    A try that cannot free its page puts the page back at the LRU head, and
+    the next try takes the new tail.  Once every page in turn has failed on
+    an evict result its callback marked unchanged, nothing but the order of
+    the LRU and of the pool's lists can have moved; and once a whole round
+    of such tries also leaves that order as it found it, every later round
+    repeats it exactly.  take() then counts the whole rounds left as running
+    them would count them (pages scanned, evict calls, evict results) and
+    leaves only the last, partial round to run.  A round usually restores
+    the order at once (zbud, z3fold, xvmalloc); zsmalloc's insert_zspage,
+    which lets a busier head stay in front, can need a round or two more."""
+
+    __slots__ = ("pool", "left", "calls", "first", "results", "order")
+
+    def __init__(self, pool, retries):
+        self.pool = pool
+        self.left = retries
+        self.calls = 0          # the pool's evict_calls as the current try began
+        self.first = None       # LRU key of the page that began the run of unchanged tries
+        self.results = []       # the evict result of each try in that run
+        self.order = None       # the pool's order when the run last came round to `first`
+
+    def take(self, key):
+        """Whether a try is left for the page at LRU key `key`, the tail."""
+        if key == self.first:
+            self._came_round()
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        self.calls = self.pool.evict_calls
+        return True
+
+    def put_back(self, key):
+        """The page at `key` could not be freed and is back at the LRU head."""
+        pool = self.pool
+        if pool.unchanged_result and pool.evict_calls == self.calls + 1:
+            if not self.results:
+                self.first = key
+            self.results.append(pool.unchanged_result)
+        elif self.results:
+            self.first, self.results, self.order = None, [], None
+
+    def _came_round(self):
+        pool, results = self.pool, self.results
+        order = pool._reclaim_order()
+        if order == self.order:
+            rounds, self.left = divmod(self.left, len(results))
+            pool.reclaim_pages_scanned += rounds * len(results)
+            pool.evict_calls += rounds * len(results)
+            for ret in results:
+                pool.evict_results[ret] += rounds
+            order = None
+        self.order = order
+        self.first, self.results = None, []
 
 
 _DRIVERS = {}

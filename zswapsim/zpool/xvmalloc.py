@@ -59,7 +59,7 @@ from collections import OrderedDict
 
 from ..errors import Invalid, NoMemory, NoSpace
 from ..memory import PAGE_SHIFT, PAGE_SIZE
-from .base import Zpool, register
+from .base import ReclaimTries, Zpool, register
 
 XV_ALIGN_SHIFT = 2
 XV_ALIGN = 1 << XV_ALIGN_SHIFT                                  # 4: also the header size
@@ -285,8 +285,10 @@ class XvmallocPool(Zpool):
         self.reclaim_calls += 1
         if self.evict is None or not self.lru or retries <= 0:
             return -errno.EINVAL
-        for _ in range(retries):
-            pfn, _ = self.lru.popitem(last=False)          # the LRU tail
+        lru = self.lru
+        tries = ReclaimTries(self, retries)
+        while tries.take(next(iter(lru))):
+            pfn, _ = lru.popitem(last=False)               # the LRU tail
             self.reclaim_pages_scanned += 1
             objects = self.pages[pfn]
             self.under_reclaim.add(pfn)
@@ -299,9 +301,12 @@ class XvmallocPool(Zpool):
                 self._remove_block(pfn, 0, get_index_for_insert(WHOLE_PAGE))
                 self._release_page(pfn)
                 return 0
-            self.lru[pfn] = None                           # back at the head
-            self.lru.move_to_end(pfn)
+            lru[pfn] = None                                # back at the head
+            tries.put_back(pfn)
         return -errno.EAGAIN
+
+    def _reclaim_order(self):
+        return tuple(self.lru)
 
     def total_pages(self):
         return len(self.pages)

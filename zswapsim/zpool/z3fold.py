@@ -47,7 +47,7 @@ from collections import OrderedDict
 
 from ..errors import Invalid, NoSpace
 from ..memory import PAGE_SHIFT, PAGE_SIZE
-from .base import Zpool, register
+from .base import ReclaimTries, Zpool, register
 
 NCHUNKS_ORDER = 6
 CHUNK_SHIFT = PAGE_SHIFT - NCHUNKS_ORDER
@@ -349,18 +349,13 @@ class Z3foldPool(Zpool):
 
     def reclaim_page(self, retries):
         self.reclaim_calls += 1
-        if self.evict is None or retries <= 0:
+        # The kernel tests for an empty LRU before every try, but a try
+        # that fails puts its page back, so only the first can find none.
+        if self.evict is None or retries <= 0 or not self.lru:
             return -errno.EINVAL
         lru = self.lru
-        for _ in range(retries):
-            if not lru:
-                return -errno.EINVAL
-            # From the tail: pages holding foreign handles cannot be evicted.
-            for zhdr in lru.values():
-                if zhdr.headless or not zhdr.foreign_handles:
-                    break
-            else:
-                break
+        tries = ReclaimTries(self, retries)
+        while (zhdr := self._evictable_tail()) is not None and tries.take(zhdr.pfn):
             del lru[zhdr.pfn]
             self._list_del(zhdr)
             self.reclaim_pages_scanned += 1         # pages claimed, not those skipped
@@ -389,7 +384,20 @@ class Z3foldPool(Zpool):
             else:
                 self._add_to_unbuddied(zhdr)
             lru[zhdr.pfn] = zhdr                    # back at the head
+            tries.put_back(zhdr.pfn)
         return -errno.EAGAIN
+
+    def _evictable_tail(self):
+        """The page nearest the LRU tail that reclaim may take: pages
+        holding foreign handles cannot be evicted.  None if there is none."""
+        for zhdr in self.lru.values():
+            if zhdr.headless or not zhdr.foreign_handles:
+                return zhdr
+        return None
+
+    def _reclaim_order(self):
+        return (tuple(self.lru), self.unbuddied_mask,
+                tuple(tuple(pages) for pages in self.unbuddied))
 
     def total_pages(self):
         return len(self.pages)

@@ -28,7 +28,7 @@ from collections import OrderedDict
 
 from ..errors import Invalid, NoSpace
 from ..memory import PAGE_SHIFT, PAGE_SIZE
-from .base import Zpool, register
+from .base import ReclaimTries, Zpool, register
 
 NCHUNKS_ORDER = 6
 CHUNK_SHIFT = PAGE_SHIFT - NCHUNKS_ORDER
@@ -188,8 +188,10 @@ class ZbudPool(Zpool):
         self.reclaim_calls += 1
         if self.evict is None or not self.lru or retries <= 0:
             return -errno.EINVAL
-        for _ in range(retries):
-            _, zhdr = self.lru.popitem(last=False)       # the LRU tail
+        lru = self.lru
+        tries = ReclaimTries(self, retries)
+        while tries.take(next(iter(lru))):
+            _, zhdr = lru.popitem(last=False)            # the LRU tail
             self.reclaim_pages_scanned += 1
             self._list_del(zhdr)
             zhdr.under_reclaim = True
@@ -205,8 +207,13 @@ class ZbudPool(Zpool):
                 self._free_page(zhdr)
                 return 0
             self._relist(zhdr)
-            self.lru[zhdr.pfn] = zhdr                     # back at the head
+            lru[zhdr.pfn] = zhdr                          # back at the head
+            tries.put_back(zhdr.pfn)
         return -errno.EAGAIN
+
+    def _reclaim_order(self):
+        return (tuple(self.lru), tuple(self.buddied), self.unbuddied_mask,
+                tuple(tuple(pages) for pages in self.unbuddied))
 
     def total_pages(self):
         return len(self.pages)

@@ -49,7 +49,7 @@ from collections import OrderedDict
 
 from ..errors import ConfigError, Invalid, NoMemory
 from ..memory import PAGE_SHIFT, PAGE_SIZE
-from .base import Zpool, register
+from .base import ReclaimTries, Zpool, register
 
 ZS_HANDLE_SIZE = 8
 ZS_MIN_ALLOC_SIZE = 32
@@ -342,8 +342,10 @@ class ZsmallocPool(Zpool):
         self.reclaim_calls += 1
         if self.evict is None or not self.lru:
             return -errno.EINVAL
-        for _ in range(retries):
-            _, zspage = self.lru.popitem(last=False)       # the LRU tail
+        lru = self.lru
+        tries = ReclaimTries(self, retries)
+        while tries.take(next(iter(lru))):
+            _, zspage = lru.popitem(last=False)           # the LRU tail
             self.reclaim_pages_scanned += 1
             zspage.under_reclaim = True
             self._remove(zspage)
@@ -361,8 +363,15 @@ class ZsmallocPool(Zpool):
             zspage.free_objs = [i for i in range(zspage.size_class.objs_per_zspage - 1, -1, -1)
                                 if i not in zspage.objects]
             self._putback(zspage)
-            self.lru[zspage.id] = zspage                  # back at the head
+            lru[zspage.id] = zspage                      # back at the head
+            tries.put_back(zspage.id)
         return -errno.EAGAIN
+
+    def _reclaim_order(self):
+        # Free lists are rebuilt in index order by every try, so after a
+        # round they cannot differ; the fullness lists can.
+        return tuple(self.lru), tuple(tuple(group) for size_class in self.classes()
+                                      for group in size_class.fullness)
 
     # -- compaction ------------------------------------------------------
 
