@@ -135,8 +135,12 @@ def corrupt_zbud_reclaim_flag(pool, a, b):
     b.under_reclaim = True
 
 
+def corrupt_zbud_header_pfn(pool, a, b):
+    b.pfn = 99                                          # encode_handle would point elsewhere
+
+
 def corrupt_zbud_mask(pool, a, b):
-    pool.unbuddied_mask &= ~(1 << 55)                   # malloc would never find B
+    pool.unbuddied.mask &= ~(1 << 55)                   # malloc would never find B
 
 
 def z3fold_pool():
@@ -196,7 +200,7 @@ def corrupt_z3fold_memory(pool, a, b, h):
 
 
 def corrupt_z3fold_mask(pool, a, b, h):
-    pool.unbuddied_mask = 0
+    pool.unbuddied.mask = 0
 
 
 def corrupt_z3fold_stale_offset(pool, a, b, h):
@@ -321,6 +325,7 @@ CORRUPTIONS = [
     (zbud_pool, corrupt_zbud_empty, "empty but held"),
     (zbud_pool, corrupt_zbud_reclaim_flag, "under reclaim"),
     (zbud_pool, corrupt_zbud_mask, r"unbuddied\[55\] listed but their mask bits clear"),
+    (zbud_pool, corrupt_zbud_header_pfn, "page 1: its header says page 99"),
     (z3fold_pool, corrupt_z3fold_overlap, "first overlaps middle"),
     (z3fold_pool, corrupt_z3fold_header_overlap, "header overlaps middle"),
     (z3fold_pool, corrupt_z3fold_handle, "first handle .* names another place"),

@@ -27,7 +27,6 @@ import pytest
 from evictors import Evictor
 from zswapsim import zswap as zswap_module
 from zswapsim.errors import Invalid, NoMemory, NoSpace
-from zswapsim.faults import FaultPlan
 from zswapsim.memory import Memory
 from zswapsim.replay import replay
 from zswapsim.sweep import tune_retries

@@ -19,6 +19,8 @@ running them (ReclaimTries), so a huge `retries` costs no more than a few
 rounds.
 """
 
+from collections import OrderedDict
+
 from ..errors import ConfigError, Invalid, PoolCorrupted
 from ..memory import PAGE_SIZE, Memory
 
@@ -118,6 +120,88 @@ class Zpool:
                 self._corrupted(f"page {pfn}: {name} overlaps {other}")
         if extents and extents[-1][1] > PAGE_SIZE:
             self._corrupted(f"page {pfn}: {extents[-1][2]} ends past the page")
+
+
+class PagePool(Zpool):
+    """A pool of single pages known by pfn, with a page LRU: zbud, z3fold
+    and xvmalloc (zsmalloc's units are zspages)."""
+
+    def __init__(self, memory=None, evict=None):
+        super().__init__(memory, evict)
+        self.pages = {}                   # pfn -> the allocator's page record
+        self.lru = OrderedDict()          # pfn -> ...; last item = LRU head (most recent)
+
+    def total_pages(self):
+        return len(self.pages)
+
+    def _check_frames(self):
+        """The audit these pools share: every page is a frame of the Memory
+        and not on its free list, and total_pages counts them all."""
+        free_frames, frames = self.memory.free_pfns(), len(self.memory.frames)
+        for pfn in self.pages:
+            if pfn >= frames or pfn in free_frames:
+                self._corrupted(f"page {pfn}: not a frame the pool holds")
+        if not self.total_pages() == len(self.pages) <= self.memory.used_pages:
+            self._corrupted(f"total_pages {self.total_pages()} for {len(self.pages)} pages, "
+                            f"{self.memory.used_pages} frames in use")
+
+    def _reclaim_order(self):
+        return tuple(self.lru)
+
+    # -- introspection for tests and reports -----------------------------
+
+    def lru_pfns(self):
+        """Page frame numbers from the LRU head (newest) to the tail."""
+        return list(reversed(self.lru))
+
+
+class UnbuddiedLists(list):
+    """zbud's and z3fold's unbuddied[n], the pages with n free chunks, with
+    a mask to find the first candidate list in one step.
+
+    Each list is a dict pfn -> page header whose *last* item is the list
+    head, so list_add is an insert and list_first_entry popitem(); a header
+    keeps the list it is on in `buddy_list`.  Bit n of `mask` is set when
+    unbuddied[n] may be non-empty: the kernel's for_each_unbuddied_list
+    tries each list from n up, take() jumps to the first marked one and
+    clears the bits of lists it finds empty."""
+
+    __slots__ = ("mask",)
+
+    def __init__(self, nchunks):
+        super().__init__({} for _ in range(nchunks))
+        self.mask = 0
+
+    def add(self, zhdr, free_chunks):
+        """list_add the page at the head of unbuddied[free_chunks]."""
+        pages = zhdr.buddy_list = self[free_chunks]
+        pages[zhdr.pfn] = zhdr
+        self.mask |= 1 << free_chunks
+
+    def take(self, chunks):
+        """The head of the first non-empty list from unbuddied[chunks] up,
+        taken off its list, or None."""
+        mask = self.mask >> chunks
+        while mask:
+            low = mask & -mask
+            candidates = self[chunks + low.bit_length() - 1]
+            if candidates:
+                zhdr = candidates.popitem()[1]
+                zhdr.buddy_list = None
+                return zhdr
+            self.mask ^= low << chunks          # emptied since its bit was set
+            mask ^= low
+        return None
+
+    def check(self, corrupted):
+        """For check(): no listed page hides behind a clear mask bit."""
+        unmarked = [n for n, pages in enumerate(self) if pages and not self.mask >> n & 1]
+        if unmarked:
+            corrupted(f"unbuddied{unmarked} listed but their mask bits clear")
+
+    def order(self):
+        """The lists' order, for _reclaim_order."""
+        return self.mask, tuple(tuple(pages) for pages in self)
 
 
 class ReclaimTries:

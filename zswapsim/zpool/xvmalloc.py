@@ -55,11 +55,10 @@ These are zbud's semantics.
 
 import errno
 import struct
-from collections import OrderedDict
 
 from ..errors import Invalid, NoMemory, NoSpace
 from ..memory import PAGE_SHIFT, PAGE_SIZE
-from .base import ReclaimTries, Zpool, register
+from .base import PagePool, ReclaimTries, register
 
 XV_ALIGN_SHIFT = 2
 XV_ALIGN = 1 << XV_ALIGN_SHIFT                                  # 4: also the header size
@@ -124,17 +123,15 @@ def _update_prev(frame, offset, keep, add):
 
 
 @register
-class XvmallocPool(Zpool):
+class XvmallocPool(PagePool):
     name = "xvmalloc"
 
     def __init__(self, memory=None, evict=None):
-        super().__init__(memory, evict)
-        self.pages = {}                   # pfn -> data offsets of its live objects
+        super().__init__(memory, evict)   # pages: pfn -> data offsets of its live objects
         # freelist[i]: (pfn, offset) -> None, the *last* item is the list head.
         self.freelist = [{} for _ in range(NUM_FREE_LISTS)]
         self.flbitmap = 0                 # bit w: slbitmap[w] is not 0
         self.slbitmap = [0] * MAX_FLI     # bit i of word w: freelist[w * 64 + i] is not empty
-        self.lru = OrderedDict()          # last item = LRU head (most recent)
         self.under_reclaim = set()
 
     # -- free lists and bitmaps -------------------------------------------
@@ -305,12 +302,6 @@ class XvmallocPool(Zpool):
             tries.put_back(pfn)
         return -errno.EAGAIN
 
-    def _reclaim_order(self):
-        return tuple(self.lru)
-
-    def total_pages(self):
-        return len(self.pages)
-
     def check(self):
         """Walk every page's block headers and audit them against the page's
         objects, the free lists, the bitmaps, the LRU and the Memory; raise
@@ -319,11 +310,9 @@ class XvmallocPool(Zpool):
         corrupted = self._corrupted
         if self.under_reclaim:
             corrupted(f"pages {sorted(self.under_reclaim)} under reclaim")
-        free_frames = self.memory.free_pfns()
+        self._check_frames()
         listable = {}                   # (pfn, offset) -> the free list its header calls for
         for pfn, objects in self.pages.items():
-            if pfn >= len(self.memory.frames) or pfn in free_frames:
-                corrupted(f"page {pfn}: not a frame the pool holds")
             # Only a page the -ENOMEM quirk grew and nothing used is objectless.
             if (pfn in self.lru) != bool(objects):
                 corrupted(f"page {pfn}: on the LRU iff it has objects")
@@ -373,15 +362,8 @@ class XvmallocPool(Zpool):
             corrupted("first-level bitmap disagrees with the second level")
         if not set(self.lru) <= set(self.pages):
             corrupted("LRU holds pages the pool does not")
-        if not self.total_pages() == len(self.pages) <= self.memory.used_pages:
-            corrupted(f"total_pages {self.total_pages()} for {len(self.pages)} pages, "
-                      f"{self.memory.used_pages} frames in use")
 
     # -- introspection for tests and reports -----------------------------
-
-    def lru_pfns(self):
-        """Page frame numbers from the LRU head (newest) to the tail."""
-        return list(reversed(self.lru))
 
     def free_blocks(self, slindex):
         """(pfn, offset) of the blocks on freelist[slindex], head first."""

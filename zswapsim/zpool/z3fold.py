@@ -43,11 +43,9 @@ to `retries` pages, then -EAGAIN.
 """
 
 import errno
-from collections import OrderedDict
-
 from ..errors import Invalid, NoSpace
 from ..memory import PAGE_SHIFT, PAGE_SIZE
-from .base import ReclaimTries, Zpool, register
+from .base import PagePool, ReclaimTries, UnbuddiedLists, register
 
 NCHUNKS_ORDER = 6
 CHUNK_SHIFT = PAGE_SHIFT - NCHUNKS_ORDER
@@ -160,22 +158,14 @@ class Z3foldObject:
 
 
 @register
-class Z3foldPool(Zpool):
+class Z3foldPool(PagePool):
     name = "z3fold"
 
     def __init__(self, memory=None, evict=None):
-        super().__init__(memory, evict)
-        self.pages = {}                   # pfn -> Z3foldHeader; len() is pages_nr
+        super().__init__(memory, evict)   # pages: pfn -> Z3foldHeader; len() is pages_nr
         self.objects = {}                 # handle -> Z3foldObject
         self._last_handle = 0
-        # Each list is a dict pfn -> header whose *last* item is the list
-        # head, so list_add is an insert and list_first_entry popitem().
-        self.unbuddied = [{} for _ in range(NCHUNKS)]
-        # Bit n set when unbuddied[n] may be non-empty: an allocation finds
-        # the first candidate list in one step instead of trying each in
-        # turn, and clears the bits of lists it finds empty.
-        self.unbuddied_mask = 0
-        self.lru = OrderedDict()          # last item = LRU head (most recent)
+        self.unbuddied = UnbuddiedLists(NCHUNKS)
 
     # -- lists and pages -------------------------------------------------
 
@@ -187,26 +177,7 @@ class Z3foldPool(Zpool):
     def _add_to_unbuddied(self, zhdr):
         if zhdr.first_chunks and zhdr.middle_chunks and zhdr.last_chunks:
             return                              # no free slot: on no list
-        free_chunks = zhdr.num_free_chunks()
-        zhdr.buddy_list = self.unbuddied[free_chunks]
-        zhdr.buddy_list[zhdr.pfn] = zhdr
-        self.unbuddied_mask |= 1 << free_chunks
-
-    def _take_unbuddied(self, chunks):
-        """__z3fold_alloc: the head of the first non-empty list from `chunks`
-        up, taken off its list, or None."""
-        mask = self.unbuddied_mask >> chunks
-        while mask:
-            low = mask & -mask
-            free_chunks = chunks + low.bit_length() - 1
-            candidates = self.unbuddied[free_chunks]
-            if candidates:
-                zhdr = candidates.popitem()[1]
-                zhdr.buddy_list = None
-                return zhdr
-            self.unbuddied_mask ^= low << chunks          # emptied since its bit was set
-            mask ^= low
-        return None
+        self.unbuddied.add(zhdr, zhdr.num_free_chunks())
 
     def _new_page(self, headless):
         pfn = self.memory.alloc_page()              # NoMemory propagates
@@ -246,7 +217,7 @@ class Z3foldPool(Zpool):
         """Copy the page's only object into another listed page; True if moved."""
         bud = FIRST if zhdr.first_chunks else MIDDLE if zhdr.middle_chunks else LAST
         chunks = zhdr.chunks(bud)
-        new = self._take_unbuddied(chunks)
+        new = self.unbuddied.take(chunks)            # __z3fold_alloc
         if new is None:
             return False
         new_bud = new.get_free_buddy(chunks)
@@ -293,7 +264,7 @@ class Z3foldPool(Zpool):
             self.lru[zhdr.pfn] = zhdr
         else:
             chunks = size_to_chunks(size)
-            zhdr = self._take_unbuddied(chunks)
+            zhdr = self.unbuddied.take(chunks)      # __z3fold_alloc
             if zhdr is None:
                 zhdr = self._new_page(headless=False)
                 bud, offset = FIRST, ZHDR_SIZE_ALIGNED
@@ -396,11 +367,7 @@ class Z3foldPool(Zpool):
         return None
 
     def _reclaim_order(self):
-        return (tuple(self.lru), self.unbuddied_mask,
-                tuple(tuple(pages) for pages in self.unbuddied))
-
-    def total_pages(self):
-        return len(self.pages)
+        return tuple(self.lru), self.unbuddied.order()
 
     def check(self):
         """Audit every page against its header, the handle table, its
@@ -408,11 +375,11 @@ class Z3foldPool(Zpool):
         the first inconsistency.  Call it between pool calls, not from an
         evict callback (a claimed page is off its lists)."""
         corrupted = self._corrupted
-        free_frames = self.memory.free_pfns()
+        self._check_frames()
         objects = listed = 0
         for pfn, zhdr in self.pages.items():
-            if zhdr.pfn != pfn or pfn >= len(self.memory.frames) or pfn in free_frames:
-                corrupted(f"page {pfn}: not a frame the pool holds")
+            if zhdr.pfn != pfn:
+                corrupted(f"page {pfn}: its header says page {zhdr.pfn}")
             if zhdr.claimed:
                 corrupted(f"page {pfn}: claimed outside reclaim_page")
             if zhdr.frame is not self.memory.frames[pfn]:
@@ -467,21 +434,11 @@ class Z3foldPool(Zpool):
             corrupted(f"{len(self.objects)} handles for {objects} objects in the pages")
         if sum(map(len, self.unbuddied)) != listed:
             corrupted(f"{sum(map(len, self.unbuddied))} unbuddied entries for {listed} pages")
-        unmarked = [n for n, pages in enumerate(self.unbuddied)
-                    if pages and not self.unbuddied_mask >> n & 1]
-        if unmarked:
-            corrupted(f"unbuddied{unmarked} listed but their mask bits clear")
+        self.unbuddied.check(corrupted)
         if len(self.lru) != len(self.pages):
             corrupted(f"{len(self.lru)} LRU entries for {len(self.pages)} pages")
-        if not self.total_pages() == len(self.pages) <= self.memory.used_pages:
-            corrupted(f"total_pages {self.total_pages()} for {len(self.pages)} pages, "
-                      f"{self.memory.used_pages} frames in use")
 
     # -- introspection for tests and reports -----------------------------
-
-    def lru_pfns(self):
-        """Page frame numbers from the LRU head (newest) to the tail."""
-        return list(reversed(self.lru))
 
     def unbuddied_pfns(self, free_chunks):
         """Pages on unbuddied[free_chunks], head first."""

@@ -24,11 +24,10 @@ evictions) at the price of density: never better than two objects a page.
 """
 
 import errno
-from collections import OrderedDict
 
 from ..errors import Invalid, NoSpace
 from ..memory import PAGE_SHIFT, PAGE_SIZE
-from .base import ReclaimTries, Zpool, register
+from .base import PagePool, ReclaimTries, UnbuddiedLists, register
 
 NCHUNKS_ORDER = 6
 CHUNK_SHIFT = PAGE_SHIFT - NCHUNKS_ORDER
@@ -65,21 +64,13 @@ class ZbudHeader:
 
 
 @register
-class ZbudPool(Zpool):
+class ZbudPool(PagePool):
     name = "zbud"
 
     def __init__(self, memory=None, evict=None):
-        super().__init__(memory, evict)
-        self.pages = {}                   # pfn -> ZbudHeader
-        # Each list is an OrderedDict pfn -> header whose *last* item is the
-        # list head, so list_add is an insert and list_first_entry popitem().
-        self.unbuddied = [OrderedDict() for _ in range(NCHUNKS)]
-        # Bit n set when unbuddied[n] may be non-empty: malloc finds the first
-        # candidate list in one step instead of trying each in turn, and
-        # clears the bits of lists it finds empty.
-        self.unbuddied_mask = 0
-        self.buddied = OrderedDict()
-        self.lru = OrderedDict()          # last item = LRU head (most recent)
+        super().__init__(memory, evict)   # pages: pfn -> ZbudHeader
+        self.unbuddied = UnbuddiedLists(NCHUNKS)
+        self.buddied = {}                 # as an unbuddied list: the last item is the head
 
     # -- helpers ---------------------------------------------------------
 
@@ -104,15 +95,10 @@ class ZbudPool(Zpool):
         del zhdr.buddy_list[zhdr.pfn]
         zhdr.buddy_list = None
 
-    def _add_unbuddied(self, zhdr):
-        free_chunks = zhdr.num_free_chunks()
-        self._list_add(zhdr, self.unbuddied[free_chunks])
-        self.unbuddied_mask |= 1 << free_chunks
-
     def _relist(self, zhdr):
         """Put a page with at least one buddy on the list its fill calls for."""
         if zhdr.first_chunks == 0 or zhdr.last_chunks == 0:
-            self._add_unbuddied(zhdr)
+            self.unbuddied.add(zhdr, zhdr.num_free_chunks())
         else:
             self._list_add(zhdr, self.buddied)
 
@@ -128,17 +114,9 @@ class ZbudPool(Zpool):
         if size > MAX_ALLOC_SIZE:
             raise NoSpace(f"zbud_alloc of {size} bytes > {MAX_ALLOC_SIZE}")
         chunks = size_to_chunks(size)
-        mask = self.unbuddied_mask >> chunks
-        while mask:
-            free_chunks = chunks + (mask & -mask).bit_length() - 1
-            candidates = self.unbuddied[free_chunks]
-            if candidates:
-                _, zhdr = candidates.popitem()
-                zhdr.buddy_list = None
-                bud = FIRST if zhdr.first_chunks == 0 else LAST
-                break
-            self.unbuddied_mask ^= 1 << free_chunks
-            mask &= mask - 1
+        zhdr = self.unbuddied.take(chunks)
+        if zhdr is not None:
+            bud = FIRST if zhdr.first_chunks == 0 else LAST
         else:
             pfn = self.memory.alloc_page()          # NoMemory propagates
             zhdr = self.pages[pfn] = ZbudHeader(pfn)
@@ -170,7 +148,7 @@ class ZbudPool(Zpool):
             del self.lru[zhdr.pfn]
             self._free_page(zhdr)
         else:
-            self._add_unbuddied(zhdr)
+            self.unbuddied.add(zhdr, zhdr.num_free_chunks())
 
     def _extent(self, handle):
         """(frame, offset, size) of a live object."""
@@ -212,11 +190,7 @@ class ZbudPool(Zpool):
         return -errno.EAGAIN
 
     def _reclaim_order(self):
-        return (tuple(self.lru), tuple(self.buddied), self.unbuddied_mask,
-                tuple(tuple(pages) for pages in self.unbuddied))
-
-    def total_pages(self):
-        return len(self.pages)
+        return tuple(self.lru), tuple(self.buddied), self.unbuddied.order()
 
     def check(self):
         """Audit every page against its header, its list, the LRU and the
@@ -224,10 +198,10 @@ class ZbudPool(Zpool):
         between pool calls, not from an evict callback (a page under reclaim
         is off its lists)."""
         corrupted = self._corrupted
-        free_frames = self.memory.free_pfns()
+        self._check_frames()
         for pfn, zhdr in self.pages.items():
-            if zhdr.pfn != pfn or pfn >= len(self.memory.frames) or pfn in free_frames:
-                corrupted(f"page {pfn}: not a frame the pool holds")
+            if zhdr.pfn != pfn:
+                corrupted(f"page {pfn}: its header says page {zhdr.pfn}")
             if zhdr.under_reclaim:
                 corrupted(f"page {pfn}: under reclaim outside reclaim_page")
             for name, chunks, size in (("first", zhdr.first_chunks, zhdr.first_size),
@@ -255,21 +229,11 @@ class ZbudPool(Zpool):
         listed = len(self.buddied) + sum(map(len, self.unbuddied))
         if listed != len(self.pages):
             corrupted(f"{listed} list entries for {len(self.pages)} pages")
-        unmarked = [n for n, pages in enumerate(self.unbuddied)
-                    if pages and not self.unbuddied_mask >> n & 1]
-        if unmarked:
-            corrupted(f"unbuddied{unmarked} listed but their mask bits clear")
+        self.unbuddied.check(corrupted)
         if len(self.lru) != len(self.pages):
             corrupted(f"{len(self.lru)} LRU entries for {len(self.pages)} pages")
-        if not self.total_pages() == len(self.pages) <= self.memory.used_pages:
-            corrupted(f"total_pages {self.total_pages()} for {len(self.pages)} pages, "
-                      f"{self.memory.used_pages} frames in use")
 
     # -- introspection for tests and reports -----------------------------
-
-    def lru_pfns(self):
-        """Page frame numbers from the LRU head (newest) to the tail."""
-        return list(reversed(self.lru))
 
     def unbuddied_pfns(self, free_chunks):
         """Pages on unbuddied[free_chunks], head first."""
