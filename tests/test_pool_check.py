@@ -1,19 +1,22 @@
 """pool.check(), the allocators' self-audit: it passes on every state the
 allocators reach (random operation sequences, and every shipped trace
 replayed through zswap with the audit after each event, the "debug mode"),
-and it raises AssertionError on each kind of corruption it exists to catch
+and it raises PoolCorrupted on each kind of corruption it exists to catch
 (overlapping objects, pages missing from a list or the LRU, wrong counters
-and bitmaps, pages given back to the Memory while still in use).
+and bitmaps, pages given back to the Memory while still in use), under
+`python -O` too, which strips every assert.
 """
 
 import errno
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from zswapsim.compress import CompressionCache, get_compressor
-from zswapsim.errors import Invalid, NoMemory, NoSpace
+from zswapsim.errors import Invalid, NoMemory, NoSpace, PoolCorrupted
 from zswapsim.memory import Memory
 from zswapsim.trace import INVALIDATE_AREA, INVALIDATE_PAGE, LOAD, STORE, TraceReader
 from zswapsim.zpool import create_pool
@@ -132,8 +135,12 @@ def corrupt_zbud_reclaim_flag(pool, a, b):
     b.under_reclaim = True
 
 
+def corrupt_zbud_header_pfn(pool, a, b):
+    b.pfn = 99                                          # encode_handle would point elsewhere
+
+
 def corrupt_zbud_mask(pool, a, b):
-    pool.unbuddied_mask &= ~(1 << 55)                   # malloc would never find B
+    pool.unbuddied.mask &= ~(1 << 55)                   # malloc would never find B
 
 
 def z3fold_pool():
@@ -193,7 +200,7 @@ def corrupt_z3fold_memory(pool, a, b, h):
 
 
 def corrupt_z3fold_mask(pool, a, b, h):
-    pool.unbuddied_mask = 0
+    pool.unbuddied.mask = 0
 
 
 def corrupt_z3fold_stale_offset(pool, a, b, h):
@@ -318,6 +325,7 @@ CORRUPTIONS = [
     (zbud_pool, corrupt_zbud_empty, "empty but held"),
     (zbud_pool, corrupt_zbud_reclaim_flag, "under reclaim"),
     (zbud_pool, corrupt_zbud_mask, r"unbuddied\[55\] listed but their mask bits clear"),
+    (zbud_pool, corrupt_zbud_header_pfn, "page 1: its header says page 99"),
     (z3fold_pool, corrupt_z3fold_overlap, "first overlaps middle"),
     (z3fold_pool, corrupt_z3fold_header_overlap, "header overlaps middle"),
     (z3fold_pool, corrupt_z3fold_handle, "first handle .* names another place"),
@@ -343,7 +351,7 @@ CORRUPTIONS = [
      "block at 104: prev 4, the block before is at 0"),
     (xvmalloc_pool, corrupt_xvmalloc_lru, "on the LRU iff it has objects"),
     (xvmalloc_pool, corrupt_xvmalloc_memory, "not a frame the pool holds"),
-    (zsmalloc_pool, corrupt_zsmalloc_overlap, None),          # its assert has no message
+    (zsmalloc_pool, corrupt_zsmalloc_overlap, "the handle of object 1 names another slot"),
     (zsmalloc_pool, corrupt_zsmalloc_free_slot, "free slots"),
     (zsmalloc_pool, corrupt_zsmalloc_lru, "LRU holds exactly the live zspages"),
     (zsmalloc_pool, corrupt_zsmalloc_obj_used, "obj_used"),
@@ -359,8 +367,43 @@ def test_check_catches_corruption(build, corrupt, message):
     pool, *parts = build()
     pool.check()
     corrupt(pool, *parts)
-    with pytest.raises(AssertionError, match=message):
+    with pytest.raises(PoolCorrupted, match=f"^{pool.name} pool: .*{message}"):
         pool.check()
+
+
+OPTIMIZED_RUN = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_pool_check import CORRUPTIONS, zbud_pool
+from zswapsim.errors import PoolCorrupted
+assert False, "asserts are still on"            # stripped by -O, as the audits' would be
+pool, a, b = zbud_pool()
+a.first_chunks = 40                             # the first buddy now covers the last one
+try:
+    pool.check()
+except PoolCorrupted as exc:
+    print("zbud first_chunks 40:", exc)
+for build, corrupt, message in CORRUPTIONS:
+    pool, *parts = build()
+    corrupt(pool, *parts)
+    try:
+        pool.check()
+    except PoolCorrupted:
+        print("caught", corrupt.__name__)
+"""
+
+
+def test_audits_survive_python_O():
+    """Under -O (asserts compiled out) a zbud page whose first_chunks is
+    forced from 16 to 40 fails check() with PoolCorrupted, and so does every
+    corruption above, in every allocator."""
+    run = subprocess.run([sys.executable, "-O", "-c",
+                          OPTIMIZED_RUN.format(tests=str(Path(__file__).parent))],
+                         capture_output=True, text=True, check=True)
+    lines = run.stdout.splitlines()
+    assert lines[0] == ("zbud first_chunks 40: zbud pool: "
+                        "page 0: first buddy of 1000 bytes in 40 chunks")
+    assert lines[1:] == [f"caught {corrupt.__name__}" for _, corrupt, _ in CORRUPTIONS]
 
 
 # -- (c) debug mode: the shipped traces, audited as they replay --------------

@@ -35,6 +35,12 @@ class WriteError(KernelError):
     errno = errno.EIO
 
 
+class PoolCorrupted(ZswapsimError):
+    """An allocator's self-audit (its check()) found its own state
+    inconsistent: a simulator bug, never the user's.  The message names the
+    pool, the page and what is wrong there."""
+
+
 class UserError(ZswapsimError):
     """Something the user gave us is wrong; the message is the whole story."""
 

@@ -372,7 +372,12 @@ class Zswap:
     # -- writeback: the pool's evict callback ----------------------------
 
     def _writeback(self, pool, handle):
-        if self.faults is not None and self.faults.fail("evict"):
+        """zswap_writeback_entry.  -EEXIST, and -ENOMEM when RAM is full,
+        change nothing and recur until something else changes, so they are
+        returned as pool.unchanged() unless a fault plan is drawing for each
+        evict (the next draw could fail it another way)."""
+        drawing = self.faults is not None and self.faults.rates["evict"]
+        if drawing and self.faults.fail("evict"):
             return -errno.EIO
         swp = ZSWAP_HEADER.unpack_from(pool.map(handle))[0]
         swap_type, offset = swp >> SWP_TYPE_SHIFT, swp & SWP_OFFSET_MASK
@@ -380,10 +385,12 @@ class Zswap:
         if entry is None or entry.handle != handle:
             return 0                                # invalidated meanwhile
         if offset in self.swapcache.get(swap_type, ()):
-            return -errno.EEXIST
+            return -errno.EEXIST if drawing else pool.unchanged(-errno.EEXIST)
         try:
             pfn = self.memory.alloc_page()          # the swap-cache page
         except NoMemory:
+            if self.memory.free_pages() == 0 and not drawing:   # full, not injected
+                return pool.unchanged(-errno.ENOMEM)
             return -errno.ENOMEM
         frame = self.memory.frames[pfn]
         frame[:] = self._decompress(swap_type, entry)

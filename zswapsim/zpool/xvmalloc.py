@@ -55,11 +55,10 @@ These are zbud's semantics.
 
 import errno
 import struct
-from collections import OrderedDict
 
 from ..errors import Invalid, NoMemory, NoSpace
 from ..memory import PAGE_SHIFT, PAGE_SIZE
-from .base import Zpool, register
+from .base import PagePool, ReclaimTries, register
 
 XV_ALIGN_SHIFT = 2
 XV_ALIGN = 1 << XV_ALIGN_SHIFT                                  # 4: also the header size
@@ -124,17 +123,15 @@ def _update_prev(frame, offset, keep, add):
 
 
 @register
-class XvmallocPool(Zpool):
+class XvmallocPool(PagePool):
     name = "xvmalloc"
 
     def __init__(self, memory=None, evict=None):
-        super().__init__(memory, evict)
-        self.pages = {}                   # pfn -> data offsets of its live objects
+        super().__init__(memory, evict)   # pages: pfn -> data offsets of its live objects
         # freelist[i]: (pfn, offset) -> None, the *last* item is the list head.
         self.freelist = [{} for _ in range(NUM_FREE_LISTS)]
         self.flbitmap = 0                 # bit w: slbitmap[w] is not 0
         self.slbitmap = [0] * MAX_FLI     # bit i of word w: freelist[w * 64 + i] is not empty
-        self.lru = OrderedDict()          # last item = LRU head (most recent)
         self.under_reclaim = set()
 
     # -- free lists and bitmaps -------------------------------------------
@@ -285,8 +282,10 @@ class XvmallocPool(Zpool):
         self.reclaim_calls += 1
         if self.evict is None or not self.lru or retries <= 0:
             return -errno.EINVAL
-        for _ in range(retries):
-            pfn, _ = self.lru.popitem(last=False)          # the LRU tail
+        lru = self.lru
+        tries = ReclaimTries(self, retries)
+        while tries.take(next(iter(lru))):
+            pfn, _ = lru.popitem(last=False)               # the LRU tail
             self.reclaim_pages_scanned += 1
             objects = self.pages[pfn]
             self.under_reclaim.add(pfn)
@@ -299,68 +298,72 @@ class XvmallocPool(Zpool):
                 self._remove_block(pfn, 0, get_index_for_insert(WHOLE_PAGE))
                 self._release_page(pfn)
                 return 0
-            self.lru[pfn] = None                           # back at the head
-            self.lru.move_to_end(pfn)
+            lru[pfn] = None                                # back at the head
+            tries.put_back(pfn)
         return -errno.EAGAIN
-
-    def total_pages(self):
-        return len(self.pages)
 
     def check(self):
         """Walk every page's block headers and audit them against the page's
         objects, the free lists, the bitmaps, the LRU and the Memory; raise
-        AssertionError naming the first inconsistency.  Call it between pool
+        PoolCorrupted naming the first inconsistency.  Call it between pool
         calls, not from an evict callback."""
-        assert not self.under_reclaim, f"pages {sorted(self.under_reclaim)} under reclaim"
-        free_frames = self.memory.free_pfns()
+        corrupted = self._corrupted
+        if self.under_reclaim:
+            corrupted(f"pages {sorted(self.under_reclaim)} under reclaim")
+        self._check_frames()
         listable = {}                   # (pfn, offset) -> the free list its header calls for
         for pfn, objects in self.pages.items():
-            assert pfn < len(self.memory.frames) and pfn not in free_frames, \
-                f"page {pfn}: not a frame the pool holds"
             # Only a page the -ENOMEM quirk grew and nothing used is objectless.
-            assert (pfn in self.lru) == bool(objects), f"page {pfn}: on the LRU iff it has objects"
+            if (pfn in self.lru) != bool(objects):
+                corrupted(f"page {pfn}: on the LRU iff it has objects")
             frame, offset, previous, previous_free, allocated = \
                 self.memory.frames[pfn], 0, 0, False, set()
             while offset < PAGE_SIZE:        # the blocks, headers included, tile the page
                 size, prev = BLOCK_HEADER.unpack_from(frame, offset)
                 where = f"page {pfn}: block at {offset}"
-                assert prev & PREV_MASK == previous, \
-                    f"{where}: prev {prev & PREV_MASK}, the block before is at {previous}"
-                assert bool(prev & PREV_FREE) == previous_free, f"{where}: PREV_FREE is wrong"
+                if prev & PREV_MASK != previous:
+                    corrupted(f"{where}: prev {prev & PREV_MASK}, "
+                              f"the block before is at {previous}")
+                if bool(prev & PREV_FREE) != previous_free:
+                    corrupted(f"{where}: PREV_FREE is wrong")
                 free = bool(prev & BLOCK_FREE)
                 if free:
-                    assert not previous_free, f"{where}: free after a free block, unmerged"
-                    assert not size & XV_ALIGN_MASK, f"{where}: free block of {size} bytes"
+                    if previous_free:
+                        corrupted(f"{where}: free after a free block, unmerged")
+                    if size & XV_ALIGN_MASK:
+                        corrupted(f"{where}: free block of {size} bytes")
                     if size >= XV_MIN_ALLOC_SIZE:
                         listable[pfn, offset] = get_index_for_insert(size)
                 else:
-                    assert size, f"{where}: allocated block of 0 bytes"
+                    if not size:
+                        corrupted(f"{where}: allocated block of 0 bytes")
                     allocated.add(offset + XV_ALIGN)
                 previous, previous_free = offset, free
                 offset += XV_ALIGN + xv_align(size)
-            assert offset == PAGE_SIZE, f"page {pfn}: the last block ends at {offset}"
-            assert allocated == objects, \
-                f"page {pfn}: allocated blocks {sorted(allocated)}, objects {sorted(objects)}"
+            if offset != PAGE_SIZE:
+                corrupted(f"page {pfn}: the last block ends at {offset}")
+            if allocated != objects:
+                corrupted(f"page {pfn}: allocated blocks {sorted(allocated)}, "
+                          f"objects {sorted(objects)}")
         for index, blocks in enumerate(self.freelist):
             for pfn, offset in blocks:
-                assert listable.pop((pfn, offset), None) == index, \
-                    f"free list {index}: page {pfn} offset {offset} is no free block of its size"
-        assert not listable, f"free blocks on no free list: {sorted(listable)}"
+                if listable.pop((pfn, offset), None) != index:
+                    corrupted(f"free list {index}: page {pfn} offset {offset} "
+                              "is no free block of its size")
+        if listable:
+            corrupted(f"free blocks on no free list: {sorted(listable)}")
         slbitmap = [0] * MAX_FLI
         for index, blocks in enumerate(self.freelist):
             if blocks:
                 slbitmap[index // BITS_PER_LONG] |= 1 << index % BITS_PER_LONG
-        assert self.slbitmap == slbitmap, "second-level bitmap disagrees with the free lists"
-        assert self.flbitmap == sum(1 << word for word, bits in enumerate(slbitmap) if bits), \
-            "first-level bitmap disagrees with the second level"
-        assert set(self.lru) <= set(self.pages), "LRU holds pages the pool does not"
-        assert self.total_pages() == len(self.pages) <= self.memory.used_pages, "total_pages"
+        if self.slbitmap != slbitmap:
+            corrupted("second-level bitmap disagrees with the free lists")
+        if self.flbitmap != sum(1 << word for word, bits in enumerate(slbitmap) if bits):
+            corrupted("first-level bitmap disagrees with the second level")
+        if not set(self.lru) <= set(self.pages):
+            corrupted("LRU holds pages the pool does not")
 
     # -- introspection for tests and reports -----------------------------
-
-    def lru_pfns(self):
-        """Page frame numbers from the LRU head (newest) to the tail."""
-        return list(reversed(self.lru))
 
     def free_blocks(self, slindex):
         """(pfn, offset) of the blocks on freelist[slindex], head first."""

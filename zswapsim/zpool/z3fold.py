@@ -43,11 +43,9 @@ to `retries` pages, then -EAGAIN.
 """
 
 import errno
-from collections import OrderedDict
-
 from ..errors import Invalid, NoSpace
 from ..memory import PAGE_SHIFT, PAGE_SIZE
-from .base import Zpool, assert_disjoint, register
+from .base import PagePool, ReclaimTries, UnbuddiedLists, register
 
 NCHUNKS_ORDER = 6
 CHUNK_SHIFT = PAGE_SHIFT - NCHUNKS_ORDER
@@ -160,22 +158,14 @@ class Z3foldObject:
 
 
 @register
-class Z3foldPool(Zpool):
+class Z3foldPool(PagePool):
     name = "z3fold"
 
     def __init__(self, memory=None, evict=None):
-        super().__init__(memory, evict)
-        self.pages = {}                   # pfn -> Z3foldHeader; len() is pages_nr
+        super().__init__(memory, evict)   # pages: pfn -> Z3foldHeader; len() is pages_nr
         self.objects = {}                 # handle -> Z3foldObject
         self._last_handle = 0
-        # Each list is a dict pfn -> header whose *last* item is the list
-        # head, so list_add is an insert and list_first_entry popitem().
-        self.unbuddied = [{} for _ in range(NCHUNKS)]
-        # Bit n set when unbuddied[n] may be non-empty: an allocation finds
-        # the first candidate list in one step instead of trying each in
-        # turn, and clears the bits of lists it finds empty.
-        self.unbuddied_mask = 0
-        self.lru = OrderedDict()          # last item = LRU head (most recent)
+        self.unbuddied = UnbuddiedLists(NCHUNKS)
 
     # -- lists and pages -------------------------------------------------
 
@@ -187,26 +177,7 @@ class Z3foldPool(Zpool):
     def _add_to_unbuddied(self, zhdr):
         if zhdr.first_chunks and zhdr.middle_chunks and zhdr.last_chunks:
             return                              # no free slot: on no list
-        free_chunks = zhdr.num_free_chunks()
-        zhdr.buddy_list = self.unbuddied[free_chunks]
-        zhdr.buddy_list[zhdr.pfn] = zhdr
-        self.unbuddied_mask |= 1 << free_chunks
-
-    def _take_unbuddied(self, chunks):
-        """__z3fold_alloc: the head of the first non-empty list from `chunks`
-        up, taken off its list, or None."""
-        mask = self.unbuddied_mask >> chunks
-        while mask:
-            low = mask & -mask
-            free_chunks = chunks + low.bit_length() - 1
-            candidates = self.unbuddied[free_chunks]
-            if candidates:
-                zhdr = candidates.popitem()[1]
-                zhdr.buddy_list = None
-                return zhdr
-            self.unbuddied_mask ^= low << chunks          # emptied since its bit was set
-            mask ^= low
-        return None
+        self.unbuddied.add(zhdr, zhdr.num_free_chunks())
 
     def _new_page(self, headless):
         pfn = self.memory.alloc_page()              # NoMemory propagates
@@ -246,7 +217,7 @@ class Z3foldPool(Zpool):
         """Copy the page's only object into another listed page; True if moved."""
         bud = FIRST if zhdr.first_chunks else MIDDLE if zhdr.middle_chunks else LAST
         chunks = zhdr.chunks(bud)
-        new = self._take_unbuddied(chunks)
+        new = self.unbuddied.take(chunks)            # __z3fold_alloc
         if new is None:
             return False
         new_bud = new.get_free_buddy(chunks)
@@ -293,7 +264,7 @@ class Z3foldPool(Zpool):
             self.lru[zhdr.pfn] = zhdr
         else:
             chunks = size_to_chunks(size)
-            zhdr = self._take_unbuddied(chunks)
+            zhdr = self.unbuddied.take(chunks)      # __z3fold_alloc
             if zhdr is None:
                 zhdr = self._new_page(headless=False)
                 bud, offset = FIRST, ZHDR_SIZE_ALIGNED
@@ -349,18 +320,13 @@ class Z3foldPool(Zpool):
 
     def reclaim_page(self, retries):
         self.reclaim_calls += 1
-        if self.evict is None or retries <= 0:
+        # The kernel tests for an empty LRU before every try, but a try
+        # that fails puts its page back, so only the first can find none.
+        if self.evict is None or retries <= 0 or not self.lru:
             return -errno.EINVAL
         lru = self.lru
-        for _ in range(retries):
-            if not lru:
-                return -errno.EINVAL
-            # From the tail: pages holding foreign handles cannot be evicted.
-            for zhdr in lru.values():
-                if zhdr.headless or not zhdr.foreign_handles:
-                    break
-            else:
-                break
+        tries = ReclaimTries(self, retries)
+        while (zhdr := self._evictable_tail()) is not None and tries.take(zhdr.pfn):
             del lru[zhdr.pfn]
             self._list_del(zhdr)
             self.reclaim_pages_scanned += 1         # pages claimed, not those skipped
@@ -389,23 +355,35 @@ class Z3foldPool(Zpool):
             else:
                 self._add_to_unbuddied(zhdr)
             lru[zhdr.pfn] = zhdr                    # back at the head
+            tries.put_back(zhdr.pfn)
         return -errno.EAGAIN
 
-    def total_pages(self):
-        return len(self.pages)
+    def _evictable_tail(self):
+        """The page nearest the LRU tail that reclaim may take: pages
+        holding foreign handles cannot be evicted.  None if there is none."""
+        for zhdr in self.lru.values():
+            if zhdr.headless or not zhdr.foreign_handles:
+                return zhdr
+        return None
+
+    def _reclaim_order(self):
+        return tuple(self.lru), self.unbuddied.order()
 
     def check(self):
         """Audit every page against its header, the handle table, its
-        unbuddied list, the LRU and the Memory; raise AssertionError naming
+        unbuddied list, the LRU and the Memory; raise PoolCorrupted naming
         the first inconsistency.  Call it between pool calls, not from an
         evict callback (a claimed page is off its lists)."""
-        free_frames = self.memory.free_pfns()
+        corrupted = self._corrupted
+        self._check_frames()
         objects = listed = 0
         for pfn, zhdr in self.pages.items():
-            assert zhdr.pfn == pfn and pfn < len(self.memory.frames) and pfn not in free_frames, \
-                f"page {pfn}: not a frame the pool holds"
-            assert not zhdr.claimed, f"page {pfn}: claimed outside reclaim_page"
-            assert zhdr.frame is self.memory.frames[pfn], f"page {pfn}: another page's frame"
+            if zhdr.pfn != pfn:
+                corrupted(f"page {pfn}: its header says page {zhdr.pfn}")
+            if zhdr.claimed:
+                corrupted(f"page {pfn}: claimed outside reclaim_page")
+            if zhdr.frame is not self.memory.frames[pfn]:
+                corrupted(f"page {pfn}: another page's frame")
             # The chunks each part takes: the header (none when headless) and
             # every object from its offset; none may overlap another.
             extents = [] if zhdr.headless else [(0, ZHDR_SIZE_ALIGNED, "header")]
@@ -414,53 +392,53 @@ class Z3foldPool(Zpool):
             for bud in (HEADLESS, FIRST, MIDDLE, LAST):
                 name, handle = BUDDY_NAMES[bud], zhdr.handles[bud]
                 used = zhdr.headless if bud == HEADLESS else zhdr.chunks(bud) > 0
-                assert bool(handle) == used, f"page {pfn}: {name} slot's handle vs its chunks"
+                if bool(handle) != used:
+                    corrupted(f"page {pfn}: {name} slot's handle vs its chunks")
                 if not handle:
                     continue
                 obj = self.objects.get(handle)
-                assert obj is not None and obj.zhdr is zhdr and obj.bud == bud, \
-                    f"page {pfn}: {name} handle {handle} names another place"
+                if obj is None or obj.zhdr is not zhdr or obj.bud != bud:
+                    corrupted(f"page {pfn}: {name} handle {handle} names another place")
                 chunks = size_to_chunks(obj.size)
-                assert (MAX_SHARED_SIZE < obj.size <= PAGE_SIZE if bud == HEADLESS else
-                        0 < obj.size <= MAX_SHARED_SIZE and chunks == zhdr.chunks(bud)), \
-                    f"page {pfn}: {name} object of {obj.size} bytes does not fit its slot"
+                if not (MAX_SHARED_SIZE < obj.size <= PAGE_SIZE if bud == HEADLESS else
+                        0 < obj.size <= MAX_SHARED_SIZE and chunks == zhdr.chunks(bud)):
+                    corrupted(f"page {pfn}: {name} object of {obj.size} bytes "
+                              "does not fit its slot")
                 start = zhdr.offset(bud)
                 extents.append((start, start + (chunks << CHUNK_SHIFT), name))
                 if obj.offset != start:
                     stale.append(name)
                 in_page += 1
                 foreign += obj.foreign
-            assert in_page, f"page {pfn}: empty but held"
+            if not in_page:
+                corrupted(f"page {pfn}: empty but held")
             objects += in_page
-            assert_disjoint(pfn, extents)
-            assert foreign == zhdr.foreign_handles, \
-                f"page {pfn}: foreign_handles {zhdr.foreign_handles}, {foreign} objects moved in"
-            assert not stale, f"page {pfn}: the {', '.join(stale)} handle's offset is stale"
+            self._check_disjoint(pfn, extents)
+            if foreign != zhdr.foreign_handles:
+                corrupted(f"page {pfn}: foreign_handles {zhdr.foreign_handles}, "
+                          f"{foreign} objects moved in")
+            if stale:
+                corrupted(f"page {pfn}: the {', '.join(stale)} handle's offset is stale")
             if zhdr.headless or (zhdr.first_chunks and zhdr.middle_chunks and zhdr.last_chunks):
-                assert zhdr.buddy_list is None, f"page {pfn}: on a list with no free slot"
+                if zhdr.buddy_list is not None:
+                    corrupted(f"page {pfn}: on a list with no free slot")
             else:
                 free_chunks = zhdr.num_free_chunks()
                 expected = self.unbuddied[free_chunks]
-                assert zhdr.buddy_list is expected and expected.get(pfn) is zhdr, \
-                    f"page {pfn}: not on unbuddied[{free_chunks}]"
+                if zhdr.buddy_list is not expected or expected.get(pfn) is not zhdr:
+                    corrupted(f"page {pfn}: not on unbuddied[{free_chunks}]")
                 listed += 1
-            assert self.lru.get(pfn) is zhdr, f"page {pfn}: not on the LRU"
-        assert objects == len(self.objects), \
-            f"{len(self.objects)} handles for {objects} objects in the pages"
-        assert sum(map(len, self.unbuddied)) == listed, \
-            f"{sum(map(len, self.unbuddied))} unbuddied entries for {listed} pages"
-        unmarked = [n for n, pages in enumerate(self.unbuddied)
-                    if pages and not self.unbuddied_mask >> n & 1]
-        assert not unmarked, f"unbuddied{unmarked} listed but their mask bits clear"
-        assert len(self.lru) == len(self.pages), \
-            f"{len(self.lru)} LRU entries for {len(self.pages)} pages"
-        assert self.total_pages() == len(self.pages) <= self.memory.used_pages, "total_pages"
+            if self.lru.get(pfn) is not zhdr:
+                corrupted(f"page {pfn}: not on the LRU")
+        if objects != len(self.objects):
+            corrupted(f"{len(self.objects)} handles for {objects} objects in the pages")
+        if sum(map(len, self.unbuddied)) != listed:
+            corrupted(f"{sum(map(len, self.unbuddied))} unbuddied entries for {listed} pages")
+        self.unbuddied.check(corrupted)
+        if len(self.lru) != len(self.pages):
+            corrupted(f"{len(self.lru)} LRU entries for {len(self.pages)} pages")
 
     # -- introspection for tests and reports -----------------------------
-
-    def lru_pfns(self):
-        """Page frame numbers from the LRU head (newest) to the tail."""
-        return list(reversed(self.lru))
 
     def unbuddied_pfns(self, free_chunks):
         """Pages on unbuddied[free_chunks], head first."""

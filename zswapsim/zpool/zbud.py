@@ -24,11 +24,10 @@ evictions) at the price of density: never better than two objects a page.
 """
 
 import errno
-from collections import OrderedDict
 
 from ..errors import Invalid, NoSpace
 from ..memory import PAGE_SHIFT, PAGE_SIZE
-from .base import Zpool, assert_disjoint, register
+from .base import PagePool, ReclaimTries, UnbuddiedLists, register
 
 NCHUNKS_ORDER = 6
 CHUNK_SHIFT = PAGE_SHIFT - NCHUNKS_ORDER
@@ -65,21 +64,13 @@ class ZbudHeader:
 
 
 @register
-class ZbudPool(Zpool):
+class ZbudPool(PagePool):
     name = "zbud"
 
     def __init__(self, memory=None, evict=None):
-        super().__init__(memory, evict)
-        self.pages = {}                   # pfn -> ZbudHeader
-        # Each list is an OrderedDict pfn -> header whose *last* item is the
-        # list head, so list_add is an insert and list_first_entry popitem().
-        self.unbuddied = [OrderedDict() for _ in range(NCHUNKS)]
-        # Bit n set when unbuddied[n] may be non-empty: malloc finds the first
-        # candidate list in one step instead of trying each in turn, and
-        # clears the bits of lists it finds empty.
-        self.unbuddied_mask = 0
-        self.buddied = OrderedDict()
-        self.lru = OrderedDict()          # last item = LRU head (most recent)
+        super().__init__(memory, evict)   # pages: pfn -> ZbudHeader
+        self.unbuddied = UnbuddiedLists(NCHUNKS)
+        self.buddied = {}                 # as an unbuddied list: the last item is the head
 
     # -- helpers ---------------------------------------------------------
 
@@ -104,15 +95,10 @@ class ZbudPool(Zpool):
         del zhdr.buddy_list[zhdr.pfn]
         zhdr.buddy_list = None
 
-    def _add_unbuddied(self, zhdr):
-        free_chunks = zhdr.num_free_chunks()
-        self._list_add(zhdr, self.unbuddied[free_chunks])
-        self.unbuddied_mask |= 1 << free_chunks
-
     def _relist(self, zhdr):
         """Put a page with at least one buddy on the list its fill calls for."""
         if zhdr.first_chunks == 0 or zhdr.last_chunks == 0:
-            self._add_unbuddied(zhdr)
+            self.unbuddied.add(zhdr, zhdr.num_free_chunks())
         else:
             self._list_add(zhdr, self.buddied)
 
@@ -128,17 +114,9 @@ class ZbudPool(Zpool):
         if size > MAX_ALLOC_SIZE:
             raise NoSpace(f"zbud_alloc of {size} bytes > {MAX_ALLOC_SIZE}")
         chunks = size_to_chunks(size)
-        mask = self.unbuddied_mask >> chunks
-        while mask:
-            free_chunks = chunks + (mask & -mask).bit_length() - 1
-            candidates = self.unbuddied[free_chunks]
-            if candidates:
-                _, zhdr = candidates.popitem()
-                zhdr.buddy_list = None
-                bud = FIRST if zhdr.first_chunks == 0 else LAST
-                break
-            self.unbuddied_mask ^= 1 << free_chunks
-            mask &= mask - 1
+        zhdr = self.unbuddied.take(chunks)
+        if zhdr is not None:
+            bud = FIRST if zhdr.first_chunks == 0 else LAST
         else:
             pfn = self.memory.alloc_page()          # NoMemory propagates
             zhdr = self.pages[pfn] = ZbudHeader(pfn)
@@ -170,7 +148,7 @@ class ZbudPool(Zpool):
             del self.lru[zhdr.pfn]
             self._free_page(zhdr)
         else:
-            self._add_unbuddied(zhdr)
+            self.unbuddied.add(zhdr, zhdr.num_free_chunks())
 
     def _extent(self, handle):
         """(frame, offset, size) of a live object."""
@@ -188,8 +166,10 @@ class ZbudPool(Zpool):
         self.reclaim_calls += 1
         if self.evict is None or not self.lru or retries <= 0:
             return -errno.EINVAL
-        for _ in range(retries):
-            _, zhdr = self.lru.popitem(last=False)       # the LRU tail
+        lru = self.lru
+        tries = ReclaimTries(self, retries)
+        while tries.take(next(iter(lru))):
+            _, zhdr = lru.popitem(last=False)            # the LRU tail
             self.reclaim_pages_scanned += 1
             self._list_del(zhdr)
             zhdr.under_reclaim = True
@@ -205,32 +185,36 @@ class ZbudPool(Zpool):
                 self._free_page(zhdr)
                 return 0
             self._relist(zhdr)
-            self.lru[zhdr.pfn] = zhdr                     # back at the head
+            lru[zhdr.pfn] = zhdr                          # back at the head
+            tries.put_back(zhdr.pfn)
         return -errno.EAGAIN
 
-    def total_pages(self):
-        return len(self.pages)
+    def _reclaim_order(self):
+        return tuple(self.lru), tuple(self.buddied), self.unbuddied.order()
 
     def check(self):
         """Audit every page against its header, its list, the LRU and the
-        Memory; raise AssertionError naming the first inconsistency.  Call it
+        Memory; raise PoolCorrupted naming the first inconsistency.  Call it
         between pool calls, not from an evict callback (a page under reclaim
         is off its lists)."""
-        free_frames = self.memory.free_pfns()
+        corrupted = self._corrupted
+        self._check_frames()
         for pfn, zhdr in self.pages.items():
-            assert zhdr.pfn == pfn and pfn < len(self.memory.frames) and pfn not in free_frames, \
-                f"page {pfn}: not a frame the pool holds"
-            assert not zhdr.under_reclaim, f"page {pfn}: under reclaim outside reclaim_page"
+            if zhdr.pfn != pfn:
+                corrupted(f"page {pfn}: its header says page {zhdr.pfn}")
+            if zhdr.under_reclaim:
+                corrupted(f"page {pfn}: under reclaim outside reclaim_page")
             for name, chunks, size in (("first", zhdr.first_chunks, zhdr.first_size),
                                        ("last", zhdr.last_chunks, zhdr.last_size)):
-                assert 0 <= size <= MAX_ALLOC_SIZE and size_to_chunks(size) == chunks, \
-                    f"page {pfn}: {name} buddy of {size} bytes in {chunks} chunks"
-            assert zhdr.first_chunks or zhdr.last_chunks, f"page {pfn}: empty but held"
+                if not 0 <= size <= MAX_ALLOC_SIZE or size_to_chunks(size) != chunks:
+                    corrupted(f"page {pfn}: {name} buddy of {size} bytes in {chunks} chunks")
+            if not (zhdr.first_chunks or zhdr.last_chunks):
+                corrupted(f"page {pfn}: empty but held")
             # The chunks each part takes: header, first buddy after it, last
             # buddy against the page end; none may overlap another.
             first_end = ZHDR_SIZE_ALIGNED + (zhdr.first_chunks << CHUNK_SHIFT)
             last_start = PAGE_SIZE - (zhdr.last_chunks << CHUNK_SHIFT)
-            assert_disjoint(pfn, [extent for extent in (
+            self._check_disjoint(pfn, [extent for extent in (
                 (0, ZHDR_SIZE_ALIGNED, "header"), (ZHDR_SIZE_ALIGNED, first_end, "first"),
                 (last_start, PAGE_SIZE, "last")) if extent[0] < extent[1]])
             if zhdr.first_chunks and zhdr.last_chunks:
@@ -238,23 +222,18 @@ class ZbudPool(Zpool):
             else:
                 free_chunks = zhdr.num_free_chunks()
                 expected, which = self.unbuddied[free_chunks], f"unbuddied[{free_chunks}]"
-            assert zhdr.buddy_list is expected and expected.get(pfn) is zhdr, \
-                f"page {pfn}: not on {which}"
-            assert self.lru.get(pfn) is zhdr, f"page {pfn}: not on the LRU"
+            if zhdr.buddy_list is not expected or expected.get(pfn) is not zhdr:
+                corrupted(f"page {pfn}: not on {which}")
+            if self.lru.get(pfn) is not zhdr:
+                corrupted(f"page {pfn}: not on the LRU")
         listed = len(self.buddied) + sum(map(len, self.unbuddied))
-        assert listed == len(self.pages), f"{listed} list entries for {len(self.pages)} pages"
-        unmarked = [n for n, pages in enumerate(self.unbuddied)
-                    if pages and not self.unbuddied_mask >> n & 1]
-        assert not unmarked, f"unbuddied{unmarked} listed but their mask bits clear"
-        assert len(self.lru) == len(self.pages), \
-            f"{len(self.lru)} LRU entries for {len(self.pages)} pages"
-        assert self.total_pages() == len(self.pages) <= self.memory.used_pages, "total_pages"
+        if listed != len(self.pages):
+            corrupted(f"{listed} list entries for {len(self.pages)} pages")
+        self.unbuddied.check(corrupted)
+        if len(self.lru) != len(self.pages):
+            corrupted(f"{len(self.lru)} LRU entries for {len(self.pages)} pages")
 
     # -- introspection for tests and reports -----------------------------
-
-    def lru_pfns(self):
-        """Page frame numbers from the LRU head (newest) to the tail."""
-        return list(reversed(self.lru))
 
     def unbuddied_pfns(self, free_chunks):
         """Pages on unbuddied[free_chunks], head first."""

@@ -49,7 +49,7 @@ from collections import OrderedDict
 
 from ..errors import ConfigError, Invalid, NoMemory
 from ..memory import PAGE_SHIFT, PAGE_SIZE
-from .base import Zpool, register
+from .base import ReclaimTries, Zpool, register
 
 ZS_HANDLE_SIZE = 8
 ZS_MIN_ALLOC_SIZE = 32
@@ -342,8 +342,10 @@ class ZsmallocPool(Zpool):
         self.reclaim_calls += 1
         if self.evict is None or not self.lru:
             return -errno.EINVAL
-        for _ in range(retries):
-            _, zspage = self.lru.popitem(last=False)       # the LRU tail
+        lru = self.lru
+        tries = ReclaimTries(self, retries)
+        while tries.take(next(iter(lru))):
+            _, zspage = lru.popitem(last=False)           # the LRU tail
             self.reclaim_pages_scanned += 1
             zspage.under_reclaim = True
             self._remove(zspage)
@@ -361,8 +363,15 @@ class ZsmallocPool(Zpool):
             zspage.free_objs = [i for i in range(zspage.size_class.objs_per_zspage - 1, -1, -1)
                                 if i not in zspage.objects]
             self._putback(zspage)
-            self.lru[zspage.id] = zspage                  # back at the head
+            lru[zspage.id] = zspage                      # back at the head
+            tries.put_back(zspage.id)
         return -errno.EAGAIN
+
+    def _reclaim_order(self):
+        # Free lists are rebuilt in index order by every try, so after a
+        # round they cannot differ; the fullness lists can.
+        return tuple(self.lru), tuple(tuple(group) for size_class in self.classes()
+                                      for group in size_class.fullness)
 
     # -- compaction ------------------------------------------------------
 
@@ -443,28 +452,45 @@ class ZsmallocPool(Zpool):
 
     def check(self):
         """Audit every zspage against its class, lists and the handle table;
-        raise AssertionError naming the first inconsistency."""
+        raise PoolCorrupted naming the first inconsistency."""
+        corrupted = self._corrupted
         zspages = {entry[0].id: entry[0] for entry in self.handles.values()}
-        assert set(zspages) == set(self.lru), "LRU holds exactly the live zspages"
+        if set(zspages) != set(self.lru):
+            corrupted("LRU holds exactly the live zspages: "
+                      f"{len(self.lru)} LRU entries for {len(zspages)} zspages")
         pages = 0
         for c in self.classes():
             listed = [z for group in c.fullness for z in group.values()]
-            assert len(listed) == c.zspages, f"class {c.size}: zspages listed vs counted"
-            assert sum(z.inuse for z in listed) == c.obj_used, f"class {c.size}: obj_used"
+            if len(listed) != c.zspages:
+                corrupted(f"class {c.size}: {len(listed)} zspages listed, {c.zspages} counted")
+            in_use = sum(z.inuse for z in listed)
+            if in_use != c.obj_used:
+                corrupted(f"class {c.size}: obj_used {c.obj_used}, {in_use} objects in use")
             for z in listed:
-                assert c.fullness[z.group].get(z.id) is z and z.size_class is c
-                assert z.group == c.fullness_group(z.inuse), f"zspage {z.id}: group"
-                assert z.inuse == len(z.objects) > 0, f"zspage {z.id}: inuse"
+                if c.fullness[z.group].get(z.id) is not z or z.size_class is not c:
+                    corrupted(f"zspage {z.id}: not on class {c.size}'s list {z.group}")
+                if z.group != c.fullness_group(z.inuse):
+                    corrupted(f"zspage {z.id}: group {z.group} for {z.inuse} objects in use")
+                if not z.inuse == len(z.objects) > 0:
+                    corrupted(f"zspage {z.id}: inuse {z.inuse}, {len(z.objects)} objects")
                 free = set(z.free_objs)
-                assert len(free) == len(z.free_objs) and not free & set(z.objects) \
-                    and len(free) + z.inuse == c.objs_per_zspage, f"zspage {z.id}: free slots"
-                assert all(self.handles[h][:2] == [z, i] for i, h in z.objects.items())
-                assert len(z.frames) == len(z.pfns) == c.pages_per_zspage and all(
-                    frame is self.memory.frames[pfn] for frame, pfn in zip(z.frames, z.pfns)), \
-                    f"zspage {z.id}: frames are not its pages'"
-                assert z.id in self.lru
+                if len(free) != len(z.free_objs) or free & set(z.objects) \
+                        or len(free) + z.inuse != c.objs_per_zspage:
+                    corrupted(f"zspage {z.id}: free slots {sorted(z.free_objs)}, "
+                              f"objects at {sorted(z.objects)}")
+                for index, handle in z.objects.items():
+                    if self.handles[handle][:2] != [z, index]:
+                        corrupted(f"zspage {z.id}: the handle of object {index} "
+                                  "names another slot")
+                if not len(z.frames) == len(z.pfns) == c.pages_per_zspage or any(
+                        frame is not self.memory.frames[pfn]
+                        for frame, pfn in zip(z.frames, z.pfns)):
+                    corrupted(f"zspage {z.id}: frames are not its pages'")
+                if z.id not in self.lru:
+                    corrupted(f"zspage {z.id}: not on the LRU")
             pages += c.zspages * c.pages_per_zspage
-        assert pages == self.pages_allocated, "pages_allocated"
+        if pages != self.pages_allocated:
+            corrupted(f"pages_allocated {self.pages_allocated}, the zspages hold {pages}")
 
     def lru_zspages(self):
         """Zspages from the LRU head (newest) to the tail."""
