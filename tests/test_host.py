@@ -279,10 +279,43 @@ def raw_dump(tmp_path, pages):
     return path
 
 
-def test_kernel_check_writes_pages_and_compares_mm_stat(tmp_path):
+# The fake kernel's mm_stat after each of pages_three()'s writes: the zero
+# and the repeated-word page are same_pages; the random page is stored as
+# a 4096-byte huge object, alone in a one-page zspage.
+STORED_HUGE = ("4096 0 0 0 0 1 0 0 0", "8192 0 0 0 0 2 0 0 0",
+               "12288 4096 4096 0 4096 2 0 1 1")
+# Another kernel whose compressor got the random page into 3000 bytes: below
+# 6.6's huge_class_size (3625), so it goes to zsmalloc's class for 3000
+# bytes.  That class (3008 rounded up through the merged classes to 3072)
+# has zspages of 3 pages holding 4 objects: 12288 / 3072 = 4, and 3 pages
+# is the first chain length (of 1..8) wasting the least: 12288 % 3008 = 256.
+STORED_3000 = ("4096 0 0 0 0 1 0 0 0", "8192 0 0 0 0 2 0 0 0",
+               "12288 3000 12288 0 12288 2 0 0 0")
+
+
+def fake_kernel(monkeypatch, root, lines, index=1):
+    """The kernel's side of the writes: once write i lands, mm_stat reads lines[i]."""
+    write_pages = host._write_pages
+    mm_stat = root / f"sys/block/zram{index}/mm_stat"
+
+    def writes_that_update_mm_stat(node, pages, after_each):
+        def landed(i):
+            mm_stat.write_text(lines[i] + "\n")
+            after_each(i)
+        write_pages(node, pages, landed)
+    monkeypatch.setattr(host, "_write_pages", writes_that_update_mm_stat)
+
+
+def by_mode(result):
+    return {(row["mode"], row["field"]): (row["simulated"], row["kernel"], row["difference"],
+                                          row["percent"]) for row in result["rows"]}
+
+
+def test_kernel_check_writes_pages_and_compares_mm_stat(tmp_path, monkeypatch):
     root = zram_tree(tmp_path / "root")
     before = snapshot(root)
     pages = pages_three()
+    fake_kernel(monkeypatch, root, STORED_HUGE)
     result = host.kernel_check(raw_dump(tmp_path, pages), compressor="lz4", root=root,
                                dev=root / "dev", euid=0)
     # The device got the compressor, then (3 + 256) pages of disksize, then
@@ -294,38 +327,54 @@ def test_kernel_check_writes_pages_and_compares_mm_stat(tmp_path):
     assert snapshot(root) == before
     assert (result["device"], result["profile"], result["note"], result["disksize"]) == \
         ("zram1", "6.6", None, 259 * PAGE)
-    # The model by hand: two same-filled pages (no allocation), the random
-    # page's lz4 output is over 4096 > 3625 (6.6's huge_class_size) so it is
-    # stored as one 4096-byte object, alone in its one-page zspage.
-    expected = {"orig_data_size": (12288, 12288), "compr_data_size": (4096, 4000),
-                "mem_used_total": (4096, 8192), "mem_limit": (0, 0),
-                "mem_used_max": (4096, 8192), "same_pages": (2, 2),
-                "pages_compacted": (0, 0), "huge_pages": (1, 1), "huge_pages_since": (1, 1)}
-    assert [row["field"] for row in result["rows"]] == list(MM_STAT_ORDER)
-    for row in result["rows"]:
-        simulated, kernel = expected[row["field"]]
-        assert (row["simulated"], row["kernel"], row["difference"]) == \
-            (simulated, kernel, simulated - kernel), row
-    percent = {row["field"]: row["percent"] for row in result["rows"]}
-    assert percent["compr_data_size"] == pytest.approx(2.4)
-    assert percent["mem_used_total"] == pytest.approx(-50.0)
-    assert percent["mem_limit"] == 0.0
+    assert result["modes"] == ["kernel sizes", "ours"]
+    # Both modes store what the kernel stored: our lz4 also makes more than
+    # 3625 bytes of the random page, so it is huge in the model too.
+    kernel = dict(zip(MM_STAT_ORDER, (12288, 4096, 4096, 0, 4096, 2, 0, 1, 1)))
+    assert result["mm_stat"] == kernel
+    assert by_mode(result) == {(mode, field): (value, value, 0, 0.0)
+                               for mode in ("kernel sizes", "ours")
+                               for field, value in kernel.items()}
 
 
-def test_kernel_check_default_compressor_is_lzo_rle_then_the_kernels(tmp_path):
+def test_kernel_check_feeds_the_model_the_kernels_own_lengths(tmp_path, monkeypatch):
+    root = zram_tree(tmp_path / "root")
+    fake_kernel(monkeypatch, root, STORED_3000)
+    result = host.kernel_check(raw_dump(tmp_path, pages_three()), compressor="lz4", root=root,
+                               dev=root / "dev", euid=0)
+    rows = by_mode(result)
+    kernel = dict(zip(MM_STAT_ORDER, (12288, 3000, 12288, 0, 12288, 2, 0, 0, 0)))
+    for field, value in kernel.items():
+        assert rows["kernel sizes", field] == (value, value, 0, 0.0), field
+    # Ours stores the random page huge: 4096 bytes in one page.
+    assert rows["ours", "compr_data_size"] == (4096, 3000, 1096, pytest.approx(109600 / 3000))
+    assert rows["ours", "mem_used_total"] == (4096, 12288, -8192, pytest.approx(-200 / 3))
+    assert rows["ours", "huge_pages"] == (1, 0, 1, 0.0)
+
+
+def test_kernel_check_default_compressor_is_lzo_rle_then_the_kernels(tmp_path, monkeypatch):
     pages = raw_dump(tmp_path, pages_three())
     root = zram_tree(tmp_path / "a")
+    fake_kernel(monkeypatch, root, STORED_HUGE)
     result = host.kernel_check(pages, root=root, dev=root / "dev", euid=0)
     assert result["compressor"] == "lzo-rle"
-    assert result["model"] == "no zswapsim twin of this compressor"
-    assert all(row["simulated"] is None and row["difference"] is None
-               for row in result["rows"])
-    assert result["rows"][0]["kernel"] == 12288
+    assert result["modes"] == ["kernel sizes"]      # zswapsim has no lzo-rle
+    assert {row["mode"] for row in result["rows"]} == {"kernel sizes"}
     root = zram_tree(tmp_path / "b", comp_algorithm="[lz4] zstd deflate")
+    fake_kernel(monkeypatch, root, STORED_HUGE)
     assert host.kernel_check(pages, root=root, dev=root / "dev", euid=0)["compressor"] == "lz4"
 
 
-def test_kernel_check_reads_a_traces_stored_pages(tmp_path):
+def test_a_kernel_older_than_every_model_gets_no_rows(tmp_path, monkeypatch):
+    root = zram_tree(tmp_path / "root", release="4.9.337")
+    fake_kernel(monkeypatch, root, STORED_HUGE)
+    result = host.kernel_check(raw_dump(tmp_path, pages_three()), compressor="lz4", root=root,
+                               dev=root / "dev", euid=0)
+    assert (result["profile"], result["rows"], result["modes"]) == (None, [], [])
+    assert result["mm_stat"]["huge_pages"] == 1
+
+
+def test_kernel_check_reads_a_traces_stored_pages(tmp_path, monkeypatch):
     first, second, third = pages_three()
     trace = tmp_path / "t.trace"
     with TraceWriter(str(trace)) as writer:
@@ -335,6 +384,7 @@ def test_kernel_check_reads_a_traces_stored_pages(tmp_path):
         writer.store(0, 7, first)
     assert host.load_pages(trace) == [second, third, first]
     root = zram_tree(tmp_path / "root")
+    fake_kernel(monkeypatch, root, STORED_HUGE)
     host.kernel_check(trace, compressor="lz4", root=root, dev=root / "dev", euid=0)
     assert (root / "dev/zram1").read_bytes() == second + third + first
 
@@ -389,8 +439,8 @@ def test_sigterm_during_the_writes_removes_the_device(tmp_path, monkeypatch):
     root = zram_tree(tmp_path / "root")
     write_pages = host._write_pages
 
-    def write_then_terminated(node, pages):
-        write_pages(node, pages[:1])
+    def write_then_terminated(node, pages, after_each):
+        write_pages(node, pages[:1], after_each)
         os.kill(os.getpid(), signal.SIGTERM)
     monkeypatch.setattr(host, "_write_pages", write_then_terminated)
     handler = signal.getsignal(signal.SIGTERM)
@@ -432,10 +482,30 @@ def test_kernel_check_command_prints_rows(tmp_path, monkeypatch, capsys):
     pages = str(raw_dump(tmp_path, pages_three()))
     root = zram_tree(tmp_path / "root")
     monkeypatch.setattr(os, "geteuid", lambda: 0)
+    fake_kernel(monkeypatch, root, STORED_3000)
     cli.main(["kernel-check", pages, "--compressor", "lz4", "--root", str(root),
               "--dev", str(root / "dev")])
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith(f"{pages}: 3 pages written to zram1 (removed again), "
-                               "compressor lz4, kernel 6.6.30, profile 6.6")
-    assert lines[3].split() == ["field", "simulated", "kernel", "difference", "percent"]
-    assert lines[5].split() == ["compr_data_size", "4096", "4000", "96", "2.400"]
+    assert lines[0] == (f"{pages}: 3 pages written to zram1 (removed again), compressor lz4, "
+                        "kernel 6.6.30, profile 6.6")
+    assert lines[2].split() == ["mode", "field", "simulated", "kernel", "difference",
+                                "percent"]
+    assert lines[3].split() == ["kernel", "sizes", "orig_data_size", "12288", "12288", "0",
+                                "0.000"]
+    assert lines[13].split() == ["ours", "compr_data_size", "4096", "3000", "1096", "36.533"]
+    assert lines[-1] == ("9 of 9 values computed from the kernel's own compressed sizes "
+                         "equal the kernel's")
+
+
+def test_kernel_check_command_exits_1_when_the_kernels_sizes_disagree(tmp_path, monkeypatch,
+                                                                      capsys):
+    """A kernel that reports a 3000-byte object in one page: not what the
+    6.6 zsmalloc model does with it, so the check says so and fails."""
+    root = zram_tree(tmp_path / "root")
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    fake_kernel(monkeypatch, root, STORED_3000[:2] + ("12288 3000 4096 0 4096 2 0 0 0",))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["kernel-check", str(raw_dump(tmp_path, pages_three())), "--compressor",
+                  "lz4", "--root", str(root), "--dev", str(root / "dev")])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().out.splitlines()[-1].startswith("7 of 9 values")

@@ -580,9 +580,21 @@ def kernel_check_cmd(pages_path, compressor, as_json, root, dev):
     note = f" ({result['note']})" if result["note"] else ""
     click.echo(f"{pages_path}: {result['pages']} pages written to {result['device']} "
                f"(removed again), compressor {result['compressor']}, kernel "
-               f"{result['release']}, profile {result['profile'] or '-'}{note}")
-    click.echo(f"model: {result['model']}\n")
-    _emit(result["rows"], ("field", "simulated", "kernel", "difference", "percent"), False, None)
+               f"{result['release']}, profile {result['profile'] or '-'}{note}\n")
+    if not result["rows"]:
+        _table("kernel mm_stat (no modelled zram kernel to compare)", result["mm_stat"],
+               result["mm_stat"])
+        return
+    _emit(result["rows"], ("mode", "field", "simulated", "kernel", "difference", "percent"),
+          False, None)
+    if "ours" not in result["modes"]:
+        click.echo(f"\n(zswapsim has no {result['compressor']}: only the kernel's sizes run)")
+    exact = [row for row in result["rows"] if row["mode"] == "kernel sizes"]
+    failures = [row for row in exact if row["difference"]]
+    click.echo(f"\n{len(exact) - len(failures)} of {len(exact)} values computed from the "
+               "kernel's own compressed sizes equal the kernel's")
+    if failures:
+        sys.exit(1)
 
 
 def main(argv=None):

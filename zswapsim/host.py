@@ -19,8 +19,10 @@ as it exists.
 `kernel_check` needs root and the zram module.  It hot-adds one device,
 sets its compressor and disksize, writes the pages one 4096-byte O_DIRECT
 write per page at page offsets (as the fidelity data was made), reads
-mm_stat and hot-removes the device again, in a `finally` that SIGTERM and
-SIGHUP reach too.  It touches no device but the index hot_add returned.
+mm_stat after every write (what each page added to compr_data_size is the
+kernel's own stored length, which the model can then be fed, so only our
+write path and zsmalloc are on trial) and hot-removes the device again, in
+a `finally` that SIGTERM and SIGHUP reach too.  It touches no device but the index hot_add returned.
 Every path goes through `root` (and `dev` for the device node) so that the
 tests can run all of it against a fake tree.
 """
@@ -32,8 +34,9 @@ import re
 import signal
 import time
 
-from .compress import get_compressor
+from .compress import GivenLengths, get_compressor
 from .errors import ConfigError, UserError
+from .fidelity import KERNEL_SIZES, OURS
 from .memory import PAGE_SIZE
 from .trace import STORE, TraceReader
 from .trace.format import MAGIC as TRACE_MAGIC
@@ -287,9 +290,10 @@ def _set(root, device, attribute, value):
         raise UserError(f"/{relative}: cannot set {value!r} ({exc.strerror})") from None
 
 
-def _write_pages(node, pages):
+def _write_pages(node, pages, after_each):
     """One 4096-byte O_DIRECT write per page at its page offset: each is one
-    bio, so zram sees whole pages in order and the page cache keeps none."""
+    bio, so zram sees whole pages in order and the page cache keeps none.
+    `after_each(index)` runs once the write of page `index` is done."""
     deadline = time.monotonic() + DEVICE_NODE_WAIT_S
     while not os.path.exists(node) and time.monotonic() < deadline:
         time.sleep(0.01)                # udev may still be creating the node
@@ -300,6 +304,7 @@ def _write_pages(node, pages):
             buffer[:] = page
             if os.pwrite(fd, buffer, index * PAGE_SIZE) != PAGE_SIZE:
                 raise UserError(f"{node}: short write at page {index}")
+            after_each(index)
     finally:
         os.close(fd)
         buffer.close()
@@ -313,9 +318,12 @@ def _check_may_run(root, euid):
 
 
 def kernel_check(pages_path, compressor=None, root="/", dev="/dev", euid=None):
-    """Write the page set to a zram device of our own; its mm_stat beside
-    the model's, one row per field (simulated None where zswapsim has no
-    twin of the kernel's compressor)."""
+    """Write the page set to a zram device of our own and hold its mm_stat
+    against the model's, one row per field and mode: "kernel sizes" feeds
+    the model the length each page added to compr_data_size (mm_stat is
+    read after every write, as the fidelity data was made), so only our
+    write path and zsmalloc run and every row should agree; "ours" runs
+    zswapsim's twin of the compressor, where it has one."""
     _check_may_run(root, os.geteuid() if euid is None else euid)
     pages = load_pages(pages_path)
     release = running_release(root)
@@ -324,6 +332,11 @@ def kernel_check(pages_path, compressor=None, root="/", dev="/dev", euid=None):
     with _terminations_interrupt():
         index = _hot_add(root)
         device = f"zram{index}"
+        mm_stat = os.path.join(SYS_BLOCK, device, "mm_stat")
+        stored = [0]                    # compr_data_size after each write
+
+        def record_length(_index):
+            stored.append(_named(MM_STAT, _read(root, mm_stat))["compr_data_size"])
         try:
             selected, offered = parse_comp_algorithm(
                 _read(root, os.path.join(SYS_BLOCK, device, "comp_algorithm")))
@@ -333,36 +346,39 @@ def kernel_check(pages_path, compressor=None, root="/", dev="/dev", euid=None):
                                   f"it offers: {', '.join(offered)}")
             _set(root, device, "comp_algorithm", algorithm)
             _set(root, device, "disksize", str(disksize))
-            _write_pages(os.path.join(dev, device), pages)
-            kernel = _named(MM_STAT, _read(root, os.path.join(SYS_BLOCK, device, "mm_stat")))
+            _write_pages(os.path.join(dev, device), pages, record_length)
+            kernel = _named(MM_STAT, _read(root, mm_stat))
         finally:
             _hot_remove(root, index)
-    simulated = _model(pages, disksize, algorithm, profile)
+    lengths = [after - before for before, after in zip(stored, stored[1:])]
+    models = _models(pages, lengths, disksize, algorithm, profile)
+    rows = [_row(mode, field, simulated[field], kernel[field])
+            for mode, simulated in models.items() for field in MM_STAT]
     return {"release": release, "profile": profile, "note": note, "device": device,
             "compressor": algorithm, "pages": len(pages), "disksize": disksize,
-            "model": "no zswapsim twin of this compressor" if simulated is None
-            else f"Zram(kernel={profile}, compressor={algorithm})",
-            "rows": [_row(field, simulated and simulated[field], kernel[field])
-                     for field in MM_STAT]}
+            "modes": list(models), "mm_stat": kernel, "rows": rows}
 
 
-def _model(pages, disksize, algorithm, profile):
+def _models(pages, lengths, disksize, algorithm, profile):
+    """mode -> the model's mm_stat after the same writes."""
     if profile is None:
-        return None
+        return {}
+    compressors = {KERNEL_SIZES: GivenLengths(algorithm, pages, lengths)}
     try:
-        ours = get_compressor(algorithm)
+        compressors[OURS] = get_compressor(algorithm)
     except ConfigError:
-        return None                     # lzo, lzo-rle, 842: no userspace twin here
-    device = Zram(disksize, compressor=ours, kernel=profile)
-    for index, page in enumerate(pages):
-        device.write(index, page)
-    return device.mm_stat()
+        pass                            # lzo, lzo-rle, 842: no userspace twin here
+    results = {}
+    for mode, compressor in compressors.items():
+        device = Zram(disksize, compressor=compressor, kernel=profile)
+        for index, page in enumerate(pages):
+            device.write(index, page)
+        results[mode] = device.mm_stat()
+    return results
 
 
-def _row(field, simulated, kernel):
-    if simulated is None:
-        return {"field": field, "simulated": None, "kernel": kernel, "difference": None,
-                "percent": None}
+def _row(mode, field, simulated, kernel):
     difference = simulated - kernel
-    return {"field": field, "simulated": simulated, "kernel": kernel, "difference": difference,
+    return {"mode": mode, "field": field, "simulated": simulated, "kernel": kernel,
+            "difference": difference,
             "percent": 100.0 * difference / kernel if kernel else 0.0}
