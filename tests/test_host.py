@@ -451,6 +451,23 @@ def test_sigterm_during_the_writes_removes_the_device(tmp_path, monkeypatch):
     assert signal.getsignal(signal.SIGTERM) is handler
 
 
+def test_sigterm_while_the_device_is_added_still_removes_it(tmp_path, monkeypatch):
+    """The signal is held until hot_add's index is known, then stops the run."""
+    root = zram_tree(tmp_path / "root")
+    hot_add = host._hot_add
+
+    def hot_add_then_terminated(root):
+        index = hot_add(root)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return index
+    monkeypatch.setattr(host, "_hot_add", hot_add_then_terminated)
+    with pytest.raises(KeyboardInterrupt):
+        host.kernel_check(raw_dump(tmp_path, pages_three()), compressor="lz4", root=root,
+                          dev=root / "dev", euid=0)
+    assert (root / "sys/class/zram-control/hot_remove").read_text() == "1"
+    assert (root / "dev/zram1").read_bytes() == b""
+
+
 def one_line_error(capsys, argv, status=2):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(argv)

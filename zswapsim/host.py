@@ -22,9 +22,10 @@ write per page at page offsets (as the fidelity data was made), reads
 mm_stat after every write (what each page added to compr_data_size is the
 kernel's own stored length, which the model can then be fed, so only our
 write path and zsmalloc are on trial) and hot-removes the device again, in
-a `finally` that SIGTERM and SIGHUP reach too.  It touches no device but the index hot_add returned.
-Every path goes through `root` (and `dev` for the device node) so that the
-tests can run all of it against a fake tree.
+a `finally` that SIGTERM and SIGHUP reach too (and that no signal cuts in
+half).  It touches no device but the index hot_add returned.  Every path
+goes through `root` (and `dev` for the device node) so that the tests can
+run all of it against a fake tree.
 """
 
 import contextlib
@@ -259,6 +260,18 @@ def _terminations_interrupt():
             signal.signal(signum, handler)
 
 
+@contextlib.contextmanager
+def _signals_held():
+    """Hold ^C, SIGTERM and SIGHUP back (they arrive on leaving) while a
+    device is being added or removed, so neither step is cut in half."""
+    stops = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _hot_add(root):
     relative = os.path.join(ZRAM_CONTROL, "hot_add")
     try:
@@ -310,6 +323,10 @@ def _write_pages(node, pages, after_each):
         buffer.close()
 
 
+def _mm_stat(root, device):
+    return _named(MM_STAT, _read(root, os.path.join(SYS_BLOCK, device, "mm_stat")))
+
+
 def _check_may_run(root, euid):
     if euid != 0:
         raise Refused("kernel-check needs root: it creates and removes a zram device")
@@ -329,15 +346,12 @@ def kernel_check(pages_path, compressor=None, root="/", dev="/dev", euid=None):
     release = running_release(root)
     profile, note = pick_kernel("zram", release)
     disksize = (len(pages) + DISKSIZE_SLACK_PAGES) * PAGE_SIZE
+    index = None
     with _terminations_interrupt():
-        index = _hot_add(root)
-        device = f"zram{index}"
-        mm_stat = os.path.join(SYS_BLOCK, device, "mm_stat")
-        stored = [0]                    # compr_data_size after each write
-
-        def record_length(_index):
-            stored.append(_named(MM_STAT, _read(root, mm_stat))["compr_data_size"])
         try:
+            with _signals_held():       # no stop between hot_add and knowing the index
+                index = _hot_add(root)
+            device = f"zram{index}"
             selected, offered = parse_comp_algorithm(
                 _read(root, os.path.join(SYS_BLOCK, device, "comp_algorithm")))
             algorithm = compressor or ("lzo-rle" if "lzo-rle" in offered else selected)
@@ -346,10 +360,14 @@ def kernel_check(pages_path, compressor=None, root="/", dev="/dev", euid=None):
                                   f"it offers: {', '.join(offered)}")
             _set(root, device, "comp_algorithm", algorithm)
             _set(root, device, "disksize", str(disksize))
-            _write_pages(os.path.join(dev, device), pages, record_length)
-            kernel = _named(MM_STAT, _read(root, mm_stat))
+            stored = [0]                # compr_data_size after each write
+            _write_pages(os.path.join(dev, device), pages,
+                         lambda _index: stored.append(_mm_stat(root, device)["compr_data_size"]))
+            kernel = _mm_stat(root, device)
         finally:
-            _hot_remove(root, index)
+            if index is not None:
+                with _signals_held():
+                    _hot_remove(root, index)
     lengths = [after - before for before, after in zip(stored, stored[1:])]
     models = _models(pages, lengths, disksize, algorithm, profile)
     rows = [_row(mode, field, simulated[field], kernel[field])
