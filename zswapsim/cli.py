@@ -574,9 +574,11 @@ def kernel_check_cmd(pages_path, compressor, as_json, root, dev):
     model's.  Needs root and the zram module; removes the device it made."""
     from .host import kernel_check
     result = kernel_check(pages_path, compressor=compressor, root=root, dev=dev)
+    exact = [row for row in result["rows"] if row["mode"] == "kernel sizes"]
+    failures = [row for row in exact if row["difference"]]
     if as_json:
         click.echo(json.dumps(result, indent=1))
-        return
+        sys.exit(1 if failures else 0)
     note = f" ({result['note']})" if result["note"] else ""
     click.echo(f"{pages_path}: {result['pages']} pages written to {result['device']} "
                f"(removed again), compressor {result['compressor']}, kernel "
@@ -589,8 +591,6 @@ def kernel_check_cmd(pages_path, compressor, as_json, root, dev):
           False, None)
     if "ours" not in result["modes"]:
         click.echo(f"\n(zswapsim has no {result['compressor']}: only the kernel's sizes run)")
-    exact = [row for row in result["rows"] if row["mode"] == "kernel sizes"]
-    failures = [row for row in exact if row["difference"]]
     click.echo(f"\n{len(exact) - len(failures)} of {len(exact)} values computed from the "
                "kernel's own compressed sizes equal the kernel's")
     if failures:
