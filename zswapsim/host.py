@@ -242,34 +242,48 @@ def load_pages(path):
     return pages
 
 
-@contextlib.contextmanager
-def _terminations_interrupt():
-    """SIGTERM and SIGHUP raise KeyboardInterrupt, as ^C does, so that the
-    `finally` removing our device runs whichever way the run is stopped."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-    try:
-        previous = {signum: signal.signal(signum, interrupt)
-                    for signum in (signal.SIGTERM, signal.SIGHUP)}
-    except ValueError:                  # not the main thread: signals stay as they are
-        previous = {}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
+class _Stops:
+    """^C, SIGTERM and SIGHUP raise KeyboardInterrupt, so that the `finally`
+    removing our device runs whichever way the run is stopped; while held
+    (a device being added or removed) a stop waits until the step is done.
+    A flag, not a signal mask: Python runs handlers on the main thread
+    whichever thread the kernel delivered the signal to."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self):
+        self.holding = False
+        self.pending = None
+        self.previous = {}
+
+    def __enter__(self):
+        try:
+            for signum in self.SIGNALS:
+                self.previous[signum] = signal.signal(signum, self._arrived)
+        except ValueError:              # not the main thread: signals stay as they are
+            pass
+        return self
+
+    def __exit__(self, *exc_info):
+        for signum, handler in self.previous.items():
             signal.signal(signum, handler)
 
+    def _arrived(self, signum, frame):
+        if self.holding:
+            self.pending = signum
+            return
+        raise KeyboardInterrupt(signal.Signals(signum).name)
 
-@contextlib.contextmanager
-def _signals_held():
-    """Hold ^C, SIGTERM and SIGHUP back (they arrive on leaving) while a
-    device is being added or removed, so neither step is cut in half."""
-    stops = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    @contextlib.contextmanager
+    def held(self):
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+            if self.pending is not None:
+                signum, self.pending = self.pending, None
+                raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def _hot_add(root):
@@ -347,9 +361,9 @@ def kernel_check(pages_path, compressor=None, root="/", dev="/dev", euid=None):
     profile, note = pick_kernel("zram", release)
     disksize = (len(pages) + DISKSIZE_SLACK_PAGES) * PAGE_SIZE
     index = None
-    with _terminations_interrupt():
+    with _Stops() as stops:
         try:
-            with _signals_held():       # no stop between hot_add and knowing the index
+            with stops.held():          # no stop between hot_add and knowing the index
                 index = _hot_add(root)
             device = f"zram{index}"
             selected, offered = parse_comp_algorithm(
@@ -366,7 +380,7 @@ def kernel_check(pages_path, compressor=None, root="/", dev="/dev", euid=None):
             kernel = _mm_stat(root, device)
         finally:
             if index is not None:
-                with _signals_held():
+                with stops.held():
                     _hot_remove(root, index)
     lengths = [after - before for before, after in zip(stored, stored[1:])]
     models = _models(pages, lengths, disksize, algorithm, profile)
