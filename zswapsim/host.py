@@ -220,7 +220,9 @@ def read_host(root="/"):
         "zswap_parameters": _directory_values(root, ZSWAP_PARAMETERS,
                                               " (no zswap in this kernel)"),
         "zswap_debugfs": _directory_values(root, ZSWAP_DEBUGFS,
-                                           " (debugfs not mounted or not readable)"),
+                                           " (debugfs not mounted or not readable, or zswap"
+                                           " not enabled since boot: it sets up on first"
+                                           " enabling)"),
         "vmstat": _vmstat(root),
         "zram": _zram_devices(root),
     }
