@@ -519,6 +519,88 @@ def _size_histogram(sizes, bar_width=28):
         click.echo(f"{label:>11}  " + "  ".join(cells))
 
 
+@cli.command("host")
+@click.option("--root", default="/", show_default=True, type=click.Path(file_okay=False),
+              help="Read /sys and /proc under this directory (a copy of another machine's).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def host_cmd(root, as_json):
+    """Show this kernel's zswap and zram counters under zswapsim's names,
+    and which modelled kernel `--kernel host` picks for its release."""
+    from .host import read_host
+    report = read_host(root)
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+        return
+    click.echo(f"kernel {report['release']}")
+    for model, pick in report["profiles"].items():
+        note = f" ({pick['note']})" if pick["note"] else ""
+        click.echo(f"  --kernel host for {model}: {pick['kernel'] or '-'}{note}")
+    _host_section("zswap parameters", report["zswap_parameters"])
+    _host_section("zswap debugfs", report["zswap_debugfs"], modelled=DEBUGFS_COUNTERS)
+    _host_section("/proc/vmstat", report["vmstat"])
+    devices = report["zram"]
+    if isinstance(devices, str):
+        click.echo(f"\nzram: {devices}")
+        return
+    for name, device in devices.items():
+        algorithm = device["comp_algorithm"]
+        if isinstance(algorithm, dict):
+            algorithm = f"{algorithm['selected']} (offered: {' '.join(algorithm['offered'])})"
+        click.echo(f"\n{name}: comp_algorithm {algorithm}")
+        for stat in ("mm_stat", "io_stat", "bd_stat"):
+            _host_section(stat, device[stat], indent="  ")
+
+
+def _host_section(title, values, modelled=None, indent=""):
+    """A name/value table, or the one line saying why there is none; names
+    a model lacks are marked, so a reader sees what zswapsim cannot show."""
+    if isinstance(values, str):
+        click.echo(f"\n{indent}{title}: {values}")
+        return
+    click.echo(f"\n{indent}{title}")
+    names = [name for name in modelled or () if name in values]
+    names += [name for name in values if name not in names]
+    for name in names:
+        mark = "  (not modelled)" if modelled is not None and name not in modelled else ""
+        click.echo(f"{indent}  {name:<28} {values[name]!s:>14}{mark}")
+
+
+@cli.command("kernel-check")
+@click.argument("pages_path", metavar="PAGES", type=click.Path(dir_okay=False, exists=True))
+@click.option("--compressor", default=None,
+              help="The kernel's zram compressor (default lzo-rle, else the kernel's default).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--root", default="/", hidden=True, type=click.Path(file_okay=False))
+@click.option("--dev", default="/dev", hidden=True, type=click.Path(file_okay=False))
+def kernel_check_cmd(pages_path, compressor, as_json, root, dev):
+    """Write PAGES (a raw dump, a .pages.zst set or a trace's stored pages)
+    to a new zram device of this kernel and print its mm_stat against the
+    model's.  Needs root and the zram module; removes the device it made."""
+    from .host import kernel_check
+    result = kernel_check(pages_path, compressor=compressor, root=root, dev=dev)
+    exact = [row for row in result["rows"] if row["mode"] == "kernel sizes"]
+    failures = [row for row in exact if row["difference"]]
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+        sys.exit(1 if failures else 0)
+    note = f" ({result['note']})" if result["note"] else ""
+    click.echo(f"{pages_path}: {result['pages']} pages written to {result['device']} "
+               f"(removed again), compressor {result['compressor']}, kernel "
+               f"{result['release']}, profile {result['profile'] or '-'}{note}\n")
+    if not result["rows"]:
+        _table("kernel mm_stat (no modelled zram kernel to compare)", result["mm_stat"],
+               result["mm_stat"])
+        return
+    _emit(result["rows"], ("mode", "field", "simulated", "kernel", "difference", "percent"),
+          False, None)
+    if "ours" not in result["modes"]:
+        click.echo(f"\n(zswapsim has no {result['compressor']}: only the kernel's sizes run)")
+    click.echo(f"\n{len(exact) - len(failures)} of {len(exact)} values computed from the "
+               "kernel's own compressed sizes equal the kernel's")
+    if failures:
+        sys.exit(1)
+
+
 def main(argv=None):
     """Entry point: run the CLI, turning every expected error into one line."""
     try:
