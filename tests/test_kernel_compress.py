@@ -83,6 +83,19 @@ def test_zram_per_page_sizes_of_newer_kernels(version, algorithm):
                            pages) == []
 
 
+def test_lz4_streams_interoperate_with_liblz4():
+    """python-lz4 (liblz4 1.9.4) is an independent encoder and decoder of
+    the same block format: each side must read the other's streams."""
+    import lz4.block
+    for page in page_set("mix2000")[1]:
+        for ours in (_kcompress.lz4_compress(page, ZRAM_DLEN),
+                     _kcompress.lz4hc_compress(page, ZRAM_DLEN, 9)):
+            assert lz4.block.decompress(ours, uncompressed_size=PAGE_SIZE) == page
+        for theirs in (lz4.block.compress(page, store_size=False),
+                       lz4.block.compress(page, store_size=False, mode="high_compression")):
+            assert _kcompress.lz4_decompress(theirs, PAGE_SIZE) == page
+
+
 # -- hand-worked lengths --------------------------------------------------
 
 def incompressible_page():
@@ -366,3 +379,16 @@ def test_zswap_on_our_lz4_equals_the_kernel(pool):
     counters = zswap.counters()
     assert {field: counters[field] for field in ZSWAP_FIELDS} == \
         {field: expected[field] for field in ZSWAP_FIELDS}
+
+
+@pytest.mark.parametrize("algorithm", sorted(COMPRESS))
+def test_inputs_up_to_64k_round_trip(algorithm):
+    """lzo cuts inputs over 49,152 bytes (49,151 for lzo-rle) into chunks,
+    carrying pending literals across; lz4 keeps its 16-bit table to 64 KiB."""
+    rng = random.Random(64)
+    text = Path(__file__).read_bytes()
+    data = (rng.randbytes(49_140) + text[:30] + bytes(6000) + text)[:65_536]
+    data += bytes(65_536 - len(data))
+    assert DECOMPRESS[algorithm](COMPRESS[algorithm](data, 2 * len(data)), len(data)) == data
+    with pytest.raises(ValueError):
+        COMPRESS[algorithm](data + b"x", 2 * len(data))
