@@ -3,7 +3,7 @@
 setuptools already builds this package, and one small extension of plain C
 files needs nothing more: ext_modules here keeps `pip install -e '.[test]'`
 the whole set-up, with no second build system (meson-python or
-scikit-build-core would add one for four files).  Warnings are errors so a
+scikit-build-core would add one for five files).  Warnings are errors so a
 compiler complaint cannot slip by.  The C code reads words in host byte order
 as little-endian, as the x86_64 kernel whose bytes it reproduces.
 """
@@ -15,7 +15,7 @@ from setuptools import Extension, setup
 if sys.byteorder != "little":
     raise SystemExit("zswapsim._kcompress needs a little-endian host")
 
-SOURCES = ["module.c", "lz4.c", "lz4hc.c", "lzo.c"]
+SOURCES = ["module.c", "lz4.c", "lz4hc.c", "lzo.c", "842.c"]
 
 setup(ext_modules=[Extension(
     "zswapsim._kcompress",

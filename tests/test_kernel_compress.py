@@ -28,9 +28,11 @@ COMPRESS = {
     "lz4hc": lambda page, dlen: _kcompress.lz4hc_compress(page, dlen, 9),
     "lzo": _kcompress.lzo_compress,
     "lzo-rle": _kcompress.lzorle_compress,
+    "842": _kcompress.sw842_compress,
 }
 DECOMPRESS = {"lz4": _kcompress.lz4_decompress, "lz4hc": _kcompress.lz4_decompress,
-              "lzo": _kcompress.lzo_decompress, "lzo-rle": _kcompress.lzo_decompress}
+              "lzo": _kcompress.lzo_decompress, "lzo-rle": _kcompress.lzo_decompress,
+              "842": _kcompress.sw842_decompress}
 
 
 @functools.cache
@@ -94,6 +96,38 @@ def test_lz4_streams_interoperate_with_liblz4():
         for theirs in (lz4.block.compress(page, store_size=False),
                        lz4.block.compress(page, store_size=False, mode="high_compression")):
             assert _kcompress.lz4_decompress(theirs, PAGE_SIZE) == page
+
+
+@pytest.mark.parametrize("name, huge, not_fitting, mean", [
+    ("mix2000", 426, 300, 2985.6), ("mix10000", 2215, 1684, 3014.9)])
+def test_842_against_the_reference_build(name, huge, not_fitting, mean):
+    """No kernel ran 842 on these pages; the sheet's reference build of the
+    kernel's lib/842 (section 3.7) measured these figures: pages at or over
+    the huge threshold, pages over zswap's 4096, and the mean length over
+    pages that are not same-filled; 4,424 bytes at most."""
+    _, pages_ = page_set(name)
+    lengths = [len(_kcompress.sw842_compress(page, ZRAM_DLEN)) for page in pages_]
+    assert sum(size >= HUGE_THRESHOLD for size in lengths) == huge
+    assert sum(_kcompress.sw842_compress(page, ZSWAP_DLEN) is None for page in pages_) \
+        == not_fitting == sum(size > ZSWAP_DLEN for size in lengths)
+    stored = [size for size, page in zip(lengths, pages_) if page != page[:8] * 512]
+    assert round(sum(stored) / len(stored), 1) == mean
+    assert max(lengths) == 4424
+
+
+def test_842_by_hand():
+    """A zero page, 512 zero blocks: a zeros template (0x1c) for the first;
+    each 64th repeat after it flushes a repeat template (0x1b, count - 1 =
+    63) that absorbs it, 7 times (blocks 1-448); 63 repeats are left for a
+    last template (62); then the end (0x1e) and crc32_be of zeros, 0.
+    130 bits: 17 bytes, zero-padded to 24."""
+    bits = ("11100" + ("11011" + format(63, "06b")) * 7 + "11011" + format(62, "06b")
+            + "11110" + "0" * 32)
+    assert len(bits) == 130
+    padded = bits + "0" * (24 * 8 - len(bits))
+    expected = bytes(int(padded[i:i + 8], 2) for i in range(0, len(padded), 8))
+    assert _kcompress.sw842_compress(bytes(PAGE_SIZE), ZRAM_DLEN) == expected
+    assert _kcompress.sw842_decompress(expected, PAGE_SIZE) == bytes(PAGE_SIZE)
 
 
 # -- hand-worked lengths --------------------------------------------------
@@ -234,6 +268,8 @@ LZ4_VALID = b"\x1a" + b"A" + b"\x01\x00" + b"\x50" + b"BCDEF"
 LZO_VALID = b"\x12A" + b"\x40\x00" + b"\x11\x00\x00"
 # lzo-rle: the same literal, a zero run of 4 (rl 0: 0x18 fc ff 00), end marker.
 LZO_RLE_VALID = b"\x11\x01" + b"\x12A" + b"\x18\xfc\xff\x00" + b"\x11\x00\x00"
+# 842: a first block made of ring slot 0 (I8, 0x19), which nothing has written.
+SW842_NO_HISTORY = bytes([0b11001000, 0b00000111, 0b10000000]) + bytes(5)
 
 
 def test_the_hand_made_streams_decode():
@@ -258,6 +294,8 @@ def test_the_hand_made_streams_decode():
     (_kcompress.lzo_decompress, b"\x11\x00\x01", 0),                # marker with a length
     (_kcompress.lzo_decompress, LZO_RLE_VALID, 4),                  # zero run past the end
     (_kcompress.lzo_decompress, LZO_RLE_VALID[:8], 5),              # run cut short
+    (_kcompress.sw842_decompress, SW842_NO_HISTORY, 8),             # index before the start
+    (_kcompress.sw842_decompress, bytes(8), 8),                     # template 0: data cut
 ])
 def test_decompressors_reject_malformed_input(decompress, data, size):
     with pytest.raises(ValueError):
@@ -298,7 +336,7 @@ def test_sanitizers_find_nothing(tmp_path):
         [compiler, "-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
          "-fsanitize=address,undefined", "-fno-sanitize-recover=all", f"-I{SOURCES}",
          *(str(SOURCES / name) for name in
-           ("sanitize_harness.c", "lz4.c", "lz4hc.c", "lzo.c")),
+           ("sanitize_harness.c", "lz4.c", "lz4hc.c", "lzo.c", "842.c")),
          "-o", str(harness)], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr
     for name in SETS:
@@ -322,7 +360,7 @@ def test_lz4_still_means_python_lz4():
 
 @pytest.mark.parametrize("name, function", [
     ("kernel-lz4", _kcompress.lz4_compress), ("lzo", _kcompress.lzo_compress),
-    ("lzo-rle", _kcompress.lzorle_compress),
+    ("lzo-rle", _kcompress.lzorle_compress), ("842", _kcompress.sw842_compress),
     ("kernel-lz4hc", lambda page, dlen: _kcompress.lz4hc_compress(page, dlen, 9)),
     ("kernel-lz4hc-3", lambda page, dlen: _kcompress.lz4hc_compress(page, dlen, 3)),
 ])

@@ -198,19 +198,30 @@ class LzoRle(Lzo):
     _compress = staticmethod(_kcompress.lzorle_compress)
 
 
+class Sw842(KernelCompressor):
+    """lib/842's sw842_compress (no kernel run holds 842 sizes: its lengths
+    are checked against the fact sheet's reference build of lib/842)."""
+
+    name = "842"
+    _compress = staticmethod(_kcompress.sw842_compress)
+
+    def decompress(self, data, size=PAGE_SIZE):
+        return _kcompress.sw842_decompress(data, size)
+
+
 _ZSTD_LEVELS = range(1, 23)
 _LZ4HC_LEVELS = range(1, 17)
 
 
 def known_compressors():
     """Names accepted by `get_compressor`, in the order users see them."""
-    return ["lz4", "lz4hc", "zstd", "zstd-N (N = 1..22)", "deflate", "lzo", "lzo-rle",
+    return ["lz4", "lz4hc", "zstd", "zstd-N (N = 1..22)", "deflate", "lzo", "lzo-rle", "842",
             "kernel-lz4", "kernel-lz4hc", "kernel-lz4hc-N (N = 1..16)"]
 
 
 def get_compressor(name):
     """Look a compressor up by name: lz4, lz4hc, zstd (level 3), zstd-N, deflate,
-    and the kernel's own (compiled) lzo, lzo-rle, kernel-lz4, kernel-lz4hc[-N],
+    and the kernel's own (compiled) lzo, lzo-rle, 842, kernel-lz4, kernel-lz4hc[-N],
     these with zswap's 4096-byte destination."""
     if name == "lz4":
         return Lz4()
@@ -220,7 +231,7 @@ def get_compressor(name):
         return Zstd()
     if name == "deflate":
         return Deflate()
-    kernel_own = {"lzo": Lzo, "lzo-rle": LzoRle, "kernel-lz4": KernelLz4,
+    kernel_own = {"lzo": Lzo, "lzo-rle": LzoRle, "842": Sw842, "kernel-lz4": KernelLz4,
                   "kernel-lz4hc": KernelLz4hc}
     if name in kernel_own:
         return kernel_own[name]()

@@ -30,6 +30,10 @@ size_t kc_lzo_compress(const uint8_t *src, size_t n, uint8_t *dst, size_t dlen,
 int kc_lzo_decompress(const uint8_t *src, size_t n, uint8_t *dst, size_t cap,
 		      size_t *out_len);
 
+size_t kc_842_compress(const uint8_t *src, size_t n, uint8_t *dst, size_t dlen);
+int kc_842_decompress(const uint8_t *src, size_t n, uint8_t *dst, size_t cap,
+		      size_t *out_len);
+
 static inline uint32_t kc_read32(const uint8_t *p)
 {
 	uint32_t v;

@@ -1,6 +1,6 @@
 /*
  * module.c - zswapsim._kcompress: the kernel's page compressors (lz4.c,
- * lz4hc.c, lzo.c) exposed to Python, one call per page.
+ * lz4hc.c, lzo.c, 842.c) exposed to Python, one call per page.
  *
  * A compressor returns the kernel's bytes, or None where the kernel says the
  * output did not fit the destination size the caller gives (zswap 4096,
@@ -14,15 +14,15 @@
 
 #include "kcompress.h"
 
-/* Every algorithm here writes at most n + n/16 + 67 bytes (lzo's bound). */
+/* No algorithm here writes more than n + n/8 + 80 bytes (842: 69 bits per 64). */
 static size_t output_room(size_t n, size_t dlen)
 {
-	size_t bound = n + n / 16 + 80;
+	size_t bound = n + n / 8 + 80;
 
 	return dlen < bound ? dlen : bound;
 }
 
-enum algorithm { LZ4, LZ4HC, LZO, LZO_RLE };
+enum algorithm { LZ4, LZ4HC, LZO, LZO_RLE, SW842 };
 
 static PyObject *compress(enum algorithm algorithm, PyObject *args)
 {
@@ -62,6 +62,9 @@ static PyObject *compress(enum algorithm algorithm, PyObject *args)
 		case LZO:
 		case LZO_RLE:
 			length = kc_lzo_compress(src, n, dst, (size_t)dlen, algorithm == LZO_RLE);
+			break;
+		case SW842:
+			length = kc_842_compress(src, n, dst, (size_t)dlen);
 			break;
 		}
 		Py_END_ALLOW_THREADS
@@ -143,6 +146,18 @@ static PyObject *py_lzorle_compress(PyObject *self, PyObject *args)
 	return compress(LZO_RLE, args);
 }
 
+static PyObject *py_842_compress(PyObject *self, PyObject *args)
+{
+	(void)self;
+	return compress(SW842, args);
+}
+
+static PyObject *py_842_decompress(PyObject *self, PyObject *args)
+{
+	(void)self;
+	return decompress(kc_842_decompress, "842", args);
+}
+
 static PyObject *py_lz4_decompress(PyObject *self, PyObject *args)
 {
 	(void)self;
@@ -164,6 +179,10 @@ static PyMethodDef methods[] = {
 	 "lzo_compress(page, dlen): lzo1x_1_compress_safe's bytes, None if no fit"},
 	{"lzorle_compress", py_lzorle_compress, METH_VARARGS,
 	 "lzorle_compress(page, dlen): lzorle1x_1_compress_safe's bytes, None if no fit"},
+	{"sw842_compress", py_842_compress, METH_VARARGS,
+	 "sw842_compress(page, dlen): sw842_compress's bytes, None if they do not fit"},
+	{"sw842_decompress", py_842_decompress, METH_VARARGS,
+	 "sw842_decompress(data, size): exactly size bytes (CRC checked), or ValueError"},
 	{"lz4_decompress", py_lz4_decompress, METH_VARARGS,
 	 "lz4_decompress(data, size): exactly size bytes, or ValueError"},
 	{"lzo_decompress", py_lzo_decompress, METH_VARARGS,
@@ -173,7 +192,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
 	PyModuleDef_HEAD_INIT, "_kcompress",
-	"The kernel's lz4, lz4hc, lzo and lzo-rle, byte for byte.", -1, methods,
+	"The kernel's lz4, lz4hc, lzo, lzo-rle and 842, byte for byte.", -1, methods,
 	NULL, NULL, NULL, NULL,
 };
 

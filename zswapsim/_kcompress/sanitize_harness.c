@@ -121,6 +121,8 @@ int main(int argc, char **argv)
 					kc_lzo_decompress, fuzz);
 			failed |= check("lzo-rle", kc_lzo_compress(page, PAGE, dst, dlens[d], 1), dst,
 					page, kc_lzo_decompress, fuzz);
+			failed |= check("842", kc_842_compress(page, PAGE, dst, dlens[d]), dst, page,
+					kc_842_decompress, fuzz);
 			free(dst);
 		}
 		if (pages % 16 == 0) {
