@@ -77,7 +77,8 @@ static const struct template templates[] = {
 };
 #define TEMPLATES (sizeof(templates) / sizeof(templates[0]))
 
-static uint32_t crc_table[256];
+/* Tables filled on first use, one per thread so no two threads race. */
+static _Thread_local uint32_t crc_table[256];
 
 /* crc32_be: polynomial 0x04C11DB7, most significant bit first, no inversion. */
 static uint32_t crc32_be(const uint8_t *p, size_t n)
@@ -207,28 +208,47 @@ static int index_bits(int size)
 	return size == 2 ? I2_BITS : size == 4 ? I4_BITS : I8_BITS;
 }
 
-static void put_block(struct bit_writer *w, struct rings *rs, const uint8_t *block)
+/* Bit of (size, part) in a block's set of values found in the rings. */
+static unsigned int found_bit(int size, int part)
 {
-	int found[9][4];
-	size_t t;
+	return 1U << (size == 2 ? part : size == 4 ? 4 + part : 6);
+}
 
-	for (int size = 2; size <= 8; size *= 2)
-		for (int part = 0; part < 8 / size; part++)
-			found[size][part] = ring_find(&rs->by_size[size],
-						      read_be(block + size * part, size));
-	for (t = 0; t < TEMPLATES - 1; t++) {
-		int offset = 0, ok = 1;
+/* The values each template needs found. */
+static _Thread_local unsigned int needs[TEMPLATES];
+
+static void compute_needs(void)
+{
+	for (size_t t = 0; t < TEMPLATES; t++) {
+		int offset = 0;
 
 		for (int a = 0; a < templates[t].count; a++) {
 			const struct argument *arg = &templates[t].args[a];
 
-			if (arg->kind == I && found[arg->size][offset / arg->size] < 0)
-				ok = 0;
+			if (arg->kind == I)
+				needs[t] |= found_bit(arg->size, offset / arg->size);
 			offset += arg->size;
 		}
-		if (ok)
-			break;
 	}
+}
+
+static void put_block(struct bit_writer *w, struct rings *rs, const uint8_t *block)
+{
+	int found[9][4];
+	unsigned int have = 0;
+	size_t t;
+
+	for (int size = 2; size <= 8; size *= 2)
+		for (int part = 0; part < 8 / size; part++) {
+			found[size][part] = ring_find(&rs->by_size[size],
+						      read_be(block + size * part, size));
+			if (found[size][part] >= 0)
+				have |= found_bit(size, part);
+		}
+	/* The first template whose indices can all be given; D8 the fallback. */
+	for (t = 0; t < TEMPLATES - 1; t++)
+		if ((needs[t] & ~have) == 0)
+			break;
 	put_bits(w, templates[t].code, OP_BITS);
 	for (int a = 0, offset = 0; a < templates[t].count; a++) {
 		const struct argument *arg = &templates[t].args[a];
@@ -251,6 +271,8 @@ size_t kc_842_compress(const uint8_t *src, size_t n, uint8_t *dst, size_t dlen)
 	unsigned int repeats = 0;
 	size_t pos, length;
 
+	if (!needs[TEMPLATES - 2])
+		compute_needs();
 	for (int size = 2; size <= 8; size *= 2)
 		ring_reset(&rs->by_size[size]);
 	for (pos = 0; pos + 8 <= n; pos += 8) {
