@@ -4,12 +4,15 @@
  * runs it over a file of pages, so that any out-of-bounds access or undefined
  * behaviour in the compressors or decoders ends the run with a report.
  *
- * For every page: each compressor at dlen 4096 and 8192 (lz4hc at every
- * level on every 16th page), each output decoded back and compared; on
- * every 8th page the decoders are also fed that output truncated at 64
- * lengths, with single bits flipped, and random bytes; hostile input must give an error or some
- * output within the buffer, never an access outside it.  Inputs and outputs
- * are malloc'ed to their exact sizes so ASan sees the first stray byte.
+ * For every page: each compressor at dlen 4096 and 8192, each output
+ * decoded back and compared.  On every STRIDE-th page (the optional second
+ * argument, 8 by default) the decoders are also fed that output truncated
+ * at 64 lengths, with single bits flipped, and random bytes, and the
+ * compressors get destinations from 0 bytes to just under lz4's bound; on
+ * every (2 x STRIDE)-th, lz4hc runs at every level.  Hostile input must give
+ * an error or some output within the buffer, never an access outside it.
+ * Inputs and outputs are malloc'ed to their exact sizes so ASan sees the
+ * first stray byte.
  * Exit 0 with one summary line; 1 on a failed round trip.
  */
 #include <stdio.h>
@@ -100,14 +103,16 @@ int main(int argc, char **argv)
 	unsigned long pages = 0;
 	int failed = 0;
 
-	if (argc != 2 || !(f = fopen(argv[1], "rb"))) {
-		fprintf(stderr, "usage: %s PAGES_FILE\n", argv[0]);
+	unsigned long stride = argc == 3 ? strtoul(argv[2], NULL, 10) : 8;
+
+	if (argc < 2 || argc > 3 || stride == 0 || !(f = fopen(argv[1], "rb"))) {
+		fprintf(stderr, "usage: %s PAGES_FILE [STRIDE]\n", argv[0]);
 		return 2;
 	}
 	while (fread(buffer, 1, PAGE, f) == PAGE) {
 		uint8_t *page = malloc(PAGE);
 		size_t d;
-		int level, fuzz = pages % 8 == 0;
+		int level, fuzz = pages % stride == 0;
 
 		memcpy(page, buffer, PAGE);
 		for (d = 0; d < 2; d++) {
@@ -125,7 +130,21 @@ int main(int argc, char **argv)
 					kc_842_decompress, fuzz);
 			free(dst);
 		}
-		if (pages % 16 == 0) {
+		if (fuzz) {
+			static const size_t small[] = { 0, 1, 2, 3, 5, 17, 100, 2000, 4000, 4127 };
+
+			for (d = 0; d < sizeof(small) / sizeof(small[0]); d++) {
+				uint8_t *dst = malloc(small[d] ? small[d] : 1);
+
+				kc_lz4_compress(page, PAGE, dst, small[d]);
+				kc_lz4hc_compress(page, PAGE, dst, small[d], 9);
+				kc_lzo_compress(page, PAGE, dst, small[d], 0);
+				kc_lzo_compress(page, PAGE, dst, small[d], 1);
+				kc_842_compress(page, PAGE, dst, small[d]);
+				free(dst);
+			}
+		}
+		if (pages % (2 * stride) == 0) {
 			uint8_t *dst = malloc(2 * PAGE);
 
 			for (level = 0; level <= 17; level++)
