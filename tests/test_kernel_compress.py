@@ -374,6 +374,8 @@ def test_registered_kernel_compressors(name, function):
         expected = function(page, ZSWAP_DLEN)
         if expected is None:
             assert data == bytes(ZSWAP_DLEN + 1)      # longer than zswap's buffer
+            with pytest.raises(ValueError):
+                compressor.decompress(data)
         else:
             assert data == expected and compressor.decompress(data) == page
     compressor.dlen = ZRAM_DLEN
