@@ -25,6 +25,7 @@ import lz4.block
 import zstandard
 from xxhash import xxh3_128_digest
 
+from . import _kcompress
 from .errors import ConfigError
 
 PAGE_SIZE = 4096
@@ -140,16 +141,88 @@ class Deflate(Compressor):
         return zlib.decompress(data, -11, size)
 
 
+class KernelCompressor(Compressor):
+    """One of the kernel's own compressors, compiled (zswapsim/_kcompress):
+    the bytes Linux 6.1-6.18 produce, page for page, for a destination of
+    `dlen` bytes, the size the caller's kernel path gives (zswap 4096, the
+    default; zram 8192).  Where the kernel says the output did not fit,
+    compress() gives `dlen + 1` zero bytes, so every caller's "too big"
+    test fires as the kernel's does; such bytes never decompress."""
+
+    def __init__(self, dlen=PAGE_SIZE):
+        self.dlen = dlen
+
+    def compress(self, page):
+        data = self._compress(page, self.dlen)
+        return bytes(self.dlen + 1) if data is None else data
+
+
+class KernelLz4(KernelCompressor):
+    """lib/lz4's LZ4_compress_default: limited mode below the bound
+    (n + n/255 + 16 = 4128 for a page), so dlen 4096 fails where zswap's does."""
+
+    name = "kernel-lz4"
+    _compress = staticmethod(_kcompress.lz4_compress)
+
+    def decompress(self, data, size=PAGE_SIZE):
+        return _kcompress.lz4_decompress(data, size)
+
+
+class KernelLz4hc(KernelLz4):
+    """lib/lz4's LZ4_compress_HC at `level` (1-16; the kernel's default 9)."""
+
+    name = "kernel-lz4hc"
+
+    def __init__(self, level=9, dlen=PAGE_SIZE):
+        super().__init__(dlen)
+        self.level = level
+
+    def _compress(self, page, dlen):
+        return _kcompress.lz4hc_compress(page, dlen, self.level)
+
+
+class Lzo(KernelCompressor):
+    """lib/lzo's lzo1x_1_compress_safe: zswap's Kconfig default."""
+
+    name = "lzo"
+    _compress = staticmethod(_kcompress.lzo_compress)
+
+    def decompress(self, data, size=PAGE_SIZE):
+        return _kcompress.lzo_decompress(data, size)
+
+
+class LzoRle(Lzo):
+    """lib/lzo's lzorle1x_1_compress_safe: zram's Kconfig default."""
+
+    name = "lzo-rle"
+    _compress = staticmethod(_kcompress.lzorle_compress)
+
+
+class Sw842(KernelCompressor):
+    """lib/842's sw842_compress (no kernel run holds 842 sizes: its lengths
+    are checked against the fact sheet's reference build of lib/842)."""
+
+    name = "842"
+    _compress = staticmethod(_kcompress.sw842_compress)
+
+    def decompress(self, data, size=PAGE_SIZE):
+        return _kcompress.sw842_decompress(data, size)
+
+
 _ZSTD_LEVELS = range(1, 23)
+_LZ4HC_LEVELS = range(1, 17)
 
 
 def known_compressors():
     """Names accepted by `get_compressor`, in the order users see them."""
-    return ["lz4", "lz4hc", "zstd", "zstd-N (N = 1..22)", "deflate"]
+    return ["lz4", "lz4hc", "zstd", "zstd-N (N = 1..22)", "deflate", "lzo", "lzo-rle", "842",
+            "kernel-lz4", "kernel-lz4hc", "kernel-lz4hc-N (N = 1..16)"]
 
 
 def get_compressor(name):
-    """Look a compressor up by name: lz4, lz4hc, zstd (level 3), zstd-N, deflate."""
+    """Look a compressor up by name: lz4, lz4hc, zstd (level 3), zstd-N, deflate,
+    and the kernel's own (compiled) lzo, lzo-rle, 842, kernel-lz4, kernel-lz4hc[-N],
+    these with zswap's 4096-byte destination."""
     if name == "lz4":
         return Lz4()
     if name == "lz4hc":
@@ -158,6 +231,16 @@ def get_compressor(name):
         return Zstd()
     if name == "deflate":
         return Deflate()
+    kernel_own = {"lzo": Lzo, "lzo-rle": LzoRle, "842": Sw842, "kernel-lz4": KernelLz4,
+                  "kernel-lz4hc": KernelLz4hc}
+    if name in kernel_own:
+        return kernel_own[name]()
+    if name.startswith("kernel-lz4hc-"):
+        level = name[len("kernel-lz4hc-"):]
+        if level.isdigit() and int(level) in _LZ4HC_LEVELS:
+            lz4hc = KernelLz4hc(int(level))
+            lz4hc.name = name
+            return lz4hc
     if name.startswith("zstd-"):
         level = name[len("zstd-"):]
         if level.isdigit() and int(level) in _ZSTD_LEVELS:
