@@ -17,6 +17,7 @@ The zstd bombs are built by hand from RFC 8878: a frame of RLE blocks, each
 
 import hashlib
 import json
+import os
 import random
 import struct
 import subprocess
@@ -315,3 +316,14 @@ def test_problems_are_found_before_any_case_runs(tmp_path, monkeypatch, second, 
     monkeypatch.setattr(fidelity, "Zram", lambda *args, **kwargs: pytest.fail("a case ran"))
     with pytest.raises(FidelityError, match=message):
         run_fidelity(tmp_path)
+
+
+def test_fifo_or_device_is_refused_without_reading(tmp_path, cli):
+    """/dev/zero would never end and a FIFO without a writer never opens."""
+    os.mkfifo(tmp_path / "fifo.pages.zst")
+    for pages_file in ("/dev/zero", str(tmp_path / "fifo.pages.zst")):
+        write_folder(tmp_path, hand_set() | {"pages_file": pages_file})
+        assert_one_line(cli("fidelity", str(tmp_path)), f"{pages_file}: not a regular file")
+    (tmp_path / "hand.kernel.json").unlink()
+    os.mkfifo(tmp_path / "hand.kernel.json")
+    assert_one_line(cli("fidelity", str(tmp_path)), "hand.kernel.json: not a regular file")

@@ -22,7 +22,9 @@ checked before any case starts.  Each problem is one FidelityError line.
 
 import hashlib
 import json
+import os
 import re
+import stat
 from pathlib import Path
 
 import zstandard
@@ -94,12 +96,23 @@ def load_set(json_path):
     return kernel, pages
 
 
-def _read_capped(path, limit):
+def _open_regular(path):
+    """`path` opened for reading; a FIFO or device (endless, or never
+    ready) is refused before it is opened."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(limit + 1)
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise FidelityError(f"{path}: not a regular file")
+        return open(path, "rb")
     except OSError as exc:
         raise FidelityError(f"{path}: cannot read it ({exc.strerror})") from None
+
+
+def _read_capped(path, limit):
+    with _open_regular(path) as f:
+        try:
+            data = f.read(limit + 1)
+        except OSError as exc:
+            raise FidelityError(f"{path}: cannot read it ({exc.strerror})") from None
     if len(data) > limit:
         raise FidelityError(f"{path}: larger than {limit:,} bytes; refused")
     return data
@@ -110,8 +123,8 @@ def _zstd_chunks(path, limit):
     refusing it as soon as it passes `limit` bytes: a small file that
     would expand to gigabytes (a zstd bomb) costs `limit` bytes, no more."""
     size = 0
-    try:
-        with open(path, "rb") as f:
+    with _open_regular(path) as f:
+        try:
             reader = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True)
             while chunk := reader.read(min(READ_CHUNK, limit + 1 - size)):
                 size += len(chunk)
@@ -119,10 +132,10 @@ def _zstd_chunks(path, limit):
                     raise FidelityError(f"{path}: decompresses to more than {limit:,} bytes; "
                                         "refused")
                 yield chunk
-    except OSError as exc:
-        raise FidelityError(f"{path}: cannot read it ({exc.strerror})") from None
-    except zstandard.ZstdError as exc:
-        raise FidelityError(f"{path}: not a valid zstd file ({exc})") from None
+        except OSError as exc:
+            raise FidelityError(f"{path}: cannot read it ({exc.strerror})") from None
+        except zstandard.ZstdError as exc:
+            raise FidelityError(f"{path}: not a valid zstd file ({exc})") from None
 
 
 def _check_content(path, npages, size, digest, sha256):
