@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from kernel_data import FIDELITY, set_path
+from zswapsim.fidelity import pages_path, read_kernel_json
 from zswapsim.trace import TraceReader, TraceWriter
 from zswapsim.zswap import DEBUGFS_COUNTERS
 
@@ -241,13 +243,12 @@ def test_zram_refuses_two_swap_areas_and_both_inputs(tmp_path):
 
 
 def test_fidelity_command_exact_and_catching_a_difference(tmp_path):
-    fidelity = Path(__file__).resolve().parents[2] / "shared" / "fidelity"
-    result = run("fidelity", str(fidelity))
+    result = run("fidelity", str(FIDELITY))
     assert result.returncode == 0, result.stderr
     assert "84 of 84 values computed from the kernel's own compressed sizes" in result.stdout
-    kernel = json.loads((fidelity / "mix2000.kernel.json").read_text())
+    kernel = read_kernel_json(set_path("mix2000"))
     kernel["zram"]["zstd"]["mem_used_total"] += 4096        # a kernel we would disagree with
-    kernel["pages_file"] = str(fidelity / kernel["pages_file"])
+    kernel["pages_file"] = str(pages_path(set_path("mix2000"), kernel))
     (tmp_path / "mix2000.kernel.json").write_text(json.dumps(kernel))
     result = run("fidelity", str(tmp_path), "--json")
     assert result.returncode == 1

@@ -1,17 +1,13 @@
 """Compressors against the kernel's output and the cache's promise."""
 
-import json
 import random
-from pathlib import Path
 
 import pytest
-import zstandard
 
+from kernel_data import load_set
 from zswapsim.compress import CompressionCache, Compressor, get_compressor
 from zswapsim.errors import ConfigError
 from zswapsim.replay import replay
-
-FIDELITY = Path(__file__).resolve().parents[2] / "shared" / "fidelity"
 
 
 def sample_pages():
@@ -40,15 +36,13 @@ def test_lz4_is_raw_block_format():
 def test_deflate_is_byte_exact_with_the_kernel():
     """zram with deflate on Linux 6.1 recorded each page's compressed length
     (4096 = stored uncompressed, 0 = same-filled): ours must equal every one."""
-    kernel = json.loads((FIDELITY / "mix2000.kernel.json").read_text())
-    with open(FIDELITY / "mix2000.pages.zst", "rb") as f:
-        raw = zstandard.ZstdDecompressor().stream_reader(f).read()
+    kernel, pages = load_set("mix2000")
     deflate = get_compressor("deflate")
     compared = 0
     for i, length in enumerate(kernel["zram"]["deflate"]["per_page_compr_size"]):
         if length in (0, 4096):
             continue
-        assert len(deflate.compress(raw[i * 4096:(i + 1) * 4096])) == length, i
+        assert len(deflate.compress(pages[i])) == length, i
         compared += 1
     assert compared > 1400
 

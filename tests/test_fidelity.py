@@ -1,13 +1,13 @@
 """zswap over each allocator against what Linux 6.1 reported for the same pages.
 
-../shared/fidelity holds page sets and the real kernel's debugfs counters
-for them.  The Python lz4 binding is newer than the kernel's, so these tests
-feed the kernel's own lz4 output lengths (kernel_lz4_len.max_out_4096, 0 for
-"did not fit in 4096 bytes") through GivenLengths, which replays them; the
-rest of the path (same-filled detection, the buffer rule, the 8-byte header
-for zbud and z3fold and none for zsmalloc, the allocators' layouts, the pool-size
-accounting) is ours and must land on
-the kernel's numbers exactly.
+fidelity/ (or $ZSWAPSIM_FIDELITY, see kernel_data.py) holds page sets and
+the real kernel's debugfs counters for them.  The Python lz4 binding is
+newer than the kernel's, so these tests feed the kernel's own lz4 output
+lengths (kernel_lz4_len.max_out_4096, 0 for "did not fit in 4096 bytes")
+through GivenLengths, which replays them; the rest of the path (same-filled
+detection, the buffer rule, the 8-byte header for zbud and z3fold and none
+for zsmalloc, the allocators' layouts, the pool-size accounting) is ours and
+must land on the kernel's numbers exactly.
 """
 
 import pytest

@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from kernel_data import FIDELITY, SETS, load_set
+from kernel_data import SETS, load_set
 from zswapsim import _kcompress
 from zswapsim.compress import PAGE_SIZE, get_compressor
 from zswapsim.errors import ConfigError
-from zswapsim.fidelity import load_set as read_set
 
 SOURCES = Path(__file__).resolve().parents[1] / "zswapsim" / "_kcompress"
 HUGE_THRESHOLD = 3257       # zram 6.1 stores a page whole from here (huge_class_size)
@@ -80,7 +79,7 @@ def test_zram_61_per_page_sizes(name, algorithm):
 @pytest.mark.parametrize("version", ["linux-6.12", "linux-6.18"])
 @pytest.mark.parametrize("algorithm", ["lz4", "lz4hc"])
 def test_zram_per_page_sizes_of_newer_kernels(version, algorithm):
-    kernel, pages = read_set(FIDELITY / version / "mix2000.kernel.json")
+    kernel, pages = load_set(f"{version}/mix2000")
     assert zram_mismatches(algorithm, kernel["zram"][algorithm]["per_page_compr_size"],
                            pages) == []
 

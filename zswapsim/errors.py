@@ -49,6 +49,11 @@ class ConfigError(UserError):
     """An option is unknown or out of range."""
 
 
+class FidelityError(UserError):
+    """A fidelity folder's data (a NAME.kernel.json or the page file it
+    names) is unreadable, too big, or not laid out as documented."""
+
+
 class TraceError(UserError):
     """A trace file is malformed; `offset` is the byte offset of the problem."""
 

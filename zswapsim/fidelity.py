@@ -1,25 +1,47 @@
 """Check the models against what a real kernel reported for the same pages.
 
-A fidelity folder holds, per page set, NAME.kernel.json (the counters a
-kernel reported, laid out as ../shared/fidelity/README.md describes) and the
-page file it names (N raw 4096-byte pages, zstd-compressed).  Every case in
-it is run twice where it can be: with the kernel's own per-page compressed
-lengths (zram's per_page_compr_size; for zswap with lz4, kernel_lz4_len),
-which must match exactly since only our write paths and allocators run;
-and end to end with zswapsim's own compressor, whose library may differ
-from the kernel's, so differences there are measured, not errors.
+A fidelity folder (the repository ships one as fidelity/) holds, per page
+set, NAME.kernel.json or NAME.kernel.json.zst (the counters a kernel
+reported, laid out as fidelity/README.md describes) and the page file it
+names (N raw 4096-byte pages, zstd-compressed); sub-folders such as
+linux-6.12/ hold the same sets run through other kernels.  Every case of a
+set whose kernel has a profile here (6.1 today) is run twice where it can
+be: with the kernel's own per-page compressed lengths (zram's
+per_page_compr_size; for zswap with lz4, kernel_lz4_len), which must match
+exactly since only our write paths and allocators run; and end to end with
+zswapsim's own compressor, whose library may differ from the kernel's, so
+differences there are measured, not errors.  Sets of other kernels are
+listed as skipped, never run with the wrong model.
+
+The files are data from outside, so reading them is bounded: a file is
+decompressed as a stream and refused once it passes the size it may have
+(a kernel JSON 64 MiB, a page file the npages its JSON names, at most 2^18),
+the pages are checked against pages_sha256, and every field a run reads is
+checked before any case starts.  Each problem is one FidelityError line.
 """
 
+import hashlib
 import json
+import os
+import re
+import stat
 from pathlib import Path
 
 import zstandard
 
 from .compress import GivenLengths, get_compressor
-from .errors import ConfigError
+from .errors import ConfigError, FidelityError
 from .memory import PAGE_SIZE, Memory
+from .zpool import known_pools
 from .zram import Zram
 from .zswap import Zswap
+
+MAX_PAGES = 1 << 18                 # pages in one set (1 GiB of page images)
+MAX_KERNEL_JSON = 64 << 20          # bytes of one NAME.kernel.json, decompressed
+READ_CHUNK = 1 << 20                # bytes decompressed per step
+SET_SUFFIXES = (".kernel.json", ".kernel.json.zst")
+PROFILED_KERNELS = ("6.1",)         # kernel lines the runs below model
+RELEASE = re.compile(r"(\d+)\.(\d+)[!-~]*")     # uname -r: "6.1.0-56-amd64"
 
 ZRAM_FIELDS = ("orig_data_size", "compr_data_size", "mem_used_total", "same_pages",
                "huge_pages")
@@ -27,47 +49,272 @@ ZSWAP_FIELDS = ("pool_total_size", "stored_pages", "same_filled_pages", "reject_
 KERNEL_SIZES, OURS = "kernel sizes", "ours"
 
 
+# -- reading the files -------------------------------------------------------
+
+def read_kernel_json(path):
+    """The counters of NAME.kernel.json[.zst] at `path`, with the fields
+    every set has checked (see _check_layout)."""
+    path = Path(path)
+    if path.name.endswith(".zst"):
+        data = b"".join(_zstd_chunks(path, MAX_KERNEL_JSON))
+    else:
+        data = _read_capped(path, MAX_KERNEL_JSON)
+    try:
+        kernel = json.loads(data)
+    except (ValueError, RecursionError) as exc:      # JSONDecodeError, bad UTF-8, nesting
+        raise FidelityError(f"{path}: not valid JSON ({exc})") from None
+    _check_layout(path, kernel)
+    return kernel
+
+
+def pages_path(json_path, kernel):
+    """Where the page file of a set is: pages_file, relative to its JSON."""
+    return Path(json_path).parent / kernel["pages_file"]
+
+
+def check_pages(path, npages, sha256=None):
+    """Stream page file `path` through its checks without keeping it."""
+    digest, size = hashlib.sha256(), 0
+    for chunk in _zstd_chunks(path, npages * PAGE_SIZE):
+        digest.update(chunk)
+        size += len(chunk)
+    _check_content(path, npages, size, digest, sha256)
+
+
+def read_pages(path, npages, sha256=None):
+    """The npages page images of zstd page file `path`."""
+    raw = b"".join(_zstd_chunks(path, npages * PAGE_SIZE))
+    _check_content(path, npages, len(raw), hashlib.sha256(raw), sha256)
+    return [raw[i:i + PAGE_SIZE] for i in range(0, len(raw), PAGE_SIZE)]
+
+
 def load_set(json_path):
-    kernel = json.loads(Path(json_path).read_text())
-    pages_path = Path(json_path).parent / kernel["pages_file"]
-    with open(pages_path, "rb") as f:
-        raw = zstandard.ZstdDecompressor().stream_reader(f).read()
-    if len(raw) != kernel["npages"] * PAGE_SIZE:
-        raise ConfigError(f"{pages_path}: {len(raw)} bytes, expected {kernel['npages']} pages")
-    return kernel, [raw[i * PAGE_SIZE:(i + 1) * PAGE_SIZE] for i in range(kernel["npages"])]
+    """(kernel counters, list of page images) of one set."""
+    kernel = read_kernel_json(json_path)
+    pages = read_pages(pages_path(json_path, kernel), kernel["npages"],
+                       kernel.get("pages_sha256"))
+    return kernel, pages
+
+
+def _open_regular(path):
+    """`path` opened for reading; a FIFO or device (endless, or never
+    ready) is refused before it is opened."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise FidelityError(f"{path}: not a regular file")
+        return open(path, "rb")
+    except OSError as exc:
+        raise FidelityError(f"{path}: cannot read it ({exc.strerror})") from None
+
+
+def _read_capped(path, limit):
+    with _open_regular(path) as f:
+        try:
+            data = f.read(limit + 1)
+        except OSError as exc:
+            raise FidelityError(f"{path}: cannot read it ({exc.strerror})") from None
+    if len(data) > limit:
+        raise FidelityError(f"{path}: larger than {limit:,} bytes; refused")
+    return data
+
+
+def _zstd_chunks(path, limit):
+    """Yield the decompressed content of zstd file `path` piece by piece,
+    refusing it as soon as it passes `limit` bytes: a small file that
+    would expand to gigabytes (a zstd bomb) costs `limit` bytes, no more."""
+    size = 0
+    with _open_regular(path) as f:
+        try:
+            reader = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True)
+            while chunk := reader.read(min(READ_CHUNK, limit + 1 - size)):
+                size += len(chunk)
+                if size > limit:
+                    raise FidelityError(f"{path}: decompresses to more than {limit:,} bytes; "
+                                        "refused")
+                yield chunk
+        except OSError as exc:
+            raise FidelityError(f"{path}: cannot read it ({exc.strerror})") from None
+        except zstandard.ZstdError as exc:
+            raise FidelityError(f"{path}: not a valid zstd file ({exc})") from None
+
+
+def _check_content(path, npages, size, digest, sha256):
+    # A cut-off zstd file decodes to fewer bytes without an error of its own.
+    if size != npages * PAGE_SIZE:
+        raise FidelityError(f"{path}: holds {size:,} bytes, not the {npages * PAGE_SIZE:,} of "
+                            f"{npages} pages (truncated, or not this set's file)")
+    if sha256 is not None and digest.hexdigest() != sha256:
+        raise FidelityError(f"{path}: its SHA-256 is {digest.hexdigest()}, "
+                            f"not the pages_sha256 {sha256}")
+
+
+# -- checking the fields -----------------------------------------------------
+
+def _check_layout(path, kernel):
+    """The fields every set has, whichever kernel it comes from."""
+    if not isinstance(kernel, dict):
+        raise FidelityError(f"{path}: the JSON is {_kind(kernel)}, not an object")
+    _value(path, kernel, "", "pages_file", str)
+    npages = _value(path, kernel, "", "npages", int, 1, MAX_PAGES)
+    if _value(path, kernel, "", "page_size", int, required=False) not in (None, PAGE_SIZE):
+        raise FidelityError(f"{path}: page_size is {kernel['page_size']}; "
+                            f"zswapsim models {PAGE_SIZE}-byte pages")
+    sha256 = _value(path, kernel, "", "pages_sha256", str, required=False)
+    if sha256 is not None and not re.fullmatch("[0-9a-f]{64}", sha256):
+        raise FidelityError(f"{path}: pages_sha256 {sha256!r} is not 64 hex digits")
+    release = _value(path, kernel, "", "kernel", str)
+    if not RELEASE.fullmatch(release):
+        raise FidelityError(f"{path}: kernel {release!r} is not a release as uname -r gives it")
+    for alg, case in _objects(path, kernel.get("zram"), "zram"):
+        _lengths(path, case, f"zram.{alg}", "per_page_compr_size", npages)
+    for pool, by_compressor in _objects(path, kernel.get("zswap"), "zswap"):
+        _objects(path, by_compressor, f"zswap.{pool}")
+    lz4 = _value(path, kernel, "", "kernel_lz4_len", dict, required=False) or {}
+    _lengths(path, lz4, "kernel_lz4_len", "max_out_4096", npages)
+
+
+def _check_cases(path, kernel):
+    """The fields a run of the 6.1 models reads, so none is missed mid-run."""
+    npages = kernel["npages"]
+    for alg, case in _objects(path, kernel.get("zram"), "zram"):
+        _value(path, case, f"zram.{alg}", "disksize", int, npages * PAGE_SIZE)
+        for field in ZRAM_FIELDS:
+            _value(path, case, f"zram.{alg}", field, int)
+    for pool, by_compressor in _objects(path, kernel.get("zswap"), "zswap"):
+        if pool not in known_pools():
+            raise FidelityError(f"{path}: zswap.{pool}: unknown pool; known: "
+                                f"{', '.join(known_pools())}")
+        for comp, case in _objects(path, by_compressor, f"zswap.{pool}"):
+            where = f"zswap.{pool}.{comp}"
+            _value(path, case, where, "mem_total_kb", int, PAGE_SIZE // 1024)
+            _value(path, case, where, "max_pool_percent", int, 0, 100)
+            for field in ZSWAP_FIELDS:
+                _value(path, case, where, field, int)
+
+
+def _objects(path, value, where):
+    """The (name, object) pairs of JSON object `value` (None: an absent
+    one), each checked to be an object; `where` is its dotted name."""
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        raise FidelityError(f"{path}: {where} is {_kind(value)}, not an object")
+    for name, item in value.items():
+        if not isinstance(item, dict):
+            raise FidelityError(f"{path}: {where}.{name} is {_kind(item)}, not an object")
+    return list(value.items())
+
+
+def _value(path, parent, where, key, kind, low=0, high=None, required=True):
+    """parent[key] if it is of `kind` (and, for an integer, in low..high);
+    `where` is parent's dotted name in the JSON, for the message."""
+    name = f"{where}.{key}" if where else key
+    if key not in parent:
+        if required:
+            raise FidelityError(f"{path}: no {name}")
+        return None
+    value = parent[key]
+    if kind is int and type(value) is not int or not isinstance(value, kind):
+        raise FidelityError(f"{path}: {name} is {_kind(value)}, not {_kind(kind())}")
+    if kind is int and not (low <= value and (high is None or value <= high)):
+        bounds = f"{low}..{high}" if high is not None else f">= {low}"
+        raise FidelityError(f"{path}: {name} is {value}, not {bounds}")
+    return value
+
+
+def _lengths(path, parent, where, key, npages):
+    """A list of npages compressed lengths (0..PAGE_SIZE), if present."""
+    lengths = _value(path, parent, where, key, list, required=False)
+    if lengths is None:
+        return
+    if len(lengths) != npages:
+        raise FidelityError(f"{path}: {where}.{key} has {len(lengths)} entries, "
+                            f"not npages {npages}")
+    for index, length in enumerate(lengths):
+        if type(length) is not int or not 0 <= length <= PAGE_SIZE:
+            raise FidelityError(f"{path}: {where}.{key}[{index}] is {length!r}, "
+                                f"not a length in 0..{PAGE_SIZE}")
+
+
+def _kind(value):
+    """How JSON would name the type of `value`."""
+    if isinstance(value, bool):
+        return "true/false"
+    if value is None:
+        return "null"
+    return {dict: "an object", list: "a list", str: "a string", int: "an integer",
+            float: "a number"}.get(type(value), type(value).__name__)
+
+
+# -- running a folder --------------------------------------------------------
+
+def find_sets(directory):
+    """{set name: JSON path} of the folder and its sub-folders; a
+    sub-folder's set is named SUB/NAME."""
+    directory = Path(directory)
+    sets = {}
+    for pattern in ("*", "*/*"):
+        for suffix in SET_SUFFIXES:
+            for path in directory.glob(pattern + suffix):
+                name = path.relative_to(directory).as_posix()[:-len(suffix)]
+                if name in sets:
+                    raise FidelityError(f"{directory}: {name} is there twice "
+                                        f"({sets[name].name} and {path.name}); keep one")
+                sets[name] = path
+    if not sets:
+        raise FidelityError(f"{directory}: no *.kernel.json or *.kernel.json.zst files")
+    return dict(sorted(sets.items()))
+
+
+def kernel_line(kernel):
+    """The release line ("6.12") of a set's kernel field."""
+    major, minor = RELEASE.fullmatch(kernel["kernel"]).groups()
+    return f"{int(major)}.{int(minor)}"
 
 
 def run_fidelity(directory):
-    """One row per (set, case, mode, field): simulated and kernel values."""
-    directory = Path(directory)
-    sets = sorted(directory.glob("*.kernel.json"))
-    if not sets:
-        raise ConfigError(f"{directory}: no *.kernel.json files")
+    """(rows, skipped): one row per (set, case, mode, field) with simulated
+    and kernel values, and one {set, kernel, reason} per set not run.
+    Every file is read and checked before the first case runs."""
+    runnable, skipped = {}, []
+    for name, json_path in find_sets(directory).items():
+        kernel = read_kernel_json(json_path)
+        line = kernel_line(kernel)
+        if line not in PROFILED_KERNELS:
+            skipped.append({"set": name, "kernel": kernel["kernel"],
+                            "reason": f"no {line} profile yet"})
+            continue
+        _check_cases(json_path, kernel)
+        check_pages(pages_path(json_path, kernel), kernel["npages"], kernel.get("pages_sha256"))
+        runnable[name] = json_path, kernel
     rows = []
-    for json_path in sets:
-        try:
-            kernel, pages = load_set(json_path)
-        except (OSError, ValueError, KeyError, zstandard.ZstdError) as exc:
-            raise ConfigError(f"{json_path}: cannot read the set ({exc})") from None
-        name = json_path.name[:-len(".kernel.json")]
-        for alg, expected in kernel.get("zram", {}).items():
-            for mode, compressor in _compressors(alg, pages, expected.get("per_page_compr_size")):
-                device = Zram(expected["disksize"], compressor=compressor)
-                for index, page in enumerate(pages):
-                    device.write(index, page)
-                rows += _rows(name, f"zram {alg}", mode, device.mm_stat(), expected, ZRAM_FIELDS)
-        lz4_lengths = kernel.get("kernel_lz4_len", {}).get("max_out_4096")
-        for pool, by_compressor in kernel.get("zswap", {}).items():
-            for comp, expected in by_compressor.items():
-                given = lz4_lengths if comp == "lz4" else None
-                for mode, compressor in _compressors(comp, pages, given):
-                    zswap = Zswap(backend=pool, compressor=compressor,
-                                  memory=Memory(expected["mem_total_kb"] * 1024 // PAGE_SIZE),
-                                  max_pool_percent=expected["max_pool_percent"])
-                    for offset, page in enumerate(pages, start=1):
-                        zswap.store(0, offset, page)
-                    rows += _rows(name, f"zswap {pool}/{comp}", mode, zswap.counters(),
-                                  expected, ZSWAP_FIELDS)
+    for name, (json_path, kernel) in runnable.items():
+        pages = read_pages(pages_path(json_path, kernel), kernel["npages"],
+                           kernel.get("pages_sha256"))
+        rows += _run_set(name, kernel, pages)
+    return rows, skipped
+
+
+def _run_set(name, kernel, pages):
+    rows = []
+    for alg, expected in kernel.get("zram", {}).items():
+        for mode, compressor in _compressors(alg, pages, expected.get("per_page_compr_size")):
+            device = Zram(expected["disksize"], compressor=compressor)
+            for index, page in enumerate(pages):
+                device.write(index, page)
+            rows += _rows(name, f"zram {alg}", mode, device.mm_stat(), expected, ZRAM_FIELDS)
+    lz4_lengths = kernel.get("kernel_lz4_len", {}).get("max_out_4096")
+    for pool, by_compressor in kernel.get("zswap", {}).items():
+        for comp, expected in by_compressor.items():
+            given = lz4_lengths if comp == "lz4" else None
+            for mode, compressor in _compressors(comp, pages, given):
+                zswap = Zswap(backend=pool, compressor=compressor,
+                              memory=Memory(expected["mem_total_kb"] * 1024 // PAGE_SIZE),
+                              max_pool_percent=expected["max_pool_percent"])
+                for offset, page in enumerate(pages, start=1):
+                    zswap.store(0, offset, page)
+                rows += _rows(name, f"zswap {pool}/{comp}", mode, zswap.counters(),
+                              expected, ZSWAP_FIELDS)
     return rows
 
 
@@ -78,19 +325,25 @@ def _compressors(alg, pages, given_lengths):
     try:
         yield OURS, get_compressor(alg)
     except ConfigError:
-        return                          # lzo and lzo-rle: no userspace twin here
+        return                          # a compressor with no userspace twin here
 
 
 def _rows(name, case, mode, simulated, expected, fields):
     return [{"set": name, "case": case, "mode": mode, "field": field,
              "simulated": simulated[field], "kernel": expected[field],
              "difference": simulated[field] - expected[field],
-             "percent": (100.0 * (simulated[field] - expected[field]) / expected[field]
-                         if expected[field] else 0.0)}
+             "percent": _percent(simulated[field], expected[field])}
             for field in fields]
+
+
+def _percent(simulated, kernel):
+    """The difference in % of the kernel's value; None where that is 0 and
+    ours is not (no percentage of nothing)."""
+    if kernel:
+        return 100.0 * (simulated - kernel) / kernel
+    return 0.0 if simulated == kernel else None
 
 
 def exact_failures(rows):
     """Rows run on the kernel's own sizes that differ: modelling bugs."""
     return [row for row in rows if row["mode"] == KERNEL_SIZES and row["difference"]]
-
