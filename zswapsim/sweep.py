@@ -102,7 +102,7 @@ def stores_refused(result):
 # -- compare -----------------------------------------------------------------
 
 VERDICT_RULE = ("the fewest swap writes (stores refused + pages written back), "
-                "then the densest; what-ifs (*) only when nothing else ran")
+                "then the densest; a what-if (*) only when every one is")
 
 
 def compare(trace, backends=ALL_BACKENDS, compressors=DEFAULT_COMPRESSORS, *,
@@ -126,25 +126,21 @@ def compare(trace, backends=ALL_BACKENDS, compressors=DEFAULT_COMPRESSORS, *,
     for record in records:
         record["stores_refused"] = stores_refused(record)
         record["what_if"] = what_if(record["backend"], kernel) is not None
-    records.sort(key=_verdict_order)
-    pick = _verdict_pick(records)
+    return rank(records)
+
+
+def rank(records):
+    """Sort compare records into verdict order (the fewest swap writes, then
+    the densest, then the fewest pool pages) and mark the verdict's pick
+    `recommended`: the first that is not a what-if, or the first of all when
+    every one is; none when no configuration stored anything."""
+    records.sort(key=lambda r: (r["swap_writes"], r["density"] is None, -(r["density"] or 0),
+                                r["pool_pages"], r["backend"], r["compressor"]))
+    stored = [r for r in records if r["density"] is not None]
+    pick = ([r for r in stored if not r["what_if"]] or stored or [None])[0]
     for record in records:
         record["recommended"] = record is pick
     return records
-
-
-def _verdict_order(record):
-    density = record["density"]
-    return (record["swap_writes"], density is None, -(density or 0), record["pool_pages"],
-            record["backend"], record["compressor"])
-
-
-def _verdict_pick(records):
-    """The first record in verdict order that is not a what-if (the first of
-    all when every one is), or None when no configuration stored anything."""
-    stored = [r for r in records if r["density"] is not None]
-    real = [r for r in stored if not r["what_if"]]
-    return (real or stored or [None])[0]
 
 
 def verdict(records):
