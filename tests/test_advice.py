@@ -172,8 +172,10 @@ def test_tune_retries_json_and_csv_carry_the_recommendation(churn_trace, tmp_pat
 
 # -- compare -----------------------------------------------------------------
 
-def config(backend, density, refused, written_back, pool_pages=100, is_what_if=False):
-    return {"backend": backend, "compressor": "lz4", "kernel": "6.1", "density": density,
+def config(backend, density, refused, written_back, pool_pages=100, is_what_if=False,
+           retries=8):
+    return {"backend": backend, "compressor": "lz4", "kernel": "6.1", "retries": retries,
+            "density": density,
             "pool_pages": pool_pages, "allocator_waste_percent": 10.0,
             "stores_refused": refused, "written_back_pages": written_back,
             "swap_writes": refused + written_back, "what_if": is_what_if}
@@ -203,6 +205,14 @@ def test_a_what_if_is_marked_and_never_the_verdict_beside_a_real_one():
                                     "* a what-if: xvmalloc never shipped in zswap"]
     alone = rank([config("xvmalloc", 4.0, 0, 0, is_what_if=True)])
     assert alone[0]["recommended"]
+
+
+def test_compare_says_when_its_retries_are_not_the_kernels():
+    assert not any("retries" in line for line in verdict(rank([config("zbud", 2.0, 0, 0)])))
+    records = rank([config(b, 2.0, 0, 0, retries=16) for b in ("zbud", "zsmalloc")])
+    # 6.1's zsmalloc never retries: only zbud's 8 is overridden.
+    assert verdict(records)[-1] == ("retries 16 is a what-if too: 6.1 fixes retries at 8 "
+                                    "for zbud, so another value needs a kernel change")
 
 
 def test_compare_under_3_11_marks_zsmalloc_a_what_if(churn_trace):

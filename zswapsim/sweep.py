@@ -34,9 +34,9 @@ DEFAULT_COMPRESSORS = ("lz4", "zstd")
 DEFAULT_RETRIES = (1, 2, 4, 8, 16, 32)
 
 # The columns of the terminal tables.  The records (--json, --csv) hold every
-# field `replay --json` has, and what the sweep adds: stores_refused, and
-# what_if / recommended (compare) or recommended / recommended_retries /
-# advice (tune-retries).
+# field `replay --json` has and what the sweep adds: stores_refused, then
+# what_if and recommended (compare), or kernel_retries, recommended_retries,
+# recommended and advice (tune-retries).
 COMPARE_FIELDS = (
     "backend", "compressor", "stored_pages", "pool_pages", "pool_total_size",
     "compressed_bytes", "density", "effective_ratio", "allocator_waste_bytes",
@@ -145,8 +145,8 @@ def rank(records):
 
 def verdict(records):
     """The lines under the compare table: the rule, the verdict by it, the
-    densest configuration when that is another one, and what each what-if
-    is."""
+    densest configuration when that is another one, what each what-if is,
+    and whether the retries run are other than the kernel's."""
     pick = next((r for r in records if r["recommended"]), None)
     if pick is None:
         return ["no configuration stored anything in its pool"]
@@ -157,6 +157,13 @@ def verdict(records):
         lines.append(f"densest: {_summary(densest)}")
     for backend in dict.fromkeys(r["backend"] for r in records if r["what_if"]):
         lines.append(f"* a what-if: {what_if(backend, pick['kernel'])}")
+    unlike = [r for r in records if kernel_retries(r["backend"], r["kernel"]) not in
+              (None, r["retries"])]
+    if unlike:
+        backends = ", ".join(dict.fromkeys(r["backend"] for r in unlike))
+        lines.append(f"retries {unlike[0]['retries']} is a what-if too: "
+                     f"{unlike[0]['kernel']} fixes retries at {KERNEL_RETRIES} for {backends}, "
+                     "so another value needs a kernel change")
     return lines
 
 
