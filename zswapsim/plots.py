@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
+from matplotlib.patches import Patch  # noqa: E402
 
 LINESTYLES = ("-", "--", ":", "-.")
 
@@ -42,7 +43,9 @@ def compare_plot(records, path, title):
     bars.set_xticks(range(len(compressors)), compressors)
     bars.set_ylabel("density (stored pages per pool page)")
     bars.set_title("density by allocator and compressor (outlined: the verdict)")
-    bars.legend()
+    bars.legend(handles=[Patch(facecolor=colors[b], label=names[b], edgecolor="white",
+                               hatch="//" if names[b] != b else None)
+                         for b in sorted(backends)])
 
     for j, comp in enumerate(compressors):
         for backend in sorted(backends):
