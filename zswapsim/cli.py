@@ -16,7 +16,7 @@ from .plots import compare_plot, sizes_plot, tune_plot
 from .progress import Progress
 from .replay import VerifyError, replay
 from .sweep import (ALL_BACKENDS, COMPARE_FIELDS, DEFAULT_COMPRESSORS, DEFAULT_RETRIES,
-                    TUNE_FIELDS, advice_line, compare, recommend, tune_retries, verdict)
+                    TUNE_FIELDS, TUNE_RULE, advice_line, compare, recommend, tune_retries, verdict)
 from .trace import TraceReader, trace_info
 from .fidelity import exact_failures, run_fidelity
 from .trace.importer import import_raw, raw_pages
@@ -221,9 +221,13 @@ def compare_cmd(trace_path, backends, compressors, max_pool_percent, retries, ra
                                          f"max_pool_percent {max_pool_percent}")
         for record in records:
             del record["timeline"]
-    _emit(records, COMPARE_FIELDS, as_json, csv_path)
+    # A what-if's backend is starred in the table; the verdict says what it is.
+    shown = [dict(r, backend=r["backend"] + "*" * r["what_if"]) for r in records]
+    _emit(records, COMPARE_FIELDS, as_json, csv_path, shown)
     if not as_json:
-        click.echo(f"\n{verdict(records)}")
+        click.echo("")
+        for line in verdict(records):
+            click.echo(line)
 
 
 @cli.command("tune-retries")
@@ -253,26 +257,33 @@ def tune_retries_cmd(trace_path, backend, compressor, retries_values, percents, 
                                       f"RAM {ram}")
     _emit(records, TUNE_FIELDS, as_json, csv_path)
     if not as_json:
-        click.echo("")
+        click.echo(f"\nrecommended: {TUNE_RULE}")
         for item in recommend(records):
             click.echo(advice_line(item))
 
 
-def _emit(records, fields, as_json, csv_path):
+def _emit(records, fields, as_json, csv_path, shown=None):
+    """Write every field of the records to csv_path, then print them as JSON
+    or print `fields` of `shown` (the records as the table shows them) as a
+    table."""
     if csv_path:
         with open(csv_path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fields)
+            writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(
+                name for record in records for name in record)))
             writer.writeheader()
-            writer.writerows(records)
+            writer.writerows({name: json.dumps(value) if isinstance(value, (dict, list))
+                              else value for name, value in row.items()}
+                             for row in records)
     if as_json:
         click.echo(json.dumps(records, indent=1))
         return
+    shown = records if shown is None else shown
     labels = {name: SHORT_LABELS.get(name, name) for name in fields}
-    widths = {name: max(len(labels[name]), *(len(_cell(r[name])) for r in records))
+    widths = {name: max(len(labels[name]), *(len(_cell(row[name])) for row in shown))
               for name in fields}
     click.echo(" ".join(f"{labels[name]:>{widths[name]}}" for name in fields))
-    for record in records:
-        click.echo(" ".join(f"{_cell(record[name]):>{widths[name]}}" for name in fields))
+    for row in shown:
+        click.echo(" ".join(f"{_cell(row[name]):>{widths[name]}}" for name in fields))
 
 
 # Column heads for the terminal; JSON and CSV keep the full counter names.
@@ -288,7 +299,7 @@ SHORT_LABELS = {
     "pool_limit_hit": "limit_hit", "reclaim_calls": "reclaims",
     "reclaim_success": "ok", "reclaim_eagain": "eagain",
     "reclaim_pages_scanned": "scanned", "evict_eexist": "eexist", "evict_enomem": "enomem",
-    "stores_refused": "refused",
+    "stores_refused": "refused", "swap_writes": "swap_wr", "swap_reads": "swap_rd",
 }
 
 

@@ -1,13 +1,18 @@
 """Sweeps: the same trace through many configurations, and what to conclude.
 
-compare() answers "which allocator and compressor give the densest pool on
-these pages": every backend x compressor pair rides one pass over the trace
-(replay_lanes), each distinct page compressed once per compressor.
-tune_retries() answers "how many reclaim retries does this workload need":
+compare() answers "which allocator and compressor suit these pages": every
+backend x compressor pair rides one pass over the trace (replay_lanes), each
+distinct page compressed once per compressor.  Density alone is no verdict:
+a pool that refuses stores or writes pages back sends them to the swap
+device, so the verdict (VERDICT_RULE) takes the fewest swap writes first and
+the densest of those, among allocators the chosen kernel's zswap really had.
+tune_retries() answers "how many reclaim retries would this workload want":
 the same backend and compressor with each retries value (and, optionally,
-each max_pool_percent), the pool limit made to bite by a small --ram.
+each max_pool_percent), the pool limit made to bite by a small --ram.  No
+kernel lets a user set retries (KERNEL_RETRIES), so the advice says what a
+value other than the kernel's costs, or why retries cannot matter at all.
 
-A configuration's record holds exactly what a lone `replay` of it reports,
+A configuration's record holds everything a lone `replay` of it reports,
 whether the sweep runs serially, in local processes (`jobs`, each a pass
 carrying a group of the configurations as lanes) or on a Dask cluster
 (`dask_scheduler`, a task per configuration): lanes never share state that
@@ -22,65 +27,166 @@ from concurrent.futures import ProcessPoolExecutor, wait
 from .errors import ConfigError
 from .replay import DEFAULTS, replay_lanes
 from .trace import TraceReader
+from .zswap import EVICTABLE
 
 ALL_BACKENDS = ("zbud", "z3fold", "zsmalloc", "xvmalloc")
 DEFAULT_COMPRESSORS = ("lz4", "zstd")
 DEFAULT_RETRIES = (1, 2, 4, 8, 16, 32)
 
+# The columns of the terminal tables.  The records (--json, --csv) hold every
+# field `replay --json` has and what the sweep adds: stores_refused, then
+# what_if and recommended (compare), or kernel_retries, recommended_retries,
+# recommended and advice (tune-retries).
 COMPARE_FIELDS = (
     "backend", "compressor", "stored_pages", "pool_pages", "pool_total_size",
     "compressed_bytes", "density", "effective_ratio", "allocator_waste_bytes",
     "allocator_waste_percent", "reject_compress_poor", "reject_alloc_fail",
     "reject_reclaim_fail", "reject_kmemcache_fail", "reject_pool_full", "reject_too_big",
-    "written_back_pages", "peak_pool_pages")
+    "stores_refused", "written_back_pages", "swap_writes", "peak_pool_pages")
 
 TUNE_FIELDS = (
     "max_pool_percent", "retries", "pool_limit_hit", "reclaim_calls", "reclaim_success",
     "reclaim_eagain", "reclaim_pages_scanned", "evict_eexist", "evict_enomem",
-    "reject_reclaim_fail", "written_back_pages", "stores_refused", "peak_pool_pages")
+    "reject_reclaim_fail", "written_back_pages", "stores_refused", "swap_writes",
+    "swap_reads", "peak_pool_pages")
+
+# -- what the kernels fix, and what they never had --------------------------
+
+# No kernel has a knob for retries; each passes 8.  3.11: the store itself
+# calls zbud_reclaim_page(pool, 8) when the pool is full (mm/zswap.c,
+# zswap_frontswap_store).  6.1 and 6.3: zswap's shrink_worker asks
+# zpool_shrink(pool->zpool, 1, NULL) for one page, and the allocator's shrink
+# op passes the 8 (RETRIES_FIXED_IN); 6.1's zsmalloc has no shrink op, so
+# zpool_shrink returns -EINVAL (mm/zpool.c).  From 6.5 zswap keeps the LRU
+# itself and writes back entry by entry (zswap_reclaim_entry): no allocator
+# reclaim is left to retry.
+KERNEL_RETRIES = 8
+RETRIES_FIXED_IN = {"zbud": "zbud_zpool_shrink() in mm/zbud.c",
+                    "z3fold": "z3fold_zpool_shrink() in mm/z3fold.c",
+                    "zsmalloc": "zs_zpool_shrink() in mm/zsmalloc.c"}
+RETRIES_FIXED_IN_3_11 = "zswap_frontswap_store() in mm/zswap.c"
+ZSWAP_OWNS_LRU = (6, 5)
+
+# The kernels whose zswap could use each allocator, [first, removed)
+# (KERNEL.md: 3.11's zswap was built on zbud alone; zsmalloc came with the
+# zpool layer in 3.18 and z3fold in 4.8, both unverified; 6.15 removed zbud
+# and z3fold).  xvmalloc was zram's allocator in staging, never zswap's.
+IN_ZSWAP = {"zbud": ((3, 11), (6, 15)), "z3fold": ((4, 8), (6, 15)),
+            "zsmalloc": ((3, 18), None)}
+
+
+def kernel_version(kernel):
+    """"6.1" -> (6, 1)."""
+    return tuple(int(part) for part in kernel.split(".")[:2])
+
+
+def what_if(backend, kernel):
+    """Why `backend` under `kernel` is a what-if, or None when that kernel's
+    zswap could really use it."""
+    if backend not in IN_ZSWAP:
+        return f"{backend} never shipped in zswap"
+    first, removed = IN_ZSWAP[backend]
+    version = kernel_version(kernel)
+    if version < first:
+        return f"{kernel}'s zswap could not use {backend}"
+    if removed is not None and version >= removed:
+        return f"{backend} left the kernel in {removed[0]}.{removed[1]}"
+    return None
+
+
+def stores_refused(result):
+    """Stores zswap did not keep: each went to the swap device instead."""
+    return result["stores"] - result["zswpout"]
+
+
+# -- compare -----------------------------------------------------------------
+
+VERDICT_RULE = ("the fewest swap writes (stores refused + pages written back), "
+                "then the densest; a what-if (*) only when every one is")
 
 
 def compare(trace, backends=ALL_BACKENDS, compressors=DEFAULT_COMPRESSORS, *,
             ram_pages=1 << 20, max_pool_percent=20, accept_threshold_percent=90, retries=8,
             kernel="6.1", verify=True, jobs=1, dask_scheduler=None, progress=None,
             timeline_points=0):
-    """One record per backend x compressor (COMPARE_FIELDS), densest first.
-    With timeline_points, each record also carries its pool-size timeline."""
+    """One record per backend x compressor: every field of its replay,
+    stores_refused, what_if (the kernel's zswap never had the allocator) and
+    recommended (the verdict's pick).  In verdict order: the fewest swap
+    writes first, then the densest.  With timeline_points, each record also
+    carries its pool-size timeline."""
     _require(backends, "backends")
     _require(compressors, "compressors")
     common = dict(ram_pages=ram_pages, max_pool_percent=max_pool_percent,
                   accept_threshold_percent=accept_threshold_percent, retries=retries,
                   kernel=kernel)
     configs = [dict(common, backend=b, compressor=c) for c in compressors for b in backends]
-    results = run_configs(trace, configs, verify=verify, jobs=jobs,
+    records = run_configs(trace, configs, verify=verify, jobs=jobs,
                           dask_scheduler=dask_scheduler, progress=progress,
                           timeline_points=timeline_points)
-    records = []
-    for result in results:
-        record = {name: result[name] for name in COMPARE_FIELDS}
-        if timeline_points:
-            record["timeline"] = result["timeline"]
-        records.append(record)
-    records.sort(key=lambda r: (r["density"] is None, -(r["density"] or 0), r["pool_pages"],
-                                r["backend"], r["compressor"]))
+    for record in records:
+        record["stores_refused"] = stores_refused(record)
+        record["what_if"] = what_if(record["backend"], kernel) is not None
+    return rank(records)
+
+
+def rank(records):
+    """Sort compare records into verdict order (the fewest swap writes, then
+    the densest, then the fewest pool pages) and mark the verdict's pick
+    `recommended`: the first that is not a what-if, or the first of all when
+    every one is; none when no configuration stored anything."""
+    records.sort(key=lambda r: (r["swap_writes"], r["density"] is None, -(r["density"] or 0),
+                                r["pool_pages"], r["backend"], r["compressor"]))
+    stored = [r for r in records if r["density"] is not None]
+    pick = ([r for r in stored if not r["what_if"]] or stored or [None])[0]
+    for record in records:
+        record["recommended"] = record is pick
     return records
 
 
 def verdict(records):
-    """The line under the compare table."""
-    best = records[0]
-    if best["density"] is None:
-        return "no configuration stored anything in its pool"
-    return (f"densest: {best['backend']} with {best['compressor']}, "
-            f"{best['density']:.2f} stored pages per pool page "
-            f"({best['pool_pages']} pool pages, "
-            f"{best['allocator_waste_percent']:.1f}% allocator waste)")
+    """The lines under the compare table: the rule, the verdict by it, the
+    densest configuration when that is another one, what each what-if is,
+    and whether the retries run are other than the kernel's."""
+    pick = next((r for r in records if r["recommended"]), None)
+    if pick is None:
+        return ["no configuration stored anything in its pool"]
+    lines = [f"rule: {VERDICT_RULE}", f"verdict: {_summary(pick)}"]
+    densest = min((r for r in records if r["density"] is not None),
+                  key=lambda r: (-r["density"], r["pool_pages"]))
+    if densest is not pick:
+        lines.append(f"densest: {_summary(densest)}")
+    for backend in dict.fromkeys(r["backend"] for r in records if r["what_if"]):
+        lines.append(f"* a what-if: {what_if(backend, pick['kernel'])}")
+    unlike = [r for r in records if kernel_retries(r["backend"], r["kernel"]) not in
+              (None, r["retries"])]
+    if unlike:
+        backends = ", ".join(dict.fromkeys(r["backend"] for r in unlike))
+        lines.append(f"retries {unlike[0]['retries']} is a what-if too: "
+                     f"{unlike[0]['kernel']} fixes retries at {KERNEL_RETRIES} for {backends}, "
+                     "so another value needs a kernel change")
+    return lines
 
+
+def _summary(record):
+    star = "*" if record["what_if"] else ""
+    return (f"{record['backend']}{star} with {record['compressor']}: "
+            f"{record['swap_writes']} swap writes ({record['stores_refused']} refused, "
+            f"{record['written_back_pages']} written back), "
+            f"{record['density']:.2f} stored pages per pool page "
+            f"({record['pool_pages']} pool pages, "
+            f"{record['allocator_waste_percent']:.1f}% allocator waste)")
+
+
+# -- tune-retries ------------------------------------------------------------
 
 def tune_retries(trace, retries=DEFAULT_RETRIES, max_pool_percents=(20,), *, backend="zbud",
                  compressor="lz4", ram_pages=1 << 20, accept_threshold_percent=90,
                  kernel="6.1", verify=True, jobs=1, dask_scheduler=None, progress=None):
-    """One record per max_pool_percent x retries (TUNE_FIELDS), in that order."""
+    """One record per max_pool_percent x retries, in that order: every field
+    of its replay, stores_refused, kernel_retries (what the kernel passes:
+    kernel_retries()), and its pool limit's advice (recommend):
+    recommended_retries (None when there is none), advice (the line saying
+    why), and recommended on the row recommended."""
     _require(retries, "retries values")
     _require(max_pool_percents, "max_pool_percent values")
     if any(r < 1 for r in retries):
@@ -91,47 +197,106 @@ def tune_retries(trace, retries=DEFAULT_RETRIES, max_pool_percents=(20,), *, bac
                     max_pool_percent=pct, accept_threshold_percent=accept_threshold_percent,
                     retries=r, kernel=kernel)
                for pct in max_pool_percents for r in retries]
-    results = run_configs(trace, configs, verify=verify, jobs=jobs,
+    records = run_configs(trace, configs, verify=verify, jobs=jobs,
                           dask_scheduler=dask_scheduler, progress=progress)
-    records = []
-    for result in results:
-        result["stores_refused"] = result["stores"] - result["zswpout"]
-        records.append({name: result[name] for name in TUNE_FIELDS})
+    for record in records:
+        record["stores_refused"] = stores_refused(record)
+        record["kernel_retries"] = kernel_retries(backend, kernel)
+    advice = {item["max_pool_percent"]: item for item in recommend(records)}
+    for record in records:
+        item = advice[record["max_pool_percent"]]
+        record["recommended_retries"] = item["retries"]
+        record["recommended"] = record["retries"] == item["retries"]
+        record["advice"] = advice_line(item)
     return records
 
 
 def recommend(records):
-    """Per max_pool_percent: the smallest retries whose reject_reclaim_fail
-    is within 1% of the best value's, and what it costs in LRU scans."""
+    """Per max_pool_percent, in the records' order: the retries value with
+    the fewest swap writes (stores refused plus pages written back), the
+    smallest of any tie; or retries None and the reason none is
+    recommended: retries cannot matter to this kernel and allocator, the
+    pool limit was never hit, or every value swept gave the same swap
+    writes.  advice_line() says it in words."""
     advice = []
     for pct in dict.fromkeys(r["max_pool_percent"] for r in records):
         rows = sorted((r for r in records if r["max_pool_percent"] == pct),
                       key=lambda r: r["retries"])
-        best = min(rows, key=lambda r: (r["reject_reclaim_fail"], r["retries"]))
-        chosen = next(r for r in rows
-                      if r["reject_reclaim_fail"] * 100 <= best["reject_reclaim_fail"] * 101)
-        advice.append({
-            "max_pool_percent": pct, "retries": chosen["retries"],
-            "reject_reclaim_fail": chosen["reject_reclaim_fail"],
-            "reclaim_pages_scanned": chosen["reclaim_pages_scanned"],
-            "reclaim_calls": chosen["reclaim_calls"],
-            "best_retries": best["retries"],
-            "best_reject_reclaim_fail": best["reject_reclaim_fail"],
-            "limit_bit": any(r["pool_limit_hit"] for r in rows),
-        })
+        backend, kernel = rows[0]["backend"], rows[0]["kernel"]
+        best = min(rows, key=lambda r: (r["swap_writes"], r["retries"]))
+        fixed = kernel_retries(backend, kernel)
+        at_kernel = next((r for r in rows if r["retries"] == fixed), None)
+        item = {"max_pool_percent": pct, "backend": backend, "kernel": kernel,
+                "retries": None, "reason": _retries_cannot_matter(backend, kernel, rows),
+                "what_if": what_if(backend, kernel), "kernel_retries": fixed,
+                "swap_writes": best["swap_writes"],
+                "reclaim_pages_scanned": best["reclaim_pages_scanned"],
+                "reclaim_calls": best["reclaim_calls"],
+                "kernel_swap_writes": None if at_kernel is None else at_kernel["swap_writes"]}
+        if item["reason"] is None:
+            if all(r["swap_writes"] == best["swap_writes"] for r in rows):
+                item["reason"] = ("retries make no difference here: every value swept "
+                                  f"gives {best['swap_writes']} swap writes")
+            else:
+                item["retries"] = best["retries"]
+        advice.append(item)
     return advice
 
 
-def advice_line(advice):
-    pct = advice["max_pool_percent"]
-    if not advice["limit_bit"]:
-        return (f"max_pool_percent {pct}: the pool limit never bit, so retries do not "
-                "matter here; lower --ram or --max-pool-percent")
-    return (f"max_pool_percent {pct}: use retries {advice['retries']} "
-            f"({advice['reject_reclaim_fail']} reclaim failures; the best, "
-            f"{advice['best_reject_reclaim_fail']}, at retries {advice['best_retries']}); "
-            f"it scans {advice['reclaim_pages_scanned']} LRU pages in "
-            f"{advice['reclaim_calls']} reclaim calls")
+def kernel_retries(backend, kernel):
+    """The retries `kernel` passes to `backend`'s reclaim, or None when it
+    passes none: a what-if, or no allocator reclaim to retry."""
+    if what_if(backend, kernel) or _no_allocator_reclaim(backend, kernel):
+        return None
+    return KERNEL_RETRIES
+
+
+def _no_allocator_reclaim(backend, kernel):
+    """Why `kernel`'s zswap never calls `backend`'s reclaim_page, or None."""
+    if kernel_version(kernel) >= ZSWAP_OWNS_LRU:
+        return ("from 6.5 zswap keeps the LRU itself and writes back entry by entry "
+                f"(zswap_reclaim_entry), so {kernel} has no allocator reclaim to retry")
+    if backend not in EVICTABLE[kernel]:
+        return (f"{kernel}'s {backend} has no zpool shrink, so zswap's shrink fails with "
+                "-EINVAL (zpool_shrink() in mm/zpool.c) before it tries a page")
+    return None
+
+
+def _retries_cannot_matter(backend, kernel, rows):
+    """Why no retries value can change this run, or None."""
+    reason = _no_allocator_reclaim(backend, kernel)
+    if reason is not None:
+        return f"retries cannot matter: {reason}"
+    if not any(r["pool_limit_hit"] for r in rows):
+        return ("the pool limit was never hit, so retries cannot matter here; "
+                "lower --ram or --max-pool-percent")
+    return None
+
+
+TUNE_RULE = ("the smallest retries value with the fewest swap writes "
+             "(stores refused + pages written back)")
+
+
+def advice_line(item):
+    """One item of recommend() in words: the value, what it gives and costs,
+    and what the kernel does instead; or why there is no value."""
+    head = f"max_pool_percent {item['max_pool_percent']}: "
+    if item["retries"] is None:
+        return head + item["reason"]
+    line = (f"{head}retries {item['retries']} gives the fewest swap writes, "
+            f"{item['swap_writes']} ({item['reclaim_pages_scanned']} LRU pages scanned in "
+            f"{item['reclaim_calls']} reclaim calls)")
+    if item["what_if"] is not None:
+        return f"{line}; a what-if: {item['what_if']}, so no kernel fixes its retries"
+    kernel = item["kernel"]
+    site = RETRIES_FIXED_IN_3_11 if kernel == "3.11" else RETRIES_FIXED_IN[item["backend"]]
+    fixed = f"{kernel} fixes retries at {item['kernel_retries']} in {site}"
+    if item["retries"] == item["kernel_retries"]:
+        return f"{line}: the value {fixed}"
+    at_kernel = "not swept here" if item["kernel_swap_writes"] is None \
+        else f"{item['kernel_swap_writes']} swap writes"
+    return (f"{line}; {fixed} ({at_kernel}), with no sysfs knob: retries {item['retries']} "
+            "needs a kernel change")
 
 
 # -- running the configurations --------------------------------------------
