@@ -20,6 +20,7 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor, wait
 
 from .errors import ConfigError
+from .profiles import DEFAULT_ZSWAP_KERNEL
 from .replay import DEFAULTS, replay_lanes
 from .trace import TraceReader
 
@@ -42,7 +43,7 @@ TUNE_FIELDS = (
 
 def compare(trace, backends=ALL_BACKENDS, compressors=DEFAULT_COMPRESSORS, *,
             ram_pages=1 << 20, max_pool_percent=20, accept_threshold_percent=90, retries=8,
-            kernel="6.1", verify=True, jobs=1, dask_scheduler=None, progress=None,
+            kernel=DEFAULT_ZSWAP_KERNEL, verify=True, jobs=1, dask_scheduler=None, progress=None,
             timeline_points=0):
     """One record per backend x compressor (COMPARE_FIELDS), densest first.
     With timeline_points, each record also carries its pool-size timeline."""
@@ -79,7 +80,8 @@ def verdict(records):
 
 def tune_retries(trace, retries=DEFAULT_RETRIES, max_pool_percents=(20,), *, backend="zbud",
                  compressor="lz4", ram_pages=1 << 20, accept_threshold_percent=90,
-                 kernel="6.1", verify=True, jobs=1, dask_scheduler=None, progress=None):
+                 kernel=DEFAULT_ZSWAP_KERNEL, verify=True, jobs=1, dask_scheduler=None,
+                 progress=None):
     """One record per max_pool_percent x retries (TUNE_FIELDS), in that order."""
     _require(retries, "retries values")
     _require(max_pool_percents, "max_pool_percent values")
