@@ -95,7 +95,8 @@ class ZswapProfile(Profile):
     name: str
     version: tuple
     allocators: tuple = field(**fact(
-        "allocators", "zbud only in 3.11; the zpool layer and zsmalloc in 3.18; z3fold in 4.8"))
+        "allocators", "zbud only in 3.11 (2b2811178e85); the zpool layer and zsmalloc in 3.18; "
+        "z3fold in 4.8 (9a001fc19ccc)"))
     evictable: tuple = field(**fact(
         "allocators with a zpool evict path",
         "zsmalloc's zspage LRU and writeback in 6.2 (Nhat Pham, 'Implement writeback for "
@@ -113,12 +114,12 @@ class ZswapProfile(Profile):
         "shrink rule", "5.6, 45190f01dd40; shrink until can accept in 6.5 (399ab221f3ff)"))
     duplicate_store: str = field(**fact(
         "store to an offset zswap holds",
-        "frontswap invalidates first since 'frontswap: allow multiple backends' (Dan "
-        "Streetman, 2015)"))
+        "frontswap invalidates first since d1dc6f1bcf1e 'frontswap: allow multiple "
+        "backends' (4.2)"))
     zero_pages: str = field(**fact(
         "zero / same-filled pages",
-        "same-filled pages in zswap from 4.15 (Srividya Desireddy, Oct 2017); the swap "
-        "layer's zero map from 6.12"))
+        "same-filled pages in zswap from 4.15 ('zswap: same-filled pages handling', Oct "
+        "2017); the swap layer's zero map from 6.12"))
     same_filled_default: bool = field(**fact(
         "same_filled_pages_enabled default", "parameter added with same-filled pages (4.15)"))
     exclusive_loads: bool = field(**fact(
@@ -160,7 +161,8 @@ class ZramProfile(Profile):
         "max_zpage_size (bytes)", "dropped in 4.17 (huge_class_size from zsmalloc instead)"))
     rw_page: bool = field(**fact(
         "->rw_page (a failed swap I/O is retried as a bio)",
-        "zram_rw_page removed in 6.3 (Christoph Hellwig's rw_page removal)"))
+        "zram_rw_page removed in 6.3 (Christoph Hellwig's rw_page removal; commit "
+        "unverified)"))
     model = "zram"
 
 
@@ -187,9 +189,10 @@ ZPOOL_DRIVERS = (Allocator("zbud", SHIPPED), Allocator("z3fold", SHIPPED),
 
 ZSWAP_3_11 = ZswapProfile(
     name="3.11", version=(3, 11),
-    # mm/zswap.c of 3.11 includes linux/zbud.h and calls zbud_* directly; the
-    # zpool layer that let zswap use zsmalloc came in 3.18 (Dan Streetman, Jul
-    # 2014), z3fold in 4.8 (KERNEL.md §1.2).
+    # mm/zswap.c of 3.11 (2b2811178e85 "zswap: add to mm/") includes linux/zbud.h
+    # and calls zbud_* directly; the zpool layer that let zswap use zsmalloc came
+    # in 3.18 (Dan Streetman, Jul 2014), z3fold in 4.8 (9a001fc19ccc "z3fold: the
+    # 3-fold allocator for compressed pages", May 2016).
     allocators=(Allocator("zbud", SHIPPED),
                 Allocator("z3fold", WHAT_IF, "z3fold came in 4.8, after 3.11's zswap, which "
                           "used zbud alone; run with zbud's contract"),
@@ -204,8 +207,9 @@ ZSWAP_3_11 = ZswapProfile(
     # zbud_reclaim_page(tree->pool, 8); failure -> reject_reclaim_fail, -ENOMEM.
     limit_rule=RECLAIM_ON_STORE,
     shrink_rule=STORE_RECLAIMS_PAGE,
-    # frontswap_store 3.11 calls store on a dup; zswap_rb_insert gives -EEXIST,
-    # zswap counts duplicate_entry and replaces the old entry.
+    # __frontswap_store 3.11 calls store on a dup (only a failed dup store clears
+    # the bit); zswap_rb_insert gives -EEXIST, zswap counts duplicate_entry and
+    # replaces the old entry.  d1dc6f1bcf1e (4.2) made frontswap invalidate first.
     duplicate_store=ZSWAP_REPLACES,
     zero_pages=NOT_SPECIAL,             # no same-filled handling before 4.15
     same_filled_default=False,
