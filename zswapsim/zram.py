@@ -39,10 +39,9 @@ such writes fail as zs_malloc's would.
 from .compress import CompressionCache, get_compressor
 from .errors import ConfigError, NoMemory, NoSpace
 from .memory import PAGE_SIZE, Memory, same_filled_word
-from .profiles import DEFAULT_ZRAM_KERNEL, HUGE_ABOVE_MAX_ZPAGE, ZRAM_PROFILES, kernel_profile
+from .profiles import DEFAULT_ZRAM_KERNEL, HUGE_ABOVE_MAX_ZPAGE, kernel_profile
 from .zpool import create_pool
 
-KERNELS = tuple(ZRAM_PROFILES)
 
 MM_STAT = ("orig_data_size", "compr_data_size", "mem_used_total", "mem_limit",
            "mem_used_max", "same_pages", "pages_compacted", "huge_pages", "huge_pages_since")

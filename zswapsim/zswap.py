@@ -50,11 +50,10 @@ from .compress import PAGE_SIZE, CompressionCache, get_compressor, page_key
 from .errors import ConfigError, Invalid, NoMemory, NoSpace, WriteError
 from .memory import Memory, ram_pages, same_filled_word
 from .profiles import (DEBUGFS_6_1, DEFAULT_ZSWAP_KERNEL, FRONTSWAP_INVALIDATES,
-                       RECLAIM_ON_STORE, ZSWAP_PROFILES, kernel_profile)
+                       RECLAIM_ON_STORE, kernel_profile)
 from .swapdev import SwapDevice
 from .zpool import create_pool
 
-KERNELS = tuple(ZSWAP_PROFILES)
 ZSWAP_HEADER = struct.Struct("<Q")        # struct zswap_header { swp_entry_t }
 SWP_TYPE_SHIFT = 58                       # our swp_entry_t: type above offset
 SWP_OFFSET_MASK = (1 << SWP_TYPE_SHIFT) - 1
@@ -77,7 +76,8 @@ class ZswapEntry:
 
 
 class Zswap:
-    """frontswap's view of zswap plus the swap device behind it."""
+    """frontswap's view of zswap plus the swap device behind it.  `kernel`
+    is a profile name (profiles.ZSWAP_PROFILES) or a ZswapProfile."""
 
     def __init__(self, backend="zbud", compressor="lz4", memory=None, swapdev=None,
                  max_pool_percent=20, accept_threshold_percent=90, retries=8,
