@@ -24,10 +24,11 @@ from .trace.record import record
 from .trace.recording import RecordingReader
 from .trace.recording import accesses as recording_accesses
 from .trace.synth import PATTERNS, parse_mix, parse_phase, synthesize, synthesize_from_accesses
-from .zram import KERNELS as ZRAM_KERNELS
+from .profiles import (DEFAULT_ZRAM_KERNEL, DEFAULT_ZSWAP_KERNEL, PROFILES, ZRAM_PROFILES,
+                       ZSWAP_PROFILES, facts_table)
 from .zram import Zram
 from .zram_replay import zram_replay
-from .zswap import CLASS_COUNTS, DEBUGFS_COUNTERS, KERNELS
+from .zswap import CLASS_COUNTS, DEBUGFS_COUNTERS
 
 DERIVED = ("density", "effective_ratio", "allocator_waste_bytes", "allocator_waste_percent")
 ACTIVITY = ("stores", "zswpout", "duplicate_stores", "reject_pool_full", "reject_too_big",
@@ -59,8 +60,9 @@ def cli():
               show_default=True, help="6.1 hysteresis: accept again below this share of the limit.")
 @click.option("--retries", type=click.IntRange(0, 1 << 20), default=8, show_default=True,
               help="LRU pages reclaim_page tries before -EAGAIN.")
-@click.option("--kernel", type=click.Choice(KERNELS), default="6.1", show_default=True,
-              help="Which kernel's zswap store path to follow.")
+@click.option("--kernel", type=click.Choice(ZSWAP_PROFILES), default=DEFAULT_ZSWAP_KERNEL,
+              show_default=True, help="Which kernel's zswap store path to follow "
+                                      "(zswapsim kernels: what differs).")
 @click.option("--chain-size", type=click.IntRange(4, 16), default=None,
               help="zsmalloc pages per zspage at most (CONFIG_ZSMALLOC_CHAIN_SIZE); "
                    "default 4, or 8 with --kernel 6.3.")
@@ -105,6 +107,7 @@ def replay_cmd(trace_path, backend, compressor, ram, max_pool_percent,
                f"compressor {result['compressor']}, kernel {kernel}, "
                f"RAM {result['ram_pages']} pages, max_pool_percent {max_pool_percent}, "
                f"retries {retries}")
+    _what_if(ZSWAP_PROFILES[kernel], backend)
     _table("zswap debugfs", result, DEBUGFS_COUNTERS)
     _table("activity", result, ACTIVITY)
     _table("derived", result, DERIVED)
@@ -117,6 +120,13 @@ def replay_cmd(trace_path, backend, compressor, ram, max_pool_percent,
         click.echo(f"\nverified: every load matched; {result['live_pages']} live pages all "
                    "accounted for (pool, swap device, "
                    f"or {result['resident_pages']} left in RAM)")
+
+
+def _what_if(profile, allocator):
+    """The line saying a run is a what-if: this kernel never had the allocator there."""
+    note = profile.what_if(allocator)
+    if note:
+        click.echo(f"what-if: {note}")
 
 
 def _table(title, values, names):
@@ -166,7 +176,8 @@ def _sweep_options(command):
                      help="Simulated RAM (totalram_pages), e.g. 32M or 4G."),
         click.option("--accept-threshold-percent", type=click.IntRange(0, 100), default=90,
                      show_default=True, help="6.1 hysteresis threshold."),
-        click.option("--kernel", type=click.Choice(KERNELS), default="6.1", show_default=True,
+        click.option("--kernel", type=click.Choice(ZSWAP_PROFILES),
+                     default=DEFAULT_ZSWAP_KERNEL, show_default=True,
                      help="Which kernel's zswap store path to follow."),
         click.option("--jobs", type=click.IntRange(1, 1024), default=1, show_default=True,
                      help="Run the configurations in this many local processes."),
@@ -320,7 +331,8 @@ def _cell(value):
 @click.option("--disksize", default="16G", show_default=True, help="Device size.")
 @click.option("--mem-limit", default="0", show_default=True,
               help="mem_limit: most memory the device may use (0: none).")
-@click.option("--kernel", type=click.Choice(ZRAM_KERNELS), default="6.1", show_default=True,
+@click.option("--kernel", type=click.Choice(ZRAM_PROFILES), default=DEFAULT_ZRAM_KERNEL,
+              show_default=True,
               help="6.1, 6.6 (chain 8, huge from 3625) or 4.14 (huge above 3072).")
 @click.option("--compact", is_flag=True, help="Run compaction at the end (echo 1 > compact).")
 @click.option("--json", "as_json", is_flag=True, help="Print mm_stat and io_stat as JSON.")
@@ -349,10 +361,64 @@ def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, k
     if as_json:
         click.echo(json.dumps(stats, indent=1))
         return
+    _what_if(device.profile, allocator)
     for name, values in stats.items():
         click.echo(f"{name}: " + " ".join(str(v) for v in values.values()))
         for field, value in values.items():
             click.echo(f"  {field:<20} {value:>14}")
+
+
+@cli.command("kernels")
+@click.option("--json", "as_json", is_flag=True, help="Print the table as one JSON object.")
+def kernels_cmd(as_json):
+    """What differs between the modelled kernels' profiles (the --kernel
+    names), and the kernel version or commit where each rule changed."""
+    tables = {model: facts_table(model) for model in PROFILES}
+    if as_json:
+        click.echo(json.dumps(tables, indent=1))
+        return
+    for model, table in tables.items():
+        names = table["profiles"]
+        click.echo(f"{model}: --kernel {', '.join(names)}")
+        for row in table["differs"]:
+            click.echo(f"\n  {row['label']}")
+            for name in names:
+                click.echo(f"    {name:<6} {_fact_text(row['values'][name])}")
+            for line in _allocator_notes(row["values"]):
+                click.echo(f"    {line}")
+            click.echo(f"    changed: {row['changed']}")
+        click.echo(f"\n  the same in every {model} profile:")
+        for fact, value in table["same"].items():
+            click.echo(f"    {fact:<22} {_fact_text(value)}")
+        click.echo("")
+
+
+def _allocator_notes(values):
+    """For an allocators row: each what-if or absent allocator's note, once,
+    with the profiles it applies to."""
+    notes = {}
+    for name, value in values.items():
+        if isinstance(value, dict):
+            for allocator, entry in value.items():
+                if entry["note"]:
+                    key = (entry["status"], allocator, entry["note"])
+                    notes.setdefault(key, []).append(name)
+    return [f"{status} {allocator} ({', '.join(names)}): {note}"
+            for (status, allocator, note), names in notes.items()]
+
+
+def _fact_text(value):
+    """A profile fact in words: allocators by status, lists comma-separated."""
+    if isinstance(value, dict):
+        by_status = {}
+        for name, entry in value.items():
+            by_status.setdefault(entry["status"], []).append(name)
+        return "; ".join(f"{status}: {', '.join(names)}" for status, names in by_status.items())
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(value)
+    return "-" if value is None else str(value)
 
 
 @cli.command("fidelity")

@@ -32,6 +32,7 @@ import zstandard
 from .compress import GivenLengths, get_compressor
 from .errors import ConfigError, FidelityError
 from .memory import PAGE_SIZE, Memory
+from .profiles import ZRAM_PROFILES, ZSWAP_PROFILES
 from .zpool import known_pools
 from .zram import Zram
 from .zswap import Zswap
@@ -40,7 +41,6 @@ MAX_PAGES = 1 << 18                 # pages in one set (1 GiB of page images)
 MAX_KERNEL_JSON = 64 << 20          # bytes of one NAME.kernel.json, decompressed
 READ_CHUNK = 1 << 20                # bytes decompressed per step
 SET_SUFFIXES = (".kernel.json", ".kernel.json.zst")
-PROFILED_KERNELS = ("6.1",)         # kernel lines the runs below model
 RELEASE = re.compile(r"(\d+)\.(\d+)[!-~]*")     # uname -r: "6.1.0-56-amd64"
 
 ZRAM_FIELDS = ("orig_data_size", "compr_data_size", "mem_used_total", "same_pages",
@@ -280,7 +280,7 @@ def run_fidelity(directory):
     for name, json_path in find_sets(directory).items():
         kernel = read_kernel_json(json_path)
         line = kernel_line(kernel)
-        if line not in PROFILED_KERNELS:
+        if line not in ZSWAP_PROFILES or line not in ZRAM_PROFILES:
             skipped.append({"set": name, "kernel": kernel["kernel"],
                             "reason": f"no {line} profile yet"})
             continue
@@ -291,15 +291,16 @@ def run_fidelity(directory):
     for name, (json_path, kernel) in runnable.items():
         pages = read_pages(pages_path(json_path, kernel), kernel["npages"],
                            kernel.get("pages_sha256"))
-        rows += _run_set(name, kernel, pages)
+        rows += _run_set(name, kernel_line(kernel), kernel, pages)
     return rows, skipped
 
 
-def _run_set(name, kernel, pages):
+def _run_set(name, line, kernel, pages):
+    """Every case of one set, under the profiles of its kernel line."""
     rows = []
     for alg, expected in kernel.get("zram", {}).items():
         for mode, compressor in _compressors(alg, pages, expected.get("per_page_compr_size")):
-            device = Zram(expected["disksize"], compressor=compressor)
+            device = Zram(expected["disksize"], compressor=compressor, kernel=line)
             for index, page in enumerate(pages):
                 device.write(index, page)
             rows += _rows(name, f"zram {alg}", mode, device.mm_stat(), expected, ZRAM_FIELDS)
@@ -308,7 +309,7 @@ def _run_set(name, kernel, pages):
         for comp, expected in by_compressor.items():
             given = lz4_lengths if comp == "lz4" else None
             for mode, compressor in _compressors(comp, pages, given):
-                zswap = Zswap(backend=pool, compressor=compressor,
+                zswap = Zswap(backend=pool, compressor=compressor, kernel=line,
                               memory=Memory(expected["mem_total_kb"] * 1024 // PAGE_SIZE),
                               max_pool_percent=expected["max_pool_percent"])
                 for offset, page in enumerate(pages, start=1):

@@ -12,9 +12,8 @@ becomes one "unavailable: ..." value, never an error: debugfs is often not
 mounted, zswap may be built out, zram may not be loaded.
 
 `pick_kernel` maps a release to the modelled kernel `--kernel host` stands
-for: the newest modelled one at or below it.  The modelled kernels are
-zswap.KERNELS and zram.KERNELS, so a new profile is picked up here as soon
-as it exists.
+for: the newest profile at or below it (profiles.nearest_profile, so a new
+profile is picked up here as soon as it is declared).
 
 `kernel_check` needs root and the zram module.  It hot-adds one device,
 sets its compressor and disksize, writes the pages one 4096-byte O_DIRECT
@@ -39,15 +38,12 @@ from .compress import GivenLengths, get_compressor
 from .errors import ConfigError, UserError
 from .fidelity import KERNEL_SIZES, OURS
 from .memory import PAGE_SIZE
+from .profiles import PROFILES
+from .profiles import nearest_profile as pick_kernel
 from .trace import STORE, TraceReader
 from .trace.format import MAGIC as TRACE_MAGIC
 from .trace.importer import raw_pages
 from .zram import IO_STAT, MM_STAT, Zram
-from .zram import KERNELS as ZRAM_KERNELS
-from .zswap import KERNELS as ZSWAP_KERNELS
-
-# The kernels each model has a profile for; --kernel host picks among these.
-MODELLED = {"zswap": ZSWAP_KERNELS, "zram": ZRAM_KERNELS}
 
 BD_STAT = ("bd_count", "bd_reads", "bd_writes")       # bd_stat_show, in 4 KiB units
 ZRAM_FILES = {"mm_stat": MM_STAT, "io_stat": IO_STAT, "bd_stat": BD_STAT}
@@ -69,31 +65,6 @@ class Refused(UserError):
 
 
 # -- releases and profiles -------------------------------------------------
-
-def _version(text):
-    """(major, minor) of a release string such as 6.12.117+deb12-amd64."""
-    match = re.match(r"(\d+)\.(\d+)", text)
-    if match is None:
-        raise ConfigError(f"'{text}' is not a kernel release (expected MAJOR.MINOR...)")
-    return int(match[1]), int(match[2])
-
-
-def pick_kernel(model, release):
-    """(profile, note) for `--kernel host`: the newest modelled kernel at or
-    below the release; the note says when the match is not exact.  The
-    profile is None when the release is older than every modelled kernel."""
-    version = _version(release)
-    known = sorted(MODELLED[model], key=_version)
-    at_or_below = [name for name in known if _version(name) <= version]
-    if not at_or_below:
-        return None, f"older than every modelled {model} kernel (the oldest is {known[0]})"
-    profile = at_or_below[-1]
-    if version > _version(known[-1]):
-        return profile, f"newer than every modelled {model} kernel: {profile} is the newest"
-    if version != _version(profile):
-        return profile, f"no {version[0]}.{version[1]} profile: {profile} is the nearest below"
-    return profile, None
-
 
 def host_kernel(model, root="/"):
     """The profile `--kernel host` means on this machine, or a ConfigError."""
@@ -208,7 +179,7 @@ def read_host(root="/"):
     except OSError as exc:
         release = _unavailable(OSRELEASE, exc)
     profiles = {}
-    for model in MODELLED:
+    for model in PROFILES:
         try:
             profile, note = pick_kernel(model, release)
         except ConfigError as exc:

@@ -29,6 +29,7 @@ from .compress import CompressionCache, get_compressor, page_key
 from .errors import ConfigError, TraceError, ZswapsimError
 from .faults import FaultPlan
 from .memory import Memory
+from .profiles import DEFAULT_ZSWAP_KERNEL
 from .stats import derived
 from .swapdev import SwapDevice
 from .trace import INVALIDATE_AREA, INVALIDATE_PAGE, LOAD, STORE, TraceReader, columns
@@ -36,7 +37,8 @@ from .zswap import Zswap
 
 DEFAULTS = {"backend": "zbud", "compressor": "lz4", "ram_pages": 1 << 20,
             "max_pool_percent": 20, "accept_threshold_percent": 90, "retries": 8,
-            "kernel": "6.1", "pool_options": None, "swap_capacity": None, "faults": None}
+            "kernel": DEFAULT_ZSWAP_KERNEL, "pool_options": None, "swap_capacity": None,
+            "faults": None}
 
 
 class VerifyError(ZswapsimError):
@@ -44,9 +46,9 @@ class VerifyError(ZswapsimError):
 
 
 def replay(trace_path, backend="zbud", compressor="lz4", ram_pages=1 << 20,
-           max_pool_percent=20, accept_threshold_percent=90, retries=8, kernel="6.1",
-           verify=True, pool_options=None, classes=False, progress=None, swap_capacity=None,
-           faults=None):
+           max_pool_percent=20, accept_threshold_percent=90, retries=8,
+           kernel=DEFAULT_ZSWAP_KERNEL, verify=True, pool_options=None, classes=False,
+           progress=None, swap_capacity=None, faults=None):
     """Replay a trace file; returns a dict of settings, counters and figures,
     and with `classes` the zsmalloc class table at the end.  `faults` is a
     dict of FaultPlan arguments (seed and rates); `swap_capacity` bounds the

@@ -9,7 +9,7 @@ the densest of those, among allocators the chosen kernel's zswap really had.
 tune_retries() answers "how many reclaim retries would this workload want":
 the same backend and compressor with each retries value (and, optionally,
 each max_pool_percent), the pool limit made to bite by a small --ram.  No
-kernel lets a user set retries (KERNEL_RETRIES), so the advice says what a
+kernel lets a user set retries (the profile's reclaim_retries), so the advice says what a
 value other than the kernel's costs, or why retries cannot matter at all.
 
 A configuration's record holds everything a lone `replay` of it reports,
@@ -25,9 +25,10 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor, wait
 
 from .errors import ConfigError
+from .profiles import (ALLOCATOR_LRU, DEFAULT_ZSWAP_KERNEL, DRIVER_SHRINK_OPS,
+                       kernel_profile)
 from .replay import DEFAULTS, replay_lanes
 from .trace import TraceReader
-from .zswap import EVICTABLE
 
 ALL_BACKENDS = ("zbud", "z3fold", "zsmalloc", "xvmalloc")
 DEFAULT_COMPRESSORS = ("lz4", "zstd")
@@ -52,46 +53,10 @@ TUNE_FIELDS = (
 
 # -- what the kernels fix, and what they never had --------------------------
 
-# No kernel has a knob for retries; each passes 8.  3.11: the store itself
-# calls zbud_reclaim_page(pool, 8) when the pool is full (mm/zswap.c,
-# zswap_frontswap_store).  6.1 and 6.3: zswap's shrink_worker asks
-# zpool_shrink(pool->zpool, 1, NULL) for one page, and the allocator's shrink
-# op passes the 8 (RETRIES_FIXED_IN); 6.1's zsmalloc has no shrink op, so
-# zpool_shrink returns -EINVAL (mm/zpool.c).  From 6.5 zswap keeps the LRU
-# itself and writes back entry by entry (zswap_reclaim_entry): no allocator
-# reclaim is left to retry.
-KERNEL_RETRIES = 8
-RETRIES_FIXED_IN = {"zbud": "zbud_zpool_shrink() in mm/zbud.c",
-                    "z3fold": "z3fold_zpool_shrink() in mm/z3fold.c",
-                    "zsmalloc": "zs_zpool_shrink() in mm/zsmalloc.c"}
-RETRIES_FIXED_IN_3_11 = "zswap_frontswap_store() in mm/zswap.c"
-ZSWAP_OWNS_LRU = (6, 5)
-
-# The kernels whose zswap could use each allocator, [first, removed)
-# (KERNEL.md: 3.11's zswap was built on zbud alone; zsmalloc came with the
-# zpool layer in 3.18 and z3fold in 4.8, both unverified; 6.15 removed zbud
-# and z3fold).  xvmalloc was zram's allocator in staging, never zswap's.
-IN_ZSWAP = {"zbud": ((3, 11), (6, 15)), "z3fold": ((4, 8), (6, 15)),
-            "zsmalloc": ((3, 18), None)}
-
-
-def kernel_version(kernel):
-    """"6.1" -> (6, 1)."""
-    return tuple(int(part) for part in kernel.split(".")[:2])
-
-
 def what_if(backend, kernel):
-    """Why `backend` under `kernel` is a what-if, or None when that kernel's
-    zswap could really use it."""
-    if backend not in IN_ZSWAP:
-        return f"{backend} never shipped in zswap"
-    first, removed = IN_ZSWAP[backend]
-    version = kernel_version(kernel)
-    if version < first:
-        return f"{kernel}'s zswap could not use {backend}"
-    if removed is not None and version >= removed:
-        return f"{backend} left the kernel in {removed[0]}.{removed[1]}"
-    return None
+    """Why `backend` under `kernel` is a what-if (the profile's note), or
+    None when that kernel's zswap really had it."""
+    return kernel_profile("zswap", kernel).what_if(backend)
 
 
 def stores_refused(result):
@@ -107,7 +72,7 @@ VERDICT_RULE = ("the fewest swap writes (stores refused + pages written back), "
 
 def compare(trace, backends=ALL_BACKENDS, compressors=DEFAULT_COMPRESSORS, *,
             ram_pages=1 << 20, max_pool_percent=20, accept_threshold_percent=90, retries=8,
-            kernel="6.1", verify=True, jobs=1, dask_scheduler=None, progress=None,
+            kernel=DEFAULT_ZSWAP_KERNEL, verify=True, jobs=1, dask_scheduler=None, progress=None,
             timeline_points=0):
     """One record per backend x compressor: every field of its replay,
     stores_refused, what_if (the kernel's zswap never had the allocator) and
@@ -161,8 +126,10 @@ def verdict(records):
               (None, r["retries"])]
     if unlike:
         backends = ", ".join(dict.fromkeys(r["backend"] for r in unlike))
-        lines.append(f"retries {unlike[0]['retries']} is a what-if too: "
-                     f"{unlike[0]['kernel']} fixes retries at {KERNEL_RETRIES} for {backends}, "
+        first = unlike[0]
+        fixed = kernel_retries(first["backend"], first["kernel"])
+        lines.append(f"retries {first['retries']} is a what-if too: "
+                     f"{first['kernel']} fixes retries at {fixed} for {backends}, "
                      "so another value needs a kernel change")
     return lines
 
@@ -181,7 +148,8 @@ def _summary(record):
 
 def tune_retries(trace, retries=DEFAULT_RETRIES, max_pool_percents=(20,), *, backend="zbud",
                  compressor="lz4", ram_pages=1 << 20, accept_threshold_percent=90,
-                 kernel="6.1", verify=True, jobs=1, dask_scheduler=None, progress=None):
+                 kernel=DEFAULT_ZSWAP_KERNEL, verify=True, jobs=1, dask_scheduler=None,
+                 progress=None):
     """One record per max_pool_percent x retries, in that order: every field
     of its replay, stores_refused, kernel_retries (what the kernel passes:
     kernel_retries()), and its pool limit's advice (recommend):
@@ -248,15 +216,16 @@ def kernel_retries(backend, kernel):
     passes none: a what-if, or no allocator reclaim to retry."""
     if what_if(backend, kernel) or _no_allocator_reclaim(backend, kernel):
         return None
-    return KERNEL_RETRIES
+    return kernel_profile("zswap", kernel).reclaim_retries
 
 
 def _no_allocator_reclaim(backend, kernel):
     """Why `kernel`'s zswap never calls `backend`'s reclaim_page, or None."""
-    if kernel_version(kernel) >= ZSWAP_OWNS_LRU:
+    profile = kernel_profile("zswap", kernel)
+    if profile.lru_owner != ALLOCATOR_LRU:
         return ("from 6.5 zswap keeps the LRU itself and writes back entry by entry "
                 f"(zswap_reclaim_entry), so {kernel} has no allocator reclaim to retry")
-    if backend not in EVICTABLE[kernel]:
+    if backend not in profile.evictable:
         return (f"{kernel}'s {backend} has no zpool shrink, so zswap's shrink fails with "
                 "-EINVAL (zpool_shrink() in mm/zpool.c) before it tries a page")
     return None
@@ -289,7 +258,8 @@ def advice_line(item):
     if item["what_if"] is not None:
         return f"{line}; a what-if: {item['what_if']}, so no kernel fixes its retries"
     kernel = item["kernel"]
-    site = RETRIES_FIXED_IN_3_11 if kernel == "3.11" else RETRIES_FIXED_IN[item["backend"]]
+    site = kernel_profile("zswap", kernel).reclaim_retries_site or \
+        DRIVER_SHRINK_OPS[item["backend"]]
     fixed = f"{kernel} fixes retries at {item['kernel_retries']} in {site}"
     if item["retries"] == item["kernel_retries"]:
         return f"{line}: the value {fixed}"

@@ -25,11 +25,11 @@ bio (__swap_writepage): one failed swap-out is two failed writes, or two
 invalid_io, in those kernels' io_stat.  `rw_page` says which; zram_replay.py
 plays the swap layer.
 
-Kernel presets (`kernel`): "6.1" (zsmalloc chains of 4 pages, huge from
-huge_class_size = 3257 bytes), "6.6" (chains of 8 with 6.3's chain rule,
-huge from 3625; the ten inuse-ratio fullness groups of 6.4+ are not
-modelled, which matters only to where objects land after frees) and "4.14"
-(before 4.17: a fixed max_zpage_size of 3072, huge when the length is
+Kernel profiles (`kernel`, from profiles.py): 6.1 (zsmalloc chains of 4
+pages, huge from huge_class_size = 3257 bytes), 6.6 (chains of 8 with 6.3's
+chain rule, huge from 3625; the ten inuse-ratio fullness groups of 6.4+ are
+not modelled, which matters only to where objects land after frees) and
+4.14 (before 4.17: a fixed max_zpage_size of 3072, huge when the length is
 *greater*).  zram only ever ran on zsmalloc; another allocator can be put
 under it to compare density, with the preset's huge threshold: zbud (3968
 bytes at most) and xvmalloc (4088) cannot hold a huge page's 4096 bytes, so
@@ -39,12 +39,9 @@ such writes fail as zs_malloc's would.
 from .compress import CompressionCache, get_compressor
 from .errors import ConfigError, NoMemory, NoSpace
 from .memory import PAGE_SIZE, Memory, same_filled_word
+from .profiles import DEFAULT_ZRAM_KERNEL, HUGE_ABOVE_MAX_ZPAGE, kernel_profile
 from .zpool import create_pool
 
-KERNELS = ("6.1", "6.6", "4.14")
-MAX_ZPAGE_SIZE_4_14 = PAGE_SIZE // 4 * 3          # 3072, zram_drv.h before 4.17
-CHAIN_SIZE = {"6.1": 4, "6.6": 8, "4.14": 4}
-RW_PAGE = {"6.1": True, "6.6": False, "4.14": True}   # zram_devops.rw_page
 
 MM_STAT = ("orig_data_size", "compr_data_size", "mem_used_total", "mem_limit",
            "mem_used_max", "same_pages", "pages_compacted", "huge_pages", "huge_pages_since")
@@ -63,15 +60,15 @@ class Slot:
 
 class Zram:
     def __init__(self, disksize, compressor="lz4", allocator="zsmalloc", mem_limit=0,
-                 kernel="6.1", memory=None):
-        if kernel not in KERNELS:
-            raise ConfigError(f"unknown zram kernel '{kernel}'; known: {', '.join(KERNELS)}")
+                 kernel=DEFAULT_ZRAM_KERNEL, memory=None):
+        profile = self.profile = kernel_profile("zram", kernel)
+        profile.check_allocator(allocator)
         if disksize < PAGE_SIZE:
             raise ConfigError(f"disksize {disksize} is smaller than one page")
         if mem_limit < 0:
             raise ConfigError(f"mem_limit {mem_limit} is negative")
-        self.kernel = kernel
-        self.rw_page = RW_PAGE[kernel]
+        self.kernel = profile.name
+        self.rw_page = profile.rw_page
         self.nr_pages = disksize // PAGE_SIZE
         self.limit_pages = -(-mem_limit // PAGE_SIZE)
         if isinstance(compressor, str):
@@ -79,18 +76,19 @@ class Zram:
         self.compressor = compressor if isinstance(compressor, CompressionCache) \
             else CompressionCache(compressor)
         self.memory = memory if memory is not None else Memory()
-        options = {"chain_size": CHAIN_SIZE[kernel]} if allocator == "zsmalloc" else {}
+        chain_size = profile.zsmalloc_chain_size
+        options = {"chain_size": chain_size} if allocator == "zsmalloc" else {}
         self.pool = create_pool(allocator, memory=self.memory, **options)
-        self.huge_class_size = create_pool("zsmalloc", chain_size=CHAIN_SIZE[kernel]) \
-            .huge_class_size
+        self.huge_class_size = create_pool("zsmalloc", chain_size=chain_size).huge_class_size
+        self.huge_above_max_zpage = profile.huge_rule == HUGE_ABOVE_MAX_ZPAGE
         self.slots = {}             # index -> Slot
         self.stats = dict.fromkeys(("compr_data_size", "mem_used_max", "same_pages",
                                     "pages_compacted", "huge_pages", "huge_pages_since",
                                     "pages_stored") + IO_STAT, 0)
 
     def is_huge(self, length):
-        if self.kernel == "4.14":
-            return length > MAX_ZPAGE_SIZE_4_14
+        if self.huge_above_max_zpage:
+            return length > self.profile.max_zpage_size
         return length >= self.huge_class_size
 
     def _valid(self, index):

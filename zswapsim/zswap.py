@@ -1,7 +1,8 @@
 """The swap-out path with zswap in front of a swap device, as frontswap drove
 it: store / load / invalidate_page / invalidate_area on (swap type, offset).
 
-Three kernels are modelled, chosen by `kernel`:
+Three kernels are modelled, chosen by `kernel`, a profile of profiles.py
+whose facts the store path branches on:
 
 6.1 (default).  frontswap invalidates an offset it already holds before it
 calls store, so zswap itself never sees a duplicate (duplicate_entry stays
@@ -48,27 +49,21 @@ import struct
 from .compress import PAGE_SIZE, CompressionCache, get_compressor, page_key
 from .errors import ConfigError, Invalid, NoMemory, NoSpace, WriteError
 from .memory import Memory, ram_pages, same_filled_word
+from .profiles import (DEBUGFS_6_1, DEFAULT_ZSWAP_KERNEL, FRONTSWAP_INVALIDATES,
+                       RECLAIM_ON_STORE, kernel_profile)
 from .swapdev import SwapDevice
 from .zpool import create_pool
 
-KERNELS = ("6.1", "6.3", "3.11")
 ZSWAP_HEADER = struct.Struct("<Q")        # struct zswap_header { swp_entry_t }
 SWP_TYPE_SHIFT = 58                       # our swp_entry_t: type above offset
 SWP_OFFSET_MASK = (1 << SWP_TYPE_SHIFT) - 1
-# Pools whose zpool driver has a shrink op, by kernel.  3.11's zswap was
-# built on zbud alone; any allocator put under it gets the same contract.
-EVICTABLE = {"6.1": ("zbud", "z3fold", "xvmalloc"),
-             "6.3": ("zbud", "z3fold", "xvmalloc", "zsmalloc"),
-             "3.11": ("zbud", "z3fold", "xvmalloc", "zsmalloc")}
-POOL_DEFAULTS = {("zsmalloc", "6.3"): {"chain_size": 8}}
 
 CLASS_COUNTS = ("almost_full", "almost_empty", "obj_allocated", "obj_used", "pages_used",
                 "freeable")
 
-# The debugfs counters, in the order the kernel's directory lists them.
-DEBUGFS_COUNTERS = ("pool_limit_hit", "reject_reclaim_fail", "reject_alloc_fail",
-                    "reject_kmemcache_fail", "reject_compress_poor", "written_back_pages",
-                    "duplicate_entry", "pool_total_size", "stored_pages", "same_filled_pages")
+# The debugfs counters every replay reports, in the order the kernel's
+# directory lists them (6.1's names, whichever profile runs).
+DEBUGFS_COUNTERS = DEBUGFS_6_1
 
 
 class ZswapEntry:
@@ -81,20 +76,22 @@ class ZswapEntry:
 
 
 class Zswap:
-    """frontswap's view of zswap plus the swap device behind it."""
+    """frontswap's view of zswap plus the swap device behind it.  `kernel`
+    is a profile name (profiles.ZSWAP_PROFILES) or a ZswapProfile."""
 
     def __init__(self, backend="zbud", compressor="lz4", memory=None, swapdev=None,
                  max_pool_percent=20, accept_threshold_percent=90, retries=8,
-                 kernel="6.1", same_filled_pages_enabled=None, pool_options=None, faults=None):
-        if kernel not in KERNELS:
-            raise ConfigError(f"unknown kernel '{kernel}'; known: {', '.join(KERNELS)}")
+                 kernel=DEFAULT_ZSWAP_KERNEL, same_filled_pages_enabled=None, pool_options=None,
+                 faults=None):
+        profile = self.profile = kernel_profile("zswap", kernel)
+        profile.check_allocator(backend)
         if not 0 <= max_pool_percent <= 100:
             raise ConfigError(f"max_pool_percent {max_pool_percent} is outside 0..100")
         if not 0 <= accept_threshold_percent <= 100:
             raise ConfigError(f"accept_threshold_percent {accept_threshold_percent} is outside 0..100")
         if retries < 0:
             raise ConfigError(f"retries {retries} is negative")
-        self.kernel = kernel
+        self.kernel = profile.name
         self.backend = backend
         if isinstance(compressor, str):
             compressor = get_compressor(compressor)
@@ -114,16 +111,18 @@ class Zswap:
         self.limit_pages = totalram * max_pool_percent // 100
         self.accept_pages = totalram * accept_threshold_percent // 100 * max_pool_percent // 100
         self.retries = retries
-        self.same_filled_pages_enabled = (kernel != "3.11") if same_filled_pages_enabled is None \
-            else same_filled_pages_enabled
-        self.evictable = backend in EVICTABLE[kernel]
-        self.pool_options = {**POOL_DEFAULTS.get((backend, kernel), {}), **(pool_options or {})}
-        self.header_len = ZSWAP_HEADER.size if self.evictable else 0
-        self.compress_buffer = 2 * PAGE_SIZE if kernel == "3.11" else PAGE_SIZE
+        self.same_filled_pages_enabled = profile.same_filled_default \
+            if same_filled_pages_enabled is None else same_filled_pages_enabled
+        self.evictable = backend in profile.evictable
+        self.pool_options = {**profile.pool_options(backend), **(pool_options or {})}
+        self.header_len = profile.zswap_header_size if self.evictable else 0
+        self.compress_buffer = profile.compress_dst_size
+        self.reclaim_on_store = profile.limit_rule == RECLAIM_ON_STORE
+        self.invalidate_duplicates = profile.duplicate_store == FRONTSWAP_INVALIDATES
 
         self.trees = {}             # swap type -> {offset: ZswapEntry}
-        self.pools = {}             # swap type -> pool (3.11), or {None: pool} (6.1)
-        self.pool = None            # the one pool of every kernel but 3.11
+        self.pools = {}             # swap type -> pool, or {None: the one pool}
+        self.pool = None            # the one pool, unless the kernel has one per swap type
         self.swapcache = {}         # swap type -> offsets whose page is in the swap cache
         self.pool_reached_full = False
         self.shrink_pending = False
@@ -156,7 +155,7 @@ class Zswap:
         self.shrink_runs = 0
         self.reclaim_results = {}   # reclaim_page return value -> count
 
-        if kernel != "3.11":
+        if not profile.pool_per_swap_type:
             self.pool = self.pools[None] = self._new_pool()
 
     # -- pools and accounting --------------------------------------------
@@ -206,7 +205,7 @@ class Zswap:
             pool = self.pool_for(swap_type)
             pool.free(entry.handle)
             self.compressed_bytes -= entry.length
-            if self.kernel == "3.11":
+            if self.reclaim_on_store:
                 self.last_pool_pages = pool.total_pages()
         self.stored_pages -= 1
 
@@ -244,7 +243,7 @@ class Zswap:
             return None
         if offset in tree:
             self.duplicate_stores += 1
-            if self.kernel != "3.11":
+            if self.invalidate_duplicates:
                 self._drop(swap_type, offset)       # frontswap's invalidate first
         entry = self._zswap_store(swap_type, offset, page)
         if entry is None:
@@ -256,7 +255,7 @@ class Zswap:
                 self.swapdev.discard(swap_type, offset)
                 return None
             return False
-        if offset in tree:                          # 3.11: zswap sees the duplicate
+        if offset in tree:                          # zswap sees the duplicate
             self.duplicate_entry += 1
             self._drop(swap_type, offset)
         tree[offset] = entry
@@ -270,9 +269,8 @@ class Zswap:
 
     def _zswap_store(self, swap_type, offset, page):
         """zswap_frontswap_store up to the tree insert: an entry, or None."""
-        pool = self.pool
-        if pool is None:                            # 3.11: the swap type's own pool
-            pool = self.pool_for(swap_type)
+        pool = self.pool_for(swap_type)
+        if self.reclaim_on_store:
             if self.limit_pages < self.last_pool_pages:     # zswap_is_full()
                 self.pool_limit_hit += 1
                 if self._reclaim(pool) != 0:
@@ -318,7 +316,7 @@ class Zswap:
         else:
             pool.write(handle, compressed)
         self.compressed_bytes += length
-        if self.kernel == "3.11":
+        if self.reclaim_on_store:
             self.last_pool_pages = pool.total_pages()
         return ZswapEntry(handle, length, None)
 

@@ -58,6 +58,7 @@ CLASS_BITS = 8
 ZS_SIZE_CLASS_DELTA = PAGE_SIZE >> CLASS_BITS                         # 16
 ZS_SIZE_CLASSES = -(-(ZS_MAX_ALLOC_SIZE - ZS_MIN_ALLOC_SIZE) // ZS_SIZE_CLASS_DELTA) + 1  # 255
 CHAIN_SIZES = range(4, 17)               # CONFIG_ZSMALLOC_CHAIN_SIZE's range
+DEFAULT_CHAIN_SIZE = 4                   # ZS_MAX_ZSPAGE_ORDER 2, the only choice before 6.3
 FULLNESS_THRESHOLD_FRAC = 4
 ZS_EMPTY, ZS_ALMOST_EMPTY, ZS_ALMOST_FULL, ZS_FULL = range(4)
 PAGE_MASK = PAGE_SIZE - 1
@@ -158,7 +159,7 @@ class Zspage:
 class ZsmallocPool(Zpool):
     name = "zsmalloc"
 
-    def __init__(self, memory=None, evict=None, chain_size=4):
+    def __init__(self, memory=None, evict=None, chain_size=DEFAULT_CHAIN_SIZE):
         super().__init__(memory, evict)
         if chain_size not in CHAIN_SIZES:
             raise ConfigError(f"zsmalloc chain_size {chain_size} is outside "

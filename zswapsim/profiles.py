@@ -1,0 +1,379 @@
+"""The modelled kernels: one frozen profile per Linux release, holding the
+facts of that release that decide zswap's and zram's numbers.
+
+The store paths (zswap.py, zram.py) branch on these named facts, the way
+kernel code branches on CONFIG_* options; no other module compares a
+version string.  Each fact names its source (a file of that release, a
+commit, or ../shared/KERNEL.md) where it is declared, and each field says
+in its metadata where the rule changed, which `zswapsim kernels` prints.
+
+Allocators.  A profile lists every allocator zswapsim models as one of:
+- shipped: the kernel's zswap (or zram) could use it;
+- what-if: the kernel never had it there, but its contract (zpool, and
+  the evict callback where the profile's pools are evictable) can be
+  served, so it runs and the output says so: xvmalloc never shipped in
+  zswap; 3.11's zswap was built on zbud alone, and zsmalloc and z3fold run
+  under it with zbud's contract (the recorded replays depend on them);
+- absent: the kernel removed it or had no way to use it (zbud and z3fold
+  after 6.15, anything but zsmalloc once the zpool layer is gone in
+  6.18): asking for it is one error naming the release.
+`allocator(name)`, `what_if(name)` and `check_allocator(name)` are the
+lookups; the table below is the authoritative one.
+
+Not yet modelled (next step of issue 15): 6.6, 6.12 and 6.18.  The fields
+that will tell them apart are already here: lru_owner ("allocator" until
+6.4, "zswap" from 6.5), zero_pages (zswap's same-filled pages until 6.11,
+the swap layer's zero map from 6.12), exclusive_loads, zswap_header_size
+(0 once the LRU left the allocators), compress_dst_size.
+"""
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+
+from .errors import ConfigError
+from .memory import PAGE_SIZE
+from .zpool.zsmalloc import DEFAULT_CHAIN_SIZE as ZSMALLOC_MODEL_CHAIN_SIZE
+
+SHIPPED, WHAT_IF, ABSENT = "shipped", "what-if", "absent"
+
+# limit_rule
+RECLAIM_ON_STORE = "reclaim on store"
+REJECT_AND_SHRINK = "reject, queue shrink work, hysteresis"
+# shrink_rule
+STORE_RECLAIMS_PAGE = "the store calls zbud_reclaim_page(pool, 8)"
+ZPOOL_SHRINK_ONE = "zpool_shrink(pool, 1): one reclaim_page(8) by the allocator"
+# duplicate_store
+ZSWAP_REPLACES = "zswap counts duplicate_entry and replaces"
+FRONTSWAP_INVALIDATES = "frontswap invalidates the old copy first"
+# zero_pages
+NOT_SPECIAL = "stored like any page"
+ZSWAP_SAME_FILLED = "zswap same-filled entries"
+# lru_owner
+ALLOCATOR_LRU = "allocator"
+# huge rule of zram
+HUGE_ABOVE_MAX_ZPAGE = "length > max_zpage_size"
+HUGE_FROM_CLASS_SIZE = "length >= huge_class_size"
+
+
+def fact(label, changed):
+    """Field metadata: what the fact is and where the kernel changed it."""
+    return {"metadata": {"label": label, "changed": changed}}
+
+
+@dataclass(frozen=True)
+class Allocator:
+    name: str
+    status: str                 # SHIPPED, WHAT_IF or ABSENT
+    note: str = ""              # why it is a what-if, or which release removed it
+
+
+class Profile:
+    """What zswap and zram profiles share: a name, a version to order
+    releases by, and the allocator table with its lookups."""
+
+    def allocator(self, name):
+        """This kernel's entry for allocator `name`, None if unlisted."""
+        return next((entry for entry in self.allocators if entry.name == name), None)
+
+    def what_if(self, name):
+        """The reason `name` runs only as a what-if here, else None."""
+        entry = self.allocator(name)
+        return entry.note if entry is not None and entry.status == WHAT_IF else None
+
+    def check_allocator(self, name):
+        """Refuse an allocator this kernel does not have, naming the release;
+        names no profile lists are left to create_pool's own error."""
+        entry = self.allocator(name)
+        if entry is not None and entry.status == ABSENT:
+            raise ConfigError(f"Linux {self.name} has no {name} for {self.model}: "
+                              f"{entry.note}")
+
+
+@dataclass(frozen=True)
+class ZswapProfile(Profile):
+    name: str
+    version: tuple
+    allocators: tuple = field(**fact(
+        "allocators", "zbud only in 3.11 (2b2811178e85); the zpool layer and zsmalloc in 3.18; "
+        "z3fold in 4.8 (9a001fc19ccc)"))
+    evictable: tuple = field(**fact(
+        "allocators with a zpool evict path",
+        "zsmalloc's zspage LRU and writeback in 6.2 (Nhat Pham, 'Implement writeback for "
+        "zsmalloc'); all allocator LRUs dropped in 6.5"))
+    pool_per_swap_type: bool = field(**fact(
+        "one pool per swap type",
+        "3.11 creates a zbud pool per swap type (zswap_frontswap_init); one shared pool by "
+        "the 2014 zpool series"))
+    lru_owner: str = field(**fact(
+        "LRU owner", "zswap's own entry LRU from 6.5 (Cerasuolo, 'mm: zswap: move writeback "
+        "LRU from zpool to zswap')"))
+    limit_rule: str = field(**fact(
+        "pool limit rule", "5.6, 45190f01dd40 (accept_threshold_percent, shrink_worker)"))
+    shrink_rule: str = field(**fact(
+        "shrink rule", "5.6, 45190f01dd40; shrink until can accept in 6.5 (399ab221f3ff)"))
+    reclaim_retries: int = field(**fact(
+        "retries the allocator's reclaim_page gets",
+        "8, fixed in code with no knob; gone with the allocator LRUs in 6.5"))
+    reclaim_retries_site: str = field(**fact(
+        "where the retries are fixed (none: the zpool driver's shrink op)",
+        "the store itself in 3.11; each zpool driver's shrink op from 3.18"))
+    duplicate_store: str = field(**fact(
+        "store to an offset zswap holds",
+        "frontswap invalidates first since d1dc6f1bcf1e 'frontswap: allow multiple "
+        "backends' (4.2)"))
+    zero_pages: str = field(**fact(
+        "zero / same-filled pages",
+        "same-filled pages in zswap from 4.15 ('zswap: same-filled pages handling', Oct "
+        "2017); the swap layer's zero map from 6.12"))
+    same_filled_default: bool = field(**fact(
+        "same_filled_pages_enabled default", "parameter added with same-filled pages (4.15)"))
+    exclusive_loads: bool = field(**fact(
+        "exclusive loads", "exclusive_loads parameter 6.5; always from 6.9"))
+    compress_dst_size: int = field(**fact(
+        "compression output limit (bytes)",
+        "dlen = PAGE_SIZE with the acomp conversion (5.11, 1ec3b5fe6eec)"))
+    zsmalloc_chain_size: int = field(**fact(
+        "zsmalloc chain size (pages)",
+        "CONFIG_ZSMALLOC_CHAIN_SIZE, default 8, in 6.3 ('zsmalloc: make zspage chain size "
+        "configurable', Senozhatsky, Jan 2023)"))
+    zswap_header_size: int = field(**fact(
+        "zswap_header bytes on evictable allocations",
+        "struct zswap_header dropped in 6.5 with the allocator LRUs"))
+    debugfs_counters: tuple = field(**fact(
+        "debugfs counters",
+        "pool_pages became pool_total_size in 3.18 (zpool); same_filled_pages in 4.15"))
+    model = "zswap"
+
+    def pool_options(self, backend):
+        """Options a `backend` pool gets from this kernel beyond the model's defaults."""
+        if backend == "zsmalloc" and self.zsmalloc_chain_size != ZSMALLOC_MODEL_CHAIN_SIZE:
+            return {"chain_size": self.zsmalloc_chain_size}
+        return {}
+
+
+@dataclass(frozen=True)
+class ZramProfile(Profile):
+    name: str
+    version: tuple
+    allocators: tuple = field(**fact("allocators", "zsmalloc since 3.3-3.4 (was xvmalloc)"))
+    zsmalloc_chain_size: int = field(**fact(
+        "zsmalloc chain size (pages)", "CONFIG_ZSMALLOC_CHAIN_SIZE, default 8, in 6.3"))
+    huge_rule: str = field(**fact(
+        "stored uncompressed when",
+        "4.17: 'zram: drop max_zpage_size and use zs_huge_class_size()' (Senozhatsky, "
+        "Mar 2018)"))
+    max_zpage_size: int = field(**fact(
+        "max_zpage_size (bytes)", "dropped in 4.17 (huge_class_size from zsmalloc instead)"))
+    rw_page: bool = field(**fact(
+        "->rw_page (a failed swap I/O is retried as a bio)",
+        "zram_rw_page removed in 6.3 (Christoph Hellwig's rw_page removal; commit "
+        "unverified)"))
+    model = "zram"
+
+
+# -- zswap -------------------------------------------------------------------
+
+# The counters in /sys/kernel/debug/zswap, in the order zswap_debugfs_init
+# creates them.  3.11: mm/zswap.c as merged (PATCHv11/12 "zswap: add to mm/",
+# May 2013); "mm/zpool: update zswap to use zpool" (Dan Streetman, PATCHv5 4/4,
+# Jul 2014) renamed pool_pages to pool_total_size (bytes); same_filled_pages
+# came with "zswap: same-filled pages handling" (Oct 2017); 6.1 and 6.3 as
+# ../shared/KERNEL.md §1.4 and the fidelity files list them.
+DEBUGFS_3_11 = ("pool_limit_hit", "reject_reclaim_fail", "reject_alloc_fail",
+                "reject_kmemcache_fail", "reject_compress_poor", "written_back_pages",
+                "duplicate_entry", "pool_pages", "stored_pages")
+DEBUGFS_6_1 = ("pool_limit_hit", "reject_reclaim_fail", "reject_alloc_fail",
+               "reject_kmemcache_fail", "reject_compress_poor", "written_back_pages",
+               "duplicate_entry", "pool_total_size", "stored_pages", "same_filled_pages")
+
+XVMALLOC_NEVER_IN_ZSWAP = Allocator(
+    "xvmalloc", WHAT_IF, "xvmalloc never shipped in zswap (zram's allocator until zsmalloc "
+    "replaced it in 3.3-3.4); run with zbud's LRU reclaim contract")
+ZPOOL_DRIVERS = (Allocator("zbud", SHIPPED), Allocator("z3fold", SHIPPED),
+                 Allocator("zsmalloc", SHIPPED), XVMALLOC_NEVER_IN_ZSWAP)
+
+# Where each zpool driver fixes the retries it passes to its reclaim_page.
+DRIVER_SHRINK_OPS = {"zbud": "zbud_zpool_shrink() in mm/zbud.c",
+                     "z3fold": "z3fold_zpool_shrink() in mm/z3fold.c",
+                     "zsmalloc": "zs_zpool_shrink() in mm/zsmalloc.c"}
+
+ZSWAP_3_11 = ZswapProfile(
+    name="3.11", version=(3, 11),
+    # mm/zswap.c of 3.11 (2b2811178e85 "zswap: add to mm/") includes linux/zbud.h
+    # and calls zbud_* directly; the zpool layer that let zswap use zsmalloc came
+    # in 3.18 (Dan Streetman, Jul 2014), z3fold in 4.8 (9a001fc19ccc "z3fold: the
+    # 3-fold allocator for compressed pages", May 2016).
+    allocators=(Allocator("zbud", SHIPPED),
+                Allocator("z3fold", WHAT_IF, "z3fold came in 4.8, after 3.11's zswap, which "
+                          "used zbud alone; run with zbud's contract"),
+                Allocator("zsmalloc", WHAT_IF, "zswap could use zsmalloc only from 3.18 (the "
+                          "zpool layer); run with zbud's contract, evictable"),
+                XVMALLOC_NEVER_IN_ZSWAP),
+    # zbud's evict op is zswap_writeback_entry; the what-ifs get the same.
+    evictable=("zbud", "z3fold", "xvmalloc", "zsmalloc"),
+    pool_per_swap_type=True,            # zswap_frontswap_init: zbud_create_pool per type
+    lru_owner=ALLOCATOR_LRU,            # zbud's page LRU (mm/zbud.c, KERNEL.md §1.1)
+    # zswap_frontswap_store 3.11: if zswap_is_full(), pool_limit_hit++ and
+    # zbud_reclaim_page(tree->pool, 8); failure -> reject_reclaim_fail, -ENOMEM.
+    limit_rule=RECLAIM_ON_STORE,
+    shrink_rule=STORE_RECLAIMS_PAGE,
+    reclaim_retries=8,                  # zbud_reclaim_page(tree->pool, 8)
+    reclaim_retries_site="zswap_frontswap_store() in mm/zswap.c",
+    # __frontswap_store 3.11 calls store on a dup (only a failed dup store clears
+    # the bit); zswap_rb_insert gives -EEXIST, zswap counts duplicate_entry and
+    # replaces the old entry.  d1dc6f1bcf1e (4.2) made frontswap invalidate first.
+    duplicate_store=ZSWAP_REPLACES,
+    zero_pages=NOT_SPECIAL,             # no same-filled handling before 4.15
+    same_filled_default=False,
+    exclusive_loads=False,              # loads leave the entry (zswap_frontswap_load)
+    # The per-CPU zswap_dstmem is kmalloc(PAGE_SIZE * 2) and crypto_comp_compress
+    # of 3.11 writes without a bound, so poor output reaches zbud_alloc (-ENOSPC).
+    compress_dst_size=2 * PAGE_SIZE,
+    zsmalloc_chain_size=4,              # ZS_MAX_ZSPAGE_ORDER 2 (the what-if's zsmalloc)
+    zswap_header_size=8,                # struct zswap_header { swp_entry_t swpentry; }
+    debugfs_counters=DEBUGFS_3_11,
+)
+
+ZSWAP_6_1 = ZswapProfile(
+    name="6.1", version=(6, 1),
+    allocators=ZPOOL_DRIVERS,           # CONFIG_ZSWAP_ZPOOL_DEFAULT_{ZBUD,Z3FOLD,ZSMALLOC}
+    # zbud and z3fold have zpool .shrink (zbud_zpool_shrink, z3fold_zpool_shrink);
+    # zs_zpool_driver of 6.1 has none, so zsmalloc never writes back.
+    evictable=("zbud", "z3fold", "xvmalloc"),
+    pool_per_swap_type=False,           # one zswap_pool, its zpool shared by all types
+    lru_owner=ALLOCATOR_LRU,            # zbud/z3fold page LRUs (KERNEL.md §1.1, §1.2)
+    # zswap_frontswap_store 6.1: full -> pool_limit_hit++, zswap_pool_reached_full,
+    # queue shrink_work, reject; then reject until below accept_threshold_percent.
+    limit_rule=REJECT_AND_SHRINK,
+    # shrink_worker 6.1: zpool_shrink(pool->zpool, 1, NULL), failure counted in
+    # reject_reclaim_fail; the 8 retries are the driver's (zbud_zpool_shrink).
+    shrink_rule=ZPOOL_SHRINK_ONE,
+    # zbud_zpool_shrink: zbud_reclaim_page(pool, 8); z3fold_zpool_shrink:
+    # z3fold_reclaim_page(pool, 8); 6.2-6.4 zs_zpool_shrink: zs_reclaim_page(pool, 8).
+    reclaim_retries=8,
+    reclaim_retries_site=None,          # the driver's shrink op: DRIVER_SHRINK_OPS
+    duplicate_store=FRONTSWAP_INVALIDATES,      # __frontswap_store 6.1
+    zero_pages=ZSWAP_SAME_FILLED,       # zswap_is_page_same_filled, entry length 0
+    same_filled_default=True,           # zswap_same_filled_pages_enabled = true
+    exclusive_loads=False,
+    # zswap_frontswap_store 6.1: acomp_request_set_params(..., PAGE_SIZE, dlen) with
+    # dlen = PAGE_SIZE: longer output fails the compressor, with no counter.
+    compress_dst_size=PAGE_SIZE,
+    zsmalloc_chain_size=4,              # ZS_MAX_ZSPAGE_ORDER 2 in 6.1's zsmalloc.c
+    zswap_header_size=8,                # zswap_header on zpool_evictable() pools
+    debugfs_counters=DEBUGFS_6_1,
+)
+
+ZSWAP_6_3 = dataclasses.replace(
+    ZSWAP_6_1, name="6.3", version=(6, 3),
+    # zs_zpool_driver gains .shrink = zs_zpool_shrink -> zs_reclaim_page(pool, 8)
+    # in 6.2 (the zspage LRU of "Implement writeback for zsmalloc").
+    evictable=("zbud", "z3fold", "xvmalloc", "zsmalloc"),
+    zsmalloc_chain_size=8,              # CONFIG_ZSMALLOC_CHAIN_SIZE default 8 (6.3)
+)
+
+ZSWAP_PROFILES = {profile.name: profile for profile in (ZSWAP_6_1, ZSWAP_6_3, ZSWAP_3_11)}
+DEFAULT_ZSWAP_KERNEL = ZSWAP_6_1.name
+
+# -- zram --------------------------------------------------------------------
+
+ZRAM_ALLOCATORS = (
+    Allocator("zsmalloc", SHIPPED),
+    Allocator("zbud", WHAT_IF, "zram only ever used zsmalloc; zbud runs to compare density"),
+    Allocator("z3fold", WHAT_IF, "zram only ever used zsmalloc; z3fold runs to compare "
+              "density"),
+    Allocator("xvmalloc", WHAT_IF, "zram's allocator until zsmalloc replaced it in 3.3-3.4 "
+              "('zram: replace xvmalloc with zsmalloc'); runs to compare density"),
+)
+
+ZRAM_6_1 = ZramProfile(
+    name="6.1", version=(6, 1), allocators=ZRAM_ALLOCATORS,
+    zsmalloc_chain_size=4,              # ZS_MAX_ZSPAGE_ORDER 2: huge_class_size 3257
+    huge_rule=HUGE_FROM_CLASS_SIZE,     # __zram_bvec_write: comp_len >= huge_class_size
+    max_zpage_size=None,
+    rw_page=True,                       # zram_devops.rw_page = zram_rw_page in 6.1
+)
+ZRAM_6_6 = dataclasses.replace(
+    ZRAM_6_1, name="6.6", version=(6, 6),
+    zsmalloc_chain_size=8,              # CONFIG_ZSMALLOC_CHAIN_SIZE 8: huge from 3625
+    rw_page=False,                      # zram_rw_page removed in 6.3
+)
+ZRAM_4_14 = dataclasses.replace(
+    ZRAM_6_1, name="4.14", version=(4, 14),
+    # zram_drv.h before 4.17: max_zpage_size = PAGE_SIZE / 4 * 3, "pages that
+    # compress to size greater than this are stored uncompressed".
+    huge_rule=HUGE_ABOVE_MAX_ZPAGE,
+    max_zpage_size=PAGE_SIZE // 4 * 3,
+)
+
+ZRAM_PROFILES = {profile.name: profile for profile in (ZRAM_6_1, ZRAM_6_6, ZRAM_4_14)}
+DEFAULT_ZRAM_KERNEL = ZRAM_6_1.name
+PROFILES = {"zswap": ZSWAP_PROFILES, "zram": ZRAM_PROFILES}
+
+
+def kernel_profile(model, kernel):
+    """The profile `kernel` names for `model` ("zswap" or "zram"); a profile
+    passes through; an unknown name is a ConfigError listing the known ones."""
+    if isinstance(kernel, Profile):
+        return kernel
+    known = PROFILES[model]
+    try:
+        return known[kernel]
+    except KeyError:
+        raise ConfigError(f"unknown {model} kernel '{kernel}'; profiles: "
+                          f"{', '.join(known)}") from None
+
+
+# -- releases ----------------------------------------------------------------
+
+def release_version(text):
+    """(major, minor) of a release string such as 6.12.117+deb12-amd64."""
+    match = re.match(r"(\d+)\.(\d+)", text)
+    if match is None:
+        raise ConfigError(f"'{text}' is not a kernel release (expected MAJOR.MINOR...)")
+    return int(match[1]), int(match[2])
+
+
+def nearest_profile(model, release):
+    """(profile name, note) for a running release: the newest profile at or
+    below it; the note says when the match is not exact.  The name is None
+    when the release is older than every profile."""
+    version = release_version(release)
+    known = sorted(PROFILES[model].values(), key=lambda p: p.version)
+    at_or_below = [p for p in known if p.version <= version]
+    if not at_or_below:
+        return None, f"older than every modelled {model} kernel (the oldest is {known[0].name})"
+    pick = at_or_below[-1]
+    if version > known[-1].version:
+        return pick.name, f"newer than every modelled {model} kernel: {pick.name} is the newest"
+    if version != pick.version:
+        return pick.name, (f"no {version[0]}.{version[1]} profile: {pick.name} is the "
+                           "nearest below")
+    return pick.name, None
+
+
+# -- the table `zswapsim kernels` prints -------------------------------------
+
+def _plain(value):
+    """A fact as JSON holds it."""
+    if isinstance(value, tuple) and value and isinstance(value[0], Allocator):
+        return {entry.name: {"status": entry.status, "note": entry.note} for entry in value}
+    return list(value) if isinstance(value, tuple) else value
+
+
+def facts_table(model):
+    """Per fact: its label, each profile's value, and where it changed; the
+    facts equal in every profile under "same"."""
+    profiles = sorted(PROFILES[model].values(), key=lambda p: p.version)
+    differs, same = [], {}
+    for spec in dataclasses.fields(profiles[0]):
+        if not spec.metadata:
+            continue
+        values = {p.name: _plain(getattr(p, spec.name)) for p in profiles}
+        if len({repr(value) for value in values.values()}) == 1:
+            same[spec.name] = values[profiles[0].name]
+            continue
+        differs.append({"fact": spec.name, "label": spec.metadata["label"], "values": values,
+                        "changed": spec.metadata["changed"]})
+    return {"profiles": [p.name for p in profiles], "differs": differs, "same": same}
