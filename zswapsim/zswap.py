@@ -18,8 +18,8 @@ output that does not fit is refused with no counter at all.  zbud and
 z3fold allocations carry an 8-byte zswap_header (the swap entry, which lets
 writeback find the tree entry) in front of the compressed bytes; zsmalloc's
 do not, since it is not evictable in 6.1 (its zpool has no shrink, so the
-shrink work fails with -EINVAL).  xvmalloc, which zswap never had, is given
-the header and its documented LRU reclaim.
+shrink work fails with -EINVAL).  xvmalloc and zcache's zbud, which zswap
+never had (what-ifs), are given the header and their LRU reclaim.
 
 6.3.  The 6.1 store path with 6.3's zsmalloc: evictable through its zspage
 LRU (so its allocations carry the header too) and chains of
@@ -57,9 +57,9 @@ SWP_TYPE_SHIFT = 58                       # our swp_entry_t: type above offset
 SWP_OFFSET_MASK = (1 << SWP_TYPE_SHIFT) - 1
 # Pools whose zpool driver has a shrink op, by kernel.  3.11's zswap was
 # built on zbud alone; any allocator put under it gets the same contract.
-EVICTABLE = {"6.1": ("zbud", "z3fold", "xvmalloc"),
-             "6.3": ("zbud", "z3fold", "xvmalloc", "zsmalloc"),
-             "3.11": ("zbud", "z3fold", "xvmalloc", "zsmalloc")}
+EVICTABLE = {"6.1": ("zbud", "z3fold", "xvmalloc", "zcache-zbud"),
+             "6.3": ("zbud", "z3fold", "xvmalloc", "zcache-zbud", "zsmalloc"),
+             "3.11": ("zbud", "z3fold", "xvmalloc", "zcache-zbud", "zsmalloc")}
 POOL_DEFAULTS = {("zsmalloc", "6.3"): {"chain_size": 8}}
 
 CLASS_COUNTS = ("almost_full", "almost_empty", "obj_allocated", "obj_used", "pages_used",
