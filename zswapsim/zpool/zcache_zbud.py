@@ -250,6 +250,9 @@ class ZcacheZbudPool(PagePool):
                 corrupted(f"page {pfn}: not on {which}")
             if self.lru.get(pfn) is not zbudpage:
                 corrupted(f"page {pfn}: not on the LRU")
+        if any(self.pages.get(pfn) is not zbudpage or not zbudpage.zombie
+               for pfn, zbudpage in self.zombies.items()):
+            corrupted("the zombie list holds a page that is not a zombie of the pool")
         live = len(self.pages) - len(self.zombies)
         listed = len(self.buddied) + sum(map(len, self.unbuddied))
         if listed != live:
@@ -257,9 +260,6 @@ class ZcacheZbudPool(PagePool):
         self.unbuddied.check(corrupted)
         if len(self.lru) != live:
             corrupted(f"{len(self.lru)} LRU entries for {live} pages off the zombie list")
-        if any(self.pages.get(pfn) is not zbudpage or not zbudpage.zombie
-               for pfn, zbudpage in self.zombies.items()):
-            corrupted("the zombie list holds a page that is not a zombie of the pool")
 
     # -- introspection for tests and reports -----------------------------
 
