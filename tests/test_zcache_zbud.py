@@ -223,7 +223,7 @@ def test_a_failed_pageframe_becomes_a_zombie_and_the_next_is_tried():
     a0 = pool.malloc(data_for(30))            # page 0: a0, a1
     a1 = pool.malloc(data_for(30))
     b0 = pool.malloc(data_for(40))            # page 1
-    c0 = pool.malloc(data_for(50))            # page 2
+    pool.malloc(data_for(50))                 # page 2
     pool.write(a1, b"kept" * 10)
     pool.evict = Evictor(refuse={a1})
     # Page 0: a0 goes, a1 refuses: a zombie, never back on the LRU; page 1 goes.
