@@ -31,16 +31,17 @@ zbud is added to it and stays where it is when one is deleted, so pages
 that are hard to buddy are reclaimed sooner.  zcache kept separate lists
 for ephemeral (cleancache) and persistent (frontswap) pages; swap pages are
 persistent, so this is the persistent side (zbud_make_zombie_lru) and the
-ephemeral side is not modelled.  reclaim_page takes the pageframe nearest
-the LRU end, skipping those marked unevictable (a two-phase put between
-create_prep and create_finish), and makes it a zombie: off the LRU and its
-list for good, so it never takes a new zbud.  Its zbuds, first then second,
-go through the owner's evict callback, stopping at the first failure; the
-zombie is freed with its last zbud, and 0 returned.  A zombie that keeps a
-zbud stays readable until its owner frees it, as zcache's did after a
-failed writeback, and the next LRU page is tried, up to `retries` pages,
-then -EAGAIN.  zcache's own store policy (zbud_max_zsize, the mean-size
-check) belonged to zcache, not zbud: zswap's store path applies instead.
+ephemeral side is not modelled.  reclaim_page takes the pageframe least
+recently added to, skipping those marked unevictable (a two-phase put
+between create_prep and create_finish), and makes it a zombie: off the LRU
+and its list for good, so it never takes a new zbud.  Its zbuds, first then
+second, go through the owner's evict callback, stopping at the first
+failure; the zombie is freed with its last zbud, and 0 returned.  A zombie
+that keeps a zbud stays readable until its owner frees it, as zcache's did
+after a failed writeback.  zcache's writeback took one pageframe a call;
+under the zpool contract the next one is tried, up to `retries` pages, then
+-EAGAIN.  zcache's own store policy (zbud_max_zsize, the mean-size check)
+belonged to zcache, not zbud: zswap's store path applies instead.
 
 Against mainline zbud: one more chunk per page, but 32 bytes more per zbud,
 so it is denser only where that chunk lets two zbuds share a page.
