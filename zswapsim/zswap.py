@@ -19,7 +19,8 @@ z3fold allocations carry an 8-byte zswap_header (the swap entry, which lets
 writeback find the tree entry) in front of the compressed bytes; zsmalloc's
 do not, since it is not evictable in 6.1 (its zpool has no shrink, so the
 shrink work fails with -EINVAL).  xvmalloc and zcache's zbud, which zswap
-never had (what-ifs), are given the header and their LRU reclaim.
+never had (what-ifs), are given the header and their LRU reclaim; zcache's
+zbud keeps it inside the 32-byte tmem handle each of its objects carries.
 
 6.3.  The 6.1 store path with 6.3's zsmalloc: evictable through its zspage
 LRU (so its allocations carry the header too) and chains of
@@ -60,7 +61,10 @@ SWP_OFFSET_MASK = (1 << SWP_TYPE_SHIFT) - 1
 EVICTABLE = {"6.1": ("zbud", "z3fold", "xvmalloc", "zcache-zbud"),
              "6.3": ("zbud", "z3fold", "xvmalloc", "zcache-zbud", "zsmalloc"),
              "3.11": ("zbud", "z3fold", "xvmalloc", "zcache-zbud", "zsmalloc")}
-POOL_DEFAULTS = {("zsmalloc", "6.3"): {"chain_size": 8}}
+# zcache's zbud keeps the header (the swap entry) in its tmem handle.
+POOL_DEFAULTS = {("zsmalloc", "6.3"): {"chain_size": 8},
+                 **{("zcache-zbud", kernel): {"key_in_handle": ZSWAP_HEADER.size}
+                    for kernel in KERNELS}}
 
 CLASS_COUNTS = ("almost_full", "almost_empty", "obj_allocated", "obj_used", "pages_used",
                 "freeable")

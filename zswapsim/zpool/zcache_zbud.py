@@ -12,10 +12,13 @@ chunks of 64 bytes hold data.  Instead each zbud carries its tmem handle
 to invalidate it or repatriate it to the swap cache.  A zbud of n bytes of
 data thus takes ceil((n + 32) / 64) chunks, at most MAX_CHUNK = 63, so
 zbud_max_buddy_size is 63 * 64 - 32 = 4000 bytes; the caller must check it
-(zcache rejected larger zpages as compress_poor, here NoSpace).  The 32
-bytes are reserved where the kernel wrote the handle; the key zswapsim's
-owners need lives in their own object, so under zswap an object carries
-both zswap's 8-byte header and the tmem handle.
+(zcache rejected larger zpages as compress_poor, here NoSpace).  The
+handle holds the owner's key: with `key_in_handle` = k, the first k bytes
+of each object are that key and lie in the last k bytes of the handle, so
+an object of n bytes is a zbud of n - k bytes of data.  zswap's 8-byte
+header (the swap entry) is its key, as zcache's frontswap put the swap
+type and offset in the handle's oid and index; zram, with no key, gets
+objects after the whole handle.  The rest of the handle is left unwritten.
 
 The first zbud (budnum 0) starts at the pageframe's first byte, the second
 (budnum 1) ends at its last; a handle is the zbudref, the page's address
@@ -43,13 +46,14 @@ under the zpool contract the next one is tried, up to `retries` pages, then
 -EAGAIN.  zcache's own store policy (zbud_max_zsize, the mean-size check)
 belonged to zcache, not zbud: zswap's store path applies instead.
 
-Against mainline zbud: one more chunk per page, but 32 bytes more per zbud,
-so it is denser only where that chunk lets two zbuds share a page.
+Against mainline zbud under zswap: one more chunk per page, but a 32-byte
+handle per zbud where mainline's carries zswap's 8-byte header, so it is
+denser only where that chunk lets two zbuds share a page.
 """
 
 import errno
 
-from ..errors import Invalid, NoSpace
+from ..errors import ConfigError, Invalid, NoSpace
 from ..memory import PAGE_SHIFT, PAGE_SIZE
 from .base import PagePool, UnbuddiedLists, register
 
@@ -96,8 +100,12 @@ class ZbudPage:
 class ZcacheZbudPool(PagePool):
     name = "zcache-zbud"
 
-    def __init__(self, memory=None, evict=None):
+    def __init__(self, memory=None, evict=None, key_in_handle=0):
         super().__init__(memory, evict)   # pages: pfn -> ZbudPage; lru: first = oldest
+        if not 0 <= key_in_handle <= TMEM_HANDLE_SIZE:
+            raise ConfigError(f"zcache-zbud key_in_handle {key_in_handle} is outside "
+                              f"0..{TMEM_HANDLE_SIZE}")
+        self.key_in_handle = key_in_handle
         # Indexed by free chunks, NCHUNKS - the kernel's used-chunk index,
         # so that take() walks them in the kernel's order.
         self.unbuddied = UnbuddiedLists(NCHUNKS, fifo=True)
@@ -143,12 +151,13 @@ class ZcacheZbudPool(PagePool):
         zbudpage.unevictable -= 1
 
     def _create(self, size):
-        """Place a zbud for `size` bytes: (its page, its handle)."""
-        if size <= 0:
-            raise Invalid("zbud of size 0")
-        if size > MAX_BUDDY_SIZE:
-            raise NoSpace(f"zbud of {size} bytes > zbud_max_buddy_size {MAX_BUDDY_SIZE}")
-        zbud_size = size + TMEM_HANDLE_SIZE
+        """Place the zbud of an object of `size` bytes: (its page, its handle)."""
+        data = size - self.key_in_handle
+        if data <= 0:
+            raise Invalid(f"zbud of {size} bytes: no data after a {self.key_in_handle}-byte key")
+        if data > MAX_BUDDY_SIZE:
+            raise NoSpace(f"zbud of {data} bytes > zbud_max_buddy_size {MAX_BUDDY_SIZE}")
+        zbud_size = data + TMEM_HANDLE_SIZE
         zbudpage = self.unbuddied.take(size_to_chunks(zbud_size))
         if zbudpage is not None:                    # zbud_match_prep
             budnum = 0 if not zbudpage.zbud_size[0] else 1
@@ -182,12 +191,12 @@ class ZcacheZbudPool(PagePool):
             self.unbuddied.add(zbudpage, NCHUNKS - size_to_chunks(other))
 
     def _extent(self, handle):
-        """The zbud's data, after its tmem handle."""
+        """The object: the key's end of the tmem handle, then the data."""
         zbudpage = self._page(handle)
         budnum = handle & 1
-        offset = zbudpage.zbud_offset(budnum) + TMEM_HANDLE_SIZE
-        return (self.memory.frames[zbudpage.pfn], offset,
-                zbudpage.zbud_size[budnum] - TMEM_HANDLE_SIZE)
+        handle_part = TMEM_HANDLE_SIZE - self.key_in_handle
+        return (self.memory.frames[zbudpage.pfn], zbudpage.zbud_offset(budnum) + handle_part,
+                zbudpage.zbud_size[budnum] - handle_part)
 
     def reclaim_page(self, retries):
         self.reclaim_calls += 1
