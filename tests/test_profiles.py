@@ -46,12 +46,14 @@ VERSION = re.compile(r"\d+\.\d+")           # MAJOR.MINOR, as profiles are named
 
 # kernel -> (shipped allocators, evictable ones, compression limit, chain, header,
 #            same-filled default, reclaim on store, one pool per swap type)
+# (the what-ifs xvmalloc and zcache-zbud get zbud's evict contract everywhere)
+WHAT_IFS = {"xvmalloc", "zcache-zbud"}
 ZSWAP_FACTS = {
-    "3.11": ({"zbud"}, {"zbud", "z3fold", "zsmalloc", "xvmalloc"}, 8192, 4, 8, False, True,
+    "3.11": ({"zbud"}, {"zbud", "z3fold", "zsmalloc"} | WHAT_IFS, 8192, 4, 8, False, True,
              True),
-    "6.1": ({"zbud", "z3fold", "zsmalloc"}, {"zbud", "z3fold", "xvmalloc"}, 4096, 4, 8, True,
+    "6.1": ({"zbud", "z3fold", "zsmalloc"}, {"zbud", "z3fold"} | WHAT_IFS, 4096, 4, 8, True,
             False, False),
-    "6.3": ({"zbud", "z3fold", "zsmalloc"}, {"zbud", "z3fold", "zsmalloc", "xvmalloc"}, 4096,
+    "6.3": ({"zbud", "z3fold", "zsmalloc"}, {"zbud", "z3fold", "zsmalloc"} | WHAT_IFS, 4096,
             8, 8, True, False, False),
 }
 # kernel -> (chain, huge_class_size of that chain, max_zpage_size, rw_page)
@@ -76,14 +78,15 @@ def test_zswap_profile_holds_the_kernels_facts(kernel):
     assert profile.exclusive_loads is False             # exclusive_loads came in 6.5
     assert ("pool_pages" in profile.debugfs_counters) is (kernel == "3.11")
     assert ("same_filled_pages" in profile.debugfs_counters) is (kernel != "3.11")
-    assert profile.what_if("xvmalloc") and "never shipped in zswap" in profile.what_if("xvmalloc")
+    for name in WHAT_IFS:
+        assert "never shipped in zswap" in profile.what_if(name)
 
 
 @pytest.mark.parametrize("kernel", sorted(ZSWAP_FACTS))
 def test_a_zswap_built_from_the_profile_follows_it(kernel):
     shipped, evictable, limit, chain, header, same_filled, on_store, per_type = \
         ZSWAP_FACTS[kernel]
-    for backend in ("zbud", "z3fold", "zsmalloc", "xvmalloc"):
+    for backend in ("zbud", "z3fold", "zsmalloc", "xvmalloc", "zcache-zbud"):
         zswap = Zswap(backend=backend, kernel=kernel, memory=Memory(4096))
         assert zswap.header_len == (header if backend in evictable else 0)
         assert zswap.same_filled_pages_enabled is same_filled

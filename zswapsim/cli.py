@@ -49,7 +49,8 @@ def cli():
 @cli.command("replay")
 @click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
 @click.option("--backend", default="zbud", show_default=True,
-              help="zpool allocator: zbud, z3fold, zsmalloc or xvmalloc.")
+              help="zpool allocator: zbud, z3fold, zsmalloc, or xvmalloc or zcache-zbud "
+                   "(what-ifs: never zswap allocators).")
 @click.option("--compressor", default="lz4", show_default=True,
               help="lz4, lz4hc, zstd, zstd-N or deflate.")
 @click.option("--ram", default="4G", show_default=True,
@@ -206,7 +207,8 @@ def _sweep_progress(trace_path, configs, dask_scheduler, quiet):
 @cli.command("compare")
 @click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
 @click.option("--backend", "backends", default=",".join(ALL_BACKENDS), show_default=True,
-              callback=_list_of(str, "backends"), help="Comma-separated allocators.")
+              callback=_list_of(str, "backends"),
+              help="Comma-separated allocators (zcache-zbud too, not in the default).")
 @click.option("--compressor", "compressors", default=",".join(DEFAULT_COMPRESSORS),
               show_default=True, callback=_list_of(str, "compressors"),
               help="Comma-separated compressors.")
@@ -327,7 +329,8 @@ def _cell(value):
 @click.option("--compressor", default="lz4", show_default=True,
               help="lz4, lz4hc, zstd, zstd-N or deflate.")
 @click.option("--allocator", default="zsmalloc", show_default=True,
-              help="zsmalloc (the kernel's), or zbud, z3fold, xvmalloc to compare.")
+              help="zsmalloc (the kernel's), or zbud, z3fold, xvmalloc, zcache-zbud to "
+                   "compare.")
 @click.option("--disksize", default="16G", show_default=True, help="Device size.")
 @click.option("--mem-limit", default="0", show_default=True,
               help="mem_limit: most memory the device may use (0: none).")

@@ -149,6 +149,8 @@ class ZswapProfile(Profile):
         """Options a `backend` pool gets from this kernel beyond the model's defaults."""
         if backend == "zsmalloc" and self.zsmalloc_chain_size != ZSMALLOC_MODEL_CHAIN_SIZE:
             return {"chain_size": self.zsmalloc_chain_size}
+        if backend == "zcache-zbud":    # the swap entry lives in its tmem handle
+            return {"key_in_handle": self.zswap_header_size}
         return {}
 
 
@@ -190,8 +192,12 @@ DEBUGFS_6_1 = ("pool_limit_hit", "reject_reclaim_fail", "reject_alloc_fail",
 XVMALLOC_NEVER_IN_ZSWAP = Allocator(
     "xvmalloc", WHAT_IF, "xvmalloc never shipped in zswap (zram's allocator until zsmalloc "
     "replaced it in 3.3-3.4); run with zbud's LRU reclaim contract")
+ZCACHE_ZBUD_NEVER_IN_ZSWAP = Allocator(
+    "zcache-zbud", WHAT_IF, "zcache's zbud never shipped in zswap (drivers/staging/zcache, "
+    "2010-2012, behind frontswap and cleancache); run with zbud's LRU reclaim contract")
 ZPOOL_DRIVERS = (Allocator("zbud", SHIPPED), Allocator("z3fold", SHIPPED),
-                 Allocator("zsmalloc", SHIPPED), XVMALLOC_NEVER_IN_ZSWAP)
+                 Allocator("zsmalloc", SHIPPED), XVMALLOC_NEVER_IN_ZSWAP,
+                 ZCACHE_ZBUD_NEVER_IN_ZSWAP)
 
 # Where each zpool driver fixes the retries it passes to its reclaim_page.
 DRIVER_SHRINK_OPS = {"zbud": "zbud_zpool_shrink() in mm/zbud.c",
@@ -209,9 +215,9 @@ ZSWAP_3_11 = ZswapProfile(
                           "used zbud alone; run with zbud's contract"),
                 Allocator("zsmalloc", WHAT_IF, "zswap could use zsmalloc only from 3.18 (the "
                           "zpool layer); run with zbud's contract, evictable"),
-                XVMALLOC_NEVER_IN_ZSWAP),
+                XVMALLOC_NEVER_IN_ZSWAP, ZCACHE_ZBUD_NEVER_IN_ZSWAP),
     # zbud's evict op is zswap_writeback_entry; the what-ifs get the same.
-    evictable=("zbud", "z3fold", "xvmalloc", "zsmalloc"),
+    evictable=("zbud", "z3fold", "xvmalloc", "zcache-zbud", "zsmalloc"),
     pool_per_swap_type=True,            # zswap_frontswap_init: zbud_create_pool per type
     lru_owner=ALLOCATOR_LRU,            # zbud's page LRU (mm/zbud.c, KERNEL.md §1.1)
     # zswap_frontswap_store 3.11: if zswap_is_full(), pool_limit_hit++ and
@@ -240,7 +246,7 @@ ZSWAP_6_1 = ZswapProfile(
     allocators=ZPOOL_DRIVERS,           # CONFIG_ZSWAP_ZPOOL_DEFAULT_{ZBUD,Z3FOLD,ZSMALLOC}
     # zbud and z3fold have zpool .shrink (zbud_zpool_shrink, z3fold_zpool_shrink);
     # zs_zpool_driver of 6.1 has none, so zsmalloc never writes back.
-    evictable=("zbud", "z3fold", "xvmalloc"),
+    evictable=("zbud", "z3fold", "xvmalloc", "zcache-zbud"),
     pool_per_swap_type=False,           # one zswap_pool, its zpool shared by all types
     lru_owner=ALLOCATOR_LRU,            # zbud/z3fold page LRUs (KERNEL.md §1.1, §1.2)
     # zswap_frontswap_store 6.1: full -> pool_limit_hit++, zswap_pool_reached_full,
@@ -269,7 +275,7 @@ ZSWAP_6_3 = dataclasses.replace(
     ZSWAP_6_1, name="6.3", version=(6, 3),
     # zs_zpool_driver gains .shrink = zs_zpool_shrink -> zs_reclaim_page(pool, 8)
     # in 6.2 (the zspage LRU of "Implement writeback for zsmalloc").
-    evictable=("zbud", "z3fold", "xvmalloc", "zsmalloc"),
+    evictable=("zbud", "z3fold", "xvmalloc", "zcache-zbud", "zsmalloc"),
     zsmalloc_chain_size=8,              # CONFIG_ZSMALLOC_CHAIN_SIZE default 8 (6.3)
 )
 

@@ -19,8 +19,9 @@ output that does not fit is refused with no counter at all.  zbud and
 z3fold allocations carry an 8-byte zswap_header (the swap entry, which lets
 writeback find the tree entry) in front of the compressed bytes; zsmalloc's
 do not, since it is not evictable in 6.1 (its zpool has no shrink, so the
-shrink work fails with -EINVAL).  xvmalloc, which zswap never had, is given
-the header and its documented LRU reclaim.
+shrink work fails with -EINVAL).  xvmalloc and zcache's zbud, which zswap
+never had (what-ifs), are given the header and their LRU reclaim; zcache's
+zbud keeps it inside the 32-byte tmem handle each of its objects carries.
 
 6.3.  The 6.1 store path with 6.3's zsmalloc: evictable through its zspage
 LRU (so its allocations carry the header too) and chains of

@@ -164,16 +164,22 @@ class UnbuddiedLists(list):
     keeps the list it is on in `buddy_list`.  Bit n of `mask` is set when
     unbuddied[n] may be non-empty: the kernel's for_each_unbuddied_list
     tries each list from n up, take() jumps to the first marked one and
-    clears the bits of lists it finds empty."""
+    clears the bits of lists it finds empty.
 
-    __slots__ = ("mask",)
+    zcache's zbud adds at the list tail and takes the first entry: with
+    `fifo` each list's *first* item is its head and take() pops it, the
+    oldest page on the list."""
 
-    def __init__(self, nchunks):
+    __slots__ = ("mask", "fifo")
+
+    def __init__(self, nchunks, fifo=False):
         super().__init__({} for _ in range(nchunks))
         self.mask = 0
+        self.fifo = fifo
 
     def add(self, zhdr, free_chunks):
-        """list_add the page at the head of unbuddied[free_chunks]."""
+        """list_add the page at the head of unbuddied[free_chunks] (with
+        fifo, list_add_tail: at its tail)."""
         pages = zhdr.buddy_list = self[free_chunks]
         pages[zhdr.pfn] = zhdr
         self.mask |= 1 << free_chunks
@@ -186,7 +192,10 @@ class UnbuddiedLists(list):
             low = mask & -mask
             candidates = self[chunks + low.bit_length() - 1]
             if candidates:
-                zhdr = candidates.popitem()[1]
+                if self.fifo:
+                    zhdr = candidates.pop(next(iter(candidates)))
+                else:
+                    zhdr = candidates.popitem()[1]
                 zhdr.buddy_list = None
                 return zhdr
             self.mask ^= low << chunks          # emptied since its bit was set
