@@ -122,12 +122,11 @@ class ZstdBinding:
     a row of zstd_get_params(), the content size written, no checksum, and
     the page's size pledged, so the library fits the row to 4096 bytes."""
 
-    def __init__(self, package, libzstd, installed, compressor, decompressor, batch=None):
+    def __init__(self, package, libzstd, installed, compressor, batch=None):
         self.package = package          # the pinned distribution, for messages
         self.libzstd = libzstd          # the libzstd release it bundles
         self._installed = installed     # the release the installed module reports
         self._compressor = compressor   # row -> compress(page) -> bytes
-        self.decompressor = decompressor    # () -> decompress(frame, size) -> page
         self._batch = batch             # row -> batch(pages), or None
 
     def compressor(self, row):
@@ -181,26 +180,18 @@ def _backports_compressor(row):
     return lambda page: cctx.compress(page, backports_zstd.ZstdCompressor.FLUSH_FRAME)
 
 
-def _zstandard_decompressor():
-    dctx = zstandard.ZstdDecompressor()
-    return lambda data, size: dctx.decompress(data, max_output_size=size)
-
-
-PYZSTD = ZstdBinding(
-    "pyzstd 0.15.0", "1.5.0", pyzstd.zstd_version, _pyzstd_compressor,
-    lambda: lambda data, size: pyzstd.decompress(data))
-ZSTANDARD = ZstdBinding(
-    "zstandard 0.23.0", "1.5.6", ".".join(map(str, zstandard.ZSTD_VERSION)),
-    lambda row: _zstandard_compressor(row).compress, _zstandard_decompressor, _zstandard_batch)
-BACKPORTS_ZSTD = ZstdBinding(
-    "backports-zstd 1.8.0", "1.5.7", backports_zstd.zstd_version, _backports_compressor,
-    lambda: lambda data, size: backports_zstd.decompress(data))
+PYZSTD = ZstdBinding("pyzstd 0.15.0", "1.5.0", pyzstd.zstd_version, _pyzstd_compressor)
+ZSTANDARD = ZstdBinding("zstandard 0.23.0", "1.5.6", ".".join(map(str, zstandard.ZSTD_VERSION)),
+                        lambda row: _zstandard_compressor(row).compress, _zstandard_batch)
+BACKPORTS_ZSTD = ZstdBinding("backports-zstd 1.8.0", "1.5.7", backports_zstd.zstd_version,
+                             _backports_compressor)
 
 # Per libzstd release a kernel imports, the binding whose libzstd compresses
-# a page to the same bytes, measured on all 12,000 pages of ../shared/fidelity
-# with both parameter rows the kernels use: 1.4.10 (6.1's) is matched by any
-# release 1.4.8 to 1.5.0 (KERNEL-COMPRESSORS.md 4.3) and 1.5.2 by 1.5.6; the
-# dfast match finder changed in 1.5.1 and again in 1.5.7.
+# a page to the same bytes: 1.4.10 (6.1's) is matched by any release 1.4.8
+# to 1.5.0 (KERNEL-COMPRESSORS.md 4.3), and 1.5.2 by 1.5.6 (python-zstandard
+# 0.19.0's 1.5.2 against 0.23.0's 1.5.6: all 12,000 pages of ../shared/fidelity
+# identical, with either row crypto/zstd.c and zram ask for).  The output
+# changed in 1.5.1 and again in 1.5.7.
 ZSTD_LIBRARIES = {"1.4.10": PYZSTD, "1.5.2": ZSTANDARD, "1.5.6": ZSTANDARD,
                   "1.5.7": BACKPORTS_ZSTD}
 
@@ -211,7 +202,9 @@ ZSTD_LIBRARIES = {"1.4.10": PYZSTD, "1.5.2": ZSTANDARD, "1.5.6": ZSTANDARD,
 # (ZSTD_DEF_LEVEL) and asks for size 0, until its acomp rewrite asked for
 # ZSTD_MAX_SIZE (256 KiB): 6.18's.  zram's own backend_zstd.c (6.12 on)
 # asks for PAGE_SIZE at the level of its algorithm_params (default 3); None
-# means zram goes through crypto/zstd.c.  Linux 3.11 and 4.14 have no
+# means zram goes through crypto/zstd.c.  6.1 is 1.4.10 (zstd_lib.h), 6.12
+# and 6.18 are 1.5.6 and 1.5.7 (../shared/fidelity/README.md), and 6.3 and
+# 6.6 have the 1.5.2 that Linux 6.2 imported.  Linux 3.11 and 4.14 have no
 # crypto zstd (it came in 4.17).
 KERNEL_ZSTD = {
     #        release  crypto/zstd.c  zram's backend
@@ -228,29 +221,31 @@ _ROW_FIELDS = ("window_log", "chain_log", "hash_log", "search_log", "min_match",
                "target_length", "strategy")
 
 
-def zstd_row(level, size):
-    """The compression parameters zstd_get_params(level, size) gives:
-    libzstd's table row for the level and estimated source size (0: unknown),
-    as ZSTD_getCParams picks it.  The table is the same in every release
-    here (checked for every level at both sizes crypto/zstd.c uses)."""
-    params = zstandard.ZstdCompressionParameters.from_level(level, source_size=size)
+def zstd_row(level, estimated_size):
+    """The compression parameters zstd_get_params(level, estimated_size)
+    gives: libzstd's table row for the level and size (0: unknown), as
+    ZSTD_getCParams picks it.  1.5.2, 1.5.6 and 1.5.7 have the same rows
+    for every level at sizes 0 and 256 KiB; 6.1 asks only for level 3."""
+    params = zstandard.ZstdCompressionParameters.from_level(level, source_size=estimated_size)
     return {field: getattr(params, field) for field in _ROW_FIELDS}
 
 
 class Zstd(Compressor):
-    """zstd at `level` from the parameters zstd_get_params(level, size)
-    starts from, compressed by libzstd `release` (a key of ZSTD_LIBRARIES).
-    The defaults are this simulator's zstd before kernels had their own."""
+    """zstd at `level` from the parameters zstd_get_params(level,
+    estimated_size) starts from, by libzstd `release` (in ZSTD_LIBRARIES).
+    The defaults are this simulator's zstd before kernels had their own.
+    Any release decodes any frame: one decompression context serves all,
+    python-zstandard's, which keeps its context across calls."""
 
     name = "zstd"
 
-    def __init__(self, level=ZSTD_DEF_LEVEL, size=0, release="1.5.7"):
+    def __init__(self, level=ZSTD_DEF_LEVEL, estimated_size=0, release="1.5.7"):
         self.level = level
         self.release = release
         self.library = ZSTD_LIBRARIES[release]
-        self._row = zstd_row(level, size)
+        self._row = zstd_row(level, estimated_size)
         self._compress = self.library.compressor(self._row)
-        self._decompress = self.library.decompressor()
+        self._dctx = zstandard.ZstdDecompressor()
 
     def compress(self, page):
         return self._compress(page)
@@ -259,7 +254,7 @@ class Zstd(Compressor):
         return self.library.batch(self._row)
 
     def decompress(self, data, size=PAGE_SIZE):
-        return self._decompress(data, size)
+        return self._dctx.decompress(data, max_output_size=size)
 
 
 def kernel_zstd(kernel, user, level=None):
