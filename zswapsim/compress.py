@@ -30,6 +30,7 @@ again.
 
 import zlib
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 import lz4.block
 import pyzstd
@@ -138,12 +139,29 @@ class ZstdBinding:
 
     def batch(self, row):
         """A batch compressor for the trace reader's helper thread: the
-        binding's own multi-page call, or a loop over pages on a context of
-        its own (these bindings release the GIL while compressing)."""
+        binding's own multi-page call, or the pages split between
+        BATCH_THREADS threads, each with a context of its own (these
+        bindings release the GIL while compressing)."""
         if self._batch is not None:
             return self._batch(row)
-        compress = self.compressor(row)
-        return lambda pages: [memoryview(compress(page)) for page in pages]
+        contexts = [self.compressor(row) for _ in range(BATCH_THREADS)]
+        threads = ThreadPoolExecutor(BATCH_THREADS)
+
+        def compress_all(pages):
+            shares = [pages[i::BATCH_THREADS] for i in range(BATCH_THREADS)]
+            done = list(threads.map(_compress_each, contexts, shares))
+            return [done[i % BATCH_THREADS][i // BATCH_THREADS] for i in range(len(pages))]
+        return compress_all
+
+
+# Two threads compress a batch: at high levels compression is nearly all the
+# work and takes both cores (zstd-19 replays twice as fast); at level 3 it is
+# a wash against one, the replaying thread being busy itself.
+BATCH_THREADS = 2
+
+
+def _compress_each(compress, pages):
+    return [memoryview(compress(page)) for page in pages]
 
 
 def _zstandard_compressor(row):
@@ -153,11 +171,8 @@ def _zstandard_compressor(row):
 
 
 def _zstandard_batch(row):
-    # Two threads: at high levels compression is nearly all the work and
-    # takes both cores (zstd-19 replays twice as fast); at level 3 it is a
-    # wash against one, the replaying thread being busy itself.
     cctx = _zstandard_compressor(row)
-    return lambda pages: cctx.multi_compress_to_buffer(pages, threads=2)
+    return lambda pages: cctx.multi_compress_to_buffer(pages, threads=BATCH_THREADS)
 
 
 def _pyzstd_compressor(row):
