@@ -16,8 +16,8 @@ the release and each user's call) and ZSTD_LIBRARIES (per release, the
 pinned binding whose bundled libzstd gives the same bytes; the bindings have
 different module names, so all three install side by side).  Without a
 kernel, "zstd" and "zstd-N" are what they always were here: libzstd 1.5.7
-with the parameters for an unknown source size, which no kernel uses exactly
-(the nearest, 6.18's zswap, asks for the 256 KiB row).
+with the parameters for an unknown source size, which no kernel uses (6.18
+has 1.5.7, but asks for the 256 KiB row or the page's size).
 
 Compression is the one cost a simulator cannot avoid, so `CompressionCache`
 compresses each distinct page image once per run and hands back the same
