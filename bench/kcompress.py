@@ -7,7 +7,10 @@ and "lz4hc" make today, with the same per-call Python overhead) compress
 the same pages in turn, best of 5 rounds each; the ratio is ours / theirs
 per page, <= 1.2 the target.  lzo, lzo-rle and 842 have no installed
 library to race (for lzo no PyPI package holds the kernel's 13-bit
-dictionary), so their own cost per page is printed.
+dictionary), so their own cost per page is printed, and so is each
+kernel's zstd (compress.kernel_zstd, for zswap and zram: the pinned binding
+whose libzstd gives that kernel's bytes) beside the default "zstd", compress
+and decompress.
 
     python bench/kcompress.py [--set mix2000]
 """
@@ -23,11 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from zswapsim import _kcompress  # noqa: E402
+from zswapsim.compress import ZSTD_USERS, get_compressor, kernel_zstd  # noqa: E402
 from zswapsim.fidelity import load_set  # noqa: E402
 
 FIDELITY = ROOT.parent / "shared" / "fidelity"
 ROUNDS = 5
 DLEN = 8192
+ZSTD_KERNELS = ("6.1", "6.12", "6.18")    # the kernels ../shared/fidelity has zstd runs of
 
 
 def per_page(compress, pages):
@@ -65,6 +70,15 @@ def main():
                            ("842", lambda p: _kcompress.sw842_compress(p, DLEN))):
         best = min(per_page(compress, pages) for _ in range(ROUNDS))
         print(f"  {name:8s} ours {best:7.2f} us/page")
+    zstds = [("zstd", get_compressor("zstd"))] + [
+        (f"zstd {kernel} {user}", kernel_zstd(kernel, user))
+        for kernel in ZSTD_KERNELS for user in ZSTD_USERS]
+    for name, zstd in zstds:
+        frames = [zstd.compress(page) for page in pages]
+        compress = min(per_page(zstd.compress, pages) for _ in range(ROUNDS))
+        decompress = min(per_page(zstd.decompress, frames) for _ in range(ROUNDS))
+        print(f"  {name:15s} compress {compress:6.2f} us/page  decompress {decompress:5.2f}  "
+              f"({zstd.library.package}, libzstd {zstd.library.libzstd})")
 
 
 if __name__ == "__main__":

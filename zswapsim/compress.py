@@ -2,12 +2,22 @@
 
 Each compressor turns one page image into the bytes the kernel would store.
 The parameters follow the kernel's defaults: lz4 block format with no size
-prefix (LZ4_compress_default), lz4hc at LZ4HC_DEFAULT_CLEVEL 9, zstd at
-level 3 (ZSTD_DEF_LEVEL) with the parameters for an unknown source size, and deflate as crypto/deflate.c sets up zlib: a raw
-stream, level 6, window bits 11, memLevel 8.  The Python lz4 binding links a
-newer liblz4 than Linux 6.1's, so its lengths differ from the kernel's by
-about 1%; the fidelity tests feed the kernel's own lengths where exactness
-matters.
+prefix (LZ4_compress_default), lz4hc at LZ4HC_DEFAULT_CLEVEL 9, zstd as
+below, and deflate as crypto/deflate.c sets up zlib: a raw stream, level 6,
+window bits 11, memLevel 8.  The Python lz4 binding links a newer liblz4
+than Linux 6.1's, so its lengths differ from the kernel's by about 1%; the
+fidelity tests feed the kernel's own lengths where exactness matters.
+
+zstd's bytes depend on the libzstd release a kernel's lib/zstd imports and
+on the parameters its caller asks zstd_get_params() for, so zstd is chosen
+by kernel: get_compressor("zstd", kernel="6.12", user="zram") is 6.12's zram
+zstd, byte for byte.  Two declared tables say how: KERNEL_ZSTD (per kernel,
+the release and each user's call) and ZSTD_LIBRARIES (per release, the
+pinned binding whose bundled libzstd gives the same bytes; the bindings have
+different module names, so all three install side by side).  Without a
+kernel, "zstd" and "zstd-N" are what they always were here: libzstd 1.5.7
+with the parameters for an unknown source size, which no kernel uses (6.18
+has 1.5.7, but asks for the 256 KiB row or the page's size).
 
 Compression is the one cost a simulator cannot avoid, so `CompressionCache`
 compresses each distinct page image once per run and hands back the same
@@ -20,9 +30,12 @@ again.
 
 import zlib
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 import lz4.block
+import pyzstd
 import zstandard
+from backports import zstd as backports_zstd
 from xxhash import xxh3_128_digest
 
 from . import _kcompress
@@ -103,31 +116,177 @@ class Lz4hc(Lz4):
                                   compression=self.level, store_size=False)
 
 
+class ZstdBinding:
+    """One pinned Python binding of libzstd (pyproject.toml says which and
+    why).  Each compresses a page into one frame as lib/zstd's
+    zstd_compress_cctx does: every compression parameter set explicitly from
+    a row of zstd_get_params(), the content size written, no checksum, and
+    the page's size pledged, so the library fits the row to 4096 bytes."""
+
+    def __init__(self, package, libzstd, installed, compressor, batch=None):
+        self.package = package          # the pinned distribution, for messages
+        self.libzstd = libzstd          # the libzstd release it bundles
+        self._installed = installed     # the release the installed module reports
+        self._compressor = compressor   # row -> compress(page) -> bytes
+        self._batch = batch             # row -> batch(pages), or None
+
+    def compressor(self, row):
+        if self._installed != self.libzstd:
+            raise ConfigError(f"{self.package} should bundle libzstd {self.libzstd}, but the "
+                              f"installed one has {self._installed}: reinstall zswapsim "
+                              "(pip install -e .) for its pinned zstd bindings")
+        return self._compressor(row)
+
+    def batch(self, row):
+        """A batch compressor for the trace reader's helper thread: the
+        binding's own multi-page call, or the pages split between
+        BATCH_THREADS threads, each with a context of its own (these
+        bindings release the GIL while compressing)."""
+        if self._batch is not None:
+            return self._batch(row)
+        contexts = [self.compressor(row) for _ in range(BATCH_THREADS)]
+        threads = ThreadPoolExecutor(BATCH_THREADS)
+
+        def compress_all(pages):
+            shares = [pages[i::BATCH_THREADS] for i in range(BATCH_THREADS)]
+            done = list(threads.map(_compress_each, contexts, shares))
+            return [done[i % BATCH_THREADS][i // BATCH_THREADS] for i in range(len(pages))]
+        return compress_all
+
+
+# Two threads compress a batch: at high levels compression is nearly all the
+# work and takes both cores (zstd-19 replays twice as fast); at level 3 it is
+# a wash against one, the replaying thread being busy itself.
+BATCH_THREADS = 2
+
+
+def _compress_each(compress, pages):
+    return [memoryview(compress(page)) for page in pages]
+
+
+def _zstandard_compressor(row):
+    params = zstandard.ZstdCompressionParameters(write_content_size=True, write_checksum=False,
+                                                 **row)
+    return zstandard.ZstdCompressor(compression_params=params)
+
+
+def _zstandard_batch(row):
+    cctx = _zstandard_compressor(row)
+    return lambda pages: cctx.multi_compress_to_buffer(pages, threads=BATCH_THREADS)
+
+
+def _pyzstd_compressor(row):
+    option = {getattr(pyzstd.CParameter, _camel_case(field)): value
+              for field, value in row.items()}
+    option.update({pyzstd.CParameter.contentSizeFlag: 1, pyzstd.CParameter.checksumFlag: 0})
+    return pyzstd.RichMemZstdCompressor(option).compress
+
+
+def _camel_case(field):
+    first, *rest = field.split("_")
+    return first + "".join(word.title() for word in rest)
+
+
+def _backports_compressor(row):
+    parameter = backports_zstd.CompressionParameter
+    options = {getattr(parameter, field): value for field, value in row.items()}
+    options.update({parameter.content_size_flag: 1, parameter.checksum_flag: 0})
+    cctx = backports_zstd.ZstdCompressor(options=options)
+    return lambda page: cctx.compress(page, backports_zstd.ZstdCompressor.FLUSH_FRAME)
+
+
+PYZSTD = ZstdBinding("pyzstd 0.15.0", "1.5.0", pyzstd.zstd_version, _pyzstd_compressor)
+ZSTANDARD = ZstdBinding("zstandard 0.23.0", "1.5.6", ".".join(map(str, zstandard.ZSTD_VERSION)),
+                        lambda row: _zstandard_compressor(row).compress, _zstandard_batch)
+BACKPORTS_ZSTD = ZstdBinding("backports-zstd 1.8.0", "1.5.7", backports_zstd.zstd_version,
+                             _backports_compressor)
+
+# Per libzstd release a kernel imports, the binding whose libzstd compresses
+# a page to the same bytes: 1.4.10 (6.1's) is matched by any release 1.4.8
+# to 1.5.0 (KERNEL-COMPRESSORS.md 4.3), and 1.5.2 by 1.5.6 (python-zstandard
+# 0.19.0's 1.5.2 against 0.23.0's 1.5.6: all 12,000 pages of ../shared/fidelity
+# identical, with either row crypto/zstd.c and zram ask for).  The output
+# changed in 1.5.1 and again in 1.5.7.
+ZSTD_LIBRARIES = {"1.4.10": PYZSTD, "1.5.2": ZSTANDARD, "1.5.6": ZSTANDARD,
+                  "1.5.7": BACKPORTS_ZSTD}
+
+# Per kernel: the libzstd release of its lib/zstd (include/linux/zstd_lib.h),
+# then the size each user hands zstd_get_params(level, size), which picks the
+# row of libzstd's level table the parameters start from (0: size unknown).
+# crypto/zstd.c, zswap's zstd (and zram's until 6.12), is always level 3
+# (ZSTD_DEF_LEVEL) and asks for size 0, until its acomp rewrite asked for
+# ZSTD_MAX_SIZE (256 KiB): 6.18's.  zram's own backend_zstd.c (6.12 on)
+# asks for PAGE_SIZE at the level of its algorithm_params (default 3); None
+# means zram goes through crypto/zstd.c.  6.1 is 1.4.10 (zstd_lib.h), 6.12
+# and 6.18 are 1.5.6 and 1.5.7 (../shared/fidelity/README.md), and 6.3 and
+# 6.6 have the 1.5.2 that Linux 6.2 imported.  Linux 3.11 and 4.14 have no
+# crypto zstd (it came in 4.17).
+KERNEL_ZSTD = {
+    #        release  crypto/zstd.c  zram's backend
+    "6.1": ("1.4.10", 0, None),
+    "6.3": ("1.5.2", 0, None),
+    "6.6": ("1.5.2", 0, None),
+    "6.12": ("1.5.6", 0, PAGE_SIZE),
+    "6.18": ("1.5.7", 256 << 10, PAGE_SIZE),
+}
+ZSTD_DEF_LEVEL = 3
+ZSTD_USERS = ("zswap", "zram")
+
+_ROW_FIELDS = ("window_log", "chain_log", "hash_log", "search_log", "min_match",
+               "target_length", "strategy")
+
+
+def zstd_row(level, estimated_size):
+    """The compression parameters zstd_get_params(level, estimated_size)
+    gives: libzstd's table row for the level and size (0: unknown), as
+    ZSTD_getCParams picks it.  1.5.2, 1.5.6 and 1.5.7 have the same rows
+    for every level at sizes 0 and 256 KiB; 6.1 asks only for level 3."""
+    params = zstandard.ZstdCompressionParameters.from_level(level, source_size=estimated_size)
+    return {field: getattr(params, field) for field in _ROW_FIELDS}
+
+
 class Zstd(Compressor):
+    """zstd at `level` from the parameters zstd_get_params(level,
+    estimated_size) starts from, by libzstd `release` (in ZSTD_LIBRARIES).
+    The defaults are this simulator's zstd before kernels had their own.
+    Any release decodes any frame: one decompression context serves all,
+    python-zstandard's, which keeps its context across calls."""
+
     name = "zstd"
 
-    def __init__(self, level=3):
+    def __init__(self, level=ZSTD_DEF_LEVEL, estimated_size=0, release="1.5.7"):
         self.level = level
-        # The kernel asks zstd_get_params(level, 0): the parameters for an
-        # unknown source size, and a frame that records the content size.
-        self._params = zstandard.ZstdCompressionParameters.from_level(
-            level, write_content_size=True, write_checksum=False)
-        self._cctx = zstandard.ZstdCompressor(compression_params=self._params)
+        self.release = release
+        self.library = ZSTD_LIBRARIES[release]
+        self._row = zstd_row(level, estimated_size)
+        self._compress = self.library.compressor(self._row)
         self._dctx = zstandard.ZstdDecompressor()
 
     def compress(self, page):
-        return self._cctx.compress(page)
+        return self._compress(page)
 
     def batch_compressor(self):
-        # A context of its own: a zstd context serves one thread at a time.
-        # Two threads: at high levels compression is nearly all the work and
-        # takes both cores (zstd-19 replays twice as fast); at level 3 it
-        # is a wash against one, the replaying thread being busy itself.
-        cctx = zstandard.ZstdCompressor(compression_params=self._params)
-        return lambda pages: cctx.multi_compress_to_buffer(pages, threads=2)
+        return self.library.batch(self._row)
 
     def decompress(self, data, size=PAGE_SIZE):
         return self._dctx.decompress(data, max_output_size=size)
+
+
+def kernel_zstd(kernel, user, level=None):
+    """The zstd of Linux `kernel` as `user` (zswap or zram) calls it; `level`
+    is zram's algorithm_params level (6.12 on), None for the default."""
+    if user not in ZSTD_USERS:
+        raise ConfigError(f"unknown zstd user '{user}'; known: {', '.join(ZSTD_USERS)}")
+    if kernel not in KERNEL_ZSTD:
+        raise ConfigError(f"no zstd for Linux {kernel}: known {', '.join(KERNEL_ZSTD)} (Linux "
+                          "3.11 and 4.14 have no crypto zstd)")
+    release, crypto_size, zram_size = KERNEL_ZSTD[kernel]
+    if user == "zram" and zram_size is not None:
+        return Zstd(level or ZSTD_DEF_LEVEL, zram_size, release)
+    if level not in (None, ZSTD_DEF_LEVEL):
+        raise ConfigError(f"Linux {kernel}'s {user} zstd is always level {ZSTD_DEF_LEVEL} "
+                          "(crypto/zstd.c); levels are zram's algorithm_params from 6.12")
+    return Zstd(ZSTD_DEF_LEVEL, crypto_size, release)
 
 
 class Deflate(Compressor):
@@ -219,16 +378,21 @@ def known_compressors():
             "kernel-lz4", "kernel-lz4hc", "kernel-lz4hc-N (N = 1..16)"]
 
 
-def get_compressor(name):
+def get_compressor(name, kernel=None, user="zswap"):
     """Look a compressor up by name: lz4, lz4hc, zstd (level 3), zstd-N, deflate,
     and the kernel's own (compiled) lzo, lzo-rle, 842, kernel-lz4, kernel-lz4hc[-N],
-    these with zswap's 4096-byte destination."""
+    these with zswap's 4096-byte destination.  With `kernel`, zstd and zstd-N
+    are that kernel's as `user` (zswap or zram) calls it (kernel_zstd)."""
+    if name == "zstd" or name.startswith("zstd-"):
+        level = _zstd_level(name)
+        zstd = Zstd(level or ZSTD_DEF_LEVEL) if kernel is None \
+            else kernel_zstd(kernel, user, level)
+        zstd.name = name
+        return zstd
     if name == "lz4":
         return Lz4()
     if name == "lz4hc":
         return Lz4hc()
-    if name == "zstd":
-        return Zstd()
     if name == "deflate":
         return Deflate()
     kernel_own = {"lzo": Lzo, "lzo-rle": LzoRle, "842": Sw842, "kernel-lz4": KernelLz4,
@@ -241,13 +405,21 @@ def get_compressor(name):
             lz4hc = KernelLz4hc(int(level))
             lz4hc.name = name
             return lz4hc
-    if name.startswith("zstd-"):
-        level = name[len("zstd-"):]
-        if level.isdigit() and int(level) in _ZSTD_LEVELS:
-            zstd = Zstd(int(level))
-            zstd.name = name
-            return zstd
-    raise ConfigError(f"unknown compressor '{name}'; known: {', '.join(known_compressors())}")
+    raise _unknown(name)
+
+
+def _zstd_level(name):
+    """None for "zstd", N for "zstd-N"."""
+    if name == "zstd":
+        return None
+    level = name[len("zstd-"):]
+    if level.isdigit() and int(level) in _ZSTD_LEVELS:
+        return int(level)
+    raise _unknown(name)
+
+
+def _unknown(name):
+    return ConfigError(f"unknown compressor '{name}'; known: {', '.join(known_compressors())}")
 
 
 def page_key(page):
