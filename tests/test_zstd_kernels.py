@@ -18,9 +18,9 @@ import zstandard
 from backports import zstd as backports_zstd
 
 from kernel_data import SETS, load_set
-from zswapsim.compress import (KERNEL_ZSTD, PAGE_SIZE, ConfigError, get_compressor,
-                               kernel_zstd, zstd_row)
+from zswapsim.compress import PAGE_SIZE, ConfigError, get_compressor, kernel_zstd, zstd_row
 from zswapsim.memory import Memory
+from zswapsim.profiles import KERNEL_ZSTD
 from zswapsim.zpool import create_pool
 from zswapsim.zram import Zram
 from zswapsim.zswap import Zswap

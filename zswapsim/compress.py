@@ -11,8 +11,8 @@ fidelity tests feed the kernel's own lengths where exactness matters.
 zstd's bytes depend on the libzstd release a kernel's lib/zstd imports and
 on the parameters its caller asks zstd_get_params() for, so zstd is chosen
 by kernel: get_compressor("zstd", kernel="6.12", user="zram") is 6.12's zram
-zstd, byte for byte.  Two declared tables say how: KERNEL_ZSTD (per kernel,
-the release and each user's call) and ZSTD_LIBRARIES (per release, the
+zstd, byte for byte.  Two declared tables say how: profiles.KERNEL_ZSTD (per
+kernel, the release and each user's call) and ZSTD_LIBRARIES (per release, the
 pinned binding whose bundled libzstd gives the same bytes; the bindings have
 different module names, so all three install side by side).  Without a
 kernel, "zstd" and "zstd-N" are what they always were here: libzstd 1.5.7
@@ -40,6 +40,7 @@ from xxhash import xxh3_128_digest
 
 from . import _kcompress
 from .errors import ConfigError
+from .profiles import KERNEL_ZSTD
 
 PAGE_SIZE = 4096
 
@@ -210,25 +211,6 @@ BACKPORTS_ZSTD = ZstdBinding("backports-zstd 1.8.0", "1.5.7", backports_zstd.zst
 ZSTD_LIBRARIES = {"1.4.10": PYZSTD, "1.5.2": ZSTANDARD, "1.5.6": ZSTANDARD,
                   "1.5.7": BACKPORTS_ZSTD}
 
-# Per kernel: the libzstd release of its lib/zstd (include/linux/zstd_lib.h),
-# then the size each user hands zstd_get_params(level, size), which picks the
-# row of libzstd's level table the parameters start from (0: size unknown).
-# crypto/zstd.c, zswap's zstd (and zram's until 6.12), is always level 3
-# (ZSTD_DEF_LEVEL) and asks for size 0, until its acomp rewrite asked for
-# ZSTD_MAX_SIZE (256 KiB): 6.18's.  zram's own backend_zstd.c (6.12 on)
-# asks for PAGE_SIZE at the level of its algorithm_params (default 3); None
-# means zram goes through crypto/zstd.c.  6.1 is 1.4.10 (zstd_lib.h), 6.12
-# and 6.18 are 1.5.6 and 1.5.7 (../shared/fidelity/README.md), and 6.3 and
-# 6.6 have the 1.5.2 that Linux 6.2 imported.  Linux 3.11 and 4.14 have no
-# crypto zstd (it came in 4.17).
-KERNEL_ZSTD = {
-    #        release  crypto/zstd.c  zram's backend
-    "6.1": ("1.4.10", 0, None),
-    "6.3": ("1.5.2", 0, None),
-    "6.6": ("1.5.2", 0, None),
-    "6.12": ("1.5.6", 0, PAGE_SIZE),
-    "6.18": ("1.5.7", 256 << 10, PAGE_SIZE),
-}
 ZSTD_DEF_LEVEL = 3
 ZSTD_USERS = ("zswap", "zram")
 

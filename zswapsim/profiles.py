@@ -279,6 +279,26 @@ ZSWAP_6_3 = dataclasses.replace(
     zsmalloc_chain_size=8,              # CONFIG_ZSMALLOC_CHAIN_SIZE default 8 (6.3)
 )
 
+# Per kernel: the libzstd release of its lib/zstd (include/linux/zstd_lib.h),
+# then the size each user hands zstd_get_params(level, size), which picks the
+# row of libzstd's level table the parameters start from (0: size unknown).
+# crypto/zstd.c, zswap's zstd (and zram's until 6.12), is always level 3
+# (ZSTD_DEF_LEVEL) and asks for size 0, until its acomp rewrite asked for
+# ZSTD_MAX_SIZE (256 KiB): 6.18's.  zram's own backend_zstd.c (6.12 on)
+# asks for PAGE_SIZE at the level of its algorithm_params (default 3); None
+# means zram goes through crypto/zstd.c.  6.1 is 1.4.10 (zstd_lib.h), 6.12
+# and 6.18 are 1.5.6 and 1.5.7 (../shared/fidelity/README.md), and 6.3 and
+# 6.6 have the 1.5.2 that Linux 6.2 imported.  Linux 3.11 and 4.14 have no
+# crypto zstd (it came in 4.17).
+KERNEL_ZSTD = {
+    #        release  crypto/zstd.c  zram's backend
+    "6.1": ("1.4.10", 0, None),
+    "6.3": ("1.5.2", 0, None),
+    "6.6": ("1.5.2", 0, None),
+    "6.12": ("1.5.6", 0, PAGE_SIZE),
+    "6.18": ("1.5.7", 256 << 10, PAGE_SIZE),
+}
+
 ZSWAP_PROFILES = {profile.name: profile for profile in (ZSWAP_6_1, ZSWAP_6_3, ZSWAP_3_11)}
 DEFAULT_ZSWAP_KERNEL = ZSWAP_6_1.name
 
