@@ -235,18 +235,14 @@ def get_compressor(name):
                   "kernel-lz4hc": KernelLz4hc}
     if name in kernel_own:
         return kernel_own[name]()
-    if name.startswith("kernel-lz4hc-"):
-        level = name[len("kernel-lz4hc-"):]
-        if level.isdigit() and int(level) in _LZ4HC_LEVELS:
-            lz4hc = KernelLz4hc(int(level))
-            lz4hc.name = name
-            return lz4hc
-    if name.startswith("zstd-"):
-        level = name[len("zstd-"):]
-        if level.isdigit() and int(level) in _ZSTD_LEVELS:
-            zstd = Zstd(int(level))
-            zstd.name = name
-            return zstd
+    for prefix, make, levels in (("kernel-lz4hc-", KernelLz4hc, _LZ4HC_LEVELS),
+                                 ("zstd-", Zstd, _ZSTD_LEVELS)):
+        level = name[len(prefix):] if name.startswith(prefix) else ""
+        # ASCII digits only: int() would also read other scripts' digits
+        if level.isascii() and level.isdigit() and int(level) in levels:
+            compressor = make(int(level))
+            compressor.name = name
+            return compressor
     raise ConfigError(f"unknown compressor '{name}'; known: {', '.join(known_compressors())}")
 
 

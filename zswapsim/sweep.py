@@ -19,8 +19,9 @@ import os
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, wait
 
+from .config import DEFAULT, ZswapConfig, as_config, parse_list
 from .errors import ConfigError
-from .replay import DEFAULTS, replay_lanes
+from .replay import replay_lanes
 from .trace import TraceReader
 
 ALL_BACKENDS = ("zbud", "z3fold", "zsmalloc", "xvmalloc")
@@ -40,18 +41,15 @@ TUNE_FIELDS = (
     "reject_reclaim_fail", "written_back_pages", "stores_refused", "peak_pool_pages")
 
 
-def compare(trace, backends=ALL_BACKENDS, compressors=DEFAULT_COMPRESSORS, *,
-            ram_pages=1 << 20, max_pool_percent=20, accept_threshold_percent=90, retries=8,
-            kernel="6.1", verify=True, jobs=1, dask_scheduler=None, progress=None,
-            timeline_points=0):
-    """One record per backend x compressor (COMPARE_FIELDS), densest first.
-    With timeline_points, each record also carries its pool-size timeline."""
-    _require(backends, "backends")
-    _require(compressors, "compressors")
-    common = dict(ram_pages=ram_pages, max_pool_percent=max_pool_percent,
-                  accept_threshold_percent=accept_threshold_percent, retries=retries,
-                  kernel=kernel)
-    configs = [dict(common, backend=b, compressor=c) for c in compressors for b in backends]
+def compare(trace, backends=ALL_BACKENDS, compressors=DEFAULT_COMPRESSORS, *, verify=True,
+            jobs=1, dask_scheduler=None, progress=None, timeline_points=0, **settings):
+    """One record per backend x compressor (COMPARE_FIELDS), densest first;
+    `backends` and `compressors` are lists or "a,b" strings, and the other
+    ZswapConfig settings (ram="32M", max_pool_percent, kernel...) are
+    keywords.  With timeline_points, each record also carries its pool-size
+    timeline."""
+    configs = sweep_configs(settings, ("backend", parse_list(backends, str, "backends")),
+                            ("compressor", parse_list(compressors, str, "compressors")))
     results = run_configs(trace, configs, verify=verify, jobs=jobs,
                           dask_scheduler=dask_scheduler, progress=progress,
                           timeline_points=timeline_points)
@@ -66,6 +64,18 @@ def compare(trace, backends=ALL_BACKENDS, compressors=DEFAULT_COMPRESSORS, *,
     return records
 
 
+def sweep_configs(settings, inner, outer):
+    """The ZswapConfigs of a sweep, all checked before any runs: the
+    settings every configuration shares, and two swept (setting, values)
+    axes, `outer` varying slowest."""
+    swept = {inner[0], outer[0]} & set(settings)
+    if swept:
+        raise ConfigError(f"{', '.join(sorted(swept))}: swept here, give the values as a list")
+    common = ZswapConfig.of(**settings)
+    return [ZswapConfig.of(common, **{outer[0]: o, inner[0]: i})
+            for o in outer[1] for i in inner[1]]
+
+
 def verdict(records):
     """The line under the compare table."""
     best = records[0]
@@ -77,20 +87,14 @@ def verdict(records):
             f"{best['allocator_waste_percent']:.1f}% allocator waste)")
 
 
-def tune_retries(trace, retries=DEFAULT_RETRIES, max_pool_percents=(20,), *, backend="zbud",
-                 compressor="lz4", ram_pages=1 << 20, accept_threshold_percent=90,
-                 kernel="6.1", verify=True, jobs=1, dask_scheduler=None, progress=None):
-    """One record per max_pool_percent x retries (TUNE_FIELDS), in that order."""
-    _require(retries, "retries values")
-    _require(max_pool_percents, "max_pool_percent values")
-    if any(r < 1 for r in retries):
-        raise ConfigError("retries values must be 1 or more")
-    if any(not 1 <= p <= 100 for p in max_pool_percents):
-        raise ConfigError("max_pool_percent values must be within 1..100")
-    configs = [dict(backend=backend, compressor=compressor, ram_pages=ram_pages,
-                    max_pool_percent=pct, accept_threshold_percent=accept_threshold_percent,
-                    retries=r, kernel=kernel)
-               for pct in max_pool_percents for r in retries]
+def tune_retries(trace, retries=DEFAULT_RETRIES, max_pool_percents=(DEFAULT.max_pool_percent,),
+                 *, verify=True, jobs=1, dask_scheduler=None, progress=None, **settings):
+    """One record per max_pool_percent x retries (TUNE_FIELDS), in that
+    order; both are lists or "a,b" strings, and the other ZswapConfig
+    settings (backend, compressor, ram="32M", kernel...) are keywords."""
+    configs = sweep_configs(settings, ("retries", parse_list(retries, int, "retries values")),
+                            ("max_pool_percent", parse_list(max_pool_percents, int,
+                                                            "max_pool_percent values")))
     results = run_configs(trace, configs, verify=verify, jobs=jobs,
                           dask_scheduler=dask_scheduler, progress=progress)
     records = []
@@ -146,6 +150,7 @@ def run_configs(trace, configs, verify=True, jobs=1, dask_scheduler=None, progre
     each configuration is a task and `progress` is told the tasks done."""
     if jobs < 1:
         raise ConfigError("--jobs must be 1 or more")
+    configs = [as_config(config) for config in configs]
     trace = os.fspath(trace)
     if dask_scheduler:
         tasks = [(trace, config, verify, timeline_points) for config in configs]
@@ -179,8 +184,7 @@ def lane_groups(configs, jobs):
     lanes of one pass each: the configurations of one compressor sit
     together, since lanes share a compressor's cache, and group sizes
     differ by one at most."""
-    order = sorted(range(len(configs)),
-                   key=lambda i: str(configs[i].get("compressor", DEFAULTS["compressor"])))
+    order = sorted(range(len(configs)), key=lambda i: str(as_config(configs[i]).compressor))
     count = min(jobs, len(configs))
     size, larger = divmod(len(order), count)
     groups, start = [], 0
@@ -252,8 +256,3 @@ def _run_on_dask(address, trace, tasks, progress):
             if progress is not None:
                 progress(done)
         return client.gather(futures)
-
-
-def _require(values, what):
-    if not values:
-        raise ConfigError(f"the list of {what} is empty")
