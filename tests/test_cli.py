@@ -78,7 +78,7 @@ def test_classes_table_adds_up_to_the_pool():
     (["replay", SHIPPED, "--max-pool-percent", "150"], "max_pool_percent 150 is outside 0..100"),
     (["replay", SHIPPED, "--accept-threshold-percent", "-1"],
      "accept_threshold_percent -1 is outside 0..100"),
-    (["replay", SHIPPED, "--retries", "-1"], "retries -1 is outside 0..1048576"),
+    (["replay", SHIPPED, "--retries", "-1"], "retries -1 is outside 0..4294967295"),
     (["replay", SHIPPED, "--ram", "0"], "smaller than one 4096-byte page"),
     (["replay", SHIPPED, "--ram", "lots"], "cannot read size 'lots'"),
     (["replay", SHIPPED, "--kernel", "5.0"], "--kernel"),

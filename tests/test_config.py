@@ -10,7 +10,7 @@ The ranges are worked out from the kernel, not read from zswapsim:
 - reclaim_page(pool, unsigned int retries): zbud_reclaim_page and
   z3fold_reclaim_page return -EINVAL at once for retries == 0; 6.3's
   zs_reclaim_page runs its loop zero times and returns -EAGAIN.  So 0 is a
-  legal call that makes no try; the model caps the value at 2^20.
+  legal call that makes no try, and the range is unsigned int's.
 - totalram_pages is at most 2^52 bytes (x86-64's MAX_PHYSMEM_BITS with
   five-level paging), 2^40 pages of 4096 bytes.
 """
@@ -38,8 +38,8 @@ BOUNDARIES = [
     ("accept_threshold_percent", "--accept-threshold-percent", 0, 100,
      "accept_threshold_percent -1 is outside 0..100",
      "accept_threshold_percent 101 is outside 0..100"),
-    ("retries", "--retries", 0, 1 << 20,
-     "retries -1 is outside 0..1048576", "retries 1048577 is outside 0..1048576"),
+    ("retries", "--retries", 0, (1 << 32) - 1,
+     "retries -1 is outside 0..4294967295", "retries 4294967296 is outside 0..4294967295"),
 ]
 OVERFLOW = "999999999999999999999999"
 OVERFLOW_MESSAGE = (f"size '{OVERFLOW}' is larger than 4096T (2^52 bytes, the most memory "

@@ -184,7 +184,7 @@ def test_tune_retries_cli_table_advice_and_plot(churn_trace, tmp_path):
     (["compare", "--backend", "zbud,slab"], "unknown backend 'slab'"),
     (["compare", "--compressor", "lz4,lzma"], "unknown compressor 'lzma'"),
     (["compare", "--jobs", "0"], "--jobs"),
-    (["tune-retries", "--retries", "-2"], "retries -2 is outside 0..1048576"),
+    (["tune-retries", "--retries", "-2"], "retries -2 is outside 0..4294967295"),
     (["tune-retries", "--retries", "1,x"], "not a comma-separated list of retries values"),
     (["tune-retries", "--max-pool-percent", "20,101"], "max_pool_percent 101 is outside 0..100"),
     (["tune-retries", "--dask-scheduler", "tcp://127.0.0.1:1"], "cannot reach the Dask scheduler"),

@@ -15,11 +15,12 @@ Ranges, from the kernel's own handling:
   again once it was full.  Both end at 100: from 100 up the limit is all of
   RAM, which the pool (living in RAM) can never pass, so every larger
   max_pool_percent behaves as 100; and at 100 the hysteresis is off.
-- retries is reclaim_page's `unsigned int retries`.  0 is a call that makes
-  no try: zbud_reclaim_page and z3fold_reclaim_page return -EINVAL, 6.3's
-  zs_reclaim_page -EAGAIN.  The ceiling, 2^20, is the model's: tries past
-  an LRU's length only go round it again, and no pool this model can hold
-  (2^20 pages are 4 GiB of frames) has a longer LRU.
+- retries is reclaim_page's `unsigned int retries`, 0..2^32-1.  0 is a
+  call that makes no try: zbud_reclaim_page and z3fold_reclaim_page return
+  -EINVAL, 6.3's zs_reclaim_page -EAGAIN.  Tries past the LRU's length only
+  go round it again, and the pools count such rounds rather than run them
+  (zpool.base.ReclaimTries), so even the largest value costs a few rounds;
+  only injected evict faults, which make every try differ, run them all.
 - RAM (totalram_pages) is one page at least and memory.MAX_SIZE (4 PiB) at
   most, as any size; the swap device may hold no page at all.
 - Fault rates are probabilities, 0..1.
@@ -51,7 +52,7 @@ SHIPPED_ALLOCATORS = {"6.1": ("zbud", "z3fold", "zsmalloc"),
 # default, and as the same_filled_pages_enabled parameter).
 SAME_FILLED_PAGES = {"6.1": True, "6.3": True, "3.11": False}
 
-MAX_RETRIES = 1 << 20
+MAX_RETRIES = (1 << 32) - 1                 # UINT_MAX
 MAX_PAGES = MAX_SIZE // PAGE_SIZE
 
 # Inclusive ranges of the integer settings (None: no value is also allowed).
