@@ -85,9 +85,9 @@ RETRIES_HELP = f"LRU pages reclaim_page tries before -EAGAIN ({_range('retries')
 
 def _note_what_ifs(configs):
     """Say once, on stderr, which settings no real kernel had."""
-    notes = dict.fromkeys(note for config in configs for note in config.what_ifs())
-    for note in notes:
-        click.echo(f"zswapsim: note: what-if: {note}", err=True)
+    for note in dict.fromkeys(config.what_if() for config in configs):
+        if note:
+            click.echo(f"zswapsim: note: what-if: {note}", err=True)
 
 
 @cli.command("replay")

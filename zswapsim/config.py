@@ -26,9 +26,9 @@ Ranges, from the kernel's own handling:
 - Fault rates are probabilities, 0..1.
 
 Some settings run though the kernel they name never had them: zswap never
-used xvmalloc (zram's allocator before zsmalloc), 3.11's zswap was built on
-zbud alone, and 3.11 had no same-filled pages.  Those stay runnable, and
-ZswapConfig.what_ifs() says so; SHIPPED_ALLOCATORS is the table it asks.
+used xvmalloc (zram's allocator in staging), 3.11's zswap was built on zbud
+alone, and 3.11 had no same-filled pages.  Those stay runnable, and
+ZswapConfig.what_if() says so; IN_ZSWAP is the table it asks.
 """
 
 import dataclasses
@@ -44,10 +44,12 @@ from .zpool.base import check_pool_options
 
 KERNELS = ("6.1", "6.3", "3.11")
 
-# The allocators each modelled kernel's zswap could be built on.
-SHIPPED_ALLOCATORS = {"6.1": ("zbud", "z3fold", "zsmalloc"),
-                      "6.3": ("zbud", "z3fold", "zsmalloc"),
-                      "3.11": ("zbud",)}
+# The kernels whose zswap could use each allocator, [first, removed)
+# (KERNEL.md: 3.11's zswap was built on zbud alone; zsmalloc came with the
+# zpool layer in 3.18 and z3fold in 4.8, both unverified; 6.15 removed zbud
+# and z3fold).  xvmalloc was zram's allocator in staging, never zswap's.
+IN_ZSWAP = {"zbud": ((3, 11), (6, 15)), "z3fold": ((4, 8), (6, 15)),
+            "zsmalloc": ((3, 18), None)}
 # Whether each kernel's zswap keeps same-filled pages outside the pool (by
 # default, and as the same_filled_pages_enabled parameter).
 SAME_FILLED_PAGES = {"6.1": True, "6.3": True, "3.11": False}
@@ -169,19 +171,31 @@ class ZswapConfig:
             return SAME_FILLED_PAGES[self.kernel]
         return self.same_filled_pages_enabled
 
-    def what_ifs(self):
-        """Lines saying which of these settings no real kernel had."""
-        notes = []
-        if self.backend == "xvmalloc":
-            notes.append("xvmalloc never shipped in zswap (it was zram's allocator "
-                         "before zsmalloc)")
-        elif self.backend not in SHIPPED_ALLOCATORS[self.kernel]:
-            notes.append(f"{self.kernel}'s zswap shipped with "
-                         f"{', '.join(SHIPPED_ALLOCATORS[self.kernel])} only, not {self.backend}")
+    def what_if(self):
+        """What in these settings no real kernel had, or None."""
+        notes = [what_if(self.backend, self.kernel)]
         if self.same_filled() and not SAME_FILLED_PAGES[self.kernel]:
-            notes.append(f"{self.kernel}'s zswap had no same-filled pages "
-                         "(same_filled_pages_enabled)")
-        return notes
+            notes.append(f"{self.kernel}'s zswap had no same-filled pages")
+        return "; ".join(note for note in notes if note) or None
+
+
+def kernel_version(kernel):
+    """"6.1" -> (6, 1)."""
+    return tuple(int(part) for part in kernel.split(".")[:2])
+
+
+def what_if(backend, kernel):
+    """Why `backend` under `kernel` is a what-if, or None when that kernel's
+    zswap could really use it."""
+    if backend not in IN_ZSWAP:
+        return f"{backend} never shipped in zswap"
+    first, removed = IN_ZSWAP[backend]
+    version = kernel_version(kernel)
+    if version < first:
+        return f"{kernel}'s zswap could not use {backend}"
+    if removed is not None and version >= removed:
+        return f"{backend} left the kernel in {removed[0]}.{removed[1]}"
+    return None
 
 
 SETTINGS = tuple(f.name for f in dataclasses.fields(ZswapConfig)) + ("ram", "swap_size")

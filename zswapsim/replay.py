@@ -149,7 +149,7 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
             "accept_threshold_percent": config.accept_threshold_percent,
             "retries": config.retries,
             "same_filled_pages_enabled": zswap.same_filled_pages_enabled,
-            "what_if": config.what_ifs(), "events": events, "live_pages": live_pages,
+            "what_if": config.what_if(), "events": events, "live_pages": live_pages,
             "verified": verify, "seconds": round(elapsed, 3),
         }
         result.update(counts)
