@@ -295,3 +295,21 @@ def test_a_memory_given_is_the_ram():
     assert Zswap(memory=Memory(100), max_pool_percent=10).limit_pages == 10
     with pytest.raises(ConfigError, match="the memory given has 100 pages"):
         Zswap(memory=Memory(100), ram="32M")
+
+
+def test_wrong_kinds_of_value_are_config_errors():
+    for settings, message in (
+            ({"retries": "8"}, "retries '8' is not an integer"),
+            ({"max_pool_percent": 20.0}, "max_pool_percent 20.0 is not an integer"),
+            ({"same_filled_pages_enabled": 1}, "same_filled_pages_enabled is True, False or "
+                                               "None (the kernel's default), not 1"),
+            ({"faults": {"alloc": 0.5, "oom": 1}}, "faults take seed, alloc, swap_write, "
+                                                   "evict, not oom"),
+            ({"faults": {"evict": 1.5}}, "evict fault rate 1.5 is outside 0..1"),
+            ({"kernel": "5.0"}, "unknown kernel '5.0'; known: 6.1, 6.3, 3.11"),
+            ({"compressor": "lzma"}, "unknown compressor 'lzma'")):
+        with pytest.raises(ConfigError) as error:
+            Zswap(**settings)
+        assert str(error.value).startswith(message)
+    with pytest.raises(ConfigError, match="unknown zswap setting chain_size; known: backend"):
+        Zswap(backend="zsmalloc", chain_size=8)

@@ -12,9 +12,12 @@ Ranges, from the kernel's own handling:
   takes 0.  A max_pool_percent of 0 is a limit of no pages, which the first
   store passes (zswap_is_full: limit < pool pages) and every later one
   finds full; an accept_threshold_percent of 0 never lets the pool accept
-  again once it was full.  Both end at 100: from 100 up the limit is all of
-  RAM, which the pool (living in RAM) can never pass, so every larger
-  max_pool_percent behaves as 100; and at 100 the hysteresis is off.
+  again once it was full.  Both end at 100.  From 100 up the limit is all
+  of RAM, which the pool (living in RAM) can never pass, so every larger
+  max_pool_percent behaves as 100.  At accept_threshold_percent 100 a full
+  pool accepts again once below its limit; sysfs would take more, a
+  threshold above the limit (accepting at exactly the limit too), which
+  is refused here as no percentage of a limit.
 - retries is reclaim_page's `unsigned int retries`, 0..2^32-1.  0 is a
   call that makes no try: zbud_reclaim_page and z3fold_reclaim_page return
   -EINVAL, 6.3's zs_reclaim_page -EAGAIN.  Tries past the LRU's length only
@@ -136,7 +139,7 @@ class ZswapConfig:
                 raise ConfigError(f"{name} {value!r} is not an integer")
             if not low <= value <= high:
                 raise ConfigError(f"{name} {value} is outside {low}..{high}")
-        if self.same_filled_pages_enabled not in (None, True, False):
+        if not any(self.same_filled_pages_enabled is value for value in (None, True, False)):
             raise ConfigError("same_filled_pages_enabled is True, False or None (the "
                               f"kernel's default), not {self.same_filled_pages_enabled!r}")
         if isinstance(self.faults, dict):

@@ -86,12 +86,14 @@ class Zswap:
     """frontswap's view of zswap plus the swap device behind it, set up by a
     ZswapConfig: `config`, with any of its settings given as keywords
     replacing the config's (Zswap(backend="zsmalloc", ram="32M")).  The
-    simulated RAM, the swap device and the fault plan are made from the
-    config unless given; a `memory` given is the RAM, and `compressor` may
-    be a CompressionCache shared with other Zswaps replaying the same pages
+    simulated RAM, the swap device and the FaultPlan are made from the
+    config unless given (a `fault_plan` given is the one `memory` and
+    `swapdev` draw from); a `memory` given is the RAM.  `compressor` may be
+    a CompressionCache shared with other Zswaps replaying the same pages
     (compare): each distinct page is then compressed once."""
 
-    def __init__(self, config=None, *, memory=None, swapdev=None, faults=None, **settings):
+    def __init__(self, config=None, *, memory=None, swapdev=None, fault_plan=None,
+                 **settings):
         config = ZswapConfig.of(config, **settings)
         if memory is not None:
             if memory.totalram_pages is None:
@@ -102,8 +104,8 @@ class Zswap:
                 raise ConfigError(f"the memory given has {memory.totalram_pages} pages, "
                                   f"not the {config.ram_pages} of ram_pages")
             config = ZswapConfig.of(config, ram_pages=memory.totalram_pages)
-        if faults is None and config.faults is not None:
-            faults = FaultPlan(**dataclasses.asdict(config.faults))
+        if fault_plan is None and config.faults is not None:
+            fault_plan = FaultPlan(**dataclasses.asdict(config.faults))
         self.config = config
         self.kernel = kernel = config.kernel
         self.backend = backend = config.backend
@@ -112,9 +114,10 @@ class Zswap:
             compressor = get_compressor(compressor)
         self.compressor = compressor if isinstance(compressor, CompressionCache) \
             else CompressionCache(compressor)
-        self.memory = memory if memory is not None else Memory(config.ram_pages, faults=faults)
+        self.memory = memory if memory is not None \
+            else Memory(config.ram_pages, faults=fault_plan)
         self.swapdev = swapdev if swapdev is not None \
-            else SwapDevice(capacity=config.swap_capacity, faults=faults)
+            else SwapDevice(capacity=config.swap_capacity, faults=fault_plan)
         self.max_pool_percent = config.max_pool_percent
         self.accept_threshold_percent = config.accept_threshold_percent
         # The limit and the hysteresis threshold in pages, as zswap computes
@@ -139,7 +142,7 @@ class Zswap:
         self.last_pool_pages = 0    # 3.11's zswap_pool_pages: the last tree's pool
         self.compressed_bytes = 0   # sum of entry lengths now in the pools
         self.peak_pool_pages = 0
-        self.faults = faults        # a FaultPlan failing some evict calls, or None
+        self.faults = fault_plan    # a FaultPlan failing some evict calls, or None
         self.swap_full = 0          # stores the swap core could not give a slot
         self.swap_write_errors = 0  # stores whose swap-device write failed
 
