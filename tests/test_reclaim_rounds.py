@@ -26,7 +26,7 @@ import pytest
 
 from evictors import Evictor
 from zswapsim import zswap as zswap_module
-from zswapsim.errors import Invalid, NoMemory, NoSpace
+from zswapsim.errors import ConfigError, Invalid, NoMemory, NoSpace
 from zswapsim.memory import Memory
 from zswapsim.replay import replay
 from zswapsim.sweep import tune_retries
@@ -342,12 +342,16 @@ def test_replay_with_a_million_retries(cached_trace, real_writebacks, backend, k
     assert real_writebacks[0] <= 3 * (many["pool_limit_pages"] + 8) * calls
 
 
-def test_tune_retries_up_to_a_trillion(cached_trace):
-    records = tune_retries(cached_trace, (1, 8, 10**12), ram_pages=64)
-    assert [r["retries"] for r in records] == [1, 8, 10**12]
+def test_tune_retries_up_to_uint_max(cached_trace):
+    """reclaim_page's retries is an unsigned int: its largest value costs
+    a few rounds of the LRU, counted (10**12, past it, is refused)."""
+    records = tune_retries(cached_trace, (1, 8, 2**32 - 1), ram_pages=64)
+    assert [r["retries"] for r in records] == [1, 8, 2**32 - 1]
     for record in records:
         assert record["reclaim_pages_scanned"] == record["retries"] * record["reclaim_calls"]
         assert record["reject_reclaim_fail"] == record["reclaim_calls"]
+    with pytest.raises(ConfigError, match="retries 1000000000000 is outside 0..4294967295"):
+        tune_retries(cached_trace, (10**12,), ram_pages=64)
 
 
 def test_evict_faults_keep_every_try_real(cached_trace, real_writebacks):

@@ -64,7 +64,7 @@ def test_compare_records_equal_lone_replays(churn_trace):
     for record in records:
         alone = lone(churn_trace, backend=record["backend"], compressor=record["compressor"])
         assert without_timing([{k: record[k] for k in alone}]) == without_timing([alone])
-        assert set(record) - set(alone) == {"stores_refused", "what_if", "recommended"}
+        assert set(record) - set(alone) == {"stores_refused", "recommended"}
     assert any(r["written_back_pages"] for r in records)      # the limit did bite
     # Verdict order: the fewest swap writes, then the densest.
     order = [(r["swap_writes"], -r["density"]) for r in records]
@@ -135,7 +135,9 @@ def test_compare_cli_json_csv_and_plot(churn_trace, tmp_path):
     result = run("compare", str(churn_trace), "--ram", "4000K", "--backend", "zbud,xvmalloc",
                  "--compressor", "lz4", "--json", "--csv", str(csv_path), "--plot", str(png))
     assert result.returncode == 0, result.stderr
-    assert result.stderr == ""                     # no progress bar off a terminal
+    # no progress bar off a terminal: only the note that xvmalloc is a what-if
+    [line] = result.stderr.splitlines()
+    assert line.startswith("zswapsim: note: what-if: xvmalloc never shipped in zswap")
     records = json.loads(result.stdout)
     assert all(set(COMPARE_FIELDS) <= set(r) for r in records) and len(records) == 2
     with open(csv_path, newline="") as f:
@@ -168,11 +170,9 @@ def test_tune_retries_cli_table_advice_and_plot(churn_trace, tmp_path):
     (["compare", "--backend", "zbud,slab"], "unknown backend 'slab'"),
     (["compare", "--compressor", "lz4,lzma"], "unknown compressor 'lzma'"),
     (["compare", "--jobs", "0"], "--jobs"),
-    (["tune-retries", "--retries", "0,1"], "retries values must be 1 or more"),
-    (["tune-retries", "--retries", "-2"], "retries values must be 1 or more"),
+    (["tune-retries", "--retries", "-2"], "retries -2 is outside 0..4294967295"),
     (["tune-retries", "--retries", "1,x"], "not a comma-separated list of retries values"),
-    (["tune-retries", "--max-pool-percent", "0"], "within 1..100"),
-    (["tune-retries", "--max-pool-percent", "20,101"], "within 1..100"),
+    (["tune-retries", "--max-pool-percent", "20,101"], "max_pool_percent 101 is outside 0..100"),
     (["tune-retries", "--dask-scheduler", "tcp://127.0.0.1:1"], "cannot reach the Dask scheduler"),
 ])
 def test_bad_sweep_options(args, fragment):

@@ -3,11 +3,14 @@
 The Python API beside the command line: compare() allocators x compressors
 and tune_retries() return the records the matching commands print
 (recommend() turns the latter into advice); zswapsim.replay.replay() runs
-one configuration.
+one configuration.  Each takes its settings as a ZswapConfig or as keywords
+(backend="zsmalloc", ram="32M", max_pool_percent=20, ...), defaulted and
+checked by zswapsim.config as the command line's options are.
 """
 
 __version__ = "0.1.0"
 
+from .config import ZswapConfig  # noqa: E402
 from .sweep import compare, recommend, tune_retries  # noqa: E402
 
-__all__ = ["compare", "tune_retries", "recommend"]
+__all__ = ["ZswapConfig", "compare", "tune_retries", "recommend"]

@@ -10,13 +10,15 @@ import sys
 
 import click
 
+from .config import DEFAULT, DEFAULT_RAM, RANGES, ZswapConfig, parse_list
 from .errors import UserError
 from .memory import parse_size, ram_pages
 from .plots import compare_plot, sizes_plot, tune_plot
 from .progress import Progress
 from .replay import VerifyError, replay
 from .sweep import (ALL_BACKENDS, COMPARE_FIELDS, DEFAULT_COMPRESSORS, DEFAULT_RETRIES,
-                    TUNE_FIELDS, TUNE_RULE, advice_line, compare, recommend, tune_retries, verdict)
+                    TUNE_FIELDS, TUNE_RULE, advice_line, compare, recommend, sweep_configs,
+                    tune_retries, verdict)
 from .trace import TraceReader, trace_info
 from .fidelity import exact_failures, run_fidelity
 from .trace.importer import import_raw, raw_pages
@@ -24,16 +26,17 @@ from .trace.record import record
 from .trace.recording import RecordingReader
 from .trace.recording import accesses as recording_accesses
 from .trace.synth import PATTERNS, parse_mix, parse_phase, synthesize, synthesize_from_accesses
-from .profiles import (DEFAULT_ZRAM_KERNEL, DEFAULT_ZSWAP_KERNEL, PROFILES, ZRAM_PROFILES,
-                       ZSWAP_PROFILES, facts_table)
+from .profiles import DEFAULT_ZRAM_KERNEL, PROFILES, ZRAM_PROFILES, ZSWAP_PROFILES, facts_table
 from .zram import Zram
 from .zram_replay import zram_replay
+from .zpool.zsmalloc import CHAIN_SIZES
 from .zswap import CLASS_COUNTS, DEBUGFS_COUNTERS
 
 DERIVED = ("density", "effective_ratio", "allocator_waste_bytes", "allocator_waste_percent")
 ACTIVITY = ("stores", "zswpout", "duplicate_stores", "reject_pool_full", "reject_too_big",
             "loads", "zswpin", "load_misses", "load_unknown", "invalidates",
-            "swap_writes", "swap_reads", "swap_used_slots", "pool_pages", "pool_limit_pages",
+            "swap_writes", "pswpout", "swap_reads", "pswpin", "swap_used_slots",
+            "pool_pages", "pool_limit_pages",
             "compressed_bytes", "shrink_runs", "reclaim_calls", "reclaim_success",
             "reclaim_eagain", "reclaim_einval", "reclaim_pages_scanned", "evict_calls",
             "evict_eexist", "evict_enomem", "evict_eio", "swap_full", "swap_write_errors",
@@ -46,26 +49,67 @@ def cli():
     """Replay recorded page workloads through models of Linux compressed swap."""
 
 
+def _range(name):
+    """A setting's range for --help, from the config's declaration."""
+    return "{}..{}".format(*RANGES[name])
+
+
+# The options every zswap command shares, with the config's defaults; the
+# config checks the values (click only reads them as numbers).
+def _backend_option(name="backend", **kwargs):
+    return click.option("--backend", "--zpool", name, show_default=True,
+                        help="zpool allocator (the kernel's zpool parameter): zbud, z3fold, "
+                             "zsmalloc, or xvmalloc or zcache-zbud (what-ifs: never zswap "
+                             "allocators).", **kwargs)
+
+
+def _ram_option():
+    return click.option("--ram", default=DEFAULT_RAM, show_default=True,
+                        help="Simulated RAM (totalram_pages), e.g. 32M or 4G; at most 4096T.")
+
+
+def _accept_threshold_option():
+    return click.option("--accept-threshold-percent", type=int,
+                        default=DEFAULT.accept_threshold_percent, show_default=True,
+                        help="Hysteresis: once full, accept again below this share of the "
+                             f"limit ({_range('accept_threshold_percent')}).")
+
+
+def _kernel_option():
+    return click.option("--kernel", type=click.Choice(ZSWAP_PROFILES), default=DEFAULT.kernel,
+                        show_default=True, help="Which kernel's zswap store path to follow "
+                                                "(zswapsim kernels: what differs).")
+
+
+MAX_POOL_PERCENT_HELP = f"Pool limit as a percentage of RAM ({_range('max_pool_percent')})."
+RETRIES_HELP = f"LRU pages reclaim_page tries before -EAGAIN ({_range('retries')})."
+
+
+def _note_what_ifs(configs):
+    """Say once, on stderr, which settings no real kernel had."""
+    for note in dict.fromkeys(config.what_if() for config in configs):
+        if note:
+            click.echo(f"zswapsim: note: what-if: {note}", err=True)
+
+
 @cli.command("replay")
 @click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
-@click.option("--backend", default="zbud", show_default=True,
-              help="zpool allocator: zbud, z3fold, zsmalloc, or xvmalloc or zcache-zbud "
-                   "(what-ifs: never zswap allocators).")
-@click.option("--compressor", default="lz4", show_default=True,
+@_backend_option(default=DEFAULT.backend)
+@click.option("--compressor", default=DEFAULT.compressor, show_default=True,
               help="lz4, lz4hc, zstd, zstd-N or deflate.")
-@click.option("--ram", default="4G", show_default=True,
-              help="Simulated RAM (totalram_pages), e.g. 512M or 4G.")
-@click.option("--max-pool-percent", type=click.IntRange(0, 100), default=20, show_default=True,
-              help="Pool limit as a percentage of RAM.")
-@click.option("--accept-threshold-percent", type=click.IntRange(0, 100), default=90,
-              show_default=True, help="6.1 hysteresis: accept again below this share of the limit.")
-@click.option("--retries", type=click.IntRange(0, 1 << 20), default=8, show_default=True,
-              help="LRU pages reclaim_page tries before -EAGAIN.")
-@click.option("--kernel", type=click.Choice(ZSWAP_PROFILES), default=DEFAULT_ZSWAP_KERNEL,
-              show_default=True, help="Which kernel's zswap store path to follow "
-                                      "(zswapsim kernels: what differs).")
-@click.option("--chain-size", type=click.IntRange(4, 16), default=None,
-              help="zsmalloc pages per zspage at most (CONFIG_ZSMALLOC_CHAIN_SIZE); "
+@_ram_option()
+@click.option("--max-pool-percent", type=int, default=DEFAULT.max_pool_percent,
+              show_default=True, help=MAX_POOL_PERCENT_HELP)
+@_accept_threshold_option()
+@click.option("--retries", type=int, default=DEFAULT.retries, show_default=True,
+              help=RETRIES_HELP)
+@_kernel_option()
+@click.option("--same-filled-pages-enabled/--no-same-filled-pages-enabled", default=None,
+              help="Keep same-filled pages outside the pool (the kernel parameter); "
+                   "default: as the kernel did (yes, but not in 3.11).")
+@click.option("--chain-size", type=int, default=None,
+              help="zsmalloc pages per zspage at most (CONFIG_ZSMALLOC_CHAIN_SIZE, "
+                   f"{CHAIN_SIZES.start}..{CHAIN_SIZES.stop - 1}); "
                    "default 4, or 8 with --kernel 6.3.")
 @click.option("--classes", is_flag=True, help="Also print zsmalloc's debugfs classes table.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -73,34 +117,30 @@ def cli():
               help="Check every load and the final pool contents against the trace.")
 @click.option("--swap-size", default=None,
               help="Swap device size, e.g. 64M: stores that find it full stay in RAM.")
-@click.option("--fault-alloc", type=click.FloatRange(0, 1), default=0.0,
-              help="Rate of injected page-frame allocation failures (ENOMEM).")
-@click.option("--fault-swap-write", type=click.FloatRange(0, 1), default=0.0,
-              help="Rate of injected swap-device write failures (EIO).")
-@click.option("--fault-evict", type=click.FloatRange(0, 1), default=0.0,
-              help="Rate of injected evict-callback failures (EIO).")
+@click.option("--fault-alloc", type=float, default=0.0,
+              help="Rate (0..1) of injected page-frame allocation failures (ENOMEM).")
+@click.option("--fault-swap-write", type=float, default=0.0,
+              help="Rate (0..1) of injected swap-device write failures (EIO).")
+@click.option("--fault-evict", type=float, default=0.0,
+              help="Rate (0..1) of injected evict-callback failures (EIO).")
 @click.option("--fault-seed", type=int, default=0, show_default=True,
               help="Seed of the injected faults.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def replay_cmd(trace_path, backend, compressor, ram, max_pool_percent,
-               accept_threshold_percent, retries, kernel, chain_size, classes, as_json, verify,
-               swap_size, fault_alloc, fault_swap_write, fault_evict, fault_seed, quiet):
+               accept_threshold_percent, retries, kernel, same_filled_pages_enabled, chain_size,
+               classes, as_json, verify, swap_size, fault_alloc, fault_swap_write, fault_evict,
+               fault_seed, quiet):
     """Replay TRACE through zswap and print the kernel's counters."""
-    pool_options = None
-    if chain_size is not None:
-        if backend != "zsmalloc":
-            raise click.UsageError("--chain-size applies to --backend zsmalloc only")
-        pool_options = {"chain_size": chain_size}
+    config = ZswapConfig(
+        backend=backend, compressor=compressor, ram=ram, max_pool_percent=max_pool_percent,
+        accept_threshold_percent=accept_threshold_percent, retries=retries, kernel=kernel,
+        same_filled_pages_enabled=same_filled_pages_enabled,
+        pool_options={"chain_size": chain_size} if chain_size is not None else None,
+        swap_size=swap_size, faults=dict(seed=fault_seed, alloc=fault_alloc,
+                                         swap_write=fault_swap_write, evict=fault_evict))
+    _note_what_ifs([config])
     with Progress(TraceReader(trace_path).event_count(), "event", quiet) as progress:
-        result = replay(trace_path, backend=backend, compressor=compressor,
-                        ram_pages=ram_pages(ram), max_pool_percent=max_pool_percent,
-                        accept_threshold_percent=accept_threshold_percent, retries=retries,
-                        kernel=kernel, verify=verify, pool_options=pool_options,
-                        classes=classes, progress=progress,
-                        swap_capacity=ram_pages(swap_size) if swap_size else None,
-                        faults=dict(seed=fault_seed, alloc=fault_alloc,
-                                    swap_write=fault_swap_write, evict=fault_evict)
-                        if fault_alloc or fault_swap_write or fault_evict else None)
+        result = replay(trace_path, config, verify=verify, classes=classes, progress=progress)
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return
@@ -108,7 +148,6 @@ def replay_cmd(trace_path, backend, compressor, ram, max_pool_percent,
                f"compressor {result['compressor']}, kernel {kernel}, "
                f"RAM {result['ram_pages']} pages, max_pool_percent {max_pool_percent}, "
                f"retries {retries}")
-    _what_if(ZSWAP_PROFILES[kernel], backend)
     _table("zswap debugfs", result, DEBUGFS_COUNTERS)
     _table("activity", result, ACTIVITY)
     _table("derived", result, DERIVED)
@@ -158,28 +197,16 @@ def _classes_table(rows):
 def _list_of(convert, what):
     """A click callback turning "a,b,c" into a tuple, refusing an empty list."""
     def parse(ctx, param, value):
-        if value is None:
-            return None
-        items = [item.strip() for item in value.split(",") if item.strip()]
-        if not items:
-            raise click.BadParameter(f"the list of {what} is empty")
-        try:
-            return tuple(convert(item) for item in items)
-        except ValueError:
-            raise click.BadParameter(f"'{value}' is not a comma-separated list of {what}") from None
+        return None if value is None else parse_list(value, convert, what)
     return parse
 
 
 def _sweep_options(command):
     """Options every sweep shares: the machine, the kernel, how to run, how to print."""
     for option in reversed((
-        click.option("--ram", default="4G", show_default=True,
-                     help="Simulated RAM (totalram_pages), e.g. 32M or 4G."),
-        click.option("--accept-threshold-percent", type=click.IntRange(0, 100), default=90,
-                     show_default=True, help="6.1 hysteresis threshold."),
-        click.option("--kernel", type=click.Choice(ZSWAP_PROFILES),
-                     default=DEFAULT_ZSWAP_KERNEL, show_default=True,
-                     help="Which kernel's zswap store path to follow."),
+        _ram_option(),
+        _accept_threshold_option(),
+        _kernel_option(),
         click.option("--jobs", type=click.IntRange(1, 1024), default=1, show_default=True,
                      help="Run the configurations in this many local processes."),
         click.option("--dask-scheduler", metavar="ADDRESS", default=None,
@@ -206,36 +233,35 @@ def _sweep_progress(trace_path, configs, dask_scheduler, quiet):
 
 @cli.command("compare")
 @click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
-@click.option("--backend", "backends", default=",".join(ALL_BACKENDS), show_default=True,
-              callback=_list_of(str, "backends"),
-              help="Comma-separated allocators (zcache-zbud too, not in the default).")
+@_backend_option("backends", default=",".join(ALL_BACKENDS), callback=_list_of(str, "backends"))
 @click.option("--compressor", "compressors", default=",".join(DEFAULT_COMPRESSORS),
               show_default=True, callback=_list_of(str, "compressors"),
               help="Comma-separated compressors.")
-@click.option("--max-pool-percent", type=click.IntRange(1, 100), default=20, show_default=True,
-              help="Pool limit as a percentage of RAM.")
-@click.option("--retries", type=click.IntRange(1, 1 << 20), default=8, show_default=True,
-              help="LRU pages reclaim_page tries before -EAGAIN.")
+@click.option("--max-pool-percent", type=int, default=DEFAULT.max_pool_percent,
+              show_default=True, help=MAX_POOL_PERCENT_HELP)
+@click.option("--retries", type=int, default=DEFAULT.retries, show_default=True,
+              help=RETRIES_HELP)
 @_sweep_options
 def compare_cmd(trace_path, backends, compressors, max_pool_percent, retries, ram,
                 accept_threshold_percent, kernel, jobs, dask_scheduler, as_json, csv_path,
                 plot_path, verify, quiet):
     """Compare allocators x compressors on TRACE: density, waste, rejects."""
+    settings = dict(ram=ram, max_pool_percent=max_pool_percent,
+                    accept_threshold_percent=accept_threshold_percent, retries=retries,
+                    kernel=kernel)
+    _note_what_ifs(sweep_configs(settings, ("backend", backends), ("compressor", compressors)))
     with _sweep_progress(trace_path, len(backends) * len(compressors), dask_scheduler,
                          quiet) as progress:
-        records = compare(trace_path, backends, compressors, ram_pages=ram_pages(ram),
-                          max_pool_percent=max_pool_percent,
-                          accept_threshold_percent=accept_threshold_percent, retries=retries,
-                          kernel=kernel, verify=verify, jobs=jobs,
+        records = compare(trace_path, backends, compressors, verify=verify, jobs=jobs,
                           dask_scheduler=dask_scheduler, progress=progress,
-                          timeline_points=400 if plot_path else 0)
+                          timeline_points=400 if plot_path else 0, **settings)
     if plot_path:
         compare_plot(records, plot_path, f"{trace_path}: kernel {kernel}, RAM {ram}, "
                                          f"max_pool_percent {max_pool_percent}")
         for record in records:
             del record["timeline"]
     # A what-if's backend is starred in the table; the verdict says what it is.
-    shown = [dict(r, backend=r["backend"] + "*" * r["what_if"]) for r in records]
+    shown = [dict(r, backend=r["backend"] + "*" * bool(r["what_if"])) for r in records]
     _emit(records, COMPARE_FIELDS, as_json, csv_path, shown)
     if not as_json:
         click.echo("")
@@ -245,26 +271,27 @@ def compare_cmd(trace_path, backends, compressors, max_pool_percent, retries, ra
 
 @cli.command("tune-retries")
 @click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
-@click.option("--backend", default="zbud", show_default=True, help="zpool allocator.")
-@click.option("--compressor", default="lz4", show_default=True, help="Compressor.")
+@_backend_option(default=DEFAULT.backend)
+@click.option("--compressor", default=DEFAULT.compressor, show_default=True, help="Compressor.")
 @click.option("--retries", "retries_values", default=",".join(map(str, DEFAULT_RETRIES)),
               show_default=True, callback=_list_of(int, "retries values"),
-              help="Comma-separated retries values to sweep (each 1 or more).")
-@click.option("--max-pool-percent", "percents", default="20", show_default=True,
-              callback=_list_of(int, "max_pool_percent values"),
-              help="Comma-separated pool limits (1..100), a second axis.")
+              help=f"Comma-separated retries values to sweep (each {_range('retries')}).")
+@click.option("--max-pool-percent", "percents", default=str(DEFAULT.max_pool_percent),
+              show_default=True, callback=_list_of(int, "max_pool_percent values"),
+              help=f"Comma-separated pool limits ({_range('max_pool_percent')}), a second axis.")
 @_sweep_options
 def tune_retries_cmd(trace_path, backend, compressor, retries_values, percents, ram,
                      accept_threshold_percent, kernel, jobs, dask_scheduler, as_json, csv_path,
                      plot_path, verify, quiet):
     """Sweep reclaim retries on TRACE and recommend the smallest that does the job."""
+    settings = dict(backend=backend, compressor=compressor, ram=ram,
+                    accept_threshold_percent=accept_threshold_percent, kernel=kernel)
+    _note_what_ifs(sweep_configs(settings, ("retries", retries_values),
+                                 ("max_pool_percent", percents)))
     with _sweep_progress(trace_path, len(retries_values) * len(percents), dask_scheduler,
                          quiet) as progress:
-        records = tune_retries(trace_path, retries_values, percents, backend=backend,
-                               compressor=compressor, ram_pages=ram_pages(ram),
-                               accept_threshold_percent=accept_threshold_percent, kernel=kernel,
-                               verify=verify, jobs=jobs, dask_scheduler=dask_scheduler,
-                               progress=progress)
+        records = tune_retries(trace_path, retries_values, percents, verify=verify, jobs=jobs,
+                               dask_scheduler=dask_scheduler, progress=progress, **settings)
     if plot_path:
         tune_plot(records, plot_path, f"{trace_path}: {backend} + {compressor}, kernel {kernel}, "
                                       f"RAM {ram}")

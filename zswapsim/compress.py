@@ -383,7 +383,7 @@ def get_compressor(name, kernel=None, user="zswap"):
         return kernel_own[name]()
     if name.startswith("kernel-lz4hc-"):
         level = name[len("kernel-lz4hc-"):]
-        if level.isdigit() and int(level) in _LZ4HC_LEVELS:
+        if _ascii_number(level) in _LZ4HC_LEVELS:
             lz4hc = KernelLz4hc(int(level))
             lz4hc.name = name
             return lz4hc
@@ -395,9 +395,15 @@ def _zstd_level(name):
     if name == "zstd":
         return None
     level = name[len("zstd-"):]
-    if level.isdigit() and int(level) in _ZSTD_LEVELS:
+    if _ascii_number(level) in _ZSTD_LEVELS:
         return int(level)
     raise _unknown(name)
+
+
+def _ascii_number(text):
+    """The number ASCII digits `text` spell, else None (int() would also
+    read other scripts' digits, such as "٣")."""
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def _unknown(name):

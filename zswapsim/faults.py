@@ -7,7 +7,7 @@ counters they cause can be held against them.
 
 import random
 
-from .errors import ConfigError
+from .config import check_rate
 
 KINDS = ("alloc", "swap_write", "evict")
 
@@ -16,8 +16,7 @@ class FaultPlan:
     def __init__(self, seed=0, alloc=0.0, swap_write=0.0, evict=0.0):
         self.rates = {"alloc": alloc, "swap_write": swap_write, "evict": evict}
         for kind, rate in self.rates.items():
-            if not 0.0 <= rate <= 1.0:
-                raise ConfigError(f"{kind} fault rate {rate} is outside 0..1")
+            check_rate(kind, rate)
         self.rng = random.Random(seed)
         self.injected = dict.fromkeys(KINDS, 0)
 

@@ -74,14 +74,30 @@ def same_filled_word(page):
 
 
 _SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", re.IGNORECASE | re.ASCII)
+
+# The largest size accepted: 2^52 bytes (4 PiB), x86-64's MAX_PHYSMEM_BITS
+# with five-level paging, the most memory Linux can address.
+MAX_SIZE = 1 << 52
 
 
 def parse_size(text):
-    """Bytes in a size such as 4096, 512K, 512M, 4G or 1.5G (binary units)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", str(text), re.IGNORECASE)
+    """Bytes in a size such as 4096, 512K, 512M, 4G or 1.5G (binary units,
+    ASCII digits), exactly, and at most MAX_SIZE."""
+    match = _SIZE.fullmatch(str(text))
     if not match:
         raise ConfigError(f"cannot read size '{text}': use a number with K, M, G or T, e.g. 512M")
-    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).upper()])
+    number, unit = match.groups()
+    whole, _, fraction = number.lstrip("0").partition(".")
+    fraction = fraction.rstrip("0")[:4000]      # within int()'s digit limit
+    unit = _SIZE_UNITS[unit.upper()]
+    size = None
+    if len(whole) <= len(str(MAX_SIZE)):         # else too large, before any arithmetic
+        size = int(whole or 0) * unit + int(fraction or 0) * unit // 10 ** len(fraction)
+    if size is None or size > MAX_SIZE:
+        raise ConfigError(f"size '{text}' is larger than {MAX_SIZE >> 40}T (2^52 bytes, "
+                          "the most memory Linux can address)")
+    return size
 
 
 def ram_pages(text):

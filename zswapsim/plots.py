@@ -24,7 +24,7 @@ def compare_plot(records, path, title):
     compressors = list(dict.fromkeys(r["compressor"] for r in records))
     by_pair = {(r["backend"], r["compressor"]): r for r in records}
     colors = {b: f"C{i}" for i, b in enumerate(sorted(backends))}
-    names = {r["backend"]: r["backend"] + " (what-if)" * r["what_if"] for r in records}
+    names = {r["backend"]: r["backend"] + " (what-if)" * bool(r["what_if"]) for r in records}
     fig, (bars, lines) = plt.subplots(1, 2, figsize=(13, 5))
 
     width = 0.8 / len(backends)

@@ -27,66 +27,43 @@ import time
 
 from .compress import CompressionCache, get_compressor, page_key
 from .errors import ConfigError, TraceError, ZswapsimError
-from .faults import FaultPlan
-from .memory import Memory
-from .profiles import DEFAULT_ZSWAP_KERNEL
+from .config import ZswapConfig, as_config
 from .stats import derived
-from .swapdev import SwapDevice
 from .trace import INVALIDATE_AREA, INVALIDATE_PAGE, LOAD, STORE, TraceReader, columns
 from .zswap import Zswap
-
-DEFAULTS = {"backend": "zbud", "compressor": "lz4", "ram_pages": 1 << 20,
-            "max_pool_percent": 20, "accept_threshold_percent": 90, "retries": 8,
-            "kernel": DEFAULT_ZSWAP_KERNEL, "pool_options": None, "swap_capacity": None,
-            "faults": None}
-
 
 class VerifyError(ZswapsimError):
     """The simulator returned other bytes than were stored: a bug, said loudly."""
 
 
-def replay(trace_path, backend="zbud", compressor="lz4", ram_pages=1 << 20,
-           max_pool_percent=20, accept_threshold_percent=90, retries=8,
-           kernel=DEFAULT_ZSWAP_KERNEL, verify=True, pool_options=None, classes=False,
-           progress=None, swap_capacity=None, faults=None):
-    """Replay a trace file; returns a dict of settings, counters and figures,
-    and with `classes` the zsmalloc class table at the end.  `faults` is a
-    dict of FaultPlan arguments (seed and rates); `swap_capacity` bounds the
-    pages swapped out at once."""
-    config = dict(backend=backend, compressor=compressor, ram_pages=ram_pages,
-                  max_pool_percent=max_pool_percent,
-                  accept_threshold_percent=accept_threshold_percent, retries=retries,
-                  kernel=kernel, pool_options=pool_options, swap_capacity=swap_capacity,
-                  faults=faults)
-    return replay_lanes(trace_path, [config], verify=verify, classes=classes,
-                        progress=progress)[0]
+def replay(trace_path, config=None, *, verify=True, classes=False, progress=None, **settings):
+    """Replay a trace file through the zswap of `config` (a ZswapConfig),
+    or of its settings given as keywords (replay(path, backend="zsmalloc",
+    ram="32M")); returns a dict of settings, counters and figures, and with
+    `classes` the zsmalloc class table at the end."""
+    return replay_lanes(trace_path, [ZswapConfig.of(config, **settings)], verify=verify,
+                        classes=classes, progress=progress)[0]
 
 
 def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
                  timeline_points=0):
-    """One pass over the trace for every configuration in `configs` (dicts
-    of replay()'s settings; missing keys take the defaults).  Returns one
-    result dict per configuration, in order.  `progress(events)` is called
-    now and then with the events done; `timeline_points` > 0 adds to each
-    result a "timeline" of (event, pool pages) samples about that many long."""
-    configs = [{**DEFAULTS, **config} for config in configs]
+    """One pass over the trace for every configuration in `configs`
+    (ZswapConfigs, or dicts of their settings).  Returns one result dict
+    per configuration, in order.  `progress(events)` is called now and then
+    with the events done; `timeline_points` > 0 adds to each result a
+    "timeline" of (event, pool pages) samples about that many long."""
+    configs = [as_config(config) for config in configs]
     caches = {}
     lanes = []
     for config in configs:
-        name = config["compressor"]
+        name = config.compressor
         if name not in caches:
-            caches[name] = CompressionCache(get_compressor(name) if isinstance(name, str) else name)
-        faults = FaultPlan(**config["faults"]) if config["faults"] else None
-        zswap = Zswap(backend=config["backend"], compressor=caches[name],
-                      memory=Memory(config["ram_pages"], faults=faults),
-                      swapdev=SwapDevice(capacity=config["swap_capacity"], faults=faults),
-                      max_pool_percent=config["max_pool_percent"],
-                      accept_threshold_percent=config["accept_threshold_percent"],
-                      retries=config["retries"], kernel=config["kernel"],
-                      pool_options=config["pool_options"], faults=faults)
+            compressor = get_compressor(name) if isinstance(name, str) else name
+            caches[name] = CompressionCache(compressor)
+        zswap = Zswap(config, compressor=caches[name])
         if classes and not zswap.has_class_stats():
             raise ConfigError("--classes needs a backend with size classes (zsmalloc), "
-                              f"not {config['backend']}")
+                              f"not {config.backend}")
         lanes.append(zswap)
 
     reader = TraceReader(trace_path)
@@ -165,12 +142,14 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
         live_pages = check_conservation(zswap, live, verify, kept)
         counts = zswap.counters()
         result = {
-            "trace": str(trace_path), "backend": config["backend"],
-            "compressor": zswap.compressor.name, "kernel": config["kernel"],
-            "pool_options": zswap.pool_options, "ram_pages": config["ram_pages"],
-            "max_pool_percent": config["max_pool_percent"],
-            "accept_threshold_percent": config["accept_threshold_percent"],
-            "retries": config["retries"], "events": events, "live_pages": live_pages,
+            "trace": str(trace_path), "backend": config.backend,
+            "compressor": zswap.compressor.name, "kernel": config.kernel,
+            "pool_options": zswap.pool_options, "ram_pages": config.ram_pages,
+            "max_pool_percent": config.max_pool_percent,
+            "accept_threshold_percent": config.accept_threshold_percent,
+            "retries": config.retries,
+            "same_filled_pages_enabled": zswap.same_filled_pages_enabled,
+            "what_if": config.what_if(), "events": events, "live_pages": live_pages,
             "verified": verify, "seconds": round(elapsed, 3),
         }
         result.update(counts)

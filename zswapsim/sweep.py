@@ -24,10 +24,10 @@ import os
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, wait
 
+from .config import DEFAULT, ZswapConfig, as_config, parse_list
 from .errors import ConfigError
-from .profiles import (ALLOCATOR_LRU, DEFAULT_ZSWAP_KERNEL, DRIVER_SHRINK_OPS,
-                       kernel_profile)
-from .replay import DEFAULTS, replay_lanes
+from .profiles import ALLOCATOR_LRU, DRIVER_SHRINK_OPS, kernel_profile
+from .replay import replay_lanes
 from .trace import TraceReader
 
 ALL_BACKENDS = ("zbud", "z3fold", "zsmalloc", "xvmalloc")
@@ -36,7 +36,7 @@ DEFAULT_RETRIES = (1, 2, 4, 8, 16, 32)
 
 # The columns of the terminal tables.  The records (--json, --csv) hold every
 # field `replay --json` has and what the sweep adds: stores_refused, then
-# what_if and recommended (compare), or kernel_retries, recommended_retries,
+# recommended (compare), or kernel_retries, recommended_retries,
 # recommended and advice (tune-retries).
 COMPARE_FIELDS = (
     "backend", "compressor", "stored_pages", "pool_pages", "pool_total_size",
@@ -70,27 +70,22 @@ VERDICT_RULE = ("the fewest swap writes (stores refused + pages written back), "
                 "then the densest; a what-if (*) only when every one is")
 
 
-def compare(trace, backends=ALL_BACKENDS, compressors=DEFAULT_COMPRESSORS, *,
-            ram_pages=1 << 20, max_pool_percent=20, accept_threshold_percent=90, retries=8,
-            kernel=DEFAULT_ZSWAP_KERNEL, verify=True, jobs=1, dask_scheduler=None, progress=None,
-            timeline_points=0):
+def compare(trace, backends=ALL_BACKENDS, compressors=DEFAULT_COMPRESSORS, *, verify=True,
+            jobs=1, dask_scheduler=None, progress=None, timeline_points=0, **settings):
     """One record per backend x compressor: every field of its replay,
-    stores_refused, what_if (the kernel's zswap never had the allocator) and
-    recommended (the verdict's pick).  In verdict order: the fewest swap
-    writes first, then the densest.  With timeline_points, each record also
-    carries its pool-size timeline."""
-    _require(backends, "backends")
-    _require(compressors, "compressors")
-    common = dict(ram_pages=ram_pages, max_pool_percent=max_pool_percent,
-                  accept_threshold_percent=accept_threshold_percent, retries=retries,
-                  kernel=kernel)
-    configs = [dict(common, backend=b, compressor=c) for c in compressors for b in backends]
+    stores_refused and recommended (the verdict's pick); what_if is the
+    replay's (the note, None when the kernel really had all of it).  In verdict order: the
+    fewest swap writes first, then the densest.  `backends` and
+    `compressors` are lists or "a,b" strings, and the other ZswapConfig
+    settings (ram="32M", max_pool_percent, kernel...) are keywords.  With
+    timeline_points, each record also carries its pool-size timeline."""
+    configs = sweep_configs(settings, ("backend", parse_list(backends, str, "backends")),
+                            ("compressor", parse_list(compressors, str, "compressors")))
     records = run_configs(trace, configs, verify=verify, jobs=jobs,
                           dask_scheduler=dask_scheduler, progress=progress,
                           timeline_points=timeline_points)
     for record in records:
         record["stores_refused"] = stores_refused(record)
-        record["what_if"] = what_if(record["backend"], kernel) is not None
     return rank(records)
 
 
@@ -106,6 +101,18 @@ def rank(records):
     for record in records:
         record["recommended"] = record is pick
     return records
+
+
+def sweep_configs(settings, inner, outer):
+    """The ZswapConfigs of a sweep, all checked before any runs: the
+    settings every configuration shares, and two swept (setting, values)
+    axes, `outer` varying slowest."""
+    swept = {inner[0], outer[0]} & set(settings)
+    if swept:
+        raise ConfigError(f"{', '.join(sorted(swept))}: swept here, give the values as a list")
+    common = ZswapConfig.of(**settings)
+    return [ZswapConfig.of(common, **{outer[0]: o, inner[0]: i})
+            for o in outer[1] for i in inner[1]]
 
 
 def verdict(records):
@@ -146,30 +153,23 @@ def _summary(record):
 
 # -- tune-retries ------------------------------------------------------------
 
-def tune_retries(trace, retries=DEFAULT_RETRIES, max_pool_percents=(20,), *, backend="zbud",
-                 compressor="lz4", ram_pages=1 << 20, accept_threshold_percent=90,
-                 kernel=DEFAULT_ZSWAP_KERNEL, verify=True, jobs=1, dask_scheduler=None,
-                 progress=None):
+def tune_retries(trace, retries=DEFAULT_RETRIES, max_pool_percents=(DEFAULT.max_pool_percent,),
+                 *, verify=True, jobs=1, dask_scheduler=None, progress=None, **settings):
     """One record per max_pool_percent x retries, in that order: every field
     of its replay, stores_refused, kernel_retries (what the kernel passes:
     kernel_retries()), and its pool limit's advice (recommend):
     recommended_retries (None when there is none), advice (the line saying
-    why), and recommended on the row recommended."""
-    _require(retries, "retries values")
-    _require(max_pool_percents, "max_pool_percent values")
-    if any(r < 1 for r in retries):
-        raise ConfigError("retries values must be 1 or more")
-    if any(not 1 <= p <= 100 for p in max_pool_percents):
-        raise ConfigError("max_pool_percent values must be within 1..100")
-    configs = [dict(backend=backend, compressor=compressor, ram_pages=ram_pages,
-                    max_pool_percent=pct, accept_threshold_percent=accept_threshold_percent,
-                    retries=r, kernel=kernel)
-               for pct in max_pool_percents for r in retries]
+    why), and recommended on the row recommended.  Both sweeps are lists or
+    "a,b" strings, and the other ZswapConfig settings (backend, compressor,
+    ram="32M", kernel...) are keywords."""
+    configs = sweep_configs(settings, ("retries", parse_list(retries, int, "retries values")),
+                            ("max_pool_percent", parse_list(max_pool_percents, int,
+                                                            "max_pool_percent values")))
     records = run_configs(trace, configs, verify=verify, jobs=jobs,
                           dask_scheduler=dask_scheduler, progress=progress)
     for record in records:
         record["stores_refused"] = stores_refused(record)
-        record["kernel_retries"] = kernel_retries(backend, kernel)
+        record["kernel_retries"] = kernel_retries(record["backend"], record["kernel"])
     advice = {item["max_pool_percent"]: item for item in recommend(records)}
     for record in records:
         item = advice[record["max_pool_percent"]]
@@ -281,6 +281,7 @@ def run_configs(trace, configs, verify=True, jobs=1, dask_scheduler=None, progre
     each configuration is a task and `progress` is told the tasks done."""
     if jobs < 1:
         raise ConfigError("--jobs must be 1 or more")
+    configs = [as_config(config) for config in configs]
     trace = os.fspath(trace)
     if dask_scheduler:
         tasks = [(trace, config, verify, timeline_points) for config in configs]
@@ -314,8 +315,7 @@ def lane_groups(configs, jobs):
     lanes of one pass each: the configurations of one compressor sit
     together, since lanes share a compressor's cache, and group sizes
     differ by one at most."""
-    order = sorted(range(len(configs)),
-                   key=lambda i: str(configs[i].get("compressor", DEFAULTS["compressor"])))
+    order = sorted(range(len(configs)), key=lambda i: str(as_config(configs[i]).compressor))
     count = min(jobs, len(configs))
     size, larger = divmod(len(order), count)
     groups, start = [], 0
@@ -387,8 +387,3 @@ def _run_on_dask(address, trace, tasks, progress):
             if progress is not None:
                 progress(done)
         return client.gather(futures)
-
-
-def _require(values, what):
-    if not values:
-        raise ConfigError(f"the list of {what} is empty")

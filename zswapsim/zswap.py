@@ -44,14 +44,16 @@ free for the swap-cache page; otherwise decompress into that frame, write it
 to the swap device, free the entry and count written_back_pages.
 """
 
+import dataclasses
 import errno
 import struct
 
 from .compress import PAGE_SIZE, CompressionCache, get_compressor, page_key
+from .config import ZswapConfig
 from .errors import ConfigError, Invalid, NoMemory, NoSpace, WriteError
-from .memory import Memory, ram_pages, same_filled_word
-from .profiles import (DEBUGFS_6_1, DEFAULT_ZSWAP_KERNEL, FRONTSWAP_INVALIDATES,
-                       RECLAIM_ON_STORE, kernel_profile)
+from .faults import FaultPlan
+from .memory import Memory, same_filled_word
+from .profiles import DEBUGFS_6_1, FRONTSWAP_INVALIDATES, RECLAIM_ON_STORE
 from .swapdev import SwapDevice
 from .zpool import create_pool
 
@@ -77,45 +79,54 @@ class ZswapEntry:
 
 
 class Zswap:
-    """frontswap's view of zswap plus the swap device behind it.  `kernel`
-    is a profile name (profiles.ZSWAP_PROFILES) or a ZswapProfile."""
+    """frontswap's view of zswap plus the swap device behind it, set up by a
+    ZswapConfig: `config`, with any of its settings given as keywords
+    replacing the config's (Zswap(backend="zsmalloc", ram="32M")).  The
+    simulated RAM, the swap device and the FaultPlan are made from the
+    config unless given (a `fault_plan` given is the one `memory` and
+    `swapdev` draw from); a `memory` given is the RAM.  `compressor` may be
+    a CompressionCache shared with other Zswaps replaying the same pages
+    (compare): each distinct page is then compressed once."""
 
-    def __init__(self, backend="zbud", compressor="lz4", memory=None, swapdev=None,
-                 max_pool_percent=20, accept_threshold_percent=90, retries=8,
-                 kernel=DEFAULT_ZSWAP_KERNEL, same_filled_pages_enabled=None, pool_options=None,
-                 faults=None):
-        profile = self.profile = kernel_profile("zswap", kernel)
-        profile.check_allocator(backend)
-        if not 0 <= max_pool_percent <= 100:
-            raise ConfigError(f"max_pool_percent {max_pool_percent} is outside 0..100")
-        if not 0 <= accept_threshold_percent <= 100:
-            raise ConfigError(f"accept_threshold_percent {accept_threshold_percent} is outside 0..100")
-        if retries < 0:
-            raise ConfigError(f"retries {retries} is negative")
+    def __init__(self, config=None, *, memory=None, swapdev=None, fault_plan=None,
+                 **settings):
+        config = ZswapConfig.of(config, **settings)
+        if memory is not None:
+            if memory.totalram_pages is None:
+                raise ConfigError("zswap needs a bounded simulated RAM: its limit is a share "
+                                  "of it")
+            if memory.totalram_pages != config.ram_pages and \
+                    {"ram", "ram_pages"} & {name for name, value in settings.items() if value}:
+                raise ConfigError(f"the memory given has {memory.totalram_pages} pages, "
+                                  f"not the {config.ram_pages} of ram_pages")
+            config = ZswapConfig.of(config, ram_pages=memory.totalram_pages)
+        if fault_plan is None and config.faults is not None:
+            fault_plan = FaultPlan(**dataclasses.asdict(config.faults))
+        self.config = config
+        profile = self.profile = config.profile
         self.kernel = profile.name
-        self.backend = backend
+        self.backend = backend = config.backend
+        compressor = config.compressor
         if isinstance(compressor, str):
             compressor = get_compressor(compressor)
-        # A cache passed in may be shared with other Zswaps replaying the same
-        # pages (compare): each distinct page is then compressed once.
         self.compressor = compressor if isinstance(compressor, CompressionCache) \
             else CompressionCache(compressor)
-        self.memory = memory if memory is not None else Memory(ram_pages("4G"))
-        if self.memory.totalram_pages is None:
-            raise ConfigError("zswap needs a bounded simulated RAM: its limit is a share of it")
-        self.swapdev = swapdev if swapdev is not None else SwapDevice()
-        self.max_pool_percent = max_pool_percent
-        self.accept_threshold_percent = accept_threshold_percent
+        self.memory = memory if memory is not None \
+            else Memory(config.ram_pages, faults=fault_plan)
+        self.swapdev = swapdev if swapdev is not None \
+            else SwapDevice(capacity=config.swap_capacity, faults=fault_plan)
+        self.max_pool_percent = config.max_pool_percent
+        self.accept_threshold_percent = config.accept_threshold_percent
         # The limit and the hysteresis threshold in pages, as zswap computes
         # them from totalram_pages on every store (RAM does not change here).
         totalram = self.memory.totalram_pages
-        self.limit_pages = totalram * max_pool_percent // 100
-        self.accept_pages = totalram * accept_threshold_percent // 100 * max_pool_percent // 100
-        self.retries = retries
-        self.same_filled_pages_enabled = profile.same_filled_default \
-            if same_filled_pages_enabled is None else same_filled_pages_enabled
+        self.limit_pages = totalram * config.max_pool_percent // 100
+        self.accept_pages = totalram * config.accept_threshold_percent // 100 \
+            * config.max_pool_percent // 100
+        self.retries = config.retries
+        self.same_filled_pages_enabled = config.same_filled()
         self.evictable = backend in profile.evictable
-        self.pool_options = {**profile.pool_options(backend), **(pool_options or {})}
+        self.pool_options = {**profile.pool_options(backend), **config.pool_options}
         self.header_len = profile.zswap_header_size if self.evictable else 0
         self.compress_buffer = profile.compress_dst_size
         self.reclaim_on_store = profile.limit_rule == RECLAIM_ON_STORE
@@ -130,7 +141,7 @@ class Zswap:
         self.last_pool_pages = 0    # 3.11's zswap_pool_pages: the last tree's pool
         self.compressed_bytes = 0   # sum of entry lengths now in the pools
         self.peak_pool_pages = 0
-        self.faults = faults        # a FaultPlan failing some evict calls, or None
+        self.faults = fault_plan    # a FaultPlan failing some evict calls, or None
         self.swap_full = 0          # stores the swap core could not give a slot
         self.swap_write_errors = 0  # stores whose swap-device write failed
 
@@ -460,6 +471,10 @@ class Zswap:
             loads=self.loads, zswpin=self.zswpin, load_misses=self.load_misses,
             load_unknown=self.load_unknown, invalidates=self.invalidates,
             swap_writes=self.swapdev.writes, swap_reads=self.swapdev.reads,
+            # vmstat's names for them: pages written to and read from the
+            # swap device (a device write that failed is not counted, as
+            # a synchronous rw_page device's is not)
+            pswpout=self.swapdev.writes, pswpin=self.swapdev.reads,
             swap_used_slots=self.swapdev.used_slots(),
             pool_pages=self.pool_pages(), peak_pool_pages=self.peak_pool_pages,
             pool_limit_pages=self.limit_pages,

@@ -29,6 +29,9 @@ class Zpool:
     """Common state: the frames' owner, the evict callback, reclaim counters."""
 
     name = ""
+    # The options a driver's constructor takes beyond memory and evict, each
+    # with the values it accepts (zsmalloc's chain_size); most take none.
+    options = {}
 
     def __init__(self, memory=None, evict=None):
         self.memory = memory if memory is not None else Memory()
@@ -285,11 +288,31 @@ def known_pools():
     return sorted(_DRIVERS)
 
 
+def pool_driver(name):
+    """The registered driver class of allocator `name`."""
+    try:
+        return _DRIVERS[name]
+    except KeyError:
+        raise ConfigError(f"unknown backend '{name}'; known: {', '.join(known_pools())}") from None
+
+
+def check_pool_options(name, options):
+    """Refuse options driver `name` does not declare, or values outside the
+    ones it declares, naming what it takes."""
+    declared = pool_driver(name).options
+    for option, value in options.items():
+        if option not in declared:
+            takes = (f"takes only {', '.join(declared)}" if declared
+                     else "takes no pool options")
+            raise ConfigError(f"{name} {takes}, not {option}")
+        values = declared[option]
+        if isinstance(value, bool) or not isinstance(value, int) or value not in values:
+            raise ConfigError(f"{name} {option} {value!r} is outside "
+                              f"{values.start}..{values.stop - 1}")
+
+
 def create_pool(name, memory=None, evict=None, **options):
     """A new pool of allocator `name` over `memory` (None: its own, unbounded),
     calling `evict(pool, handle) -> 0 | -errno` when reclaim needs room."""
-    try:
-        driver = _DRIVERS[name]
-    except KeyError:
-        raise ConfigError(f"unknown backend '{name}'; known: {', '.join(known_pools())}") from None
-    return driver(memory=memory, evict=evict, **options)
+    check_pool_options(name, options)
+    return pool_driver(name)(memory=memory, evict=evict, **options)

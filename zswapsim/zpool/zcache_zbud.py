@@ -53,7 +53,7 @@ denser only where that chunk lets two zbuds share a page.
 
 import errno
 
-from ..errors import ConfigError, Invalid, NoSpace
+from ..errors import Invalid, NoSpace
 from ..memory import PAGE_SHIFT, PAGE_SIZE
 from .base import PagePool, UnbuddiedLists, register
 
@@ -99,12 +99,10 @@ class ZbudPage:
 @register
 class ZcacheZbudPool(PagePool):
     name = "zcache-zbud"
+    options = {"key_in_handle": range(TMEM_HANDLE_SIZE + 1)}
 
     def __init__(self, memory=None, evict=None, key_in_handle=0):
         super().__init__(memory, evict)   # pages: pfn -> ZbudPage; lru: first = oldest
-        if not 0 <= key_in_handle <= TMEM_HANDLE_SIZE:
-            raise ConfigError(f"zcache-zbud key_in_handle {key_in_handle} is outside "
-                              f"0..{TMEM_HANDLE_SIZE}")
         self.key_in_handle = key_in_handle
         # Indexed by free chunks, NCHUNKS - the kernel's used-chunk index,
         # so that take() walks them in the kernel's order.

@@ -47,7 +47,7 @@ kernel's loop simply never runs.
 import errno
 from collections import OrderedDict
 
-from ..errors import ConfigError, Invalid, NoMemory
+from ..errors import Invalid, NoMemory
 from ..memory import PAGE_SHIFT, PAGE_SIZE
 from .base import ReclaimTries, Zpool, register
 
@@ -158,12 +158,10 @@ class Zspage:
 @register
 class ZsmallocPool(Zpool):
     name = "zsmalloc"
+    options = {"chain_size": CHAIN_SIZES}
 
     def __init__(self, memory=None, evict=None, chain_size=DEFAULT_CHAIN_SIZE):
         super().__init__(memory, evict)
-        if chain_size not in CHAIN_SIZES:
-            raise ConfigError(f"zsmalloc chain_size {chain_size} is outside "
-                              f"{CHAIN_SIZES.start}..{CHAIN_SIZES.stop - 1}")
         self.chain_size = chain_size
         self.size_class = [None] * ZS_SIZE_CLASSES
         self.huge_class_size = 0
