@@ -176,7 +176,8 @@ def _number(value, convert, text):
 
 
 def check_mix(mix):
-    """Reject a mix with an unknown kind, a weight below 0, or no weight at all."""
+    """Reject a mix with an unknown kind, a weight below 0, no weight at all,
+    or weights whose sum overflows (random.choices needs a finite total)."""
     unknown = sorted(set(mix) - set(CONTENT_KINDS))
     if unknown:
         raise ConfigError(f"unknown content kind '{unknown[0]}' in the mix: use "
@@ -184,8 +185,12 @@ def check_mix(mix):
     for kind, weight in mix.items():
         if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
             raise ConfigError(f"mix weight of {kind} must be a number >= 0, not {weight}")
-    if sum(mix.values()) <= 0:
+    total = sum(mix.values())
+    if total <= 0:
         raise ConfigError("the mix weights must add up to more than 0")
+    if not math.isfinite(total):
+        raise ConfigError("the mix weights add up to more than a float holds: "
+                          "give smaller weights (only their proportions matter)")
 
 
 class ContentMix:
