@@ -600,9 +600,9 @@ _default_max_memory = DEFAULT_MAX_MEMORY
 
 def check_max_memory(size):
     """A reader's bound on page image bytes, checked: a whole number, at
-    least the largest page (one image must fit)."""
-    if not isinstance(size, int) or isinstance(size, bool) or size < max(PAGE_SIZES):
-        raise ConfigError(f"the trace memory bound must be at least {max(PAGE_SIZES)} bytes, "
+    least one 4096-byte page."""
+    if not isinstance(size, int) or isinstance(size, bool) or size < PAGE_SIZE:
+        raise ConfigError(f"the trace memory bound must be at least {PAGE_SIZE} bytes, "
                           f"not {size!r}")
     return size
 
