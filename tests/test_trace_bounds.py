@@ -333,3 +333,13 @@ def test_reading_a_writer_made_trace_gives_back_what_was_written(tmp_path):
     events = list(TraceReader(path))
     assert [image for op, _, _, image, _ in events if op == STORE] == pages
     assert [image for op, _, _, image, _ in events if op == LOAD] == pages[::7]
+
+
+def test_a_synth_source_that_is_a_fifo_is_refused_as_such(tmp_path, capsys):
+    """Not "no such file": a FIFO exists, and is refused for what it is."""
+    fifo = tmp_path / "pages.fifo"
+    os.mkfifo(fifo)
+    line = one_line_error(capsys, ["trace", "synth", "--ram", "64K", "-o",
+                                   str(tmp_path / "x.trace"), "--source", str(fifo), "-q"])
+    assert line == (f"zswapsim: error: {fifo}: not a regular file or block device; a source "
+                    "must be one, as it is read to its end (save a pipe's output to a file first)")

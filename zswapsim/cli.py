@@ -1,7 +1,8 @@
 """The zswapsim command line: wiring and rendering only, no simulation.
 
 Every error a user can cause ends as one line on stderr and exit status 2;
-a verification failure (the simulator lost or corrupted a page) exits 3.
+a verification failure (the simulator lost or corrupted a page) exits 3,
+running out of memory (one line too) exits 1.
 """
 
 import csv
