@@ -230,7 +230,8 @@ def test_a_trace_handed_to_synth_as_a_recording_says_so(tmp_path, capsys):
     path, _ = write(tmp_path, [])
     line = one_line_error(capsys, ["trace", "synth", "--recording", str(path), "--ram", "1M",
                                    "-o", str(tmp_path / "x.trace")])
-    assert line == f"zswapsim: error: {path} is a trace, not a recording: replay it as it is"
+    assert line == (f"zswapsim: error: {path} is a trace, not a zswapsim recording: "
+                    "replay it as it is")
 
 
 # --- the writer keeps no memory per event -------------------------------------------------

@@ -309,7 +309,8 @@ class RecordingReader:
         magic, version, flags, page_size, pid, description_length, command_length = \
             _HEADER.unpack(fixed)
         if magic == TRACE_MAGIC:
-            raise TraceError(f"{self.path} is a trace, not a recording: replay it as it is")
+            raise TraceError(f"{self.path} is a trace, not a zswapsim recording: "
+                             "replay it as it is")
         if magic != MAGIC:
             raise TraceError("not a zswapsim recording (bad magic)", 0)
         if version != VERSION:
