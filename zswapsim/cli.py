@@ -1,7 +1,8 @@
 """The zswapsim command line: wiring and rendering only, no simulation.
 
 Every error a user can cause ends as one line on stderr and exit status 2;
-a verification failure (the simulator lost or corrupted a page) exits 3.
+a verification failure (the simulator lost or corrupted a page) exits 3,
+running out of memory (one line too) exits 1.
 """
 
 import csv
@@ -20,8 +21,10 @@ from .sweep import (ALL_BACKENDS, COMPARE_FIELDS, DEFAULT_COMPRESSORS, DEFAULT_R
                     TUNE_FIELDS, TUNE_RULE, advice_line, compare, recommend, sweep_configs,
                     tune_retries, verdict)
 from .trace import TraceReader, trace_info
+from .trace.format import DEFAULT_MAX_MEMORY, check_description, set_default_max_memory
 from .fidelity import exact_failures, run_fidelity
 from .trace.importer import import_raw, raw_pages
+from .trace.info import printable
 from .trace.record import record
 from .trace.recording import RecordingReader
 from .trace.recording import accesses as recording_accesses
@@ -92,6 +95,26 @@ def _note_what_ifs(configs):
             click.echo(f"zswapsim: note: what-if: {note}", err=True)
 
 
+def _max_trace_memory(command):
+    """--max-trace-memory: the page image bytes a trace reader may hold at once."""
+    def apply(ctx, param, value):
+        set_default_max_memory(parse_size(value))
+    return click.option("--max-trace-memory", default=f"{DEFAULT_MAX_MEMORY >> 30}G",
+                        show_default=True, expose_value=False, callback=apply,
+                        help="Most page image bytes a trace may make the reader hold at "
+                             "once; a trace needing more is refused.")(command)
+
+
+def _description_option(command):
+    """--description, refused at once when the trace header cannot hold it."""
+    def check(ctx, param, value):
+        if value is not None:
+            check_description(value)
+        return value
+    return click.option("--description", default=None, callback=check,
+                        help="Free-form description to store (at most 64 KiB).")(command)
+
+
 @cli.command("replay")
 @click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
 @_backend_option(default=DEFAULT.backend)
@@ -126,6 +149,7 @@ def _note_what_ifs(configs):
 @click.option("--fault-seed", type=int, default=0, show_default=True,
               help="Seed of the injected faults.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@_max_trace_memory
 def replay_cmd(trace_path, backend, compressor, ram, max_pool_percent,
                accept_threshold_percent, retries, kernel, same_filled_pages_enabled, chain_size,
                classes, as_json, verify, swap_size, fault_alloc, fault_swap_write, fault_evict,
@@ -138,8 +162,9 @@ def replay_cmd(trace_path, backend, compressor, ram, max_pool_percent,
         pool_options={"chain_size": chain_size} if chain_size is not None else None,
         swap_size=swap_size, faults=dict(seed=fault_seed, alloc=fault_alloc,
                                          swap_write=fault_swap_write, evict=fault_evict))
-    _note_what_ifs([config])
-    with Progress(TraceReader(trace_path).event_count(), "event", quiet) as progress:
+    progress = Progress(TraceReader(trace_path).event_count(), "event", quiet)
+    _note_what_ifs([config])        # once the trace is known to be readable
+    with progress:
         result = replay(trace_path, config, verify=verify, classes=classes, progress=progress)
     if as_json:
         click.echo(json.dumps(result, indent=1))
@@ -219,6 +244,7 @@ def _sweep_options(command):
         click.option("--verify/--no-verify", default=True, show_default=True,
                      help="Check every load and the final contents of every configuration."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
+        _max_trace_memory,
     )):
         command = option(command)
     return command
@@ -249,9 +275,10 @@ def compare_cmd(trace_path, backends, compressors, max_pool_percent, retries, ra
     settings = dict(ram=ram, max_pool_percent=max_pool_percent,
                     accept_threshold_percent=accept_threshold_percent, retries=retries,
                     kernel=kernel)
-    _note_what_ifs(sweep_configs(settings, ("backend", backends), ("compressor", compressors)))
-    with _sweep_progress(trace_path, len(backends) * len(compressors), dask_scheduler,
-                         quiet) as progress:
+    configs = sweep_configs(settings, ("backend", backends), ("compressor", compressors))
+    progress = _sweep_progress(trace_path, len(configs), dask_scheduler, quiet)
+    _note_what_ifs(configs)
+    with progress:
         records = compare(trace_path, backends, compressors, verify=verify, jobs=jobs,
                           dask_scheduler=dask_scheduler, progress=progress,
                           timeline_points=400 if plot_path else 0, **settings)
@@ -286,10 +313,10 @@ def tune_retries_cmd(trace_path, backend, compressor, retries_values, percents, 
     """Sweep reclaim retries on TRACE and recommend the smallest that does the job."""
     settings = dict(backend=backend, compressor=compressor, ram=ram,
                     accept_threshold_percent=accept_threshold_percent, kernel=kernel)
-    _note_what_ifs(sweep_configs(settings, ("retries", retries_values),
-                                 ("max_pool_percent", percents)))
-    with _sweep_progress(trace_path, len(retries_values) * len(percents), dask_scheduler,
-                         quiet) as progress:
+    configs = sweep_configs(settings, ("retries", retries_values), ("max_pool_percent", percents))
+    progress = _sweep_progress(trace_path, len(configs), dask_scheduler, quiet)
+    _note_what_ifs(configs)
+    with progress:
         records = tune_retries(trace_path, retries_values, percents, verify=verify, jobs=jobs,
                                dask_scheduler=dask_scheduler, progress=progress, **settings)
     if plot_path:
@@ -367,6 +394,7 @@ def _cell(value):
 @click.option("--compact", is_flag=True, help="Run compaction at the end (echo 1 > compact).")
 @click.option("--json", "as_json", is_flag=True, help="Print mm_stat and io_stat as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@_max_trace_memory
 def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, kernel, compact,
              as_json, quiet):
     """Write a trace's pages (or a raw dump's) to a modelled zram device and
@@ -487,7 +515,7 @@ def trace_group():
 @click.argument("raw_path", metavar="RAW", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Trace file to write.")
-@click.option("--description", default=None, help="Free-form source description.")
+@_description_option
 def import_cmd(raw_path, output, description):
     """Turn a raw page dump (N x 4096 bytes, optionally zstd) into a trace
     that stores page i at offset i of swap type 0."""
@@ -510,7 +538,7 @@ def import_cmd(raw_path, output, description):
               default="auto", show_default=True,
               help="How written pages are found: soft-dirty bits where the kernel has them, "
                    "else page digests.")
-@click.option("--description", default=None, help="Free-form description to store.")
+@_description_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def record_cmd(pid, output, interval_ms, duration_s, shared, file_dirty, write_tracking,
@@ -552,7 +580,7 @@ def record_cmd(pid, output, interval_ms, duration_s, shared, file_dirty, write_t
 @click.option("--source", type=click.Path(dir_okay=False), default=None,
               help="Real pages to sample: a trace or a raw page dump.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--description", default=None, help="Free-form description to store.")
+@_description_option
 @click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def synth_cmd(output, ram, recording, accesses, footprint, pattern, skew, write_fraction,
@@ -588,6 +616,7 @@ def synth_cmd(output, ram, recording, accesses, footprint, pattern, skew, write_
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Also draw the compressed-size histograms to this PNG file.")
+@_max_trace_memory
 def info_cmd(trace_path, as_json, plot_path):
     """Summarise a trace: events by kind, distinct pages, zero and same-filled
     shares, footprint, and how its pages compress with lz4 and zstd."""
@@ -607,7 +636,7 @@ def info_cmd(trace_path, as_json, plot_path):
         elif isinstance(value, float):
             click.echo(f"{name:<26} {value:.3f}")
         else:
-            click.echo(f"{name:<26} {value}")
+            click.echo(f"{name:<26} {printable(str(value))}")
     _size_histogram(info["compressed_sizes"])
 
 
@@ -735,3 +764,6 @@ def main(argv=None):
     except OSError as exc:
         click.echo(f"zswapsim: error: {exc.filename or ''}: {exc.strerror}", err=True)
         sys.exit(2)
+    except MemoryError:
+        click.echo("zswapsim: error: out of memory", err=True)
+        sys.exit(1)

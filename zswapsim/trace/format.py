@@ -5,9 +5,11 @@ invalidate_page, invalidate_area) with the page images they carried.  Each
 distinct image is stored once and named by an integer id.  Events travel in
 blocks; a block carries the images it introduces and a release list of the
 ids no later event names, so a reader holds only the live images plus one
-block, however long the trace (this reader two: it decodes the next block
+block, however long the trace (this reader a few: it decodes the next block
 on a helper thread while the caller works through the current one; with
-work ahead, up to two more sit in that work's thread and its queue).
+work ahead, up to two more sit in that work's thread and its queue).  What
+the file decides, the live set, is bounded by the reader's max_memory, so a
+small hostile file cannot make it hold gigabytes of page images.
 docs/trace-format.md is the specification; this module is its reference
 writer and reader, and the reader turns every malformed or hostile file
 into a TraceError that says where the problem is.
@@ -16,17 +18,20 @@ into a TraceError that says where the problem is.
 import hashlib
 import os
 import queue
+import shlex
+import stat
 import struct
 import tempfile
 import threading
 import zlib
 from array import array
+from collections import deque
 from types import MappingProxyType
 
 import numpy as np
 import zstandard
 
-from ..errors import TraceError
+from ..errors import ConfigError, TraceError
 
 STORE, LOAD, INVALIDATE_PAGE, INVALIDATE_AREA = 1, 2, 3, 4
 OP_NAMES = {STORE: "store", LOAD: "load", INVALIDATE_PAGE: "invalidate_page",
@@ -35,6 +40,7 @@ NO_IMAGE = 0xFFFFFFFF
 PAGE_SIZE = 4096
 
 MAGIC = b"ZSWTRACE"
+RECORDING_MAGIC = b"ZSWRECRD"   # a `trace record` recording (recording.py), not a trace
 VERSION = 1
 FLAG_TIMESTAMPS = 1
 BLOCK_MAGIC = b"ZBLK"
@@ -53,6 +59,14 @@ MAX_BLOCK_IMAGE_BYTES = 256 * 1024 * 1024
 MAX_BLOCK_EVENTS = 1 << 20
 MAX_BLOCK_RELEASES = 1 << 20
 PAYLOAD_SLACK = 64 * 1024
+ZSTD_FRAME_MAGIC = b"\x28\xb5\x2f\xfd"
+
+# The page image bytes a reader holds at once unless told otherwise
+# (--max-trace-memory): the live set, counting the blocks decoded ahead.
+DEFAULT_MAX_MEMORY = 2 << 30
+# Blocks this reader may have decoded ahead of the one in use; their
+# releases are not yet applied, so the bound counts them.
+READ_AHEAD_BLOCKS = 3
 
 # How the writer cuts blocks: small enough to keep a reader's block cheap.
 WRITER_BLOCK_EVENTS = 8192
@@ -78,9 +92,10 @@ _COUNTS = struct.Struct("<QQ")           # trailer: total events, total images
 class TraceWriter:
     """Records frontswap events and writes them as a trace file on close().
 
-    Events stay in memory (24 bytes each) and distinct page images go to a
-    spool file beside the output, because release lists need each image's
-    last reference, which is only known once the workload has ended.
+    Events (24 bytes each) and distinct page images go to spool files beside
+    the output, because release lists need each image's last reference,
+    which is only known once the workload has ended; what stays in memory is
+    a few words per distinct image and per resident slot, not per event.
     """
 
     def __init__(self, path, description="", page_size=PAGE_SIZE, timestamps=False):
@@ -92,13 +107,25 @@ class TraceWriter:
         self.timestamps = timestamps
         self._directory = os.path.dirname(os.path.abspath(self.path))
         self._spool = tempfile.TemporaryFile(dir=self._directory, prefix=".zswtrace-spool-")
+        self._event_spool = tempfile.TemporaryFile(dir=self._directory,
+                                                   prefix=".zswtrace-events-")
         self._image_ids = {}              # blake2b digest of a page -> image id
         self._first_use = array("Q")      # image id -> index of the event introducing it
         self._last_use = array("Q")       # image id -> index of the last store/load naming it
-        self._events = np.zeros(1024, EVENT_DTYPE)
+        self._events = np.zeros(WRITER_BLOCK_EVENTS, EVENT_DTYPE)   # not yet spooled
+        self._buffered = 0
         self._n_events = 0
         self._resident = [{} for _ in range(MAX_SWAPFILES)]  # per swap type: offset -> image id
         self._closed = False
+
+    @property
+    def description(self):
+        return self._description
+
+    @description.setter
+    def description(self, text):
+        self._encoded_description = check_description(text)
+        self._description = text
 
     def __enter__(self):
         return self
@@ -153,6 +180,7 @@ class TraceWriter:
         self._closed = True
         partial = f"{self.path}.{os.getpid()}.tmp"
         try:
+            self._spool_events()
             with open(partial, "wb") as out:
                 self._write(out)
             os.replace(partial, self.path)
@@ -161,12 +189,16 @@ class TraceWriter:
                 os.unlink(partial)
             raise
         finally:
-            self._spool.close()
+            self._close_spools()
 
     def abort(self):
         """Drop everything recorded; no file is written."""
         self._closed = True
+        self._close_spools()
+
+    def _close_spools(self):
         self._spool.close()
+        self._event_spool.close()
 
     def _check_event(self, swap_type, offset, ts):
         if self._closed:
@@ -181,17 +213,18 @@ class TraceWriter:
             raise ValueError("timestamp given to a writer created without timestamps=True")
 
     def _append(self, op, swap_type, image, offset, ts):
-        if self._n_events == len(self._events):
-            grown = np.zeros(2 * len(self._events), EVENT_DTYPE)
-            grown[:self._n_events] = self._events
-            self._events = grown
-        self._events[self._n_events] = (op, swap_type, 0, image, offset, ts)
+        self._events[self._buffered] = (op, swap_type, 0, image, offset, ts)
+        self._buffered += 1
         self._n_events += 1
+        if self._buffered == len(self._events):
+            self._spool_events()
+
+    def _spool_events(self):
+        self._event_spool.write(self._events[:self._buffered].tobytes())
+        self._buffered = 0
 
     def _header(self):
-        description = self.description.encode("utf-8")
-        if len(description) > MAX_DESCRIPTION:
-            raise ValueError(f"description is {len(description)} bytes, limit {MAX_DESCRIPTION}")
+        description = self._encoded_description
         flags = FLAG_TIMESTAMPS if self.timestamps else 0
         fixed = _HEADER.pack(MAGIC, VERSION, flags, self.page_size, len(description))
         return fixed + description + _U32.pack(zlib.crc32(fixed + description))
@@ -219,11 +252,13 @@ class TraceWriter:
         sorted_last_use = last_use[release_order]
         compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
         self._spool.seek(0)
+        self._event_spool.seek(0)
         for start, end, image, image_end in self._cut_blocks(first_use):
             images = self._spool.read((image_end - image) * self.page_size)
+            events = self._event_spool.read((end - start) * EVENT_DTYPE.itemsize)
             low, high = np.searchsorted(sorted_last_use, [start, end])
             release = release_order[low:high].astype("<u4")
-            raw = b"".join((images, self._events[start:end].tobytes(), release.tobytes()))
+            raw = b"".join((images, events, release.tobytes()))
             payload = compressor.compress(raw)
             out.write(_BLOCK_HEADER.pack(BLOCK_MAGIC, image_end - image, end - start,
                                          len(release), len(payload), zlib.crc32(payload)))
@@ -236,14 +271,20 @@ class TraceReader:
     """Reads a trace in one streaming pass, validating everything it reads.
 
     The header is read and checked on construction; each iteration reopens the
-    file, so a reader can be iterated more than once.
+    file, so a reader can be iterated more than once, and the file must be a
+    regular one.  max_memory bounds the page image bytes held at once (the
+    default: DEFAULT_MAX_MEMORY, or what set_default_max_memory() made it);
+    a trace that needs more is a TraceError at the block that would pass it.
     """
 
-    def __init__(self, path, expect_page_size=PAGE_SIZE):
+    def __init__(self, path, expect_page_size=PAGE_SIZE, max_memory=None):
         self.path = os.fspath(path)
+        self.max_memory = (_default_max_memory if max_memory is None
+                           else check_max_memory(max_memory))
         self._live = {}
         self._images_defined = 0
         self.ahead_done = None
+        require_file(self.path, "a trace", "it is read more than once")
         with open(self.path, "rb") as f:
             self._read_header(f, expect_page_size)
             self._data_start = f.tell()
@@ -297,9 +338,9 @@ class TraceReader:
             decoded = _prefetched(decoded)          # a thread of its own
         for images, events, release, done in decoded:
             first = self._images_defined
-            for index, image in enumerate(images):
-                live[first + index] = image
+            live.update(zip(range(first, first + len(images)), images))
             self._images_defined = first + len(images)
+            del images      # the live set holds them; a released one goes with its release
             self.ahead_done = (first, done)
             yield events, MappingProxyType(live)
             for image in release:
@@ -329,6 +370,11 @@ class TraceReader:
     def _read_header(self, f, expect_page_size):
         fixed = read_exact(f, _HEADER.size, "header")
         magic, version, flags, page_size, description_length = _HEADER.unpack(fixed)
+        if magic == RECORDING_MAGIC:
+            raise TraceError(
+                f"{self.path} is a recording (of `zswapsim trace record`), not a trace; make a "
+                f"trace of it with: zswapsim trace synth --recording {shlex.quote(self.path)} "
+                "--ram SIZE -o OUTPUT.trace  (SIZE: the RAM the recorded program had, e.g. 64M)")
         if magic != MAGIC:
             raise TraceError("not a zswapsim trace (bad magic)", 0)
         if version != VERSION:
@@ -372,30 +418,48 @@ class TraceReader:
         if payload_length > raw_size + PAYLOAD_SLACK:
             raise TraceError(f"payload length {payload_length} too large for {raw_size} raw bytes",
                              at + 16)
+        self._check_memory(n_images, at, state)
         payload_at = at + _BLOCK_HEADER.size
         # Checked before reading, so a short file claiming a large payload
         # costs no allocation.
         if payload_length > self._file_size - payload_at:
             raise TraceError(f"truncated block payload: {max(self._file_size - payload_at, 0)} "
                              f"of {payload_length} bytes", payload_at)
-        payload = read_exact(f, payload_length, "block payload")
-        if zlib.crc32(payload) != payload_crc:
-            raise TraceError("block payload CRC mismatch", payload_at)
-        raw = decompress_exact(payload, raw_size, payload_at)
-        # A copy, so the decompressed block is freed once its images are cut out.
-        events = np.frombuffer(raw, EVENT_DTYPE, n_events, offset=images_size).copy()
-        events.flags.writeable = False
-        release = np.frombuffer(raw, "<u4", n_release, offset=images_size + events_size)
-        page_size = self.page_size
-        images = [raw[start:start + page_size] for start in range(0, images_size, page_size)]
+        try:
+            payload = read_exact(f, payload_length, "block payload")
+            if zlib.crc32(payload) != payload_crc:
+                raise TraceError("block payload CRC mismatch", payload_at)
+            images, events, release = _decoded_payload(
+                payload, self.page_size, (n_images, n_events, n_release), payload_at)
+        except MemoryError:
+            raise TraceError(f"out of memory decoding the block ({n_images} new page images, "
+                             f"{len(state.live)} live); --max-trace-memory SIZE bounds what "
+                             "a trace may make the reader hold", at) from None
         state.live.update(range(state.defined, state.defined + n_images))
         state.defined += n_images
         self._check_events(events, at, state)
         release = release.tolist()
         self._check_release(release, at, state)
         state.live.difference_update(release)
+        state.recent_releases.append(len(release))
         state.events += n_events
         return images, events, release
+
+    def _check_memory(self, n_images, at, state):
+        """Refuse the block at `at` if decoding it would make this reader hold
+        more than max_memory of page images: the live set, the block's new
+        images, and the images the blocks decoded ahead may still hold
+        because their releases are not yet applied."""
+        block = n_images * self.page_size
+        if block > self.max_memory:
+            raise TraceError(f"block defines {n_images} images ({block:,} bytes), more than "
+                             f"the reader's bound of {self.max_memory:,} bytes "
+                             "(--max-trace-memory)", at + 4)
+        held = (len(state.live) + n_images + sum(state.recent_releases)) * self.page_size
+        if held > self.max_memory:
+            raise TraceError(f"the trace needs {held:,} bytes of page images at once here "
+                             f"({len(state.live) + n_images} live), more than the reader's "
+                             f"bound of {self.max_memory:,} bytes (--max-trace-memory)", at)
 
     def _check_events(self, events, at, state):
         """Reject the block at `at` if any event breaks the format's rules."""
@@ -466,12 +530,14 @@ _END = object()
 class _BlockState:
     """What a reader has seen so far: image ids defined and still alive, events."""
 
-    __slots__ = ("defined", "live", "events")
+    __slots__ = ("defined", "live", "events", "recent_releases")
 
     def __init__(self):
         self.defined = 0
         self.live = set()
         self.events = 0
+        # Release counts of the last blocks: what the caller may not have dropped yet.
+        self.recent_releases = deque(maxlen=READ_AHEAD_BLOCKS)
 
 
 def _with_work_ahead(decoded, ahead):
@@ -529,6 +595,50 @@ def _prefetched(items, depth=1):
         worker.join()
 
 
+_default_max_memory = DEFAULT_MAX_MEMORY
+
+
+def check_max_memory(size):
+    """A reader's bound on page image bytes, checked: a whole number, at
+    least one 4096-byte page."""
+    if not isinstance(size, int) or isinstance(size, bool) or size < PAGE_SIZE:
+        raise ConfigError(f"the trace memory bound must be at least {PAGE_SIZE} bytes, "
+                          f"not {size!r}")
+    return size
+
+
+def set_default_max_memory(size):
+    """Make `size` the max_memory of every TraceReader made without one from
+    now on, here and in the worker processes forked later (the CLI's
+    --max-trace-memory)."""
+    global _default_max_memory
+    _default_max_memory = check_max_memory(size)
+
+
+def check_description(description):
+    """A description as the header stores it (UTF-8 bytes), refused in one
+    line when it is longer than the format allows or cannot be encoded."""
+    try:
+        encoded = description.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError("the description is not valid UTF-8") from None
+    if len(encoded) > MAX_DESCRIPTION:
+        raise ConfigError(f"the description is {len(encoded)} bytes, the format holds at most "
+                          f"{MAX_DESCRIPTION}")
+    return encoded
+
+
+def require_file(path, what, why, block_devices=False):
+    """Refuse, before opening it, an input that is not a regular file (or,
+    with block_devices, a block device): opening a FIFO without a writer
+    blocks, and a pipe or /dev/zero may never end."""
+    mode = os.stat(path).st_mode
+    if not (stat.S_ISREG(mode) or block_devices and stat.S_ISBLK(mode)):
+        kinds = "a regular file or block device" if block_devices else "a regular file"
+        raise TraceError(f"{path}: not {kinds}; {what} must be one, as {why} "
+                         "(save a pipe's output to a file first)")
+
+
 def read_exact(f, size, what):
     """Read exactly `size` bytes or report where `what` was cut short."""
     at = f.tell()
@@ -536,6 +646,63 @@ def read_exact(f, size, what):
     if len(data) != size:
         raise TraceError(f"truncated {what}: {len(data)} of {size} bytes", at)
     return data
+
+
+def _decoded_payload(payload, page_size, counts, at):
+    """The new images (one bytes object each), events and release list of a
+    block payload that must decompress to exactly what `counts` (n_images,
+    n_events, n_release) make.  The frame is decoded as a stream, a page at
+    a time, so the block is never held twice (payload aside): a frame of
+    zeros that declares 256 MiB costs 256 MiB of images and no more."""
+    n_images, n_events, n_release = counts
+    size = n_images * page_size + n_events * EVENT_DTYPE.itemsize + n_release * 4
+    what = "block payload"
+    try:
+        declared = zstandard.frame_content_size(payload)
+        if declared not in (-1, size):
+            raise TraceError(f"{what} declares {declared} bytes, expected {size}", at)
+        if _frame_length(payload) != len(payload):
+            raise TraceError(f"corrupt {what} (bytes after its zstd frame)", at)
+        stream = zstandard.ZstdDecompressor().stream_reader(payload, read_size=len(payload))
+
+        def take(length):
+            data = stream.read(length)
+            while len(data) < length:
+                more = stream.read(length - len(data))
+                if not more:
+                    raise TraceError(f"{what} decompresses to {stream.tell()} bytes, "
+                                     f"expected {size}", at)
+                data += more
+            return data
+
+        images = [take(page_size) for _ in range(n_images)]
+        events = np.frombuffer(take(n_events * EVENT_DTYPE.itemsize), EVENT_DTYPE)
+        release = np.frombuffer(take(n_release * 4), "<u4")
+        if stream.read(1):
+            raise TraceError(f"corrupt {what} (more than {size} bytes)", at)
+    except zstandard.ZstdError as error:
+        raise TraceError(f"corrupt {what} ({error})", at) from None
+    return images, events, release
+
+
+def _frame_length(payload):
+    """Bytes of `payload` that its first zstd frame spans, from the frame's
+    block headers (RFC 8878, 3.1.1): the frame header, each block's 3-byte
+    header and contents (one byte for an RLE block), the optional checksum."""
+    if payload[:4] != ZSTD_FRAME_MAGIC:
+        raise zstandard.ZstdError("not a zstd frame")
+    at = zstandard.frame_header_size(payload)
+    while True:
+        if at + 3 > len(payload):
+            raise zstandard.ZstdError("frame cut short")
+        block_header = int.from_bytes(payload[at:at + 3], "little")
+        last, kind, length = block_header & 1, (block_header >> 1) & 3, block_header >> 3
+        if kind == 3:
+            raise zstandard.ZstdError("reserved block type")
+        at += 3 + (1 if kind == 1 else length)
+        if last:
+            break
+    return at + (4 if zstandard.get_frame_parameters(payload).has_checksum else 0)
 
 
 def decompress_exact(payload, size, at, what="block payload"):

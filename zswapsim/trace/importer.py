@@ -7,14 +7,12 @@ i of swap type 0: enough to measure compression and pool packing.
 """
 
 import os
-import stat
 
 import zstandard
 
 from ..errors import TraceError
-from .format import PAGE_SIZE, TraceWriter
+from .format import PAGE_SIZE, ZSTD_FRAME_MAGIC, TraceWriter, require_file
 
-ZSTD_FRAME_MAGIC = b"\x28\xb5\x2f\xfd"
 PAGES_PER_READ = 256
 
 
@@ -25,7 +23,7 @@ def import_raw(src_path, out_path, description=None, page_size=PAGE_SIZE):
     """
     name = os.path.basename(os.fspath(src_path))
     dump = raw_pages(src_path, page_size)
-    with TraceWriter(out_path, page_size=page_size) as writer:
+    with TraceWriter(out_path, description=description or "", page_size=page_size) as writer:
         pages = 0
         for page in dump:
             writer.store(0, pages, page)
@@ -47,10 +45,7 @@ def raw_pages(src_path, page_size=PAGE_SIZE):
     silently cut a real dump short; zstd detection also needs to seek back.
     """
     name = os.path.basename(os.fspath(src_path))
-    mode = os.stat(src_path).st_mode
-    if not (stat.S_ISREG(mode) or stat.S_ISBLK(mode)):
-        raise TraceError(f"{os.fspath(src_path)}: not a regular file or block device; "
-                         "a raw dump must have an end (save a pipe's output to a file first)")
+    require_file(os.fspath(src_path), "a raw dump", "it must have an end", block_devices=True)
     return _pages(src_path, name, page_size)
 
 

@@ -7,7 +7,8 @@ same-filled (which zswap keeps without compressing), how many swap slots
 it touches, and how the other stored pages compress: a histogram of lz4
 and zstd output lengths in 256-byte bins over the store events (each
 distinct image compressed once), the last bin holding outputs of 4096 bytes
-or more, which 6.1's zswap cannot keep.  Pure data; the CLI renders it.
+or more, which 6.1's zswap cannot keep.  Pure data; the CLI renders it,
+through printable() for text the trace itself carries.
 """
 
 import numpy as np
@@ -98,6 +99,14 @@ def trace_info(path):
             } for c, compressor in enumerate(compressors)},
         },
     }
+
+
+def printable(text):
+    """`text` safe to print on a terminal: every character that is not
+    printable (controls such as ESC, which would let a crafted description
+    clear or recolour the screen, line breaks, bidi overrides) written as
+    its Python escape, e.g. \\x1b, \\n, \\u202e."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def _grown(array, size):

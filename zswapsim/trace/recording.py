@@ -24,9 +24,11 @@ import numpy as np
 import zstandard
 
 from ..errors import TraceError
-from .format import MAX_DESCRIPTION, PAGE_SIZE, PAGE_SIZES, decompress_exact, read_exact
+from .format import MAGIC as TRACE_MAGIC
+from .format import (MAX_DESCRIPTION, PAGE_SIZE, PAGE_SIZES, RECORDING_MAGIC, check_description,
+                     decompress_exact, read_exact)
 
-MAGIC = b"ZSWRECRD"
+MAGIC = RECORDING_MAGIC
 VERSION = 1
 IMAGES_MAGIC = b"RIMG"
 SNAPSHOT_MAGIC = b"RSNP"
@@ -86,10 +88,8 @@ class RecordingWriter:
     def __init__(self, path, description="", page_size=PAGE_SIZE, *, pid=0, command=()):
         if page_size not in PAGE_SIZES:
             raise ValueError(f"page size {page_size} is not one of {PAGE_SIZES}")
-        description = description.encode("utf-8")
+        description = check_description(description)
         command = b"\0".join(os.fsencode(arg) for arg in command)
-        if len(description) > MAX_DESCRIPTION:
-            raise ValueError(f"description is {len(description)} bytes, limit {MAX_DESCRIPTION}")
         if len(command) > MAX_COMMAND:
             raise ValueError(f"command is {len(command)} bytes, limit {MAX_COMMAND}")
         if not 0 <= pid < 1 << 32:
@@ -308,6 +308,9 @@ class RecordingReader:
         fixed = read_exact(f, _HEADER.size, "header")
         magic, version, flags, page_size, pid, description_length, command_length = \
             _HEADER.unpack(fixed)
+        if magic == TRACE_MAGIC:
+            raise TraceError(f"{self.path} is a trace, not a zswapsim recording: "
+                             "replay it as it is")
         if magic != MAGIC:
             raise TraceError("not a zswapsim recording (bad magic)", 0)
         if version != VERSION:

@@ -38,7 +38,7 @@ from functools import partial
 from itertools import accumulate, cycle
 
 from ..errors import ConfigError
-from .format import MAGIC, PAGE_SIZE, STORE, TraceReader, TraceWriter
+from .format import MAGIC, PAGE_SIZE, STORE, TraceReader, TraceWriter, require_file
 from .importer import raw_pages
 from .ram_model import ZERO_PAGE, RamModel
 
@@ -176,7 +176,8 @@ def _number(value, convert, text):
 
 
 def check_mix(mix):
-    """Reject a mix with an unknown kind, a weight below 0, or no weight at all."""
+    """Reject a mix with an unknown kind, a weight below 0, no weight at all,
+    or weights whose sum overflows (random.choices needs a finite total)."""
     unknown = sorted(set(mix) - set(CONTENT_KINDS))
     if unknown:
         raise ConfigError(f"unknown content kind '{unknown[0]}' in the mix: use "
@@ -184,8 +185,12 @@ def check_mix(mix):
     for kind, weight in mix.items():
         if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
             raise ConfigError(f"mix weight of {kind} must be a number >= 0, not {weight}")
-    if sum(mix.values()) <= 0:
+    total = sum(mix.values())
+    if total <= 0:
         raise ConfigError("the mix weights must add up to more than 0")
+    if not math.isfinite(total):
+        raise ConfigError("the mix weights add up to more than a float holds: "
+                          "give smaller weights (only their proportions matter)")
 
 
 class ContentMix:
@@ -265,8 +270,9 @@ def load_source(path, rng, limit=MAX_SOURCE_PAGES):
     (N x 4096 bytes, optionally zstd-compressed).  A larger source is
     sampled down to `limit` pages, uniformly."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise ConfigError(f"source {path}: no such file")
+    require_file(path, "a source", "it is read to its end", block_devices=True)
     with open(path, "rb") as f:
         is_trace = f.read(len(MAGIC)) == MAGIC
     pages = ((image for op, _type, _offset, image, _ts in TraceReader(path) if op == STORE)
