@@ -6,13 +6,14 @@ a verification failure (the simulator lost or corrupted a page) exits 3.
 
 import csv
 import json
+import signal
 import sys
 
 import click
 
-from .errors import UserError
+from .errors import Terminated, UserError, WorkerLost
+from .files import ReplacingFile, check_input, check_output
 from .memory import parse_size, ram_pages
-from .plots import compare_plot, sizes_plot, tune_plot
 from .progress import Progress
 from .replay import VerifyError, replay
 from .sweep import (ALL_BACKENDS, COMPARE_FIELDS, DEFAULT_COMPRESSORS, DEFAULT_RETRIES,
@@ -39,6 +40,26 @@ ACTIVITY = ("stores", "zswpout", "duplicate_stores", "reject_pool_full", "reject
             "resident_pages")
 
 
+def _input_file(block_device=False):
+    """A click callback: an input must be a regular file (files.check_input)."""
+    def check(ctx, param, value):
+        return None if value is None else check_input(value, _option_name(param), block_device)
+    return check
+
+
+def _output_file(suffix=None):
+    """A click callback checking an output path before any work starts."""
+    def check(ctx, param, value):
+        return None if value is None else check_output(value, _option_name(param), suffix)
+    return check
+
+
+def _option_name(param):
+    if param.param_type_name == "argument":
+        return param.human_readable_name
+    return max(param.opts, key=len)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="zswapsim")
 def cli():
@@ -46,7 +67,7 @@ def cli():
 
 
 @cli.command("replay")
-@click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
+@click.argument("trace_path", metavar="TRACE", callback=_input_file())
 @click.option("--backend", default="zbud", show_default=True,
               help="zpool allocator: zbud, z3fold, zsmalloc or xvmalloc.")
 @click.option("--compressor", default="lz4", show_default=True,
@@ -173,9 +194,9 @@ def _sweep_options(command):
         click.option("--dask-scheduler", metavar="ADDRESS", default=None,
                      help="Run the configurations on this Dask cluster (zswapsim[dask])."),
         click.option("--json", "as_json", is_flag=True, help="Print one JSON list of records."),
-        click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
+        click.option("--csv", "csv_path", callback=_output_file(), default=None,
                      help="Also write the records to this CSV file."),
-        click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+        click.option("--plot", "plot_path", callback=_output_file(".png"), default=None,
                      help="Also draw the results to this PNG file."),
         click.option("--verify/--no-verify", default=True, show_default=True,
                      help="Check every load and the final contents of every configuration."),
@@ -193,7 +214,7 @@ def _sweep_progress(trace_path, configs, dask_scheduler, quiet):
 
 
 @cli.command("compare")
-@click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
+@click.argument("trace_path", metavar="TRACE", callback=_input_file())
 @click.option("--backend", "backends", default=",".join(ALL_BACKENDS), show_default=True,
               callback=_list_of(str, "backends"), help="Comma-separated allocators.")
 @click.option("--compressor", "compressors", default=",".join(DEFAULT_COMPRESSORS),
@@ -217,8 +238,10 @@ def compare_cmd(trace_path, backends, compressors, max_pool_percent, retries, ra
                           dask_scheduler=dask_scheduler, progress=progress,
                           timeline_points=400 if plot_path else 0)
     if plot_path:
-        compare_plot(records, plot_path, f"{trace_path}: kernel {kernel}, RAM {ram}, "
-                                         f"max_pool_percent {max_pool_percent}")
+        from .plots import compare_plot
+        with ReplacingFile(plot_path) as out:
+            compare_plot(records, out.file, f"{trace_path}: kernel {kernel}, RAM {ram}, "
+                                            f"max_pool_percent {max_pool_percent}")
         for record in records:
             del record["timeline"]
     _emit(records, COMPARE_FIELDS, as_json, csv_path)
@@ -227,7 +250,7 @@ def compare_cmd(trace_path, backends, compressors, max_pool_percent, retries, ra
 
 
 @cli.command("tune-retries")
-@click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
+@click.argument("trace_path", metavar="TRACE", callback=_input_file())
 @click.option("--backend", default="zbud", show_default=True, help="zpool allocator.")
 @click.option("--compressor", default="lz4", show_default=True, help="Compressor.")
 @click.option("--retries", "retries_values", default=",".join(map(str, DEFAULT_RETRIES)),
@@ -249,8 +272,10 @@ def tune_retries_cmd(trace_path, backend, compressor, retries_values, percents, 
                                verify=verify, jobs=jobs, dask_scheduler=dask_scheduler,
                                progress=progress)
     if plot_path:
-        tune_plot(records, plot_path, f"{trace_path}: {backend} + {compressor}, kernel {kernel}, "
-                                      f"RAM {ram}")
+        from .plots import tune_plot
+        with ReplacingFile(plot_path) as out:
+            tune_plot(records, out.file, f"{trace_path}: {backend} + {compressor}, "
+                                         f"kernel {kernel}, RAM {ram}")
     _emit(records, TUNE_FIELDS, as_json, csv_path)
     if not as_json:
         click.echo("")
@@ -260,8 +285,8 @@ def tune_retries_cmd(trace_path, backend, compressor, retries_values, percents, 
 
 def _emit(records, fields, as_json, csv_path):
     if csv_path:
-        with open(csv_path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fields)
+        with ReplacingFile(csv_path, "w", newline="") as out:
+            writer = csv.DictWriter(out.file, fieldnames=fields)
             writer.writeheader()
             writer.writerows(records)
     if as_json:
@@ -299,8 +324,8 @@ def _cell(value):
 
 
 @cli.command("zram")
-@click.argument("trace_path", metavar="[TRACE]", required=False, type=click.Path(dir_okay=False))
-@click.option("--raw", "raw_path", type=click.Path(dir_okay=False), default=None,
+@click.argument("trace_path", metavar="[TRACE]", required=False, callback=_input_file())
+@click.option("--raw", "raw_path", callback=_input_file(block_device=True), default=None,
               help="A raw page dump instead of a trace: page i is written to index i.")
 @click.option("--compressor", default="lz4", show_default=True,
               help="lz4, lz4hc, zstd, zstd-N or deflate.")
@@ -371,8 +396,8 @@ def trace_group():
 
 
 @trace_group.command("import")
-@click.argument("raw_path", metavar="RAW", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+@click.argument("raw_path", metavar="RAW", callback=_input_file(block_device=True))
+@click.option("-o", "--output", required=True, callback=_output_file(),
               help="Trace file to write.")
 @click.option("--description", default=None, help="Free-form source description.")
 def import_cmd(raw_path, output, description):
@@ -384,7 +409,7 @@ def import_cmd(raw_path, output, description):
 
 @trace_group.command("record", context_settings={"ignore_unknown_options": True})
 @click.option("--pid", type=int, default=None, help="Record this running process.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+@click.option("-o", "--output", required=True, callback=_output_file(),
               help="Recording file to write.")
 @click.option("--interval", "interval_ms", type=click.IntRange(1, None), default=None,
               help="Milliseconds between snapshots (default 1000 once timed).")
@@ -412,15 +437,18 @@ def record_cmd(pid, output, interval_ms, duration_s, shared, file_dirty, write_t
                      write_tracking=write_tracking)
     if as_json:
         click.echo(json.dumps(summary, indent=1))
-        return
-    click.echo(", ".join(f"{name} {value}" for name, value in summary.items()))
+    else:
+        click.echo(", ".join(f"{name} {value}" for name, value in summary.items()))
+    status = summary["exit_status"]
+    if status and summary["ended"] == "process exited":     # the command failed by itself
+        sys.exit(status if status > 0 else 128 - status)
 
 
 @trace_group.command("synth")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+@click.option("-o", "--output", required=True, callback=_output_file(),
               help="Trace file to write.")
 @click.option("--ram", required=True, help="The modelled program's RAM budget, e.g. 64M.")
-@click.option("--recording", type=click.Path(dir_okay=False), default=None,
+@click.option("--recording", callback=_input_file(), default=None,
               help="Replay the accesses of a `trace record` recording instead of a model.")
 @click.option("--accesses", type=int, default=None,
               help="Accesses to generate (default 4 per footprint page).")
@@ -436,7 +464,7 @@ def record_cmd(pid, output, interval_ms, duration_s, shared, file_dirty, write_t
 @click.option("--mix", default=None,
               help="Content mix, e.g. zero=0.05,same=0.05,text=0.4,binary=0.3,random=0.2"
                    "[,source=W].")
-@click.option("--source", type=click.Path(dir_okay=False), default=None,
+@click.option("--source", callback=_input_file(block_device=True), default=None,
               help="Real pages to sample: a trace or a raw page dump.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--description", default=None, help="Free-form description to store.")
@@ -471,16 +499,18 @@ def synth_cmd(output, ram, recording, accesses, footprint, pattern, skew, write_
 
 
 @trace_group.command("info")
-@click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
+@click.argument("trace_path", metavar="TRACE", callback=_input_file())
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--plot", "plot_path", callback=_output_file(".png"), default=None,
               help="Also draw the compressed-size histograms to this PNG file.")
 def info_cmd(trace_path, as_json, plot_path):
     """Summarise a trace: events by kind, distinct pages, zero and same-filled
     shares, footprint, and how its pages compress with lz4 and zstd."""
     info = trace_info(trace_path)
     if plot_path:
-        sizes_plot(info["compressed_sizes"], plot_path, trace_path)
+        from .plots import sizes_plot
+        with ReplacingFile(plot_path) as out:
+            sizes_plot(info["compressed_sizes"], out.file, trace_path)
     if as_json:
         click.echo(json.dumps(info, indent=1))
         return
@@ -602,23 +632,45 @@ def kernel_check_cmd(pages_path, compressor, as_json, root, dev):
 
 
 def main(argv=None):
-    """Entry point: run the CLI, turning every expected error into one line."""
+    """Entry point: run the CLI, turning every expected error into one line
+    (control characters escaped, so a path or a message stays on it)."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _terminate)
     try:
         cli.main(args=argv, prog_name="zswapsim", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.ctx.get_help())
     except click.exceptions.Abort:
-        click.echo("zswapsim: interrupted", err=True)
-        sys.exit(130)
+        _fail("interrupted", 130)
+    except Terminated as exc:
+        _fail(f"terminated by {signal.Signals(exc.signum).name}", 128 + exc.signum)
     except click.ClickException as exc:
-        click.echo(f"zswapsim: error: {exc.format_message()}", err=True)
-        sys.exit(2)
+        _fail(f"error: {exc.format_message()}", 2)
     except UserError as exc:
-        click.echo(f"zswapsim: error: {exc}", err=True)
-        sys.exit(2)
+        _fail(f"error: {exc}", 2)
     except VerifyError as exc:
-        click.echo(f"zswapsim: VERIFY FAILED: {exc}", err=True)
-        sys.exit(3)
+        _fail(f"VERIFY FAILED: {exc}", 3)
+    except WorkerLost as exc:
+        _fail(f"error: {exc}", 1)
     except OSError as exc:
-        click.echo(f"zswapsim: error: {exc.filename or ''}: {exc.strerror}", err=True)
-        sys.exit(2)
+        message = exc.strerror or str(exc) or type(exc).__name__
+        _fail(f"error: {exc.filename}: {message}" if exc.filename else f"error: {message}", 2)
+
+
+def _terminate(signum, frame):
+    """SIGTERM or SIGHUP: unwind as Ctrl-C does; a second one is ignored so
+    the unwinding (removing partial outputs, ending workers) can finish."""
+    for other in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(other, signal.SIG_IGN)
+    raise Terminated(signum)
+
+
+def _fail(message, status):
+    click.echo(f"zswapsim: {_escaped(message)}", err=True)
+    sys.exit(status)
+
+
+def _escaped(text):
+    """`text` with control characters written as escapes (a newline as \\n,
+    ESC as \\x1b), as repr() writes them, other characters kept."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)

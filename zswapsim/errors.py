@@ -56,3 +56,17 @@ class TraceError(UserError):
         self.offset = offset
         where = f" at byte {offset}" if offset is not None else ""
         super().__init__(f"{message}{where}")
+
+
+class WorkerLost(ZswapsimError):
+    """A worker process of a parallel sweep died (killed by a signal, as the
+    out-of-memory killer does); the sweep was abandoned."""
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: raised like KeyboardInterrupt, so every
+    `finally` runs (outputs discarded, processes continued or ended)."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum

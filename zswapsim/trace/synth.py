@@ -38,6 +38,7 @@ from functools import partial
 from itertools import accumulate, cycle
 
 from ..errors import ConfigError
+from ..files import check_input
 from .format import MAGIC, PAGE_SIZE, STORE, TraceReader, TraceWriter
 from .importer import raw_pages
 from .ram_model import ZERO_PAGE, RamModel
@@ -265,8 +266,7 @@ def load_source(path, rng, limit=MAX_SOURCE_PAGES):
     (N x 4096 bytes, optionally zstd-compressed).  A larger source is
     sampled down to `limit` pages, uniformly."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ConfigError(f"source {path}: no such file")
+    check_input(path, "source", block_device=True)
     with open(path, "rb") as f:
         is_trace = f.read(len(MAGIC)) == MAGIC
     pages = ((image for op, _type, _offset, image, _ts in TraceReader(path) if op == STORE)
