@@ -14,7 +14,6 @@ carrying a group of the configurations as lanes) or on a Dask cluster
 changes results.
 """
 
-import asyncio
 import multiprocessing
 import os
 import signal
@@ -291,6 +290,8 @@ def _check_scheduler(address):
     """Ask `address` who it is, within DASK_CONNECT_TIMEOUT_S, so a wrong
     address is one line: Client() alone waits long on a port that accepts
     and stays silent, and fails oddly on one that answers something else."""
+    import asyncio
+
     from distributed.core import rpc
 
     async def identity():
