@@ -306,7 +306,7 @@ def _check_scheduler(address):
         raise ConfigError(f"no Dask scheduler answered at {address} within "
                           f"{DASK_CONNECT_TIMEOUT_S} s") from None
     except OSError as exc:
-        raise ConfigError(f"cannot reach a Dask scheduler at {address}: {exc}") from None
+        raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
     except Exception:
         answer = None
     kind = answer.get("type") if isinstance(answer, dict) else None
