@@ -21,7 +21,7 @@ from .sweep import (ALL_BACKENDS, COMPARE_FIELDS, DEFAULT_COMPRESSORS, DEFAULT_R
 from .trace import TraceReader, trace_info
 from .fidelity import exact_failures, run_fidelity
 from .trace.importer import import_raw, raw_pages
-from .trace.record import record
+from .trace.record import record, shell_status
 from .trace.recording import RecordingReader
 from .trace.recording import accesses as recording_accesses
 from .trace.synth import PATTERNS, parse_mix, parse_phase, synthesize, synthesize_from_accesses
@@ -441,7 +441,7 @@ def record_cmd(pid, output, interval_ms, duration_s, shared, file_dirty, write_t
         click.echo(", ".join(f"{name} {value}" for name, value in summary.items()))
     status = summary["exit_status"]
     if status and summary["ended"] == "process exited":     # the command failed by itself
-        sys.exit(status if status > 0 else 128 - status)
+        sys.exit(shell_status(status))
 
 
 @trace_group.command("synth")
@@ -647,7 +647,7 @@ def main(argv=None):
     except click.ClickException as exc:
         _fail(f"error: {exc.format_message()}", 2)
     except UserError as exc:
-        _fail(f"error: {exc}", 2)
+        _fail(f"error: {exc}", exc.exit_status)
     except VerifyError as exc:
         _fail(f"VERIFY FAILED: {exc}", 3)
     except WorkerLost as exc:

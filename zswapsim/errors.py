@@ -44,6 +44,17 @@ class PoolCorrupted(ZswapsimError):
 class UserError(ZswapsimError):
     """Something the user gave us is wrong; the message is the whole story."""
 
+    exit_status = 2                     # what the command line exits with
+
+
+class CommandFailed(UserError):
+    """The command `trace record` started failed before it could be
+    recorded; the command line exits with the command's own status."""
+
+    def __init__(self, message, exit_status):
+        super().__init__(message)
+        self.exit_status = exit_status
+
 
 class ConfigError(UserError):
     """An option is unknown or out of range."""

@@ -303,8 +303,8 @@ def _check_scheduler(address):
     except ValueError as exc:           # the address does not parse
         raise ConfigError(f"--dask-scheduler {address}: {exc}") from None
     except TimeoutError:
-        raise ConfigError(f"no Dask scheduler answered at {address} within "
-                          f"{DASK_CONNECT_TIMEOUT_S} s") from None
+        raise ConfigError(f"cannot reach the Dask scheduler at {address}: no answer "
+                          f"within {DASK_CONNECT_TIMEOUT_S} s") from None
     except OSError as exc:
         raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
     except Exception:

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ..errors import ConfigError, UserError
+from ..errors import CommandFailed, ConfigError, UserError
 from .format import PAGE_SIZES
 from .recording import MAX_COMMAND, RecordingWriter
 
@@ -237,8 +237,8 @@ class _Process:
         except UserError:
             if child.poll() is None:
                 raise
-            raise UserError(f"{child.args[0]} exited (status {child.returncode}) before "
-                            "its first snapshot") from None
+            raise CommandFailed(f"{child.args[0]} exited (status {child.returncode}) before "
+                                "its first snapshot", shell_status(child.returncode)) from None
 
     def close(self):
         if self.pidfd is not None:
@@ -450,6 +450,11 @@ def _start(command):
         return subprocess.Popen(command)
     except OSError as error:
         raise UserError(f"cannot run {command[0]}: {error.strerror}") from None
+
+
+def shell_status(returncode):
+    """A child's exit status as a shell gives it: 128 + N when signal N ended it."""
+    return 128 - returncode if returncode < 0 else returncode
 
 
 def _finish(child):
