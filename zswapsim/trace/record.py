@@ -237,8 +237,10 @@ class _Process:
         except UserError:
             if child.poll() is None:
                 raise
-            raise CommandFailed(f"{child.args[0]} exited (status {child.returncode}) before "
-                                "its first snapshot", shell_status(child.returncode)) from None
+            message = f"{child.args[0]} exited (status {child.returncode}) before its first snapshot"
+            if child.returncode:
+                raise CommandFailed(message, shell_status(child.returncode)) from None
+            raise UserError(message) from None
 
     def close(self):
         if self.pidfd is not None:
