@@ -167,11 +167,12 @@ def run_configs(trace, configs, verify=True, jobs=1, dask_scheduler=None, progre
                    for group in groups]
         pending = futures
         while pending:
-            _, pending = wait(pending, timeout=PROGRESS_INTERVAL, return_when=FIRST_EXCEPTION)
+            done, pending = wait(pending, timeout=PROGRESS_INTERVAL,
+                                 return_when=FIRST_EXCEPTION)
             if progress is not None:
                 progress(events_done.value, total)
-            if any(future.done() and future.exception() for future in futures):
-                break
+            if any(future.exception() for future in done):
+                break                   # raised below, the other passes not waited for
         results = [None] * len(configs)
         for group, future in zip(groups, futures):
             for index, result in zip(group, future.result()):
