@@ -40,11 +40,10 @@ ACTIVITY = ("stores", "zswpout", "duplicate_stores", "reject_pool_full", "reject
             "resident_pages")
 
 
-def _input_file(block_device=False):
-    """A click callback: an input must be a regular file (files.check_input)."""
-    def check(ctx, param, value):
-        return None if value is None else check_input(value, _option_name(param), block_device)
-    return check
+def _input_file(ctx, param, value):
+    """A click callback: a trace or recording must be a regular file (raw
+    dumps, which may be block devices, are checked where they are read)."""
+    return None if value is None else check_input(value, _option_name(param))
 
 
 def _output_file(suffix=None):
@@ -67,7 +66,7 @@ def cli():
 
 
 @cli.command("replay")
-@click.argument("trace_path", metavar="TRACE", callback=_input_file())
+@click.argument("trace_path", metavar="TRACE", callback=_input_file)
 @click.option("--backend", default="zbud", show_default=True,
               help="zpool allocator: zbud, z3fold, zsmalloc or xvmalloc.")
 @click.option("--compressor", default="lz4", show_default=True,
@@ -214,7 +213,7 @@ def _sweep_progress(trace_path, configs, dask_scheduler, quiet):
 
 
 @cli.command("compare")
-@click.argument("trace_path", metavar="TRACE", callback=_input_file())
+@click.argument("trace_path", metavar="TRACE", callback=_input_file)
 @click.option("--backend", "backends", default=",".join(ALL_BACKENDS), show_default=True,
               callback=_list_of(str, "backends"), help="Comma-separated allocators.")
 @click.option("--compressor", "compressors", default=",".join(DEFAULT_COMPRESSORS),
@@ -250,7 +249,7 @@ def compare_cmd(trace_path, backends, compressors, max_pool_percent, retries, ra
 
 
 @cli.command("tune-retries")
-@click.argument("trace_path", metavar="TRACE", callback=_input_file())
+@click.argument("trace_path", metavar="TRACE", callback=_input_file)
 @click.option("--backend", default="zbud", show_default=True, help="zpool allocator.")
 @click.option("--compressor", default="lz4", show_default=True, help="Compressor.")
 @click.option("--retries", "retries_values", default=",".join(map(str, DEFAULT_RETRIES)),
@@ -324,8 +323,8 @@ def _cell(value):
 
 
 @cli.command("zram")
-@click.argument("trace_path", metavar="[TRACE]", required=False, callback=_input_file())
-@click.option("--raw", "raw_path", callback=_input_file(block_device=True), default=None,
+@click.argument("trace_path", metavar="[TRACE]", required=False, callback=_input_file)
+@click.option("--raw", "raw_path", type=click.Path(dir_okay=False), default=None,
               help="A raw page dump instead of a trace: page i is written to index i.")
 @click.option("--compressor", default="lz4", show_default=True,
               help="lz4, lz4hc, zstd, zstd-N or deflate.")
@@ -396,7 +395,7 @@ def trace_group():
 
 
 @trace_group.command("import")
-@click.argument("raw_path", metavar="RAW", callback=_input_file(block_device=True))
+@click.argument("raw_path", metavar="RAW", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, callback=_output_file(),
               help="Trace file to write.")
 @click.option("--description", default=None, help="Free-form source description.")
@@ -448,7 +447,7 @@ def record_cmd(pid, output, interval_ms, duration_s, shared, file_dirty, write_t
 @click.option("-o", "--output", required=True, callback=_output_file(),
               help="Trace file to write.")
 @click.option("--ram", required=True, help="The modelled program's RAM budget, e.g. 64M.")
-@click.option("--recording", callback=_input_file(), default=None,
+@click.option("--recording", callback=_input_file, default=None,
               help="Replay the accesses of a `trace record` recording instead of a model.")
 @click.option("--accesses", type=int, default=None,
               help="Accesses to generate (default 4 per footprint page).")
@@ -464,7 +463,7 @@ def record_cmd(pid, output, interval_ms, duration_s, shared, file_dirty, write_t
 @click.option("--mix", default=None,
               help="Content mix, e.g. zero=0.05,same=0.05,text=0.4,binary=0.3,random=0.2"
                    "[,source=W].")
-@click.option("--source", callback=_input_file(block_device=True), default=None,
+@click.option("--source", type=click.Path(dir_okay=False), default=None,
               help="Real pages to sample: a trace or a raw page dump.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--description", default=None, help="Free-form description to store.")
@@ -499,7 +498,7 @@ def synth_cmd(output, ram, recording, accesses, footprint, pattern, skew, write_
 
 
 @trace_group.command("info")
-@click.argument("trace_path", metavar="TRACE", callback=_input_file())
+@click.argument("trace_path", metavar="TRACE", callback=_input_file)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--plot", "plot_path", callback=_output_file(".png"), default=None,
               help="Also draw the compressed-size histograms to this PNG file.")

@@ -237,7 +237,8 @@ class _Process:
         except UserError:
             if child.poll() is None:
                 raise
-            message = f"{child.args[0]} exited (status {child.returncode}) before its first snapshot"
+            message = (f"{child.args[0]} exited (status {child.returncode}) before its "
+                       "first snapshot")
             if child.returncode:
                 raise CommandFailed(message, shell_status(child.returncode)) from None
             raise UserError(message) from None
