@@ -21,7 +21,7 @@ against its target):
      trace reader's two blocks and the compression cache, each measured;
   6. sweep scaling: a 16-configuration tune-retries, --jobs 2 against 1.
 
-    python bench/run.py [--quick] [--json bench/results.json]
+    python bench/run.py [--quick] [--output FILE]
 """
 
 import argparse
@@ -325,8 +325,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="One timing per figure and smaller sizes (a smoke run).")
-    parser.add_argument("--json", default=str(ROOT / "bench" / "results.json"))
+    parser.add_argument("--output", "--json", dest="json", default=None,
+                        help="Where to write the results (default bench/results.json, the "
+                             "tracked file; with --quick a file in the temporary folder).")
     args = parser.parse_args()
+    if args.json is None:
+        args.json = (os.path.join(tempfile.gettempdir(), "zswapsim-bench-quick.json")
+                     if args.quick else str(ROOT / "bench" / "results.json"))
     runs = 1 if args.quick else 5
     started = time.perf_counter()
     results = {"date": time.strftime("%Y-%m-%d"), "python": sys.version.split()[0],

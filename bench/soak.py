@@ -8,11 +8,12 @@ stop growing once the pool and swap device reach their steady size: the
 RSS curve printed (every 100,000 events) must go flat after warm-up, and
 the replay must end with every load matched and every page accounted for.
 
-    python bench/soak.py [--events 1000000] [--json bench/soak.json]
+    python bench/soak.py [--events 1000000] [--output bench/soak.json]
 """
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -59,7 +60,10 @@ def soak(path, backend, compressor, events):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--json", default=str(ROOT / "bench" / "soak.json"))
+    parser.add_argument("--output", "--json", dest="json",
+                        default=os.path.join(tempfile.gettempdir(), "zswapsim-soak.json"),
+                        help="Where to write the runs (default: the temporary folder; give "
+                             "bench/soak.json to update the tracked results).")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="zswapsim-soak-") as workdir:
@@ -70,12 +74,13 @@ def main():
                 # replay() raises VerifyError on any mismatch or lost page.
                 row = soak(path, backend, compressor, args.events)
                 rows.append(row)
-                print(f"{backend:>9} {compressor:>4}: {row['events']} events in {row['seconds']} s, "
-                      f"mismatches 0, "
+                print(f"{backend:>9} {compressor:>4}: {row['events']} events in "
+                      f"{row['seconds']} s, mismatches 0, "
                       f"RSS {row['rss_curve_mb']} MB, second-half growth "
                       f"{row['second_half_growth_mb']} MB")
     Path(args.json).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "runs": rows},
                                           indent=1) + "\n")
+    print(f"{args.json} written")
 
 
 if __name__ == "__main__":

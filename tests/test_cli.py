@@ -188,6 +188,8 @@ def test_synth_is_seeded_and_replays(tmp_path):
     (["--recording", "x.rec", "--accesses", "5"], "--recording replaces the model options"),
 ])
 def test_synth_bad_options(tmp_path, args, fragment):
+    (tmp_path / "x.rec").touch()        # an input that exists: the options are what is wrong
+    args = [str(tmp_path / arg) if arg == "x.rec" else arg for arg in args]
     result = run("trace", "synth", "-o", str(tmp_path / "t.trace"), "--ram", "1M", *args)
     assert_one_line_error(result, fragment)
     assert not (tmp_path / "t.trace").exists()

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -399,3 +400,107 @@ def test_the_writer_refuses_inconsistent_snapshots(tmp_path):
             writer.snapshot(6, {A + 1: pattern("x", 0, PAGE)})
         with pytest.raises(ValueError, match="bytes, expected"):
             writer.snapshot(6, {A: b"short"})
+
+
+# --- the command line's `trace record`: exit status, signals, bad options ---------------
+
+BIG_CHILD = textwrap.dedent("""
+    import sys, time
+    pages = [index.to_bytes(8, "little") * 512 for index in range(40_000)]  # 160 MiB, distinct
+    print("ready", flush=True)
+    time.sleep(60)
+""")
+
+
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def record_cli(*args):
+    """`zswapsim trace record ARGS` started from the checkout's root."""
+    return subprocess.Popen([sys.executable, "-m", "zswapsim", "trace", "record",
+                             *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=CHECKOUT)
+
+
+def proc_state(pid):
+    """The state letter of /proc/PID/stat; None once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return chr(f.read().rsplit(b")", 1)[1][1])
+    except FileNotFoundError:
+        return None
+
+
+def wait_for_state(pid, wanted, seconds=30):
+    deadline = time.monotonic() + seconds
+    while proc_state(pid) != wanted:
+        assert time.monotonic() < deadline, f"process {pid} never reached state {wanted}"
+        time.sleep(0.001)
+
+
+@pytest.mark.parametrize("command, status", [
+    (["false"], 1),
+    (["sh", "-c", "sleep 0.3; exit 3"], 3),
+    (["sh", "-c", "sleep 0.3; kill -9 $$"], 128 + signal.SIGKILL),
+])
+def test_the_recorder_exits_with_the_commands_failure(tmp_path, command, status):
+    recorder = record_cli("-o", tmp_path / "r.rec", "--", *command)
+    _, err = recorder.communicate(timeout=60)
+    assert recorder.returncode == status, err
+    assert "Traceback" not in err
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_mid_snapshot_ends_the_command_and_leaves_no_file(tmp_path, signum):
+    recorder = record_cli("--interval", "100", "-o", tmp_path / "r.rec", "--",
+                          sys.executable, "-c", BIG_CHILD)
+    assert recorder.stdout.readline() == "ready\n"
+    child_pid = int(open(f"/proc/{recorder.pid}/task/{recorder.pid}/children").read().split()[0])
+    wait_for_state(child_pid, "T")             # stopped: a snapshot is being taken
+    recorder.send_signal(signum)
+    _, err = recorder.communicate(timeout=30)
+    assert recorder.returncode == 128 + signum, err
+    assert err.strip() == f"zswapsim: terminated by {signal.Signals(signum).name}"
+    assert proc_state(child_pid) is None         # ended and reaped by the recorder
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_recorded_pid_is_left_running_whatever_ends_the_recorder(tmp_path, signum):
+    target = subprocess.Popen([sys.executable, "-c", BIG_CHILD], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert target.stdout.readline() == "ready\n"
+        recorder = record_cli("--pid", target.pid, "--interval", "100",
+                              "-o", tmp_path / "r.rec")
+        wait_for_state(target.pid, "T")
+        recorder.send_signal(signum)
+        _, err = recorder.communicate(timeout=30)
+        time.sleep(0.05)
+        assert proc_state(target.pid) in ("S", "R"), proc_state(target.pid)
+        if signum == signal.SIGINT:          # Ctrl-C: the snapshots taken are kept
+            assert recorder.returncode == 0, err
+            assert os.listdir(tmp_path) == ["r.rec"]
+            assert RecordingReader(tmp_path / "r.rec").snapshot_count >= 1
+        else:
+            assert recorder.returncode == 128 + signum, err
+            assert os.listdir(tmp_path) == []
+    finally:
+        target.kill()
+        target.wait()
+        target.stdout.close()
+
+
+@pytest.mark.parametrize("option, fragment", [
+    (["--pid", "99999999999999999999"], "invalid pid 99999999999999999999"),
+    (["--duration", "nan", "--", "sleep", "1"], "duration must be"),
+    (["--duration", "inf", "--", "sleep", "1"], "duration must be"),
+    (["--duration", "1e309", "--", "sleep", "1"], "duration must be"),
+])
+def test_impossible_pids_and_durations_are_one_line(tmp_path, option, fragment):
+    recorder = record_cli("-o", tmp_path / "r.rec", *option)
+    _, err = recorder.communicate(timeout=60)
+    assert recorder.returncode == 2
+    assert err.count("\n") == 1 and err.startswith("zswapsim: error: ") and fragment in err, err
+    assert os.listdir(tmp_path) == []

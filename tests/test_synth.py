@@ -373,10 +373,10 @@ def test_bad_phase_text(text, message):
     (dict(mix={"json": 1}), "unknown content kind 'json' in the mix"),
     (dict(mix={"source": 1}), "the mix asks for source pages but no source was given"),
     (dict(mix={"text": 1}, source=HEAP_TRACE), "a source is given but the mix gives it no"),
-    (dict(source="/nonexistent/dump"), "source /nonexistent/dump: no such file"),
+    (dict(source="/nonexistent/dump"), "source /nonexistent/dump: No such file or directory"),
 ])
 def test_bad_options(tmp_path, options, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(UserError, match=message):
         synthesize(tmp_path / "t.trace", **{"ram_pages": 8, "accesses": 10, **options})
     assert list(tmp_path.iterdir()) == []
 

@@ -195,15 +195,19 @@ OUT_OF_MEMORY = textwrap.dedent("""
 def test_running_out_of_memory_while_reading_is_one_line(tmp_path):
     """16 blocks of 65536 zero pages never released need 4 GiB; under a 64G
     bound and a 1.5 GiB address space the reader runs out of memory, which
-    is one line naming the block, not a MemoryError traceback."""
+    is one line, not a MemoryError traceback: naming the block when the
+    decoder is the one that runs out (exit 2), or the CLI's own "out of
+    memory" (exit 1) when what is held elsewhere fills the space first
+    (where depends on what else the process has mapped)."""
     blocks = [(65536, [event(STORE, 65536 * b, b)], []) for b in range(16)]
     path, _ = write(tmp_path, blocks)
     result = subprocess.run([sys.executable, "-c", OUT_OF_MEMORY, str(path), str(3 << 29)],
                             capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2, result.stderr
     lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("zswapsim: error: out of memory decoding "
-                                                   "the block (65536 new page images"), lines
+    assert len(lines) == 1, lines
+    decoder = "zswapsim: error: out of memory decoding the block (65536 new page images"
+    assert (result.returncode, lines[0].startswith(decoder)) in ((2, True), (1, False)), lines
+    assert lines[0].startswith("zswapsim: error: out of memory"), lines
 
 
 # --- a recording where a trace belongs ----------------------------------------------------
@@ -316,8 +320,11 @@ def test_a_trace_that_is_a_fifo_or_a_device_is_refused_without_blocking(
     os.mkfifo(fifo)
     for source in (str(fifo), "/dev/zero"):
         line = one_line_error(capsys, command + [source])
-        assert line.startswith(f"zswapsim: error: {source}: not a regular file; a trace must "
-                               "be one, as it is read more than once"), line
+        assert line.startswith("zswapsim: error: ") and f"{source}: is a" in line, line
+        assert "not a regular file" in line, line
+        with pytest.raises(TraceError, match="not a regular file; a trace must be one, as it "
+                                             "is read more than once"):
+            TraceReader(source)
 
 
 def test_reading_a_writer_made_trace_gives_back_what_was_written(tmp_path):
@@ -342,5 +349,5 @@ def test_a_synth_source_that_is_a_fifo_is_refused_as_such(tmp_path, capsys):
     os.mkfifo(fifo)
     line = one_line_error(capsys, ["trace", "synth", "--ram", "64K", "-o",
                                    str(tmp_path / "x.trace"), "--source", str(fifo), "-q"])
-    assert line == (f"zswapsim: error: {fifo}: not a regular file or block device; a source "
-                    "must be one, as it is read to its end (save a pipe's output to a file first)")
+    assert line.startswith(f"zswapsim: error: source {fifo}: is a FIFO (named pipe), not a "
+                           "regular file"), line

@@ -7,14 +7,15 @@ running out of memory (one line too) exits 1.
 
 import csv
 import json
+import signal
 import sys
 
 import click
 
 from .config import DEFAULT, DEFAULT_RAM, RANGES, ZswapConfig, parse_list
-from .errors import UserError
+from .errors import PoolCorrupted, Terminated, UserError, WorkerLost
+from .files import ReplacingFile, check_input, check_output
 from .memory import parse_size, ram_pages
-from .plots import compare_plot, sizes_plot, tune_plot
 from .progress import Progress
 from .replay import VerifyError, replay
 from .sweep import (ALL_BACKENDS, COMPARE_FIELDS, DEFAULT_COMPRESSORS, DEFAULT_RETRIES,
@@ -25,7 +26,7 @@ from .trace.format import DEFAULT_MAX_MEMORY, check_description, set_default_max
 from .fidelity import exact_failures, run_fidelity
 from .trace.importer import import_raw, raw_pages
 from .trace.info import printable
-from .trace.record import record
+from .trace.record import record, shell_status
 from .trace.recording import RecordingReader
 from .trace.recording import accesses as recording_accesses
 from .trace.synth import PATTERNS, parse_mix, parse_phase, synthesize, synthesize_from_accesses
@@ -44,6 +45,25 @@ ACTIVITY = ("stores", "zswpout", "duplicate_stores", "reject_pool_full", "reject
             "reclaim_eagain", "reclaim_einval", "reclaim_pages_scanned", "evict_calls",
             "evict_eexist", "evict_enomem", "evict_eio", "swap_full", "swap_write_errors",
             "resident_pages")
+
+
+def _input_file(ctx, param, value):
+    """A click callback: a trace or recording must be a regular file (raw
+    dumps, which may be block devices, are checked where they are read)."""
+    return None if value is None else check_input(value, _option_name(param))
+
+
+def _output_file(suffix=None):
+    """A click callback checking an output path before any work starts."""
+    def check(ctx, param, value):
+        return None if value is None else check_output(value, _option_name(param), suffix)
+    return check
+
+
+def _option_name(param):
+    if param.param_type_name == "argument":
+        return param.human_readable_name
+    return max(param.opts, key=len)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -88,11 +108,12 @@ MAX_POOL_PERCENT_HELP = f"Pool limit as a percentage of RAM ({_range('max_pool_p
 RETRIES_HELP = f"LRU pages reclaim_page tries before -EAGAIN ({_range('retries')})."
 
 
-def _note_what_ifs(configs):
-    """Say once, on stderr, which settings no real kernel had."""
-    for note in dict.fromkeys(config.what_if() for config in configs):
-        if note:
-            click.echo(f"zswapsim: note: what-if: {note}", err=True)
+def _note_what_if(config):
+    """Say on stderr what in a replay's settings no real kernel had (sweeps
+    mark it in their tables and records instead)."""
+    note = config.what_if()
+    if note:
+        click.echo(f"zswapsim: note: what-if: {note}", err=True)
 
 
 def _max_trace_memory(command):
@@ -116,7 +137,7 @@ def _description_option(command):
 
 
 @cli.command("replay")
-@click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
+@click.argument("trace_path", metavar="TRACE", callback=_input_file)
 @_backend_option(default=DEFAULT.backend)
 @click.option("--compressor", default=DEFAULT.compressor, show_default=True,
               help="lz4, lz4hc, zstd, zstd-N or deflate.")
@@ -163,7 +184,7 @@ def replay_cmd(trace_path, backend, compressor, ram, max_pool_percent,
         swap_size=swap_size, faults=dict(seed=fault_seed, alloc=fault_alloc,
                                          swap_write=fault_swap_write, evict=fault_evict))
     progress = Progress(TraceReader(trace_path).event_count(), "event", quiet)
-    _note_what_ifs([config])        # once the trace is known to be readable
+    _note_what_if(config)           # once the trace is known to be readable
     with progress:
         result = replay(trace_path, config, verify=verify, classes=classes, progress=progress)
     if as_json:
@@ -237,9 +258,9 @@ def _sweep_options(command):
         click.option("--dask-scheduler", metavar="ADDRESS", default=None,
                      help="Run the configurations on this Dask cluster (zswapsim[dask])."),
         click.option("--json", "as_json", is_flag=True, help="Print one JSON list of records."),
-        click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
+        click.option("--csv", "csv_path", callback=_output_file(), default=None,
                      help="Also write the records to this CSV file."),
-        click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+        click.option("--plot", "plot_path", callback=_output_file(".png"), default=None,
                      help="Also draw the results to this PNG file."),
         click.option("--verify/--no-verify", default=True, show_default=True,
                      help="Check every load and the final contents of every configuration."),
@@ -258,7 +279,7 @@ def _sweep_progress(trace_path, configs, dask_scheduler, quiet):
 
 
 @cli.command("compare")
-@click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
+@click.argument("trace_path", metavar="TRACE", callback=_input_file)
 @_backend_option("backends", default=",".join(ALL_BACKENDS), callback=_list_of(str, "backends"))
 @click.option("--compressor", "compressors", default=",".join(DEFAULT_COMPRESSORS),
               show_default=True, callback=_list_of(str, "compressors"),
@@ -276,15 +297,15 @@ def compare_cmd(trace_path, backends, compressors, max_pool_percent, retries, ra
                     accept_threshold_percent=accept_threshold_percent, retries=retries,
                     kernel=kernel)
     configs = sweep_configs(settings, ("backend", backends), ("compressor", compressors))
-    progress = _sweep_progress(trace_path, len(configs), dask_scheduler, quiet)
-    _note_what_ifs(configs)
-    with progress:
+    with _sweep_progress(trace_path, len(configs), dask_scheduler, quiet) as progress:
         records = compare(trace_path, backends, compressors, verify=verify, jobs=jobs,
                           dask_scheduler=dask_scheduler, progress=progress,
                           timeline_points=400 if plot_path else 0, **settings)
     if plot_path:
-        compare_plot(records, plot_path, f"{trace_path}: kernel {kernel}, RAM {ram}, "
-                                         f"max_pool_percent {max_pool_percent}")
+        from .plots import compare_plot
+        with ReplacingFile(plot_path) as out:
+            compare_plot(records, out.file, f"{trace_path}: kernel {kernel}, RAM {ram}, "
+                                            f"max_pool_percent {max_pool_percent}")
         for record in records:
             del record["timeline"]
     # A what-if's backend is starred in the table; the verdict says what it is.
@@ -297,7 +318,7 @@ def compare_cmd(trace_path, backends, compressors, max_pool_percent, retries, ra
 
 
 @cli.command("tune-retries")
-@click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
+@click.argument("trace_path", metavar="TRACE", callback=_input_file)
 @_backend_option(default=DEFAULT.backend)
 @click.option("--compressor", default=DEFAULT.compressor, show_default=True, help="Compressor.")
 @click.option("--retries", "retries_values", default=",".join(map(str, DEFAULT_RETRIES)),
@@ -314,14 +335,14 @@ def tune_retries_cmd(trace_path, backend, compressor, retries_values, percents, 
     settings = dict(backend=backend, compressor=compressor, ram=ram,
                     accept_threshold_percent=accept_threshold_percent, kernel=kernel)
     configs = sweep_configs(settings, ("retries", retries_values), ("max_pool_percent", percents))
-    progress = _sweep_progress(trace_path, len(configs), dask_scheduler, quiet)
-    _note_what_ifs(configs)
-    with progress:
+    with _sweep_progress(trace_path, len(configs), dask_scheduler, quiet) as progress:
         records = tune_retries(trace_path, retries_values, percents, verify=verify, jobs=jobs,
                                dask_scheduler=dask_scheduler, progress=progress, **settings)
     if plot_path:
-        tune_plot(records, plot_path, f"{trace_path}: {backend} + {compressor}, kernel {kernel}, "
-                                      f"RAM {ram}")
+        from .plots import tune_plot
+        with ReplacingFile(plot_path) as out:
+            tune_plot(records, out.file, f"{trace_path}: {backend} + {compressor}, "
+                                         f"kernel {kernel}, RAM {ram}")
     _emit(records, TUNE_FIELDS, as_json, csv_path)
     if not as_json:
         click.echo(f"\nrecommended: {TUNE_RULE}")
@@ -334,8 +355,8 @@ def _emit(records, fields, as_json, csv_path, shown=None):
     or print `fields` of `shown` (the records as the table shows them) as a
     table."""
     if csv_path:
-        with open(csv_path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(
+        with ReplacingFile(csv_path, "w", newline="") as out:
+            writer = csv.DictWriter(out.file, fieldnames=list(dict.fromkeys(
                 name for record in records for name in record)))
             writer.writeheader()
             writer.writerows({name: json.dumps(value) if isinstance(value, (dict, list))
@@ -377,7 +398,7 @@ def _cell(value):
 
 
 @cli.command("zram")
-@click.argument("trace_path", metavar="[TRACE]", required=False, type=click.Path(dir_okay=False))
+@click.argument("trace_path", metavar="[TRACE]", required=False, callback=_input_file)
 @click.option("--raw", "raw_path", type=click.Path(dir_okay=False), default=None,
               help="A raw page dump instead of a trace: page i is written to index i.")
 @click.option("--compressor", default="lz4", show_default=True,
@@ -513,7 +534,7 @@ def trace_group():
 
 @trace_group.command("import")
 @click.argument("raw_path", metavar="RAW", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+@click.option("-o", "--output", required=True, callback=_output_file(),
               help="Trace file to write.")
 @_description_option
 def import_cmd(raw_path, output, description):
@@ -525,7 +546,7 @@ def import_cmd(raw_path, output, description):
 
 @trace_group.command("record", context_settings={"ignore_unknown_options": True})
 @click.option("--pid", type=int, default=None, help="Record this running process.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+@click.option("-o", "--output", required=True, callback=_output_file(),
               help="Recording file to write.")
 @click.option("--interval", "interval_ms", type=click.IntRange(1, None), default=None,
               help="Milliseconds between snapshots (default 1000 once timed).")
@@ -553,15 +574,18 @@ def record_cmd(pid, output, interval_ms, duration_s, shared, file_dirty, write_t
                      write_tracking=write_tracking)
     if as_json:
         click.echo(json.dumps(summary, indent=1))
-        return
-    click.echo(", ".join(f"{name} {value}" for name, value in summary.items()))
+    else:
+        click.echo(", ".join(f"{name} {value}" for name, value in summary.items()))
+    status = summary["exit_status"]
+    if status and summary["ended"] == "process exited":     # the command failed by itself
+        sys.exit(shell_status(status))
 
 
 @trace_group.command("synth")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+@click.option("-o", "--output", required=True, callback=_output_file(),
               help="Trace file to write.")
 @click.option("--ram", required=True, help="The modelled program's RAM budget, e.g. 64M.")
-@click.option("--recording", type=click.Path(dir_okay=False), default=None,
+@click.option("--recording", callback=_input_file, default=None,
               help="Replay the accesses of a `trace record` recording instead of a model.")
 @click.option("--accesses", type=int, default=None,
               help="Accesses to generate (default 4 per footprint page).")
@@ -612,9 +636,9 @@ def synth_cmd(output, ram, recording, accesses, footprint, pattern, skew, write_
 
 
 @trace_group.command("info")
-@click.argument("trace_path", metavar="TRACE", type=click.Path(dir_okay=False))
+@click.argument("trace_path", metavar="TRACE", callback=_input_file)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--plot", "plot_path", callback=_output_file(".png"), default=None,
               help="Also draw the compressed-size histograms to this PNG file.")
 @_max_trace_memory
 def info_cmd(trace_path, as_json, plot_path):
@@ -622,7 +646,9 @@ def info_cmd(trace_path, as_json, plot_path):
     shares, footprint, and how its pages compress with lz4 and zstd."""
     info = trace_info(trace_path)
     if plot_path:
-        sizes_plot(info["compressed_sizes"], plot_path, trace_path)
+        from .plots import sizes_plot
+        with ReplacingFile(plot_path) as out:
+            sizes_plot(info["compressed_sizes"], out.file, trace_path)
     if as_json:
         click.echo(json.dumps(info, indent=1))
         return
@@ -744,26 +770,49 @@ def kernel_check_cmd(pages_path, compressor, as_json, root, dev):
 
 
 def main(argv=None):
-    """Entry point: run the CLI, turning every expected error into one line."""
+    """Entry point: run the CLI, turning every expected error into one line
+    (control characters escaped, so a path or a message stays on it)."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _terminate)
     try:
         cli.main(args=argv, prog_name="zswapsim", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.ctx.get_help())
     except click.exceptions.Abort:
-        click.echo("zswapsim: interrupted", err=True)
-        sys.exit(130)
+        _fail("interrupted", 130)
+    except Terminated as exc:
+        _fail(f"terminated by {signal.Signals(exc.signum).name}", 128 + exc.signum)
     except click.ClickException as exc:
-        click.echo(f"zswapsim: error: {exc.format_message()}", err=True)
-        sys.exit(2)
+        _fail(f"error: {exc.format_message()}", 2)
     except UserError as exc:
-        click.echo(f"zswapsim: error: {exc}", err=True)
-        sys.exit(2)
+        _fail(f"error: {exc}", exc.exit_status)
     except VerifyError as exc:
-        click.echo(f"zswapsim: VERIFY FAILED: {exc}", err=True)
-        sys.exit(3)
+        _fail(f"VERIFY FAILED: {exc}", 3)
+    except PoolCorrupted as exc:
+        _fail(f"POOL CORRUPTED: {exc}", 3)
+    except WorkerLost as exc:
+        _fail(f"error: {exc}", 1)
     except OSError as exc:
-        click.echo(f"zswapsim: error: {exc.filename or ''}: {exc.strerror}", err=True)
-        sys.exit(2)
+        message = exc.strerror or str(exc) or type(exc).__name__
+        _fail(f"error: {exc.filename}: {message}" if exc.filename else f"error: {message}", 2)
     except MemoryError:
-        click.echo("zswapsim: error: out of memory", err=True)
-        sys.exit(1)
+        _fail("error: out of memory", 1)
+
+
+def _terminate(signum, frame):
+    """SIGTERM or SIGHUP: unwind as Ctrl-C does; a second one is ignored so
+    the unwinding (removing partial outputs, ending workers) can finish."""
+    for other in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(other, signal.SIG_IGN)
+    raise Terminated(signum)
+
+
+def _fail(message, status):
+    click.echo(f"zswapsim: {_escaped(message)}", err=True)
+    sys.exit(status)
+
+
+def _escaped(text):
+    """`text` with control characters written as escapes (a newline as \\n,
+    ESC as \\x1b), as repr() writes them, other characters kept."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)

@@ -44,6 +44,17 @@ class PoolCorrupted(ZswapsimError):
 class UserError(ZswapsimError):
     """Something the user gave us is wrong; the message is the whole story."""
 
+    exit_status = 2                     # what the command line exits with
+
+
+class CommandFailed(UserError):
+    """The command `trace record` started failed before it could be
+    recorded; the command line exits with the command's own status."""
+
+    def __init__(self, message, exit_status):
+        super().__init__(message)
+        self.exit_status = exit_status
+
 
 class ConfigError(UserError):
     """An option is unknown or out of range."""
@@ -61,3 +72,17 @@ class TraceError(UserError):
         self.offset = offset
         where = f" at byte {offset}" if offset is not None else ""
         super().__init__(f"{message}{where}")
+
+
+class WorkerLost(ZswapsimError):
+    """A worker process of a parallel sweep died (killed by a signal, as the
+    out-of-memory killer does); the sweep was abandoned."""
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: raised like KeyboardInterrupt, so every
+    `finally` runs (outputs discarded, processes continued or ended)."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum

@@ -21,11 +21,13 @@ changes results.
 
 import multiprocessing
 import os
+import signal
 import tempfile
-from concurrent.futures import ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 
 from .config import DEFAULT, ZswapConfig, as_config, parse_list
-from .errors import ConfigError
+from .errors import ConfigError, WorkerLost
 from .profiles import ALLOCATOR_LRU, DRIVER_SHRINK_OPS, kernel_profile
 from .replay import replay_lanes
 from .trace import TraceReader
@@ -293,20 +295,35 @@ def run_configs(trace, configs, verify=True, jobs=1, dask_scheduler=None, progre
     events = TraceReader(trace).event_count() if progress is not None else None
     total = events * len(groups) if events else None
     events_done = multiprocessing.Value("q", 0)
-    with ProcessPoolExecutor(max_workers=len(groups), initializer=_count_events_in,
-                             initargs=(events_done,)) as executor:
+    executor = ProcessPoolExecutor(max_workers=len(groups), initializer=_start_worker,
+                                   initargs=(events_done,))
+    try:
         futures = [executor.submit(_run_group, trace, [configs[i] for i in group], verify,
                                    timeline_points)
                    for group in groups]
         pending = futures
         while pending:
-            _, pending = wait(pending, timeout=PROGRESS_INTERVAL)
+            done, pending = wait(pending, timeout=PROGRESS_INTERVAL,
+                                 return_when=FIRST_EXCEPTION)
             if progress is not None:
                 progress(events_done.value, total)
+            if any(future.exception() for future in done):
+                break                   # raised below, the other passes not waited for
         results = [None] * len(configs)
         for group, future in zip(groups, futures):
             for index, result in zip(group, future.result()):
                 results[index] = result
+    except BaseException as error:
+        # An error, Ctrl-C or SIGTERM: the workers' passes are of no use
+        # now, so they are ended at once rather than waited for.
+        _end_workers(executor)
+        if isinstance(error, BrokenProcessPool):
+            raise WorkerLost("a --jobs worker process ended abruptly (killed by a signal, "
+                             "as the out-of-memory killer does); the other workers were "
+                             "ended") from None
+        raise
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
     return results
 
 
@@ -331,9 +348,21 @@ PROGRESS_INTERVAL = 0.2         # seconds between progress reports from the work
 _events_done = None             # in a worker process: the count shared with the parent
 
 
-def _count_events_in(counter):
+def _start_worker(counter):
+    """A worker leaves Ctrl-C to its parent, which ends it, and dies of
+    SIGTERM and SIGHUP as a process without handlers does."""
     global _events_done
     _events_done = counter
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+def _end_workers(executor):
+    """Kill the pool's worker processes (Python 3.14 names this
+    terminate_workers(); 3.11 keeps the processes in _processes)."""
+    for process in list((executor._processes or {}).values()):
+        process.kill()
 
 
 def _run_group(trace, configs, verify, timeline_points):
@@ -367,16 +396,20 @@ def _run_task_from_bytes(data, task):
     return result
 
 
+DASK_CONNECT_TIMEOUT_S = 5      # how long a --dask-scheduler address has to answer
+
+
 def _run_on_dask(address, trace, tasks, progress):
     try:
         from distributed import Client, as_completed
     except ImportError:
         raise ConfigError("--dask-scheduler needs the dask extra: "
                           "pip install 'zswapsim[dask]'") from None
+    _check_scheduler(address)
     with open(trace, "rb") as f:
         data = f.read()
     try:
-        client = Client(address, timeout="5s")
+        client = Client(address, timeout=f"{DASK_CONNECT_TIMEOUT_S}s")
     except OSError as exc:
         raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
     with client:
@@ -387,3 +420,32 @@ def _run_on_dask(address, trace, tasks, progress):
             if progress is not None:
                 progress(done)
         return client.gather(futures)
+
+
+def _check_scheduler(address):
+    """Ask `address` who it is, within DASK_CONNECT_TIMEOUT_S, so a wrong
+    address is one line: Client() alone waits long on a port that accepts
+    and stays silent, and fails oddly on one that answers something else."""
+    import asyncio
+
+    from distributed.core import rpc
+
+    async def identity():
+        async with rpc(address) as remote:
+            return await remote.identity()
+
+    try:
+        answer = asyncio.run(asyncio.wait_for(identity(), DASK_CONNECT_TIMEOUT_S))
+    except ValueError as exc:           # the address does not parse
+        raise ConfigError(f"--dask-scheduler {address}: {exc}") from None
+    except TimeoutError:
+        raise ConfigError(f"cannot reach the Dask scheduler at {address}: no answer "
+                          f"within {DASK_CONNECT_TIMEOUT_S} s") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    except Exception:
+        answer = None
+    kind = answer.get("type") if isinstance(answer, dict) else None
+    if kind != "Scheduler":
+        raise ConfigError(f"{address} did not answer as a Dask scheduler"
+                          + (f" (it is a Dask {kind})" if isinstance(kind, str) else ""))

@@ -32,6 +32,7 @@ import numpy as np
 import zstandard
 
 from ..errors import ConfigError, TraceError
+from ..files import ReplacingFile
 
 STORE, LOAD, INVALIDATE_PAGE, INVALIDATE_AREA = 1, 2, 3, 4
 OP_NAMES = {STORE: "store", LOAD: "load", INVALIDATE_PAGE: "invalidate_page",
@@ -178,16 +179,10 @@ class TraceWriter:
         if self._closed:
             return
         self._closed = True
-        partial = f"{self.path}.{os.getpid()}.tmp"
         try:
             self._spool_events()
-            with open(partial, "wb") as out:
-                self._write(out)
-            os.replace(partial, self.path)
-        except BaseException:
-            if os.path.exists(partial):
-                os.unlink(partial)
-            raise
+            with ReplacingFile(self.path) as out:
+                self._write(out.file)
         finally:
             self._close_spools()
 

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ..errors import ConfigError, UserError
+from ..errors import CommandFailed, ConfigError, UserError
 from .format import PAGE_SIZES
 from .recording import MAX_COMMAND, RecordingWriter
 
@@ -45,6 +45,8 @@ MEM_READ_PAGES = 256              # pages read from /proc/PID/mem at a time
 STOP_TIMEOUT_S = 2.0              # how long to wait for every thread to stop
 STOP_FLAG_POLL_S = 0.1            # how often a wait between snapshots checks for Ctrl-C
 KILL_GRACE_S = 5.0                # SIGTERM to SIGKILL, for a command still running at the end
+PID_MAX_LIMIT = 1 << 22           # the kernel's PID_MAX_LIMIT on 64-bit: no pid is larger
+MAX_DURATION_S = 366 * 86400      # a year: longer is a typo (and nan, inf are no duration)
 
 # Shared mappings backed by shmem, whose pages go to swap (other shared file
 # mappings are written back to their files instead).
@@ -76,14 +78,14 @@ def record(*, pid=None, command=None, output, interval_ms=None, duration_s=None,
         raise ConfigError("give exactly one of a pid or a command to record")
     if command is not None and not command:
         raise ConfigError("the command to record is empty")
-    if pid is not None and pid <= 0:
-        raise ConfigError(f"invalid pid {pid}")
+    if pid is not None and not 0 < pid <= PID_MAX_LIMIT:
+        raise ConfigError(f"invalid pid {pid}: a pid is 1..{PID_MAX_LIMIT}")
     if pid == os.getpid():
         raise ConfigError("the recorder cannot record itself")
     if interval_ms is not None and interval_ms <= 0:
         raise ConfigError(f"interval must be positive, not {interval_ms} ms")
-    if duration_s is not None and duration_s < 0:
-        raise ConfigError(f"duration must not be negative, not {duration_s} s")
+    if duration_s is not None and not 0 <= duration_s <= MAX_DURATION_S:
+        raise ConfigError(f"duration must be 0 to {MAX_DURATION_S} s, not {duration_s}")
     if write_tracking not in WRITE_TRACKING:
         raise ConfigError(f"write tracking '{write_tracking}' is not one of "
                           f"{', '.join(WRITE_TRACKING)}")
@@ -235,8 +237,11 @@ class _Process:
         except UserError:
             if child.poll() is None:
                 raise
-            raise UserError(f"{child.args[0]} exited (status {child.returncode}) before "
-                            "its first snapshot") from None
+            message = (f"{child.args[0]} exited (status {child.returncode}) before its "
+                       "first snapshot")
+            if child.returncode:
+                raise CommandFailed(message, shell_status(child.returncode)) from None
+            raise UserError(message) from None
 
     def close(self):
         if self.pidfd is not None:
@@ -282,9 +287,11 @@ class _Process:
         if self._thread_states() <= {"T", "t"}:
             yield
             return
-        with self.procfs():
-            signal.pidfd_send_signal(self.pidfd, signal.SIGSTOP)
         try:
+            # Sent inside the try: a signal that unwinds us right after the
+            # SIGSTOP must still be followed by the SIGCONT.
+            with self.procfs():
+                signal.pidfd_send_signal(self.pidfd, signal.SIGSTOP)
             self._wait_stopped()
             yield
         finally:
@@ -446,6 +453,11 @@ def _start(command):
         return subprocess.Popen(command)
     except OSError as error:
         raise UserError(f"cannot run {command[0]}: {error.strerror}") from None
+
+
+def shell_status(returncode):
+    """A child's exit status as a shell gives it: 128 + N when signal N ended it."""
+    return 128 - returncode if returncode < 0 else returncode
 
 
 def _finish(child):

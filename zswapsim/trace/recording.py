@@ -24,6 +24,7 @@ import numpy as np
 import zstandard
 
 from ..errors import TraceError
+from ..files import ReplacingFile
 from .format import MAGIC as TRACE_MAGIC
 from .format import (MAX_DESCRIPTION, PAGE_SIZE, PAGE_SIZES, RECORDING_MAGIC, check_description,
                      decompress_exact, read_exact)
@@ -96,8 +97,8 @@ class RecordingWriter:
             raise ValueError(f"pid {pid} out of range")
         self.path = os.fspath(path)
         self.page_size = page_size
-        self._partial = f"{self.path}.{os.getpid()}.tmp"
-        self._out = open(self._partial, "wb")
+        self._file = ReplacingFile(self.path)
+        self._out = self._file.file
         fixed = _HEADER.pack(MAGIC, VERSION, 0, page_size, pid, len(description), len(command))
         header = fixed + description + command
         self._out.write(header + _U32.pack(zlib.crc32(header)))
@@ -189,8 +190,7 @@ class RecordingWriter:
             self._flush_images()
             counts = _COUNTS.pack(self.snapshots, len(self._image_ids))
             self._out.write(END_MAGIC + counts + _U32.pack(zlib.crc32(counts)))
-            self._out.close()
-            os.replace(self._partial, self.path)
+            self._file.commit()
         except BaseException:
             self.abort()
             raise
@@ -199,9 +199,7 @@ class RecordingWriter:
     def abort(self):
         """Drop the recording; no file is left behind."""
         self._closed = True
-        self._out.close()
-        if os.path.exists(self._partial):
-            os.unlink(self._partial)
+        self._file.discard()
 
     def _check_open(self):
         if self._closed:

@@ -38,7 +38,8 @@ from functools import partial
 from itertools import accumulate, cycle
 
 from ..errors import ConfigError
-from .format import MAGIC, PAGE_SIZE, STORE, TraceReader, TraceWriter, require_file
+from ..files import check_input
+from .format import MAGIC, PAGE_SIZE, STORE, TraceReader, TraceWriter
 from .importer import raw_pages
 from .ram_model import ZERO_PAGE, RamModel
 
@@ -270,9 +271,7 @@ def load_source(path, rng, limit=MAX_SOURCE_PAGES):
     (N x 4096 bytes, optionally zstd-compressed).  A larger source is
     sampled down to `limit` pages, uniformly."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ConfigError(f"source {path}: no such file")
-    require_file(path, "a source", "it is read to its end", block_devices=True)
+    check_input(path, "source", block_device=True)
     with open(path, "rb") as f:
         is_trace = f.read(len(MAGIC)) == MAGIC
     pages = ((image for op, _type, _offset, image, _ts in TraceReader(path) if op == STORE)
