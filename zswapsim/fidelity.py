@@ -7,10 +7,11 @@ names (N raw 4096-byte pages, zstd-compressed); sub-folders such as
 linux-6.12/ hold the same sets run through other kernels.  A set's zram
 cases run where its kernel line has a zram profile, its zswap cases where
 it has a zswap profile; every case run is run twice where it can be: with
-the kernel's own per-page compressed lengths (zram's per_page_compr_size; for zswap with lz4, kernel_lz4_len), which must match
-exactly since only our write paths and allocators run; and end to end with
-zswapsim's own compressor, whose library may differ from the kernel's, so
-differences there are measured, not errors.  Cases of other kernels are
+the kernel's own per-page compressed lengths (zram's per_page_compr_size;
+for zswap with lz4, kernel_lz4_len), which must match exactly since only
+our write paths and allocators run; and end to end with zswapsim's own
+compressor, whose library may differ from the kernel's, so differences
+there are measured, not errors.  Cases of other kernels are
 listed as skipped, never run with the wrong model.
 
 The files are data from outside, so reading them is bounded: a file is
