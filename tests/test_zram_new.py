@@ -32,6 +32,7 @@ import lz4.block
 import pytest
 
 from kernel_data import FIDELITY, load_set
+from test_profiles import one_line_error
 from zswapsim.cli import main
 from zswapsim.compress import GivenLengths
 from zswapsim.errors import ConfigError
@@ -223,15 +224,6 @@ def test_a_level_changes_zstd(kernel):
     assert strongest < fastest
     assert device_bytes(kernel, "zstd", "level=3", pages) == \
         device_bytes(kernel, "zstd", None, pages)
-
-
-def one_line_error(capsys, argv):
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert exit_info.value.code == 2 and len(lines) == 1, lines
-    assert lines[0].startswith("zswapsim: error: ")
-    return lines[0]
 
 
 @pytest.mark.parametrize("kernel, compressor, params, fragment", [

@@ -203,16 +203,18 @@ class ZramProfile(Profile):
     zstd_library: str = field(**fact(
         "libzstd of lib/zstd", "1.5.6 in 6.12 (fidelity README), 1.5.7 by 6.18"))
     mm_stat_fields: tuple = field(**fact(
-        "mm_stat fields", "huge_pages_since in 5.15 ('zram: add huge_pages_since')"))
+        "mm_stat fields", "the same nine in mm_stat_show of 6.1, 6.12 and 6.18 "
+        "(huge_pages_since's release unverified)"))
     io_stat_fields: tuple = field(**fact(
-        "io_stat fields", "stable since 4.11 (io_stat_show); invalid_io printed as a "
-        "literal 0 from 6.4"))
+        "io_stat fields", "the same four in io_stat_show of 6.1, 6.12 and 6.18; "
+        "invalid_io printed as a literal 0 from 6.4"))
     counts_invalid_io: bool = field(**fact(
         "invalid_io counted",
         "6.4, 'zram: remove valid_io_request' (Hellwig): the block layer refuses I/O past "
         "the device before zram sees it, and io_stat_show prints 0"))
     bd_stat_fields: tuple = field(**fact(
-        "bd_stat fields (CONFIG_ZRAM_WRITEBACK)", "bd_stat_show since 5.1"))
+        "bd_stat fields (CONFIG_ZRAM_WRITEBACK)",
+        "the same three in bd_stat_show of 6.1, 6.12 and 6.18"))
     model = "zram"
 
     def backend(self, name):
