@@ -175,7 +175,8 @@ def test_kernels_lists_what_differs_and_where_it_changed(capsys):
     assert "45190f01dd40" in differs["limit_rule"]["changed"]
     rows = {row["fact"]: row for row in zram["differs"]}
     assert set(rows) == {"zsmalloc_chain_size", "huge_rule", "max_zpage_size", "rw_page",
-                         "compressors", "backends", "zstd_library", "counts_invalid_io"}
+                         "compressors", "backends", "zstd_library", "counts_invalid_io",
+                         "swap_zero_map"}
     assert rows["rw_page"]["values"] == {"4.14": True, "6.1": True, "6.6": False,
                                          "6.12": False, "6.18": False}
     assert all(row["changed"] for row in zswap["differs"] + zram["differs"])

@@ -23,6 +23,10 @@ Facts, as read in torvalds/linux drivers/block/zram/ and the shared docs:
   params", dc75a0d93bd5) the window bits come from deflate.winbits;
   backend_lzo.c, backend_lzorle.c, backend_842.c read no parameter.
 - zram_rw_page is gone since 6.3.
+- mm/page_io.c swap_writepage from 6.12: a zero-filled folio sets its
+  zeromap bits and is not written (SWPOUT_ZERO); a load of it is filled
+  with zeros (SWPIN_ZERO); another page clears the bits before its write.
+  zram's slot keeps what it held until the swap slot is freed.
 """
 
 import json
@@ -38,7 +42,9 @@ from zswapsim.compress import GivenLengths
 from zswapsim.errors import ConfigError
 from zswapsim.fidelity import KERNEL_SIZES, run_fidelity
 from zswapsim.profiles import ZRAM_PROFILES
+from zswapsim.trace import TraceWriter
 from zswapsim.zram import Zram
+from zswapsim.zram_replay import zram_replay
 
 NEW = ("6.12", "6.18")
 MM_STAT_SHOW = ("orig_data_size", "compr_data_size", "mem_used_total", "mem_limit",
@@ -269,3 +275,42 @@ def test_the_cli_prints_the_three_stat_files(capsys, tmp_path):
     assert stats["mm_stat"]["compr_data_size"] == \
         stored_bytes(len(raw_deflate(p, 1, -11)) for p in text_pages(4))
     assert stats["bd_stat"] == dict.fromkeys(BD_STAT_SHOW, 0)
+
+
+# -- the swap layer's zero map (6.12) -------------------------------------------
+
+def zero_map_trace(path):
+    """A text page at 1 rewritten as zeros (the swap cache's rewrite of a
+    live slot) and loaded; a zero page at 2, loaded, then overwritten by a
+    text page, loaded, and freed; a same-filled (0xab) page at 3."""
+    text = text_pages(1)[0]
+    with TraceWriter(path) as w:
+        w.store(0, 1, text)
+        w.store(0, 1, bytes(4096))
+        w.load(0, 1)
+        w.store(0, 2, bytes(4096))
+        w.load(0, 2)
+        w.store(0, 3, b"\xab" * 4096)
+        w.store(0, 2, text)
+        w.load(0, 2)
+        w.invalidate_page(0, 2)
+    return path
+
+
+@pytest.mark.parametrize("kernel, zero_map", [("6.6", False), ("6.12", True),
+                                              ("6.18", True)])
+def test_zero_pages_stay_in_the_swap_layer_from_6_12(tmp_path, kernel, zero_map):
+    device = Zram(1 << 20, kernel=kernel)
+    swap = zram_replay(device, zero_map_trace(tmp_path / "zero.trace"))
+    mm, io = device.mm_stat(), device.io_stat()
+    text_length = len(device.compressor.compress(text_pages(1)[0]))
+    if zero_map:
+        # zram keeps the text page at 1 (stale, unread) and the 0xab page
+        assert (swap["swpout_zero"], swap["swpin_zero"], swap["zero_map_pages"]) == (2, 2, 1)
+        assert (mm["same_pages"], mm["compr_data_size"]) == (1, text_length)
+    else:
+        # every store reaches zram: the zeros at 1 are a same-filled page
+        assert "swpout_zero" not in swap
+        assert (mm["same_pages"], mm["compr_data_size"]) == (2, 0)
+    assert mm["orig_data_size"] == 2 * 4096
+    assert io["notify_free"] == 1 and swap["live_pages"] == 2

@@ -212,6 +212,10 @@ class ZramProfile(Profile):
         "invalid_io counted",
         "6.4, 'zram: remove valid_io_request' (Hellwig): the block layer refuses I/O past "
         "the device before zram sees it, and io_stat_show prints 0"))
+    swap_zero_map: bool = field(**fact(
+        "zero-filled pages kept in the swap layer's zero map (never reach zram)",
+        "6.12, 'mm: store zero pages to be swapped out in a bitmap' (Usama Arif): "
+        "swap_writepage in mm/page_io.c"))
     bd_stat_fields: tuple = field(**fact(
         "bd_stat fields (CONFIG_ZRAM_WRITEBACK)",
         "the same three in bd_stat_show of 6.1, 6.12 and 6.18"))
@@ -391,6 +395,7 @@ ZRAM_6_1 = ZramProfile(
     zstd_library=None,                  # not modelled: zram's "zstd" is zswapsim's zstd
     mm_stat_fields=MM_STAT, io_stat_fields=IO_STAT,
     counts_invalid_io=True,             # zram_submit_bio: !valid_io_request -> invalid_io++
+    swap_zero_map=False,                # swap_writepage hands every page to the device
     bd_stat_fields=BD_STAT,
 )
 ZRAM_6_6 = dataclasses.replace(
@@ -411,6 +416,12 @@ ZRAM_6_12 = dataclasses.replace(
     backends=zram_backends(()),         # algorithm_params_store: priority, level, algo, dict
     zstd_library="1.5.6",               # lib/zstd of 6.12 (fidelity README)
     counts_invalid_io=False,
+    # swap_writepage: a zero-filled folio sets its bits in the swap zeromap and
+    # is not written (count_vm_event SWPOUT_ZERO); a load of it is filled with
+    # zeros (swap_read_folio_zero_fill, SWPIN_ZERO); any other page clears
+    # the bits before it is written.  What zram held there stays until the
+    # slot is freed.
+    swap_zero_map=True,
 )
 ZRAM_6_18 = dataclasses.replace(
     ZRAM_6_12, name="6.18", version=(6, 18),
