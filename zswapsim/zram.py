@@ -81,17 +81,14 @@ def _backend_params(profile, algorithm, params):
     compressor then is exactly `get_compressor(algorithm)`)."""
     if not params:
         return None
-    if not profile.backend(algorithm) or not profile.backend(algorithm).params:
-        takers = [b.name for b in profile.backends if b.params]
+    backend = profile.backend(algorithm)
+    if backend is None or not backend.params:
+        takers = [entry.name for entry in profile.backends if entry.params]
         if not takers:
             raise ConfigError(f"Linux {profile.name}'s zram has no algorithm_params (they "
                               "came with zram's own backends in 6.12)")
         raise ConfigError(f"zram's {algorithm} takes no algorithm_params under Linux "
                           f"{profile.name}; {', '.join(takers)} do")
-    backend = profile.backend(algorithm)
-    checked = {}
-    for key, _intervals, default in backend.params:
-        checked[key] = params.get(key, default)
     for key, value in params.items():
         spec = backend.param(key)
         if spec is None:
@@ -101,7 +98,7 @@ def _backend_params(profile, algorithm, params):
         if not any(low <= value <= high for low, high in spec[0]):
             raise ConfigError(f"{algorithm} {key}={value}: not in "
                               f"{backend.describe()[key]}")
-    return checked
+    return {key: params.get(key, default) for key, _intervals, default in backend.params}
 
 
 def _backend_compressor(algorithm, params):
@@ -110,7 +107,8 @@ def _backend_compressor(algorithm, params):
     The hook for kernel-exact zstd: backend_zstd.c compresses with
     zstd_get_params(level, PAGE_SIZE) in the profile's lib/zstd
     (profile.zstd_library); until compress.py has that library, zstd is
-    zswapsim's zstd at the same level."""
+    get_compressor's zstd at the same level (libzstd 1.5.7, the parameters
+    for an unknown source size), as a plain "zstd" is without params."""
     level = params.get("level")
     if algorithm == "lz4":
         return Lz4(acceleration=level)
@@ -151,7 +149,6 @@ class Zram:
         self.limit_pages = -(-mem_limit // PAGE_SIZE)
         if isinstance(compressor, str):
             params = _backend_params(profile, compressor, algorithm_params)
-            self.algorithm_params = params or {}
             compressor = (get_compressor(compressor) if params is None
                           else _backend_compressor(compressor, params))
         self.compressor = compressor if isinstance(compressor, CompressionCache) \
