@@ -66,7 +66,7 @@ LAYOUTS = {
         "bd_stat": ("5", "6", "7"),
         "comp_algorithm": "[lz4] lz4hc zstd deflate",
         "profiles": ("6.3", "newer than every modelled zswap kernel: 6.3 is the newest",
-                     "6.6", "newer than every modelled zram kernel: 6.6 is the newest"),
+                     "6.12", None),
     },
     "6.18": {
         "release": "6.18.15+deb13-amd64",
@@ -84,7 +84,7 @@ LAYOUTS = {
         "bd_stat": None,                                # CONFIG_ZRAM_WRITEBACK off
         "comp_algorithm": "lzo-rle lzo [lz4]",
         "profiles": ("6.3", "newer than every modelled zswap kernel: 6.3 is the newest",
-                     "6.6", "newer than every modelled zram kernel: 6.6 is the newest"),
+                     "6.18", None),
     },
 }
 # vmstat lines the command must leave out (thp_swpout is not a zswp/pswp line).
@@ -237,7 +237,7 @@ def test_pick_kernel_refuses_a_non_release():
 
 def test_host_kernel_resolves_and_refuses(tmp_path):
     write(tmp_path / "proc/sys/kernel/osrelease", "6.12.117+deb12-amd64\n")
-    assert host.host_kernel("zram", tmp_path) == "6.6"
+    assert host.host_kernel("zram", tmp_path) == "6.12"
     write(tmp_path / "proc/sys/kernel/osrelease", "3.10.0\n")
     with pytest.raises(ConfigError, match="--kernel host: kernel 3.10.0 is older"):
         host.host_kernel("zswap", tmp_path)

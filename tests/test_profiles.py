@@ -162,7 +162,7 @@ def test_kernels_lists_what_differs_and_where_it_changed(capsys):
     tables = json.loads(capsys.readouterr().out)
     zswap, zram = tables["zswap"], tables["zram"]
     assert zswap["profiles"] == ["3.11", "6.1", "6.3"]
-    assert zram["profiles"] == ["4.14", "6.1", "6.6"]
+    assert zram["profiles"] == ["4.14", "6.1", "6.6", "6.12", "6.18"]
     differs = {row["fact"]: row for row in zswap["differs"]}
     assert set(differs) == {"allocators", "evictable", "pool_per_swap_type", "limit_rule",
                             "shrink_rule", "duplicate_store", "zero_pages",
@@ -174,8 +174,11 @@ def test_kernels_lists_what_differs_and_where_it_changed(capsys):
     assert differs["allocators"]["values"]["3.11"]["zsmalloc"]["status"] == WHAT_IF
     assert "45190f01dd40" in differs["limit_rule"]["changed"]
     rows = {row["fact"]: row for row in zram["differs"]}
-    assert set(rows) == {"zsmalloc_chain_size", "huge_rule", "max_zpage_size", "rw_page"}
-    assert rows["rw_page"]["values"] == {"4.14": True, "6.1": True, "6.6": False}
+    assert set(rows) == {"zsmalloc_chain_size", "huge_rule", "max_zpage_size", "rw_page",
+                         "compressors", "backends", "counts_invalid_io",
+                         "swap_zero_map"}
+    assert rows["rw_page"]["values"] == {"4.14": True, "6.1": True, "6.6": False,
+                                         "6.12": False, "6.18": False}
     assert all(row["changed"] for row in zswap["differs"] + zram["differs"])
 
     main(["kernels"])
@@ -197,7 +200,7 @@ def test_a_bad_kernel_is_one_line_listing_the_profiles(capsys):
     line = one_line_error(capsys, ["replay", TRACE, "--kernel", "5.0"])
     assert "'5.0' is not one of '6.1', '6.3', '3.11'" in line
     line = one_line_error(capsys, ["zram", TRACE, "--kernel", "6.3"])
-    assert "'6.3' is not one of '6.1', '6.6', '4.14'" in line
+    assert "'6.3' is not one of '6.1', '6.6', '6.12', '6.18', '4.14'" in line
     with pytest.raises(ConfigError, match="unknown zswap kernel '5.0'; profiles: 6.1, 6.3, 3.11"):
         Zswap(kernel="5.0")
 

@@ -411,20 +411,26 @@ def _cell(value):
               help="mem_limit: most memory the device may use (0: none).")
 @click.option("--kernel", type=click.Choice(ZRAM_PROFILES), default=DEFAULT_ZRAM_KERNEL,
               show_default=True,
-              help="6.1, 6.6 (chain 8, huge from 3625) or 4.14 (huge above 3072).")
+              help="Which kernel's zram to follow (zswapsim kernels: what differs).")
+@click.option("--algorithm-params", default=None,
+              help="zram's algorithm_params (6.12+), e.g. 'level=9', or for deflate under "
+                   "6.18 'level=9 deflate.winbits=-12'.")
 @click.option("--compact", is_flag=True, help="Run compaction at the end (echo 1 > compact).")
-@click.option("--json", "as_json", is_flag=True, help="Print mm_stat and io_stat as JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print mm_stat, io_stat and bd_stat as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_max_trace_memory
-def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, kernel, compact,
-             as_json, quiet):
+def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, kernel,
+             algorithm_params, compact, as_json, quiet):
     """Write a trace's pages (or a raw dump's) to a modelled zram device and
-    print its mm_stat and io_stat; for a trace also the swap layer's live
-    pages and those kept in RAM because zram refused their write."""
+    print its mm_stat, io_stat and bd_stat; for a trace also the swap
+    layer's live pages and those kept in RAM because zram refused their
+    write."""
     if (trace_path is None) == (raw_path is None):
         raise click.UsageError("give a TRACE or --raw DUMP")
     device = Zram(parse_size(disksize), compressor=compressor, allocator=allocator,
-                  mem_limit=parse_size(mem_limit), kernel=kernel)
+                  mem_limit=parse_size(mem_limit), kernel=kernel,
+                  algorithm_params=algorithm_params)
     swap = None
     if raw_path:
         for index, page in enumerate(raw_pages(raw_path)):
@@ -434,7 +440,8 @@ def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, k
             swap = zram_replay(device, trace_path, progress)
     if compact:
         device.compact()
-    stats = {"mm_stat": device.mm_stat(), "io_stat": device.io_stat()}
+    stats = {"mm_stat": device.mm_stat(), "io_stat": device.io_stat(),
+             "bd_stat": device.bd_stat()}
     if swap is not None:
         stats["swap"] = swap
     if as_json:
@@ -479,7 +486,7 @@ def _allocator_notes(values):
     for name, value in values.items():
         if isinstance(value, dict):
             for allocator, entry in value.items():
-                if entry["note"]:
+                if entry.get("note"):
                     key = (entry["status"], allocator, entry["note"])
                     notes.setdefault(key, []).append(name)
     return [f"{status} {allocator} ({', '.join(names)}): {note}"
@@ -487,7 +494,11 @@ def _allocator_notes(values):
 
 
 def _fact_text(value):
-    """A profile fact in words: allocators by status, lists comma-separated."""
+    """A profile fact in words: allocators by status, backends with the
+    algorithm_params they read, lists comma-separated."""
+    if isinstance(value, dict) and all("params" in entry for entry in value.values()):
+        return "; ".join(name + "".join(f" {key}={text}" for key, text in entry["params"].items())
+                         for name, entry in value.items())
     if isinstance(value, dict):
         by_status = {}
         for name, entry in value.items():

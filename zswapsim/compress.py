@@ -97,10 +97,16 @@ class GivenLengths(Compressor):
 
 
 class Lz4(Compressor):
+    """LZ4_compress_fast at `acceleration` (1: LZ4_compress_default)."""
+
     name = "lz4"
 
+    def __init__(self, acceleration=1):
+        self.acceleration = acceleration
+
     def compress(self, page):
-        return lz4.block.compress(page, store_size=False)
+        return lz4.block.compress(page, mode="fast", acceleration=self.acceleration,
+                                  store_size=False)
 
     def decompress(self, data, size=PAGE_SIZE):
         return lz4.block.decompress(data, uncompressed_size=size)
@@ -272,14 +278,21 @@ def kernel_zstd(kernel, user, level=None):
 
 
 class Deflate(Compressor):
+    """zlib at `level` (-1: Z_DEFAULT_COMPRESSION, zlib's 6) with window
+    bits `wbits` (negative: a raw stream) and memLevel 8."""
+
     name = "deflate"
+    WBITS = -11
+
+    def __init__(self, level=6, wbits=WBITS):
+        self.level, self.wbits = level, wbits
 
     def compress(self, page):
-        stream = zlib.compressobj(6, zlib.DEFLATED, -11, 8)
+        stream = zlib.compressobj(self.level, zlib.DEFLATED, self.wbits, 8)
         return stream.compress(page) + stream.flush()
 
     def decompress(self, data, size=PAGE_SIZE):
-        return zlib.decompress(data, -11, size)
+        return zlib.decompress(data, self.wbits, size)
 
 
 class KernelCompressor(Compressor):

@@ -4,13 +4,14 @@ A fidelity folder (the repository ships one as fidelity/) holds, per page
 set, NAME.kernel.json or NAME.kernel.json.zst (the counters a kernel
 reported, laid out as fidelity/README.md describes) and the page file it
 names (N raw 4096-byte pages, zstd-compressed); sub-folders such as
-linux-6.12/ hold the same sets run through other kernels.  Every case of a
-set whose kernel has a profile here (6.1 today) is run twice where it can
-be: with the kernel's own per-page compressed lengths (zram's
-per_page_compr_size; for zswap with lz4, kernel_lz4_len), which must match
-exactly since only our write paths and allocators run; and end to end with
-zswapsim's own compressor, whose library may differ from the kernel's, so
-differences there are measured, not errors.  Sets of other kernels are
+linux-6.12/ hold the same sets run through other kernels.  A set's zram
+cases run where its kernel line has a zram profile, its zswap cases where
+it has a zswap profile; every case run is run twice where it can be: with
+the kernel's own per-page compressed lengths (zram's per_page_compr_size;
+for zswap with lz4, kernel_lz4_len), which must match exactly since only
+our write paths and allocators run; and end to end with zswapsim's own
+compressor, whose library may differ from the kernel's, so differences
+there are measured, not errors.  Cases of other kernels are
 listed as skipped, never run with the wrong model.
 
 The files are data from outside, so reading them is bounded: a file is
@@ -173,13 +174,15 @@ def _check_layout(path, kernel):
     _lengths(path, lz4, "kernel_lz4_len", "max_out_4096", npages)
 
 
-def _check_cases(path, kernel):
-    """The fields a run of the 6.1 models reads, so none is missed mid-run."""
+def _check_cases(path, kernel, models=("zram", "zswap")):
+    """The fields a run of `models` reads, so none is missed mid-run."""
     npages = kernel["npages"]
     for alg, case in _objects(path, kernel.get("zram"), "zram"):
         _value(path, case, f"zram.{alg}", "disksize", int, npages * PAGE_SIZE)
         for field in ZRAM_FIELDS:
             _value(path, case, f"zram.{alg}", field, int)
+    if "zswap" not in models:
+        return
     for pool, by_compressor in _objects(path, kernel.get("zswap"), "zswap"):
         if pool not in known_pools():
             raise FidelityError(f"{path}: zswap.{pool}: unknown pool; known: "
@@ -280,35 +283,45 @@ def run_fidelity(directory):
     for name, json_path in find_sets(directory).items():
         kernel = read_kernel_json(json_path)
         line = kernel_line(kernel)
-        if line not in ZSWAP_PROFILES or line not in ZRAM_PROFILES:
+        models = [model for model, profiles in (("zram", ZRAM_PROFILES),
+                                                ("zswap", ZSWAP_PROFILES))
+                  if line in profiles and kernel.get(model)]
+        if not models:
             skipped.append({"set": name, "kernel": kernel["kernel"],
                             "reason": f"no {line} profile yet"})
             continue
-        _check_cases(json_path, kernel)
+        if "zswap" not in models and kernel.get("zswap"):
+            skipped.append({"set": name, "kernel": kernel["kernel"],
+                            "reason": f"zswap cases: no {line} zswap profile yet"})
+        _check_cases(json_path, kernel, models)
         check_pages(pages_path(json_path, kernel), kernel["npages"], kernel.get("pages_sha256"))
-        runnable[name] = json_path, kernel
+        runnable[name] = json_path, kernel, models
     rows = []
-    for name, (json_path, kernel) in runnable.items():
+    for name, (json_path, kernel, models) in runnable.items():
         pages = read_pages(pages_path(json_path, kernel), kernel["npages"],
                            kernel.get("pages_sha256"))
-        rows += _run_set(name, kernel_line(kernel), kernel, pages)
+        rows += _run_set(name, kernel_line(kernel), kernel, pages, models)
     return rows, skipped
 
 
-def _run_set(name, line, kernel, pages):
-    """Every case of one set, under the profiles of its kernel line."""
+def _run_set(name, line, kernel, pages, models):
+    """The cases of one set for `models` ("zram", "zswap"), under the
+    profiles of its kernel line."""
     rows = []
-    for alg, expected in kernel.get("zram", {}).items():
-        for mode, compressor in _compressors(alg, pages, expected.get("per_page_compr_size")):
+    for alg, expected in kernel.get("zram", {}).items() if "zram" in models else ():
+        for mode, compressor in _compressors(alg, pages, expected.get("per_page_compr_size"),
+                                             line, "zram"):
             device = Zram(expected["disksize"], compressor=compressor, kernel=line)
             for index, page in enumerate(pages):
                 device.write(index, page)
             rows += _rows(name, f"zram {alg}", mode, device.mm_stat(), expected, ZRAM_FIELDS)
+    if "zswap" not in models:
+        return rows
     lz4_lengths = kernel.get("kernel_lz4_len", {}).get("max_out_4096")
     for pool, by_compressor in kernel.get("zswap", {}).items():
         for comp, expected in by_compressor.items():
             given = lz4_lengths if comp == "lz4" else None
-            for mode, compressor in _compressors(comp, pages, given):
+            for mode, compressor in _compressors(comp, pages, given, line, "zswap"):
                 zswap = Zswap(backend=pool, compressor=compressor, kernel=line,
                               memory=Memory(expected["mem_total_kb"] * 1024 // PAGE_SIZE),
                               max_pool_percent=expected["max_pool_percent"])
@@ -319,14 +332,23 @@ def _run_set(name, line, kernel, pages):
     return rows
 
 
-def _compressors(alg, pages, given_lengths):
-    """(mode, compressor) pairs a case can run with."""
+# The kernel's algorithm by its name here, where that differs: our compiled
+# twins of lib/lz4 (the "lz4" and "lz4hc" names are python-lz4's liblz4).
+KERNEL_TWINS = {"lz4": "kernel-lz4", "lz4hc": "kernel-lz4hc"}
+
+
+def _compressors(alg, pages, given_lengths, line, user):
+    """(mode, compressor) pairs a case can run with: the kernel's own sizes
+    when given, and ours, the kernel's algorithm (zstd as kernel `line`'s
+    `user` calls it) as zswapsim has it."""
     if given_lengths is not None:
         yield KERNEL_SIZES, GivenLengths(alg, pages, given_lengths)
     try:
-        yield OURS, get_compressor(alg)
+        ours = get_compressor(KERNEL_TWINS.get(alg, alg), kernel=line, user=user)
     except ConfigError:
         return                          # a compressor with no userspace twin here
+    ours.name = alg
+    yield OURS, ours
 
 
 def _rows(name, case, mode, simulated, expected, fields):

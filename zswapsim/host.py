@@ -6,7 +6,7 @@ against zswapsim's Zram.
 swap lines of /proc/vmstat and every zram device's mm_stat, io_stat,
 bd_stat and comp_algorithm, under the names zswapsim uses (which are the
 kernel's: mm_stat_show and io_stat_show print their fields in the order of
-zram.MM_STAT and zram.IO_STAT in 6.1, 6.12 and 6.18 alike; since 6.4
+zram.MM_STAT, IO_STAT and BD_STAT in 6.1, 6.12 and 6.18 alike; since 6.4
 io_stat's invalid_io is a literal 0).  A file that is missing or unreadable
 becomes one "unavailable: ..." value, never an error: debugfs is often not
 mounted, zswap may be built out, zram may not be loaded.
@@ -43,9 +43,8 @@ from .profiles import nearest_profile as pick_kernel
 from .trace import STORE, TraceReader
 from .trace.format import MAGIC as TRACE_MAGIC
 from .trace.importer import raw_pages
-from .zram import IO_STAT, MM_STAT, Zram
+from .zram import BD_STAT, IO_STAT, MM_STAT, Zram
 
-BD_STAT = ("bd_count", "bd_reads", "bd_writes")       # bd_stat_show, in 4 KiB units
 ZRAM_FILES = {"mm_stat": MM_STAT, "io_stat": IO_STAT, "bd_stat": BD_STAT}
 VMSTAT_LINE = re.compile(r"(zswp\w*|pswp\w*|swp\w*_zero)\s+(\d+)$")
 

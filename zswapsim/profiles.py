@@ -54,6 +54,9 @@ ALLOCATOR_LRU = "allocator"
 # huge rule of zram
 HUGE_ABOVE_MAX_ZPAGE = "length > max_zpage_size"
 HUGE_FROM_CLASS_SIZE = "length >= huge_class_size"
+# zram's compressors
+CRYPTO_API = "the crypto API (zcomp over crypto_comp)"
+ZRAM_BACKENDS = "zram's own backends (drivers/block/zram/backend_*.c)"
 
 
 def fact(label, changed):
@@ -155,6 +158,25 @@ class ZswapProfile(Profile):
 
 
 @dataclass(frozen=True)
+class Backend:
+    """One of zram's compression backends and the algorithm_params keys it
+    reads, each with the intervals its value may take and its default."""
+    name: str
+    source: str                 # the backend's file, or the crypto driver before 6.12
+    params: tuple = ()          # ((key, ((lowest, highest), ...), default), ...)
+
+    def param(self, key):
+        """(intervals, default) of `key`; None if this backend reads no `key`."""
+        return next(((intervals, default) for name, intervals, default in self.params
+                     if name == key), None)
+
+    def describe(self):
+        """The parameters as `zswapsim kernels` prints them."""
+        return {key: " or ".join(f"{low}..{high}" for low, high in intervals) +
+                f" (default {default})" for key, intervals, default in self.params}
+
+
+@dataclass(frozen=True)
 class ZramProfile(Profile):
     name: str
     version: tuple
@@ -171,7 +193,36 @@ class ZramProfile(Profile):
         "->rw_page (a failed swap I/O is retried as a bio)",
         "zram_rw_page removed in 6.3 (Christoph Hellwig's rw_page removal; commit "
         "unverified)"))
+    compressors: str = field(**fact(
+        "compressors", "zram's own backends and algorithm_params in 6.12 (Senozhatsky, "
+        "'zram: introduce custom comp backends API' series, Sep 2024)"))
+    backends: tuple = field(**fact(
+        "backends and their algorithm_params",
+        "level in 6.12 (algorithm_params_store); deflate.winbits in 6.16 ('zram: support "
+        "deflate-specific params', dc75a0d93bd5)"))
+    mm_stat_fields: tuple = field(**fact(
+        "mm_stat fields", "the same nine in mm_stat_show of 6.1, 6.12 and 6.18 "
+        "(huge_pages_since's release unverified)"))
+    io_stat_fields: tuple = field(**fact(
+        "io_stat fields", "the same four in io_stat_show of 6.1, 6.12 and 6.18; "
+        "invalid_io printed as a literal 0 from 6.4"))
+    counts_invalid_io: bool = field(**fact(
+        "invalid_io counted",
+        "6.4, 'zram: remove valid_io_request' (Hellwig): the block layer refuses I/O past "
+        "the device before zram sees it, and io_stat_show prints 0"))
+    swap_zero_map: bool = field(**fact(
+        "zero-filled pages kept in the swap layer's zero map (never reach zram)",
+        "6.12, 'mm: store zero pages to be swapped out in a bitmap' (Usama Arif): "
+        "swap_writepage in mm/page_io.c"))
+    bd_stat_fields: tuple = field(**fact(
+        "bd_stat fields (CONFIG_ZRAM_WRITEBACK)",
+        "the same three in bd_stat_show of 6.1, 6.12 and 6.18"))
     model = "zram"
+
+    def backend(self, name):
+        """This kernel's backend for compressor `name`; None for a compressor
+        zswapsim runs under zram without a backend of its own (kernel-lz4, ...)."""
+        return next((entry for entry in self.backends if entry.name == name), None)
 
 
 # -- zswap -------------------------------------------------------------------
@@ -313,17 +364,89 @@ ZRAM_ALLOCATORS = (
               "('zram: replace xvmalloc with zsmalloc'); runs to compare density"),
 )
 
+# mm_stat_show, io_stat_show and bd_stat_show of drivers/block/zram/zram_drv.c:
+# the same nine, four and three fields, in this order, in 6.1, 6.12 and 6.18
+# (../shared/KERNEL.md §1.5; the 6.12 and 6.18 fidelity files' mm_stat).
+MM_STAT = ("orig_data_size", "compr_data_size", "mem_used_total", "mem_limit",
+           "mem_used_max", "same_pages", "pages_compacted", "huge_pages", "huge_pages_since")
+IO_STAT = ("failed_reads", "failed_writes", "invalid_io", "notify_free")
+BD_STAT = ("bd_count", "bd_reads", "bd_writes")         # in 4 KiB units
+
+# Before 6.12 zram named a crypto API compressor and had no parameters.
+CRYPTO_BACKENDS = tuple(Backend(name, "crypto/" + source) for name, source in (
+    ("lzo", "lzo.c"), ("lzo-rle", "lzo-rle.c"), ("lz4", "lz4.c"), ("lz4hc", "lz4hc.c"),
+    ("zstd", "zstd.c"), ("deflate", "deflate.c"), ("842", "842.c")))
+
+
+def zram_backends(deflate_params):
+    """zram's backends from 6.12, with the algorithm_params each reads
+    (the key's value range, then the default its setup_params picks):
+    - backend_lz4.c: level is LZ4_compress_fast's acceleration, default
+      LZ4_ACCELERATION_DEFAULT 1 (lib/lz4 treats less than 1 as 1);
+    - backend_lz4hc.c: LZ4_compress_HC's level, default LZ4HC_DEFAULT_CLEVEL
+      9, lib/lz4hc clamping to 1..LZ4HC_MAX_CLEVEL 16;
+    - backend_zstd.c: zstd_get_params(level, PAGE_SIZE), default
+      zstd_default_clevel() 3 (levels 1..22 here: zswapsim's zstd has no
+      negative "fast" levels);
+    - backend_deflate.c: zlib_deflateInit2's level, default
+      Z_DEFAULT_COMPRESSION -1 (zlib's 6), and from 6.16 its windowBits,
+      default DEFLATE_DEF_WINBITS -11 (raw deflate; 9..15 adds zlib's header
+      and trailer), memLevel MAX_MEM_LEVEL 8; zlib_deflateInit2
+      (lib/zlib_deflate/deflate.c) refuses any other level or windowBits;
+    - backend_lzo.c, backend_lzorle.c, backend_842.c read no parameter."""
+    return (Backend("lzo", "backend_lzo.c"), Backend("lzo-rle", "backend_lzorle.c"),
+            Backend("lz4", "backend_lz4.c", (("level", ((1, 65537),), 1),)),
+            Backend("lz4hc", "backend_lz4hc.c", (("level", ((1, 16),), 9),)),
+            Backend("zstd", "backend_zstd.c", (("level", ((1, 22),), 3),)),
+            Backend("deflate", "backend_deflate.c",
+                    (("level", ((-1, 9),), -1),) + deflate_params),
+            Backend("842", "backend_842.c"))
+
+
 ZRAM_6_1 = ZramProfile(
     name="6.1", version=(6, 1), allocators=ZRAM_ALLOCATORS,
     zsmalloc_chain_size=4,              # ZS_MAX_ZSPAGE_ORDER 2: huge_class_size 3257
     huge_rule=HUGE_FROM_CLASS_SIZE,     # __zram_bvec_write: comp_len >= huge_class_size
     max_zpage_size=None,
     rw_page=True,                       # zram_devops.rw_page = zram_rw_page in 6.1
+    compressors=CRYPTO_API,             # zcomp.c: crypto_alloc_comp(comp->name, 0, 0)
+    backends=CRYPTO_BACKENDS,
+    mm_stat_fields=MM_STAT, io_stat_fields=IO_STAT,
+    counts_invalid_io=True,             # zram_submit_bio: !valid_io_request -> invalid_io++
+    swap_zero_map=False,                # swap_writepage hands every page to the device
+    bd_stat_fields=BD_STAT,
 )
 ZRAM_6_6 = dataclasses.replace(
     ZRAM_6_1, name="6.6", version=(6, 6),
     zsmalloc_chain_size=8,              # CONFIG_ZSMALLOC_CHAIN_SIZE 8: huge from 3625
     rw_page=False,                      # zram_rw_page removed in 6.3
+    # Still counted here, as this profile always did (test_zram holds it),
+    # though 6.6's io_stat_show already prints a literal 0: to be corrected.
+    counts_invalid_io=True,
+)
+# 6.12 and 6.18, from drivers/block/zram/ of each release and the fidelity
+# README's Debian configs (CONFIG_ZSMALLOC_CHAIN_SIZE=8): zram_write_page
+# stores comp_len >= huge_class_size uncompressed (write_incompressible_page
+# by 6.18), huge_class_size 3625 with chains of 8; no ->rw_page; io_stat_show
+# prints "failed_reads failed_writes 0 notify_free" (valid_io_request gone
+# since 6.4); mm_stat_show and bd_stat_show print the 6.1 fields.  The 6.6
+# profile, fed 6.12's per-page lengths, already gives 6.12's mm_stat exactly.
+ZRAM_6_12 = dataclasses.replace(
+    ZRAM_6_6, name="6.12", version=(6, 12),
+    compressors=ZRAM_BACKENDS,          # zcomp.c: backends[] of backend_*.c
+    backends=zram_backends(()),         # algorithm_params_store: priority, level, algo, dict
+    counts_invalid_io=False,
+    # swap_writepage: a zero-filled folio sets its bits in the swap zeromap and
+    # is not written (count_vm_event SWPOUT_ZERO); a load of it is filled with
+    # zeros (swap_read_folio_zero_fill, SWPIN_ZERO); any other page clears
+    # the bits before it is written.  What zram held there stays until the
+    # slot is freed.
+    swap_zero_map=True,
+)
+ZRAM_6_18 = dataclasses.replace(
+    ZRAM_6_12, name="6.18", version=(6, 18),
+    # algorithm_params_store also parses deflate.winbits (6.16)
+    backends=zram_backends((("deflate.winbits", ((-15, -9), (9, 15)), -11),)),
 )
 ZRAM_4_14 = dataclasses.replace(
     ZRAM_6_1, name="4.14", version=(4, 14),
@@ -333,7 +456,8 @@ ZRAM_4_14 = dataclasses.replace(
     max_zpage_size=PAGE_SIZE // 4 * 3,
 )
 
-ZRAM_PROFILES = {profile.name: profile for profile in (ZRAM_6_1, ZRAM_6_6, ZRAM_4_14)}
+ZRAM_PROFILES = {profile.name: profile
+                 for profile in (ZRAM_6_1, ZRAM_6_6, ZRAM_6_12, ZRAM_6_18, ZRAM_4_14)}
 DEFAULT_ZRAM_KERNEL = ZRAM_6_1.name
 PROFILES = {"zswap": ZSWAP_PROFILES, "zram": ZRAM_PROFILES}
 
@@ -385,6 +509,9 @@ def _plain(value):
     """A fact as JSON holds it."""
     if isinstance(value, tuple) and value and isinstance(value[0], Allocator):
         return {entry.name: {"status": entry.status, "note": entry.note} for entry in value}
+    if isinstance(value, tuple) and value and isinstance(value[0], Backend):
+        return {entry.name: {"source": entry.source, "params": entry.describe()}
+                for entry in value}
     return list(value) if isinstance(value, tuple) else value
 
 

@@ -33,19 +33,87 @@ not modelled, which matters only to where objects land after frees) and
 *greater*).  zram only ever ran on zsmalloc; another allocator can be put
 under it to compare density, with the preset's huge threshold: zbud (3968
 bytes at most) and xvmalloc (4088) cannot hold a huge page's 4096 bytes, so
-such writes fail as zs_malloc's would.
+such writes fail as zs_malloc's would.  6.12 and 6.18 are 6.6's write
+path and zsmalloc (6.6, fed 6.12's per-page lengths, gives 6.12's mm_stat
+exactly) with 6.12's compressors: zram's own backends, whose
+algorithm_params (`algorithm_params`, "level=N deflate.winbits=W") pick a
+compression level (lz4's acceleration, lz4hc, zstd, deflate) and, from
+6.16, deflate's window bits; a past-the-end request is refused by the block
+layer there and no longer counts in invalid_io (6.4).  mm_stat, io_stat and
+bd_stat print the profile's fields in its order; bd_stat stays 0, as no
+backing device is modelled.
 """
 
-from .compress import CompressionCache, get_compressor
+from .compress import CompressionCache, Deflate, Lz4, Lz4hc, get_compressor, kernel_zstd
 from .errors import ConfigError, NoMemory, NoSpace
 from .memory import PAGE_SIZE, Memory, same_filled_word
-from .profiles import DEFAULT_ZRAM_KERNEL, HUGE_ABOVE_MAX_ZPAGE, kernel_profile
+from .profiles import (BD_STAT, DEFAULT_ZRAM_KERNEL, HUGE_ABOVE_MAX_ZPAGE, IO_STAT, MM_STAT,
+                       ZRAM_BACKENDS, kernel_profile)
 from .zpool import create_pool
 
+__all__ = ["BD_STAT", "IO_STAT", "MM_STAT", "Zram", "parse_algorithm_params"]
 
-MM_STAT = ("orig_data_size", "compr_data_size", "mem_used_total", "mem_limit",
-           "mem_used_max", "same_pages", "pages_compacted", "huge_pages", "huge_pages_since")
-IO_STAT = ("failed_reads", "failed_writes", "invalid_io", "notify_free")
+
+def parse_algorithm_params(text):
+    """{key: int} of an algorithm_params string, "level=9 deflate.winbits=-12"
+    (empty: none); a token that is not KEY=INTEGER, or a key given twice, is
+    a ConfigError.  Which keys a backend reads is `_backend_params`' check."""
+    params = {}
+    for token in (text or "").split():
+        key, _, value = token.partition("=")
+        if key == "dict":
+            raise ConfigError(f"algorithm_params '{token}': compression dictionaries are "
+                              "not modelled")
+        try:
+            number = int(value, 10)
+        except ValueError:
+            raise ConfigError(f"algorithm_params '{token}': expected KEY=INTEGER, "
+                              "e.g. level=9") from None
+        if key in params:
+            raise ConfigError(f"algorithm_params: {key} given twice")
+        params[key] = number
+    return params
+
+
+def _backend_params(profile, algorithm, params):
+    """`params` checked against the backend of `algorithm` under `profile`,
+    with the backend's defaults filled in; None when none were given (the
+    compressor then is exactly `get_compressor(algorithm)`)."""
+    if not params:
+        return None
+    backend = profile.backend(algorithm)
+    if backend is None or not backend.params:
+        takers = [entry.name for entry in profile.backends if entry.params]
+        if not takers:
+            raise ConfigError(f"Linux {profile.name}'s zram has no algorithm_params (they "
+                              "came with zram's own backends in 6.12)")
+        raise ConfigError(f"zram's {algorithm} takes no algorithm_params under Linux "
+                          f"{profile.name}; {', '.join(takers)} do")
+    for key, value in params.items():
+        spec = backend.param(key)
+        if spec is None:
+            raise ConfigError(f"zram's {algorithm} ({backend.source}) under Linux "
+                              f"{profile.name} reads no '{key}'; it reads "
+                              f"{', '.join(backend.describe())}")
+        if not any(low <= value <= high for low, high in spec[0]):
+            raise ConfigError(f"{algorithm} {key}={value}: not in "
+                              f"{backend.describe()[key]}")
+    return {key: params.get(key, default) for key, _intervals, default in backend.params}
+
+
+def _backend_compressor(profile, algorithm, params):
+    """The compressor zram's backend `algorithm` runs with checked `params`
+    under `profile`: zstd is that kernel's (backend_zstd.c asks its lib/zstd
+    for zstd_get_params(level, PAGE_SIZE): compress.kernel_zstd)."""
+    level = params.get("level")
+    if algorithm == "lz4":
+        return Lz4(acceleration=level)
+    if algorithm == "lz4hc":
+        return Lz4hc(level)
+    if algorithm == "zstd":
+        return kernel_zstd(profile.name, "zram", level)
+    # Z_DEFAULT_COMPRESSION (-1) is zlib's level 6
+    return Deflate(level=level, wbits=params.get("deflate.winbits", Deflate.WBITS))
 
 
 class Slot:
@@ -60,9 +128,13 @@ class Slot:
 
 class Zram:
     def __init__(self, disksize, compressor="lz4", allocator="zsmalloc", mem_limit=0,
-                 kernel=DEFAULT_ZRAM_KERNEL, memory=None):
+                 kernel=DEFAULT_ZRAM_KERNEL, memory=None, algorithm_params=None):
         profile = self.profile = kernel_profile("zram", kernel)
         profile.check_allocator(allocator)
+        if isinstance(algorithm_params, str):
+            algorithm_params = parse_algorithm_params(algorithm_params)
+        if algorithm_params and not isinstance(compressor, str):
+            raise ConfigError("algorithm_params need a compressor named by its algorithm")
         if disksize < PAGE_SIZE:
             raise ConfigError(f"disksize {disksize} is smaller than one page")
         if mem_limit < 0:
@@ -72,7 +144,11 @@ class Zram:
         self.nr_pages = disksize // PAGE_SIZE
         self.limit_pages = -(-mem_limit // PAGE_SIZE)
         if isinstance(compressor, str):
-            compressor = get_compressor(compressor)
+            params = _backend_params(profile, compressor, algorithm_params)
+            if params is None and compressor == "zstd" and profile.compressors == ZRAM_BACKENDS:
+                params = {"level": None}        # zram's own zstd backend, at its default
+            compressor = (get_compressor(compressor) if params is None
+                          else _backend_compressor(profile, compressor, params))
         self.compressor = compressor if isinstance(compressor, CompressionCache) \
             else CompressionCache(compressor)
         self.memory = memory if memory is not None else Memory()
@@ -94,7 +170,8 @@ class Zram:
     def _valid(self, index):
         if 0 <= index < self.nr_pages:
             return True
-        self.stats["invalid_io"] += 1
+        if self.profile.counts_invalid_io:
+            self.stats["invalid_io"] += 1
         return False
 
     # -- block I/O ---------------------------------------------------------
@@ -180,7 +257,7 @@ class Zram:
 
     def mm_stat(self):
         s = self.stats
-        return {
+        values = {
             "orig_data_size": s["pages_stored"] * PAGE_SIZE,
             "compr_data_size": s["compr_data_size"],
             "mem_used_total": self.pool.total_pages() * PAGE_SIZE,
@@ -191,6 +268,11 @@ class Zram:
             "huge_pages": s["huge_pages"],
             "huge_pages_since": s["huge_pages_since"],
         }
+        return {name: values[name] for name in self.profile.mm_stat_fields}
 
     def io_stat(self):
-        return {name: self.stats[name] for name in IO_STAT}
+        return {name: self.stats[name] for name in self.profile.io_stat_fields}
+
+    def bd_stat(self):
+        """No backing device is modelled: nothing is ever written back."""
+        return dict.fromkeys(self.profile.bd_stat_fields, 0)

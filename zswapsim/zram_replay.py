@@ -8,28 +8,38 @@ so it stays in RAM, in the swap cache, and its loads are served from there
 without a zram read until a later store writes it out.  zram itself still
 holds what it held at that index before the failed write.  Kernels whose
 zram has ->rw_page submit a failed write a second time as a bio
-(__swap_writepage), so zram counts it twice.  Each invalidation is the swap
-core's slot-free notify.  zram is one swap area, so a trace must use one
-swap type.
+(__swap_writepage), so zram counts it twice.  From 6.12 (the profile's
+swap_zero_map) a zero-filled page never reaches zram: the swap layer marks
+its slot in the zero map (swpout_zero) and fills a load of it with zeros
+(swpin_zero); whatever zram held at that index stays there, unread, until
+the slot is freed.  Each invalidation is the swap core's slot-free notify.
+zram is one swap area, so a trace must use one swap type.
 
 Every load is checked against the trace, and at the end every live page is
-accounted for: resident, or in zram with the bytes last written there; and
-zram holds nothing the trace has freed.
+accounted for: resident, in the zero map, or in zram with the bytes last
+written there; and zram holds nothing the trace has freed.
 """
 
 from .compress import page_key
+from .memory import PAGE_SIZE
 from .errors import TraceError
 from .replay import VerifyError, inconsistent_load
 from .trace import INVALIDATE_AREA, INVALIDATE_PAGE, LOAD, STORE, TraceReader
 
+ZERO_PAGE = bytes(PAGE_SIZE)
+
 
 def zram_replay(device, trace_path, progress=None):
     """Play the trace at `trace_path` on `device` (a Zram); returns the swap
-    layer's view at the end: live pages and the resident ones among them."""
+    layer's view at the end: live pages and the resident ones among them,
+    and where the kernel has the zero map, the pages in it and its
+    swpout_zero and swpin_zero."""
     swap_type_seen = None
     live = {}           # offset -> page_key of the page the trace stored there
     held = {}           # index -> page_key of what zram holds (stale for a resident page)
     resident = {}       # offset -> page whose write failed: redirtied, kept in RAM
+    zero_map = set()    # offsets whose page is zero-filled, kept by the swap layer
+    zero_events = {"swpout_zero": 0, "swpin_zero": 0}
     for event, (op, swap_type, offset, image, _ts) in enumerate(TraceReader(trace_path), 1):
         if swap_type_seen is None:
             swap_type_seen = swap_type
@@ -38,7 +48,12 @@ def zram_replay(device, trace_path, progress=None):
                              f"{swap_type_seen} and {swap_type} (event {event})")
         if op == STORE:
             key = live[offset] = page_key(image)
-            if swap_writepage(device, offset, image):
+            zero_map.discard(offset)
+            if device.profile.swap_zero_map and image == ZERO_PAGE:
+                zero_map.add(offset)
+                resident.pop(offset, None)
+                zero_events["swpout_zero"] += 1
+            elif swap_writepage(device, offset, image):
                 held[offset] = key
                 resident.pop(offset, None)
             else:
@@ -48,7 +63,10 @@ def zram_replay(device, trace_path, progress=None):
             if (image is None) != (expected is None):
                 raise inconsistent_load(event, swap_type, offset, image, expected)
             page = resident.get(offset)
-            if page is None:
+            if offset in zero_map:
+                page = ZERO_PAGE
+                zero_events["swpin_zero"] += 1
+            elif page is None:
                 page = swap_readpage(device, offset)
             if image is not None and page != image:
                 if page_key(image) != expected:
@@ -59,15 +77,20 @@ def zram_replay(device, trace_path, progress=None):
             device.discard(offset)
             for pages in (live, held, resident):
                 pages.pop(offset, None)
+            zero_map.discard(offset)
         elif op == INVALIDATE_AREA:
             for index in sorted(live):
                 device.discard(index)
             for pages in (live, held, resident):
                 pages.clear()
+            zero_map.clear()
         if progress is not None and event % 256 == 0:
             progress(event)
-    check_zram_conservation(device, live, held, resident)
-    return {"live_pages": len(live), "resident_pages": len(resident)}
+    check_zram_conservation(device, live, held, resident, zero_map)
+    view = {"live_pages": len(live), "resident_pages": len(resident)}
+    if device.profile.swap_zero_map:
+        view |= {"zero_map_pages": len(zero_map)} | zero_events
+    return view
 
 
 def swap_writepage(device, index, page):
@@ -85,11 +108,12 @@ def swap_readpage(device, index):
     return page
 
 
-def check_zram_conservation(device, live, held, resident):
-    """Every live page is resident or in zram with the right bytes, and zram
-    holds exactly the pages written there and not freed since."""
+def check_zram_conservation(device, live, held, resident, zero_map=()):
+    """Every live page is resident, in the swap layer's zero map, or in zram
+    with the right bytes, and zram holds exactly the pages written there and
+    not freed since."""
     for offset, key in live.items():
-        if offset not in resident and held.get(offset) != key:
+        if offset not in resident and offset not in zero_map and held.get(offset) != key:
             raise VerifyError(f"page lost: index {offset} is neither in zram nor in RAM")
     for index, key in held.items():
         if page_key(device.read(index)) != key:
