@@ -28,7 +28,7 @@ from .profiles import (DEFAULT_ZRAM_KERNEL, DEFAULT_ZSWAP_KERNEL, PROFILES, ZRAM
                        ZSWAP_PROFILES, facts_table)
 from .zram import Zram
 from .zram_replay import zram_replay
-from .zswap import CLASS_COUNTS, DEBUGFS_COUNTERS
+from .zswap import CLASS_COUNTS, DEBUGFS_COUNTERS, reported_counters
 
 DERIVED = ("density", "effective_ratio", "allocator_waste_bytes", "allocator_waste_percent")
 ACTIVITY = ("stores", "zswpout", "duplicate_stores", "reject_pool_full", "reject_too_big",
@@ -109,7 +109,7 @@ def replay_cmd(trace_path, backend, compressor, ram, max_pool_percent,
                f"RAM {result['ram_pages']} pages, max_pool_percent {max_pool_percent}, "
                f"retries {retries}")
     _what_if(ZSWAP_PROFILES[kernel], backend)
-    _table("zswap debugfs", result, DEBUGFS_COUNTERS)
+    _table("zswap debugfs", result, reported_counters(ZSWAP_PROFILES[kernel]))
     _table("activity", result, ACTIVITY)
     _table("derived", result, DERIVED)
     injected = [name for name in result if name.startswith("injected_")]

@@ -20,11 +20,11 @@ Allocators.  A profile lists every allocator zswapsim models as one of:
 `allocator(name)`, `what_if(name)` and `check_allocator(name)` are the
 lookups; the table below is the authoritative one.
 
-Not yet modelled (next step of issue 15): 6.6, 6.12 and 6.18.  The fields
-that will tell them apart are already here: lru_owner ("allocator" until
-6.4, "zswap" from 6.5), zero_pages (zswap's same-filled pages until 6.11,
-the swap layer's zero map from 6.12), exclusive_loads, zswap_header_size
-(0 once the LRU left the allocators), compress_dst_size.
+6.12 and 6.18 are today's kernels (Debian 13, RHEL 10; the 6.18 LTS line):
+zswap owns the entry LRU (lru_owner), zero-filled pages stay in the swap
+layer's zero map (zero_pages), loads are exclusive, poor output is counted
+or stored as-is (incompressible).  Not yet modelled: 6.6 (32 zpools per
+pool, exclusive_loads a parameter).
 """
 
 import dataclasses
@@ -49,8 +49,19 @@ FRONTSWAP_INVALIDATES = "frontswap invalidates the old copy first"
 # zero_pages
 NOT_SPECIAL = "stored like any page"
 ZSWAP_SAME_FILLED = "zswap same-filled entries"
+SWAP_ZEROMAP = "the swap layer's zero map (swpout_zero), never zswap"
 # lru_owner
 ALLOCATOR_LRU = "allocator"
+ZSWAP_LRU = "zswap"
+# limit_rule, shrink_rule and duplicate_store of the zswap-LRU kernels
+CHECK_LIMITS = "zswap_check_limits: reject at >= max until <= accept; queue shrink on reject"
+SHRINK_LRU_TO_ACCEPT = ("shrink_worker: one LRU entry per step, second chance, until at or "
+                        "below the accept threshold or MAX_RECLAIM_RETRIES failures")
+XA_STORE_REPLACES = "the new entry replaces the old (xa_store), no counter"
+# incompressible: output that does not fit the compression buffer
+REFUSED_UNCOUNTED = "refused, counted nowhere"
+REFUSED_COMPRESS_FAIL = "refused, counted in reject_compress_fail"
+STORED_AS_IS = "stored as-is (a PAGE_SIZE object), counted in stored_incompressible_pages"
 # huge rule of zram
 HUGE_ABOVE_MAX_ZPAGE = "length > max_zpage_size"
 HUGE_FROM_CLASS_SIZE = "length >= huge_class_size"
@@ -133,6 +144,17 @@ class ZswapProfile(Profile):
     compress_dst_size: int = field(**fact(
         "compression output limit (bytes)",
         "dlen = PAGE_SIZE with the acomp conversion (5.11, 1ec3b5fe6eec)"))
+    incompressible: str = field(**fact(
+        "output that does not fit the buffer (or reaches PAGE_SIZE, 6.18)",
+        "reject_compress_fail counts a compressor error by 6.12; stored as-is in 6.18 "
+        "(SeongJae Park, 'mm: zswap: store incompressible page as-is', 2025)"))
+    second_chance: bool = field(**fact(
+        "second-chance referenced bit on LRU entries",
+        "6.12 (Nhat Pham, 'mm: zswap: implement a second chance algorithm for dynamic "
+        "zswap shrinker', Jul 2024)"))
+    shrink_failures_max: int = field(**fact(
+        "failures before the shrink work gives up",
+        "MAX_RECLAIM_RETRIES (16, mm/internal.h) in shrink_worker from 6.5 (399ab221f3ff)"))
     zsmalloc_chain_size: int = field(**fact(
         "zsmalloc chain size (pages)",
         "CONFIG_ZSMALLOC_CHAIN_SIZE, default 8, in 6.3 ('zsmalloc: make zspage chain size "
@@ -188,6 +210,20 @@ DEBUGFS_3_11 = ("pool_limit_hit", "reject_reclaim_fail", "reject_alloc_fail",
 DEBUGFS_6_1 = ("pool_limit_hit", "reject_reclaim_fail", "reject_alloc_fail",
                "reject_kmemcache_fail", "reject_compress_poor", "written_back_pages",
                "duplicate_entry", "pool_total_size", "stored_pages", "same_filled_pages")
+# 6.12 and 6.18: the files those kernels' debugfs held in the fidelity runs
+# (../shared/fidelity/README.md): same_filled_pages and duplicate_entry gone,
+# reject_compress_fail new; 6.18 adds decompress_fail and
+# stored_incompressible_pages.  Beside them the /proc/vmstat events.
+DEBUGFS_6_12 = ("pool_limit_hit", "reject_reclaim_fail", "reject_alloc_fail",
+                "reject_kmemcache_fail", "reject_compress_fail", "reject_compress_poor",
+                "written_back_pages", "pool_total_size", "stored_pages")
+DEBUGFS_6_18 = ("pool_limit_hit", "reject_reclaim_fail", "reject_alloc_fail",
+                "reject_kmemcache_fail", "reject_compress_fail", "reject_compress_poor",
+                "decompress_fail", "written_back_pages", "pool_total_size", "stored_pages",
+                "stored_incompressible_pages")
+# ZSWPOUT, ZSWPIN, ZSWPWB (6.8), PSWPOUT, PSWPIN, SWPOUT_ZERO, SWPIN_ZERO (6.12,
+# page_io.c swap_zeromap_folio_set / swap_read_folio_zeromap).
+VMSTAT_6_12 = ("zswpout", "zswpin", "zswpwb", "pswpout", "pswpin", "swpout_zero", "swpin_zero")
 
 XVMALLOC_NEVER_IN_ZSWAP = Allocator(
     "xvmalloc", WHAT_IF, "xvmalloc never shipped in zswap (zram's allocator until zsmalloc "
@@ -236,6 +272,9 @@ ZSWAP_3_11 = ZswapProfile(
     # The per-CPU zswap_dstmem is kmalloc(PAGE_SIZE * 2) and crypto_comp_compress
     # of 3.11 writes without a bound, so poor output reaches zbud_alloc (-ENOSPC).
     compress_dst_size=2 * PAGE_SIZE,
+    incompressible=REFUSED_UNCOUNTED,   # never reached: zbud_alloc refuses first
+    second_chance=False,
+    shrink_failures_max=None,           # no shrink work: the store reclaims
     zsmalloc_chain_size=4,              # ZS_MAX_ZSPAGE_ORDER 2 (the what-if's zsmalloc)
     zswap_header_size=8,                # struct zswap_header { swp_entry_t swpentry; }
     debugfs_counters=DEBUGFS_3_11,
@@ -266,6 +305,9 @@ ZSWAP_6_1 = ZswapProfile(
     # zswap_frontswap_store 6.1: acomp_request_set_params(..., PAGE_SIZE, dlen) with
     # dlen = PAGE_SIZE: longer output fails the compressor, with no counter.
     compress_dst_size=PAGE_SIZE,
+    incompressible=REFUSED_UNCOUNTED,   # the crypto error is not counted in 6.1
+    second_chance=False,
+    shrink_failures_max=None,           # shrink_worker makes one zpool_shrink call
     zsmalloc_chain_size=4,              # ZS_MAX_ZSPAGE_ORDER 2 in 6.1's zsmalloc.c
     zswap_header_size=8,                # zswap_header on zpool_evictable() pools
     debugfs_counters=DEBUGFS_6_1,
@@ -279,7 +321,70 @@ ZSWAP_6_3 = dataclasses.replace(
     zsmalloc_chain_size=8,              # CONFIG_ZSMALLOC_CHAIN_SIZE default 8 (6.3)
 )
 
-ZSWAP_PROFILES = {profile.name: profile for profile in (ZSWAP_6_1, ZSWAP_6_3, ZSWAP_3_11)}
+ZSWAP_6_12 = ZswapProfile(
+    name="6.12", version=(6, 12),
+    # CONFIG_ZSWAP_ZPOOL_DEFAULT_{ZBUD,Z3FOLD_DEPRECATED,ZSMALLOC} in 6.12's
+    # mm/Kconfig; z3fold was deprecated in 6.12 and Debian's 6.12 build leaves
+    # it out (CONFIG_Z3FOLD_DEPRECATED off, ../shared/fidelity/README.md).
+    allocators=(Allocator("zbud", SHIPPED),
+                Allocator("z3fold", SHIPPED, "mainline 6.12 has it, deprecated "
+                          "(CONFIG_Z3FOLD_DEPRECATED); Debian's 6.12 does not build it"),
+                Allocator("zsmalloc", SHIPPED), XVMALLOC_NEVER_IN_ZSWAP,
+                ZCACHE_ZBUD_NEVER_IN_ZSWAP),
+    evictable=(),                       # zpool evict/shrink dropped in 6.5
+    pool_per_swap_type=False,           # one zswap_pool, one zpool (ZSWAP_NR_ZPOOLS gone)
+    # mm/zswap.c 6.12: list_lru zswap_list_lru, zswap_lru_add at store,
+    # shrink_memcg_cb walks it (KERNEL.md §1.4, verified in 6.12.117).
+    lru_owner=ZSWAP_LRU,
+    # zswap_check_limits(): cur_pages >= zswap_max_pages() counts pool_limit_hit
+    # and sets zswap_pool_reached_full, cleared once cur_pages <=
+    # zswap_accept_thr_pages() (= max_pages * accept_thr_percent / 100); a
+    # rejected store queues zswap_shrink_work while reached_full is set.
+    limit_rule=CHECK_LIMITS,
+    # shrink_worker(): shrink_memcg() walks one entry (nr_to_walk = 1) per
+    # step while zswap_total_pages() > thr; a rotation or a failed writeback
+    # is a failure, MAX_RECLAIM_RETRIES of them end the work.
+    shrink_rule=SHRINK_LRU_TO_ACCEPT,
+    reclaim_retries=None,               # no allocator reclaim_page to retry
+    reclaim_retries_site=None,
+    duplicate_store=XA_STORE_REPLACES,  # zswap_store: old = xa_store(); free old
+    zero_pages=SWAP_ZEROMAP,            # page_io.c swap_writepage: is_folio_zero_filled
+    same_filled_default=False,          # same_filled_pages_enabled removed (6.10)
+    exclusive_loads=True,               # zswap_load: swapcache folio, entry erased
+    # zswap_compress 6.12: dlen = PAGE_SIZE into acomp_request_set_params; a
+    # compressor error (lz4: output did not fit) counts reject_compress_fail,
+    # -ENOSPC from compressor or zpool_malloc reject_compress_poor.
+    compress_dst_size=PAGE_SIZE,
+    incompressible=REFUSED_COMPRESS_FAIL,
+    second_chance=True,                 # zswap_store sets entry->referenced
+    shrink_failures_max=16,             # MAX_RECLAIM_RETRIES
+    zsmalloc_chain_size=8,              # CONFIG_ZSMALLOC_CHAIN_SIZE=8 (Debian, default)
+    zswap_header_size=0,                # no zswap_header since 6.5
+    debugfs_counters=DEBUGFS_6_12,
+)
+
+ZSWAP_6_18 = dataclasses.replace(
+    ZSWAP_6_12, name="6.18", version=(6, 18),
+    # "mm: zswap: interact directly with zsmalloc" (6.18): no zpool layer; the
+    # same commit's message says zbud and z3fold were removed in 6.15.
+    allocators=(Allocator("zbud", ABSENT, "zbud was removed in 6.15, and 6.18 has no zpool "
+                          "layer (zsmalloc only)"),
+                Allocator("z3fold", ABSENT, "z3fold was removed in 6.15, and 6.18 has no "
+                          "zpool layer (zsmalloc only)"),
+                Allocator("zsmalloc", SHIPPED),
+                Allocator("xvmalloc", ABSENT, "6.18 has no zpool layer: zswap calls zsmalloc "
+                          "directly, so no other allocator can serve it"),
+                Allocator("zcache-zbud", ABSENT, "6.18 has no zpool layer: zswap calls "
+                          "zsmalloc directly, so no other allocator can serve it")),
+    # zswap_compress 6.18: comp_ret || !dlen || dlen >= PAGE_SIZE with writeback
+    # enabled: dlen = PAGE_SIZE, the page copied as-is; zswap_store_page counts
+    # stored_incompressible_pages for length == PAGE_SIZE.
+    incompressible=STORED_AS_IS,
+    debugfs_counters=DEBUGFS_6_18,
+)
+
+ZSWAP_PROFILES = {profile.name: profile for profile in (ZSWAP_6_1, ZSWAP_6_3, ZSWAP_3_11,
+                                                        ZSWAP_6_12, ZSWAP_6_18)}
 DEFAULT_ZSWAP_KERNEL = ZSWAP_6_1.name
 
 # -- zram --------------------------------------------------------------------
