@@ -431,8 +431,8 @@ def fidelity_cmd(directory, as_json):
     """Run every case of a fidelity folder (kernel counters for page sets)
     and compare: on the kernel's own compressed sizes the numbers must be
     the kernel's exactly; with our compressors the differences are shown.
-    Sets of kernels without a profile here are listed as skipped (on stderr
-    with --json)."""
+    Cases of kernels without a profile here, and the zswap_limited runs,
+    are listed as skipped (on stderr with --json)."""
     rows, skipped = run_fidelity(directory)
     failures = exact_failures(rows)
     if as_json:
@@ -441,8 +441,8 @@ def fidelity_cmd(directory, as_json):
         _emit(rows, ("set", "case", "mode", "field", "simulated", "kernel", "difference",
                      "percent"), False, None)
     for entry in skipped:
-        click.echo(f"skipped {entry['set']} (kernel {entry['kernel']}): {entry['reason']}",
-                   err=as_json)
+        click.echo(f"skipped {entry['set']} {entry['case']} (kernel {entry['kernel']}): "
+                   f"{entry['reason']}", err=as_json)
     if not as_json:
         exact = sum(1 for row in rows if row["mode"] == "kernel sizes")
         click.echo(f"\n{exact - len(failures)} of {exact} values computed from the kernel's "
