@@ -245,7 +245,9 @@ def test_zram_refuses_two_swap_areas_and_both_inputs(tmp_path):
 def test_fidelity_command_exact_and_catching_a_difference(tmp_path):
     result = run("fidelity", str(FIDELITY))
     assert result.returncode == 0, result.stderr
-    assert "84 of 84 values computed from the kernel's own compressed sizes" in result.stdout
+    # 6.1: 60 zram and 24 zswap values; 6.12: 4 lz4 zswap cases of 16 counters;
+    # 6.18: 2 cases of 18 (tests/test_zswap_new.py holds them to the kernel)
+    assert "184 of 184 values computed from the kernel's own compressed sizes" in result.stdout
     kernel = read_kernel_json(set_path("mix2000"))
     kernel["zram"]["zstd"]["mem_used_total"] += 4096        # a kernel we would disagree with
     kernel["pages_file"] = str(pages_path(set_path("mix2000"), kernel))

@@ -329,8 +329,13 @@ ZSWAP_6_12 = ZswapProfile(
     allocators=(Allocator("zbud", SHIPPED),
                 Allocator("z3fold", SHIPPED, "mainline 6.12 has it, deprecated "
                           "(CONFIG_Z3FOLD_DEPRECATED); Debian's 6.12 does not build it"),
-                Allocator("zsmalloc", SHIPPED), XVMALLOC_NEVER_IN_ZSWAP,
-                ZCACHE_ZBUD_NEVER_IN_ZSWAP),
+                Allocator("zsmalloc", SHIPPED),
+                Allocator("xvmalloc", WHAT_IF, "xvmalloc never shipped in zswap (zram's "
+                          "allocator until 3.3-3.4); runs behind zswap's own LRU through the "
+                          "zpool malloc/free contract"),
+                Allocator("zcache-zbud", WHAT_IF, "zcache's zbud never shipped in zswap "
+                          "(drivers/staging/zcache, 2010-2012); runs behind zswap's own LRU "
+                          "through the zpool malloc/free contract")),
     evictable=(),                       # zpool evict/shrink dropped in 6.5
     pool_per_swap_type=False,           # one zswap_pool, one zpool (ZSWAP_NR_ZPOOLS gone)
     # mm/zswap.c 6.12: list_lru zswap_list_lru, zswap_lru_add at store,

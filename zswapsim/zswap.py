@@ -1,7 +1,7 @@
 """The swap-out path with zswap in front of a swap device, as frontswap drove
 it: store / load / invalidate_page / invalidate_area on (swap type, offset).
 
-Three kernels are modelled, chosen by `kernel`, a profile of profiles.py
+Five kernels are modelled, chosen by `kernel`, a profile of profiles.py
 whose facts the store path branches on:
 
 6.1 (default).  frontswap invalidates an offset it already holds before it
@@ -224,6 +224,7 @@ class Zswap:
         self.swpin_zero = 0
         self.swapcache_hits = 0     # loads served by a page still in RAM
         self.shrink_rotations = 0   # referenced entries the shrink work rotated
+        self.writeback_results = {}     # the shrink work's zswap_writeback_entry results
 
         if not profile.pool_per_swap_type:
             self.pool = self.pools[None] = self._new_pool()
@@ -336,7 +337,7 @@ class Zswap:
             ret = -errno.EIO
         else:
             ret = self._write_back(*key, entry)
-        self.reclaim_results[ret] = self.reclaim_results.get(ret, 0) + 1
+        self.writeback_results[ret] = self.writeback_results.get(ret, 0) + 1
         if ret:
             self.reject_reclaim_fail += 1
             return -errno.EAGAIN
@@ -768,6 +769,10 @@ class Zswap:
             compress_cache_hits=self.compressor.hits,
         )
         if self.zswap_lru:
+            results = self.writeback_results
             counts.update(swapcache_hits=self.swapcache_hits,
-                          shrink_rotations=self.shrink_rotations)
+                          shrink_rotations=self.shrink_rotations,
+                          writeback_eexist=results.get(-errno.EEXIST, 0),
+                          writeback_enomem=results.get(-errno.ENOMEM, 0),
+                          writeback_eio=results.get(-errno.EIO, 0))
         return counts
