@@ -251,3 +251,52 @@ def test_compress_fail_is_the_lz4_pages_that_did_not_fit(new_kernel_rows):
         row, = [row for row in rows if row["set"] == f"{line}/mix2000" and row["mode"] ==
                 KERNEL_SIZES and row["case"] == "zswap zsmalloc/lz4" and row["field"] == field]
         assert row["simulated"] == did_not_fit
+
+
+# -- 6.6: zswap's LRU without second chance, same-filled pages, 32 zpools ----
+
+def test_6_6_writes_back_the_oldest_until_it_can_accept_and_a_load_makes_young():
+    z = zswap("6.6")
+    assert (z.limit_pages, z.accept_pages) == (10, 9)   # 6.1's zswap_can_accept formula
+    store_all(z, PAGES[:11])                            # 10 < 10 is false: all stored
+    assert z.load(0, 1) == PAGES[0] and z.stored_pages == 11    # not exclusive
+    z.store(0, 12, PAGES[11])                           # 10 < 11: full, refused, queued
+    assert (z.pool_limit_hit, z.where(0, 12), z.shrink_pending) == (1, "swap", True)
+    z.run_pending_work()
+    # Offset 1 went to the LRU head at its load; 2, 3, 4 are written back,
+    # oldest first with no second chance, until 9 > 8 pool pages.
+    assert [n for n in range(1, 12) if z.where(0, n) == "swap"] == [2, 3, 4]
+    assert (z.written_back_pages, z.pool_pages(), z.shrink_rotations) == (3, 8, 0)
+
+
+def test_6_6_a_page_in_the_swap_cache_fails_writeback_16_times_then_the_work_stops():
+    z = zswap("6.6")
+    store_all(z, PAGES[:11])
+    for offset in range(1, 12):
+        z.load(0, offset)                               # all in the swap cache: -EEXIST
+    z.store(0, 12, PAGES[11])
+    z.run_pending_work()
+    c = z.counters()
+    assert (c["reject_reclaim_fail"], c["written_back_pages"], c["writeback_eexist"]) == \
+        (16, 0, 16)
+    # A store to an offset zswap holds: duplicate_entry, the old entry goes
+    # first (11 -> 10 pages), and the hysteresis (9 <= 10) refuses the page.
+    z.store(0, 1, PAGES[20])
+    assert (z.duplicate_entry, z.where(0, 1), z.shrink_pending) == (1, "swap", True)
+
+
+def test_6_6_keeps_same_filled_pages_and_spreads_entries_over_32_zpools():
+    def zpool_of(offset):               # hash_32(offset, ilog2(32)), include/linux/hash.h
+        return (offset * 0x61C88647 % 2**32) >> 27
+    offsets = list(range(1, 200))
+    same = [o for o in offsets if zpool_of(o) == zpool_of(1)][:2]
+    other = next(o for o in offsets if zpool_of(o) != zpool_of(1))
+    pages = [ONES, PAGES[0], PAGES[1], PAGES[2]]
+    z = zswap("6.6", pages=pages, lengths=[0, 1500, 1500, 1500], percent=50)
+    z.store(0, 100, ONES)
+    assert (z.same_filled_pages, z.stored_pages, z.pool_pages()) == (1, 1, 0)
+    z.store(0, same[0], PAGES[0])
+    z.store(0, same[1], PAGES[1])               # zbud pairs two 1500-byte objects (24 chunks)
+    assert z.pool_pages() == 1
+    z.store(0, other, PAGES[2])                 # another zpool: a page of its own
+    assert z.pool_pages() == 2 and len(z.pools) == 32

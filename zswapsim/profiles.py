@@ -23,8 +23,9 @@ lookups; the table below is the authoritative one.
 6.12 and 6.18 are today's kernels (Debian 13, RHEL 10; the 6.18 LTS line):
 zswap owns the entry LRU (lru_owner), zero-filled pages stay in the swap
 layer's zero map (zero_pages), loads are exclusive, poor output is counted
-or stored as-is (incompressible).  Not yet modelled: 6.6 (32 zpools per
-pool, exclusive_loads a parameter).
+or stored as-is (incompressible).  6.6 sits between: frontswap gone and
+zswap's own LRU, but same-filled pages, non-exclusive loads, no second
+chance and 32 zpools per pool.
 """
 
 import dataclasses
@@ -55,6 +56,11 @@ ALLOCATOR_LRU = "allocator"
 ZSWAP_LRU = "zswap"
 # limit_rule, shrink_rule and duplicate_store of the zswap-LRU kernels
 CHECK_LIMITS = "zswap_check_limits: reject at >= max until <= accept; queue shrink on reject"
+REJECT_SHRINK_EACH_TIME = "reject above max and in the hysteresis, queue shrink work each time"
+SHRINK_LRU_UNTIL_ACCEPT = ("shrink_worker: zswap_reclaim_entry from the LRU tail until "
+                           "zswap_can_accept; a failed entry back to the head; stop on an "
+                           "empty LRU or MAX_RECLAIM_RETRIES failures")
+ZSWAP_COUNTS_AND_INVALIDATES = "zswap counts duplicate_entry and invalidates the old first"
 SHRINK_LRU_TO_ACCEPT = ("shrink_worker: one LRU entry per step, second chance, until at or "
                         "below the accept threshold or MAX_RECLAIM_RETRIES failures")
 XA_STORE_REPLACES = "the new entry replaces the old (xa_store), no counter"
@@ -155,6 +161,10 @@ class ZswapProfile(Profile):
     shrink_failures_max: int = field(**fact(
         "failures before the shrink work gives up",
         "MAX_RECLAIM_RETRIES (16, mm/internal.h) in shrink_worker from 6.5 (399ab221f3ff)"))
+    zpools_per_pool: int = field(**fact(
+        "zpools per zswap pool",
+        "ZSWAP_NR_ZPOOLS 32 in 6.6 ('mm: zswap: multiple zpools support', Yosry Ahmed); "
+        "one again by 6.12"))
     zsmalloc_chain_size: int = field(**fact(
         "zsmalloc chain size (pages)",
         "CONFIG_ZSMALLOC_CHAIN_SIZE, default 8, in 6.3 ('zsmalloc: make zspage chain size "
@@ -165,6 +175,9 @@ class ZswapProfile(Profile):
     debugfs_counters: tuple = field(**fact(
         "debugfs counters",
         "pool_pages became pool_total_size in 3.18 (zpool); same_filled_pages in 4.15"))
+    vmstat_counters: tuple = field(**fact(
+        "/proc/vmstat events a replay reports (none: the 6.1-era counter set)",
+        "ZSWPWB in 6.8; SWPOUT_ZERO and SWPIN_ZERO with the zero map in 6.12"))
     model = "zswap"
 
     def pool_options(self, backend):
@@ -235,6 +248,14 @@ ZPOOL_DRIVERS = (Allocator("zbud", SHIPPED), Allocator("z3fold", SHIPPED),
                  Allocator("zsmalloc", SHIPPED), XVMALLOC_NEVER_IN_ZSWAP,
                  ZCACHE_ZBUD_NEVER_IN_ZSWAP)
 
+# The what-ifs behind zswap's own LRU (6.6, 6.12): no allocator reclaim.
+LRU_WHAT_IFS = (
+    Allocator("xvmalloc", WHAT_IF, "xvmalloc never shipped in zswap (zram's allocator until "
+              "3.3-3.4); runs behind zswap's own LRU through the zpool malloc/free contract"),
+    Allocator("zcache-zbud", WHAT_IF, "zcache's zbud never shipped in zswap "
+              "(drivers/staging/zcache, 2010-2012); runs behind zswap's own LRU through the "
+              "zpool malloc/free contract"))
+
 # Where each zpool driver fixes the retries it passes to its reclaim_page.
 DRIVER_SHRINK_OPS = {"zbud": "zbud_zpool_shrink() in mm/zbud.c",
                      "z3fold": "z3fold_zpool_shrink() in mm/z3fold.c",
@@ -275,9 +296,11 @@ ZSWAP_3_11 = ZswapProfile(
     incompressible=REFUSED_UNCOUNTED,   # never reached: zbud_alloc refuses first
     second_chance=False,
     shrink_failures_max=None,           # no shrink work: the store reclaims
+    zpools_per_pool=1,
     zsmalloc_chain_size=4,              # ZS_MAX_ZSPAGE_ORDER 2 (the what-if's zsmalloc)
     zswap_header_size=8,                # struct zswap_header { swp_entry_t swpentry; }
     debugfs_counters=DEBUGFS_3_11,
+    vmstat_counters=None,
 )
 
 ZSWAP_6_1 = ZswapProfile(
@@ -308,9 +331,11 @@ ZSWAP_6_1 = ZswapProfile(
     incompressible=REFUSED_UNCOUNTED,   # the crypto error is not counted in 6.1
     second_chance=False,
     shrink_failures_max=None,           # shrink_worker makes one zpool_shrink call
+    zpools_per_pool=1,
     zsmalloc_chain_size=4,              # ZS_MAX_ZSPAGE_ORDER 2 in 6.1's zsmalloc.c
     zswap_header_size=8,                # zswap_header on zpool_evictable() pools
     debugfs_counters=DEBUGFS_6_1,
+    vmstat_counters=None,
 )
 
 ZSWAP_6_3 = dataclasses.replace(
@@ -321,6 +346,50 @@ ZSWAP_6_3 = dataclasses.replace(
     zsmalloc_chain_size=8,              # CONFIG_ZSMALLOC_CHAIN_SIZE default 8 (6.3)
 )
 
+ZSWAP_6_6 = ZswapProfile(
+    name="6.6", version=(6, 6),
+    allocators=(Allocator("zbud", SHIPPED), Allocator("z3fold", SHIPPED),
+                Allocator("zsmalloc", SHIPPED)) + LRU_WHAT_IFS,
+    evictable=(),                       # zpool evict/shrink dropped in 6.5
+    pool_per_swap_type=False,
+    # mm/zswap.c of 6.6 (read as torvalds/linux's 6.6/6.7-era copy): struct
+    # zswap_pool has its own `lru` list and lru_lock; zswap_store list_adds
+    # an entry at the head, zswap_reclaim_entry takes list_last_entry.
+    lru_owner=ZSWAP_LRU,
+    # zswap_store 6.6: zswap_is_full() (max < pool pages) counts
+    # pool_limit_hit and sets reached_full, then `goto shrink`; while
+    # reached_full and !zswap_can_accept() also `goto shrink`: each queues
+    # the last pool's shrink_work and rejects.
+    limit_rule=REJECT_SHRINK_EACH_TIME,
+    # shrink_worker 6.6: zswap_reclaim_entry until zswap_can_accept(); a
+    # failure counts reject_reclaim_fail, -EAGAIN ones up to
+    # MAX_RECLAIM_RETRIES, an empty LRU (-EINVAL) ends the work at once.
+    shrink_rule=SHRINK_LRU_UNTIL_ACCEPT,
+    reclaim_retries=None,
+    reclaim_retries_site=None,
+    # zswap_store 6.6: zswap_rb_search finds the duplicate, duplicate_entry++,
+    # zswap_invalidate_entry, before anything else (frontswap is gone).
+    duplicate_store=ZSWAP_COUNTS_AND_INVALIDATES,
+    zero_pages=ZSWAP_SAME_FILLED,       # zswap_is_page_same_filled, length 0
+    same_filled_default=True,
+    exclusive_loads=False,              # the exclusive_loads parameter (Kconfig default)
+    compress_dst_size=PAGE_SIZE,        # dlen = PAGE_SIZE into the 2-page dstmem
+    incompressible=REFUSED_COMPRESS_FAIL,   # ret of crypto_wait_req: reject_compress_fail
+    second_chance=False,
+    shrink_failures_max=16,             # MAX_RECLAIM_RETRIES
+    # zswap_find_zpool: hash_ptr(entry, ilog2(ZSWAP_NR_ZPOOLS)); the model
+    # hashes the swap offset instead (the entry's address is unknowable), so
+    # 6.6's pool sizes are approximate.
+    zpools_per_pool=32,
+    zsmalloc_chain_size=8,              # CONFIG_ZSMALLOC_CHAIN_SIZE default 8
+    zswap_header_size=0,
+    debugfs_counters=("pool_limit_hit", "reject_reclaim_fail", "reject_alloc_fail",
+                      "reject_kmemcache_fail", "reject_compress_fail", "reject_compress_poor",
+                      "written_back_pages", "duplicate_entry", "pool_total_size",
+                      "stored_pages", "same_filled_pages"),
+    vmstat_counters=("zswpout", "zswpin", "pswpout", "pswpin"),
+)
+
 ZSWAP_6_12 = ZswapProfile(
     name="6.12", version=(6, 12),
     # CONFIG_ZSWAP_ZPOOL_DEFAULT_{ZBUD,Z3FOLD_DEPRECATED,ZSMALLOC} in 6.12's
@@ -329,13 +398,7 @@ ZSWAP_6_12 = ZswapProfile(
     allocators=(Allocator("zbud", SHIPPED),
                 Allocator("z3fold", SHIPPED, "mainline 6.12 has it, deprecated "
                           "(CONFIG_Z3FOLD_DEPRECATED); Debian's 6.12 does not build it"),
-                Allocator("zsmalloc", SHIPPED),
-                Allocator("xvmalloc", WHAT_IF, "xvmalloc never shipped in zswap (zram's "
-                          "allocator until 3.3-3.4); runs behind zswap's own LRU through the "
-                          "zpool malloc/free contract"),
-                Allocator("zcache-zbud", WHAT_IF, "zcache's zbud never shipped in zswap "
-                          "(drivers/staging/zcache, 2010-2012); runs behind zswap's own LRU "
-                          "through the zpool malloc/free contract")),
+                Allocator("zsmalloc", SHIPPED)) + LRU_WHAT_IFS,
     evictable=(),                       # zpool evict/shrink dropped in 6.5
     pool_per_swap_type=False,           # one zswap_pool, one zpool (ZSWAP_NR_ZPOOLS gone)
     # mm/zswap.c 6.12: list_lru zswap_list_lru, zswap_lru_add at store,
@@ -363,9 +426,11 @@ ZSWAP_6_12 = ZswapProfile(
     incompressible=REFUSED_COMPRESS_FAIL,
     second_chance=True,                 # zswap_store sets entry->referenced
     shrink_failures_max=16,             # MAX_RECLAIM_RETRIES
+    zpools_per_pool=1,
     zsmalloc_chain_size=8,              # CONFIG_ZSMALLOC_CHAIN_SIZE=8 (Debian, default)
     zswap_header_size=0,                # no zswap_header since 6.5
     debugfs_counters=DEBUGFS_6_12,
+    vmstat_counters=VMSTAT_6_12,
 )
 
 ZSWAP_6_18 = dataclasses.replace(
@@ -389,7 +454,7 @@ ZSWAP_6_18 = dataclasses.replace(
 )
 
 ZSWAP_PROFILES = {profile.name: profile for profile in (ZSWAP_6_1, ZSWAP_6_3, ZSWAP_3_11,
-                                                        ZSWAP_6_12, ZSWAP_6_18)}
+                                                        ZSWAP_6_6, ZSWAP_6_12, ZSWAP_6_18)}
 DEFAULT_ZSWAP_KERNEL = ZSWAP_6_1.name
 
 # -- zram --------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The swap-out path with zswap in front of a swap device, as frontswap drove
 it: store / load / invalidate_page / invalidate_area on (swap type, offset).
 
-Five kernels are modelled, chosen by `kernel`, a profile of profiles.py
+Six kernels are modelled, chosen by `kernel`, a profile of profiles.py
 whose facts the store path branches on:
 
 6.1 (default).  frontswap invalidates an offset it already holds before it
@@ -66,6 +66,17 @@ dirty in the swap cache, until it is stored again, its slot is freed, or
 next) stores it again.  Until traces carry that event, a later load of
 such an offset is served from the page in RAM (`swapcache_hits`).
 
+6.6.  No frontswap: zswap counts a store to an offset it holds in
+duplicate_entry and invalidates the old entry first.  The 6.1 limit and
+hysteresis, but every refusal by either queues the shrink work.  Same-filled
+pages as in 6.1; compressor errors counted in reject_compress_fail.
+zswap's own LRU, no second chance: the shrink work writes back the oldest
+entry until zswap_can_accept, a failed one going back to the young end,
+and stops on an empty LRU or after 16 failures.  Loads are not exclusive (the
+exclusive_loads parameter is off) and make their entry the youngest.  A
+pool has 32 zpools and the kernel picks one by hashing the entry's address;
+here by hash_32 of the swap offset, so 6.6's pool sizes are approximate.
+
 When the shrink work runs: the kernel queues it on a workqueue; here it
 runs in one place, run_pending_work, which every operation calls first, so
 the work queued by a store runs right after that store returns, before the
@@ -82,7 +93,8 @@ from .errors import ConfigError, Invalid, NoMemory, NoSpace, WriteError
 from .memory import Memory, ram_pages, same_filled_word
 from .profiles import (CHECK_LIMITS, DEBUGFS_6_1, DEFAULT_ZSWAP_KERNEL,
                        FRONTSWAP_INVALIDATES, RECLAIM_ON_STORE, REFUSED_COMPRESS_FAIL,
-                       STORED_AS_IS, SWAP_ZEROMAP, VMSTAT_6_12, ZSWAP_LRU, kernel_profile)
+                       SHRINK_LRU_TO_ACCEPT, STORED_AS_IS, SWAP_ZEROMAP,
+                       ZSWAP_COUNTS_AND_INVALIDATES, ZSWAP_LRU, kernel_profile)
 from .swapdev import SwapDevice
 from .zpool import create_pool
 
@@ -105,18 +117,24 @@ def reported_counters(profile):
     names for the allocator-LRU kernels, the kernel's own debugfs files
     and vmstat events for the zswap-LRU ones."""
     if profile.lru_owner == ZSWAP_LRU:
-        return profile.debugfs_counters + VMSTAT_6_12
+        return profile.debugfs_counters + profile.vmstat_counters
     return DEBUGFS_COUNTERS
 
 
-class ZswapEntry:
-    __slots__ = ("handle", "length", "value", "referenced")
+def hash_32(value, bits):
+    """include/linux/hash.h's multiplicative hash (GOLDEN_RATIO_32)."""
+    return (value * 0x61C88647 & 0xFFFFFFFF) >> (32 - bits)
 
-    def __init__(self, handle, length, value, referenced=False):
+
+class ZswapEntry:
+    __slots__ = ("handle", "length", "value", "referenced", "zpool")
+
+    def __init__(self, handle, length, value, referenced=False, zpool=None):
         self.handle = handle        # 0 for a same-filled page
         self.length = length        # compressed length, 0 for a same-filled page
         self.value = value          # the repeated 8-byte word of a same-filled page, or AS_IS
         self.referenced = referenced    # the second-chance bit (6.12)
+        self.zpool = zpool          # its zpool where a pool has several (6.6), else None
 
 
 class Zswap:
@@ -170,7 +188,10 @@ class Zswap:
         self.header_len = profile.zswap_header_size if self.evictable else 0
         self.compress_buffer = profile.compress_dst_size
         self.reclaim_on_store = profile.limit_rule == RECLAIM_ON_STORE
-        self.invalidate_duplicates = profile.duplicate_store == FRONTSWAP_INVALIDATES
+        self.counts_invalidated_duplicates = \
+            profile.duplicate_store == ZSWAP_COUNTS_AND_INVALIDATES
+        self.invalidate_duplicates = profile.duplicate_store == FRONTSWAP_INVALIDATES \
+            or self.counts_invalidated_duplicates
         self.zswap_lru = profile.lru_owner == ZSWAP_LRU
         self.store_as_is = profile.incompressible == STORED_AS_IS
         self.count_compress_fail = profile.incompressible == REFUSED_COMPRESS_FAIL
@@ -226,7 +247,9 @@ class Zswap:
         self.shrink_rotations = 0   # referenced entries the shrink work rotated
         self.writeback_results = {}     # the shrink work's zswap_writeback_entry results
 
-        if not profile.pool_per_swap_type:
+        if profile.zpools_per_pool > 1:     # entries placed by hash_32 of the offset
+            self.pools = {index: self._new_pool() for index in range(profile.zpools_per_pool)}
+        elif not profile.pool_per_swap_type:
             self.pool = self.pools[None] = self._new_pool()
 
     # -- pools and accounting --------------------------------------------
@@ -234,6 +257,9 @@ class Zswap:
     def _new_pool(self):
         return create_pool(self.backend, memory=self.memory,
                            evict=self._writeback if self.evictable else None, **self.pool_options)
+
+    def _pool_of(self, swap_type, entry):
+        return entry.zpool if entry.zpool is not None else self.pool_for(swap_type)
 
     def pool_for(self, swap_type):
         if self.pool is not None:
@@ -288,8 +314,10 @@ class Zswap:
             return
         self.shrink_pending = False
         self.shrink_runs += 1
-        if self.zswap_lru:
+        if self.profile.shrink_rule == SHRINK_LRU_TO_ACCEPT:
             self._shrink_worker()
+        elif self.zswap_lru:
+            self._shrink_worker_6_6()
         elif self._reclaim(self.pools[None]) < 0:
             self.reject_reclaim_fail += 1
 
@@ -319,6 +347,35 @@ class Zswap:
             if self.pool_pages() <= self.accept_pages:
                 return
 
+    def _shrink_worker_6_6(self):
+        """shrink_worker (6.6): zswap_reclaim_entry until zswap_can_accept;
+        each failure counts reject_reclaim_fail and puts the entry back at
+        the young end; an empty LRU ends the work, as do 16 failures."""
+        failures = 0
+        while True:
+            if not self.lru:                        # -EINVAL
+                self.reject_reclaim_fail += 1
+                return
+            key = next(iter(self.lru))
+            if self._writeback_lru_entry(key, self.lru[key]):
+                self.lru.move_to_end(key)           # list_move to the head
+                self.reject_reclaim_fail += 1
+                failures += 1
+                if failures == self.profile.shrink_failures_max:
+                    return
+            if self.accept_pages > self.pool_pages():   # zswap_can_accept()
+                return
+
+    def _writeback_lru_entry(self, key, entry):
+        """zswap_writeback_entry for an LRU entry, a fault plan drawing first."""
+        if self.faults is not None and self.faults.rates["evict"] \
+                and self.faults.fail("evict"):
+            ret = -errno.EIO
+        else:
+            ret = self._write_back(*key, entry)
+        self.writeback_results[ret] = self.writeback_results.get(ret, 0) + 1
+        return ret
+
     def _shrink_memcg(self):
         """shrink_memcg with nr_to_walk 1 and shrink_memcg_cb: 0 when the
         oldest entry was written back, -EAGAIN when it was rotated or its
@@ -332,13 +389,7 @@ class Zswap:
             entry.referenced = False
             self.shrink_rotations += 1
             return -errno.EAGAIN
-        if self.faults is not None and self.faults.rates["evict"] \
-                and self.faults.fail("evict"):
-            ret = -errno.EIO
-        else:
-            ret = self._write_back(*key, entry)
-        self.writeback_results[ret] = self.writeback_results.get(ret, 0) + 1
-        if ret:
+        if self._writeback_lru_entry(key, entry):
             self.reject_reclaim_fail += 1
             return -errno.EAGAIN
         return 0
@@ -349,7 +400,7 @@ class Zswap:
         if entry.length == 0:
             self.same_filled_pages -= 1
         else:
-            pool = self.pool_for(swap_type)
+            pool = self._pool_of(swap_type, entry)
             pool.free(entry.handle)
             self.compressed_bytes -= entry.length
             if self.reclaim_on_store:
@@ -405,6 +456,8 @@ class Zswap:
         if offset in tree:
             self.duplicate_stores += 1
             if self.invalidate_duplicates:
+                if self.counts_invalidated_duplicates:
+                    self.duplicate_entry += 1       # 6.6: zswap itself
                 self._drop(swap_type, offset)       # frontswap's invalidate first
         if self.zswap_lru:
             return self._swap_writepage(swap_type, offset, page, tree)
@@ -442,7 +495,7 @@ class Zswap:
         left RAM with no I/O), any other through zswap_store (True), or to
         the device when zswap refuses it (False, None as store())."""
         self._forget_loaded(swap_type, offset)
-        if page == ZERO_PAGE:                       # is_folio_zero_filled
+        if self.zero_map and page == ZERO_PAGE:     # is_folio_zero_filled
             self._drop(swap_type, offset)
             self.swapdev.discard(swap_type, offset)
             zero = self.zeromap.get(swap_type)
@@ -454,14 +507,15 @@ class Zswap:
             self.swpout_zero += 1
             return True
         self._forget_zero(swap_type, offset)        # swap_zeromap_folio_clear
-        entry = self._zswap_store_lru(swap_type, page)
+        entry = self._zswap_store_lru(offset, page)
         if entry is None:
-            if self.pool_reached_full:              # queue_work(shrink_wq, ...)
-                self.shrink_pending = True
+            if self.pool_reached_full and self.profile.limit_rule == CHECK_LIMITS:
+                self.shrink_pending = True          # 6.12: every refusal while full
             return self._write_to_device(swap_type, offset, page)
         self._drop(swap_type, offset)               # xa_store's old entry is freed
         self._insert(swap_type, offset, tree, entry)
-        self.lru[swap_type, offset] = entry         # zswap_lru_add: the young end
+        if entry.length:
+            self.lru[swap_type, offset] = entry     # zswap_lru_add: the young end
         if entry.value is AS_IS:
             self.stored_incompressible_pages += 1
         return True
@@ -476,12 +530,33 @@ class Zswap:
             self.pool_reached_full = False
         return self.pool_reached_full
 
-    def _zswap_store_lru(self, swap_type, page):
-        """zswap_store of 6.12 / 6.18 up to the xarray store: an entry, or
-        None with the reason counted."""
-        if self._check_limits():
+    def _limit_refuses(self):
+        """6.6's limit and hysteresis: each refusal queues the shrink work."""
+        pages = self.pool_pages()
+        if self.limit_pages < pages:                # zswap_is_full()
+            self.pool_limit_hit += 1
+            self.pool_reached_full = True
+        elif self.pool_reached_full and self.accept_pages <= pages:    # !zswap_can_accept()
+            pass
+        else:
+            self.pool_reached_full = False
+            return False
+        self.shrink_pending = True
+        return True
+
+    def _zswap_store_lru(self, offset, page):
+        """zswap_store of 6.6 / 6.12 / 6.18 up to the tree insert: an entry,
+        or None with the reason counted."""
+        refused = self._check_limits() if self.profile.limit_rule == CHECK_LIMITS \
+            else self._limit_refuses()
+        if refused:
             self.reject_pool_full += 1
             return None
+        if self.same_filled_pages_enabled:
+            word = same_filled_word(page)
+            if word is not None:
+                self.same_filled_pages += 1
+                return ZswapEntry(0, 0, word)
         compressed = self.compressor.compress(page)
         length = len(compressed)
         value = None
@@ -492,7 +567,8 @@ class Zswap:
             if self.count_compress_fail:
                 self.reject_compress_fail += 1
             return None
-        pool = self.pool
+        pool = self.pool if self.pool is not None \
+            else self.pools[hash_32(offset, len(self.pools).bit_length() - 1)]
         try:
             handle = pool.malloc(length)
         except NoSpace:
@@ -503,7 +579,8 @@ class Zswap:
             return None
         pool.write(handle, compressed)
         self.compressed_bytes += length
-        return ZswapEntry(handle, length, value, self.profile.second_chance)
+        return ZswapEntry(handle, length, value, self.profile.second_chance,
+                          None if pool is self.pool else pool)
 
     def _zswap_store(self, swap_type, offset, page):
         """zswap_frontswap_store up to the tree insert: an entry, or None."""
@@ -561,7 +638,7 @@ class Zswap:
     def _decompress(self, swap_type, entry):
         if entry.length == 0:
             return entry.value * (PAGE_SIZE // 8)
-        data = self.pool_for(swap_type).map(entry.handle)
+        data = self._pool_of(swap_type, entry).map(entry.handle)
         if entry.value is AS_IS:
             return bytes(data)
         return self.compressor.decompress(data[self.header_len:], PAGE_SIZE)
@@ -582,11 +659,13 @@ class Zswap:
         if entry is not None:
             page = self._decompress(swap_type, entry)
             self.zswpin += 1
-            if self.zswap_lru:                      # exclusive: the entry leaves zswap
+            if self.profile.exclusive_loads:        # the entry leaves zswap
                 del tree[offset]
                 self._free_entry(swap_type, offset, entry)
                 self.loaded.setdefault(swap_type, {})[offset] = page
                 self.loaded_pages += 1
+            elif self.zswap_lru and entry.length:   # 6.6: to the LRU head
+                self.lru.move_to_end((swap_type, offset))
         else:
             page = self.swapdev.read(swap_type, offset)
             if page is None:
@@ -726,7 +805,7 @@ class Zswap:
         if entry is not None and entry.length:
             expected = self.compressor.cached(key)
             if expected is not None:
-                data = self.pool_for(swap_type).read(entry.handle)
+                data = self._pool_of(swap_type, entry).read(entry.handle)
                 return data[self.header_len:] == expected
         page = self.peek(swap_type, offset)
         return page is not None and page_key(page) == key
