@@ -65,7 +65,7 @@ LAYOUTS = {
         "io_stat": ("1", "2", "0", "4"),
         "bd_stat": ("5", "6", "7"),
         "comp_algorithm": "[lz4] lz4hc zstd deflate",
-        "profiles": ("6.3", "newer than every modelled zswap kernel: 6.3 is the newest",
+        "profiles": ("6.12", None,
                      "6.6", "newer than every modelled zram kernel: 6.6 is the newest"),
     },
     "6.18": {
@@ -83,7 +83,7 @@ LAYOUTS = {
         "io_stat": ("1", "2", "0", "4"),
         "bd_stat": None,                                # CONFIG_ZRAM_WRITEBACK off
         "comp_algorithm": "lzo-rle lzo [lz4]",
-        "profiles": ("6.3", "newer than every modelled zswap kernel: 6.3 is the newest",
+        "profiles": ("6.18", None,
                      "6.6", "newer than every modelled zram kernel: 6.6 is the newest"),
     },
 }
@@ -216,8 +216,10 @@ def test_host_command_marks_what_zswapsim_does_not_model(tmp_path, capsys):
     ("zswap", "6.1.0-56-amd64", ("6.1", None)),
     ("zswap", "6.2.16", ("6.1", "no 6.2 profile: 6.1 is the nearest below")),
     ("zswap", "6.3.0", ("6.3", None)),
-    ("zswap", "6.18.44-fc-v1098", ("6.3", "newer than every modelled zswap kernel: "
-                                          "6.3 is the newest")),
+    ("zswap", "6.18.44-fc-v1098", ("6.18", None)),
+    ("zswap", "7.2.1-fc-v1098", ("6.18", "newer than every modelled zswap kernel: "
+                                        "6.18 is the newest")),
+    ("zswap", "6.9.12", ("6.6", "no 6.9 profile: 6.6 is the nearest below")),
     ("zswap", "5.15.0-91-generic", ("3.11", "no 5.15 profile: 3.11 is the nearest below")),
     ("zswap", "3.10.0-1160.el7", (None, "older than every modelled zswap kernel "
                                         "(the oldest is 3.11)")),
