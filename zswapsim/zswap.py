@@ -552,11 +552,9 @@ class Zswap:
         if refused:
             self.reject_pool_full += 1
             return None
-        if self.same_filled_pages_enabled:
-            word = same_filled_word(page)
-            if word is not None:
-                self.same_filled_pages += 1
-                return ZswapEntry(0, 0, word)
+        entry = self._same_filled_entry(page)
+        if entry is not None:
+            return entry
         compressed = self.compressor.compress(page)
         length = len(compressed)
         value = None
@@ -569,18 +567,34 @@ class Zswap:
             return None
         pool = self.pool if self.pool is not None \
             else self.pools[hash_32(offset, len(self.pools).bit_length() - 1)]
-        try:
-            handle = pool.malloc(length)
-        except NoSpace:
-            self.reject_compress_poor += 1
-            return None
-        except (NoMemory, Invalid):
-            self.reject_alloc_fail += 1
+        handle = self._malloc(pool, length)
+        if handle is None:
             return None
         pool.write(handle, compressed)
         self.compressed_bytes += length
         return ZswapEntry(handle, length, value, self.profile.second_chance,
                           None if pool is self.pool else pool)
+
+    def _same_filled_entry(self, page):
+        """zswap_is_page_same_filled: an entry holding the word, or None."""
+        if not self.same_filled_pages_enabled:
+            return None
+        word = same_filled_word(page)
+        if word is None:
+            return None
+        self.same_filled_pages += 1
+        return ZswapEntry(0, 0, word)
+
+    def _malloc(self, pool, size):
+        """zpool_malloc: the handle, or None with -ENOSPC counted in
+        reject_compress_poor and any other error in reject_alloc_fail."""
+        try:
+            return pool.malloc(size)
+        except NoSpace:
+            self.reject_compress_poor += 1
+        except (NoMemory, Invalid):
+            self.reject_alloc_fail += 1
+        return None
 
     def _zswap_store(self, swap_type, offset, page):
         """zswap_frontswap_store up to the tree insert: an entry, or None."""
@@ -606,24 +620,17 @@ class Zswap:
                     return None
                 self.pool_reached_full = False
 
-        if self.same_filled_pages_enabled:
-            word = same_filled_word(page)
-            if word is not None:
-                self.same_filled_pages += 1
-                return ZswapEntry(0, 0, word)
+        entry = self._same_filled_entry(page)
+        if entry is not None:
+            return entry
 
         compressed = self.compressor.compress(page)
         length = len(compressed)
         if length > self.compress_buffer:
             self.reject_too_big += 1
             return None
-        try:
-            handle = pool.malloc(self.header_len + length)
-        except NoSpace:
-            self.reject_compress_poor += 1
-            return None
-        except (NoMemory, Invalid):     # zswap: any other zpool_malloc error
-            self.reject_alloc_fail += 1
+        handle = self._malloc(pool, self.header_len + length)
+        if handle is None:
             return None
         if self.header_len:
             pool.write(handle, ZSWAP_HEADER.pack((swap_type << SWP_TYPE_SHIFT) | offset)
