@@ -30,6 +30,8 @@ from .zram import Zram
 from .zram_replay import zram_replay
 from .zswap import CLASS_COUNTS, DEBUGFS_COUNTERS, reported_counters
 
+LRU_ACTIVITY = ("shrink_rotations", "writeback_eexist", "writeback_enomem", "writeback_eio",
+                "swapcache_hits")
 DERIVED = ("density", "effective_ratio", "allocator_waste_bytes", "allocator_waste_percent")
 ACTIVITY = ("stores", "zswpout", "duplicate_stores", "reject_pool_full", "reject_too_big",
             "loads", "zswpin", "load_misses", "load_unknown", "invalidates",
@@ -111,6 +113,8 @@ def replay_cmd(trace_path, backend, compressor, ram, max_pool_percent,
     _what_if(ZSWAP_PROFILES[kernel], backend)
     _table("zswap debugfs", result, reported_counters(ZSWAP_PROFILES[kernel]))
     _table("activity", result, ACTIVITY)
+    if "shrink_rotations" in result:                # zswap's own LRU (6.6 on)
+        _table("zswap LRU", result, LRU_ACTIVITY)
     _table("derived", result, DERIVED)
     injected = [name for name in result if name.startswith("injected_")]
     if injected:
@@ -622,7 +626,9 @@ def host_cmd(root, as_json):
         note = f" ({pick['note']})" if pick["note"] else ""
         click.echo(f"  --kernel host for {model}: {pick['kernel'] or '-'}{note}")
     _host_section("zswap parameters", report["zswap_parameters"])
-    _host_section("zswap debugfs", report["zswap_debugfs"], modelled=DEBUGFS_COUNTERS)
+    picked = report["profiles"]["zswap"]["kernel"]
+    modelled = reported_counters(ZSWAP_PROFILES[picked]) if picked else DEBUGFS_COUNTERS
+    _host_section("zswap debugfs", report["zswap_debugfs"], modelled=modelled)
     _host_section("/proc/vmstat", report["vmstat"])
     devices = report["zram"]
     if isinstance(devices, str):
