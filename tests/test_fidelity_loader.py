@@ -112,11 +112,13 @@ def test_json_and_zstd_json_load_alike(tmp_path, name):
 
 def test_hand_set_runs_exactly_and_other_kernels_are_skipped(tmp_path):
     write_folder(tmp_path, hand_set())
-    write_folder(tmp_path / "linux-6.9", hand_set("6.9.12-amd64") |
+    write_folder(tmp_path / "linux-5.15", hand_set("5.15.0-91-generic") |
                  {"pages_file": "../hand.pages.zst"}, name="hand.kernel.json.zst")
     rows, skipped = run_fidelity(tmp_path)
-    assert skipped == [{"set": "linux-6.9/hand", "kernel": "6.9.12-amd64",
-                        "reason": "no 6.9 profile yet"}]
+    assert skipped == [{"set": "linux-5.15/hand", "kernel": "5.15.0-91-generic",
+                        "case": "zram lz4", "reason": "no 5.15 zram profile yet"},
+                       {"set": "linux-5.15/hand", "kernel": "5.15.0-91-generic",
+                        "case": "zswap zbud/lz4", "reason": "no 5.15 zswap profile yet"}]
     assert {row["set"] for row in rows} == {"hand"}
     # 5 zram fields and 4 zswap fields, each on the kernel's sizes and on ours
     assert len(rows) == 18 and [row for row in rows if row["difference"]] == []
@@ -143,17 +145,17 @@ def test_percent_of_a_kernel_zero_is_none_and_a_dash(tmp_path, cli):
 
 def test_cli_lists_skipped_sets(tmp_path, cli):
     write_folder(tmp_path, hand_set())
-    write_folder(tmp_path / "linux-6.9", hand_set("6.9.12-amd64") |
+    write_folder(tmp_path / "linux-5.15", hand_set("5.15.0-91-generic") |
                  {"pages_file": "../hand.pages.zst"})
     result = cli("fidelity", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert "skipped linux-6.9/hand (kernel 6.9.12-amd64): no 6.9 profile yet" \
-        in result.stdout.splitlines()
+    assert "skipped linux-5.15/hand zswap zbud/lz4 (kernel 5.15.0-91-generic): no 5.15 " \
+        "zswap profile yet" in result.stdout.splitlines()
     assert "9 of 9 values computed from the kernel's own compressed sizes" in result.stdout
     result = cli("fidelity", str(tmp_path), "--json")
     assert result.returncode == 0
     assert {row["set"] for row in json.loads(result.stdout)} == {"hand"}
-    assert "skipped linux-6.9/hand" in result.stderr
+    assert "skipped linux-5.15/hand zram lz4" in result.stderr
 
 
 # -- hostile page files ------------------------------------------------------

@@ -161,16 +161,23 @@ def test_kernels_lists_what_differs_and_where_it_changed(capsys):
     main(["kernels", "--json"])
     tables = json.loads(capsys.readouterr().out)
     zswap, zram = tables["zswap"], tables["zram"]
-    assert zswap["profiles"] == ["3.11", "6.1", "6.3"]
+    assert zswap["profiles"] == ["3.11", "6.1", "6.3", "6.6", "6.12", "6.18"]
     assert zram["profiles"] == ["4.14", "6.1", "6.6", "6.12", "6.18"]
     differs = {row["fact"]: row for row in zswap["differs"]}
     assert set(differs) == {"allocators", "evictable", "pool_per_swap_type", "limit_rule",
                             "shrink_rule", "duplicate_store", "zero_pages",
                             "same_filled_default", "compress_dst_size", "zsmalloc_chain_size",
-                            "debugfs_counters", "reclaim_retries_site"}
-    assert zswap["same"] == {"lru_owner": "allocator", "exclusive_loads": False,
-                             "zswap_header_size": 8, "reclaim_retries": 8}
-    assert differs["compress_dst_size"]["values"] == {"3.11": 8192, "6.1": 4096, "6.3": 4096}
+                            "debugfs_counters", "reclaim_retries_site", "lru_owner",
+                            "exclusive_loads", "zswap_header_size", "reclaim_retries",
+                            "incompressible", "second_chance", "shrink_failures_max",
+                            "zpools_per_pool", "vmstat_counters"}
+    assert zswap["same"] == {}
+    assert differs["lru_owner"]["values"] == {"3.11": "allocator", "6.1": "allocator",
+                                              "6.3": "allocator", "6.6": "zswap",
+                                              "6.12": "zswap",
+                                              "6.18": "zswap"}
+    assert differs["compress_dst_size"]["values"] == {"3.11": 8192, "6.1": 4096, "6.3": 4096,
+                                                      "6.6": 4096, "6.12": 4096, "6.18": 4096}
     assert differs["allocators"]["values"]["3.11"]["zsmalloc"]["status"] == WHAT_IF
     assert "45190f01dd40" in differs["limit_rule"]["changed"]
     rows = {row["fact"]: row for row in zram["differs"]}
@@ -185,6 +192,7 @@ def test_kernels_lists_what_differs_and_where_it_changed(capsys):
     text = capsys.readouterr().out
     assert "  compression output limit (bytes)\n    3.11   8192\n    6.1    4096\n" in text
     assert "what-if xvmalloc (3.11, 6.1, 6.3): xvmalloc never shipped in zswap" in text
+    assert "what-if xvmalloc (6.6, 6.12): xvmalloc never shipped in zswap" in text
 
 
 def one_line_error(capsys, argv):

@@ -34,8 +34,10 @@ from .profiles import DEFAULT_ZRAM_KERNEL, PROFILES, ZRAM_PROFILES, ZSWAP_PROFIL
 from .zram import Zram
 from .zram_replay import zram_replay
 from .zpool.zsmalloc import CHAIN_SIZES
-from .zswap import CLASS_COUNTS, DEBUGFS_COUNTERS
+from .zswap import CLASS_COUNTS, DEBUGFS_COUNTERS, reported_counters
 
+LRU_ACTIVITY = ("shrink_rotations", "writeback_eexist", "writeback_enomem", "writeback_eio",
+                "swapcache_hits")
 DERIVED = ("density", "effective_ratio", "allocator_waste_bytes", "allocator_waste_percent")
 ACTIVITY = ("stores", "zswpout", "duplicate_stores", "reject_pool_full", "reject_too_big",
             "loads", "zswpin", "load_misses", "load_unknown", "invalidates",
@@ -194,8 +196,10 @@ def replay_cmd(trace_path, backend, compressor, ram, max_pool_percent,
                f"compressor {result['compressor']}, kernel {kernel}, "
                f"RAM {result['ram_pages']} pages, max_pool_percent {max_pool_percent}, "
                f"retries {retries}")
-    _table("zswap debugfs", result, DEBUGFS_COUNTERS)
+    _table("zswap debugfs", result, reported_counters(ZSWAP_PROFILES[kernel]))
     _table("activity", result, ACTIVITY)
+    if "shrink_rotations" in result:                # zswap's own LRU (6.6 on)
+        _table("zswap LRU", result, LRU_ACTIVITY)
     _table("derived", result, DERIVED)
     injected = [name for name in result if name.startswith("injected_")]
     if injected:
@@ -518,8 +522,8 @@ def fidelity_cmd(directory, as_json):
     """Run every case of a fidelity folder (kernel counters for page sets)
     and compare: on the kernel's own compressed sizes the numbers must be
     the kernel's exactly; with our compressors the differences are shown.
-    Sets of kernels without a profile here are listed as skipped (on stderr
-    with --json)."""
+    Cases of kernels without a profile here, and the zswap_limited runs,
+    are listed as skipped (on stderr with --json)."""
     rows, skipped = run_fidelity(directory)
     failures = exact_failures(rows)
     if as_json:
@@ -528,8 +532,8 @@ def fidelity_cmd(directory, as_json):
         _emit(rows, ("set", "case", "mode", "field", "simulated", "kernel", "difference",
                      "percent"), False, None)
     for entry in skipped:
-        click.echo(f"skipped {entry['set']} (kernel {entry['kernel']}): {entry['reason']}",
-                   err=as_json)
+        click.echo(f"skipped {entry['set']} {entry['case']} (kernel {entry['kernel']}): "
+                   f"{entry['reason']}", err=as_json)
     if not as_json:
         exact = sum(1 for row in rows if row["mode"] == "kernel sizes")
         click.echo(f"\n{exact - len(failures)} of {exact} values computed from the kernel's "
@@ -715,7 +719,9 @@ def host_cmd(root, as_json):
         note = f" ({pick['note']})" if pick["note"] else ""
         click.echo(f"  --kernel host for {model}: {pick['kernel'] or '-'}{note}")
     _host_section("zswap parameters", report["zswap_parameters"])
-    _host_section("zswap debugfs", report["zswap_debugfs"], modelled=DEBUGFS_COUNTERS)
+    picked = report["profiles"]["zswap"]["kernel"]
+    modelled = reported_counters(ZSWAP_PROFILES[picked]) if picked else DEBUGFS_COUNTERS
+    _host_section("zswap debugfs", report["zswap_debugfs"], modelled=modelled)
     _host_section("/proc/vmstat", report["vmstat"])
     devices = report["zram"]
     if isinstance(devices, str):

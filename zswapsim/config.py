@@ -42,7 +42,7 @@ from . import memory
 from .compress import get_compressor
 from .errors import ConfigError
 from .memory import MAX_SIZE, PAGE_SIZE, parse_size
-from .profiles import DEFAULT_ZSWAP_KERNEL, NOT_SPECIAL, kernel_profile
+from .profiles import DEFAULT_ZSWAP_KERNEL, NOT_SPECIAL, SWAP_ZEROMAP, kernel_profile
 from .zpool import known_pools
 from .zpool.base import check_pool_options
 
@@ -131,6 +131,9 @@ class ZswapConfig:
         if not any(self.same_filled_pages_enabled is value for value in (None, True, False)):
             raise ConfigError("same_filled_pages_enabled is True, False or None (the "
                               f"kernel's default), not {self.same_filled_pages_enabled!r}")
+        if self.same_filled_pages_enabled and profile.zero_pages == SWAP_ZEROMAP:
+            raise ConfigError(f"Linux {profile.name}'s zswap has no same_filled_pages_enabled: "
+                              "zero pages stay in the swap layer's zero map")
         if isinstance(self.faults, dict):
             known = [f.name for f in dataclasses.fields(Faults)]
             unknown = [name for name in self.faults if name not in known]

@@ -4,15 +4,18 @@ A fidelity folder (the repository ships one as fidelity/) holds, per page
 set, NAME.kernel.json or NAME.kernel.json.zst (the counters a kernel
 reported, laid out as fidelity/README.md describes) and the page file it
 names (N raw 4096-byte pages, zstd-compressed); sub-folders such as
-linux-6.12/ hold the same sets run through other kernels.  A set's zram
-cases run where its kernel line has a zram profile, its zswap cases where
-it has a zswap profile; every case run is run twice where it can be: with
-the kernel's own per-page compressed lengths (zram's per_page_compr_size;
-for zswap with lz4, kernel_lz4_len), which must match exactly since only
-our write paths and allocators run; and end to end with zswapsim's own
-compressor, whose library may differ from the kernel's, so differences
-there are measured, not errors.  Cases of other kernels are
-listed as skipped, never run with the wrong model.
+linux-6.12/ hold the same sets run through other kernels.  Every case whose
+model (zram or zswap) has a profile for the set's kernel line is run twice
+where it can be: with the kernel's own per-page compressed lengths (zram's
+per_page_compr_size; for zswap with lz4, kernel_lz4_len), which must match
+exactly since only our write paths and allocators run; and end to end with
+zswapsim's own twin of the kernel's compressor (KERNEL_TWINS, each kernel's
+zstd), whose differences are measured, and are none today.  Cases with no profile for
+their kernel are listed as skipped, never run with the wrong model, and so
+are the zswap_limited runs (the shrink work's timing is a later step).
+zswap cases are held to 6.1's four debugfs fields on the allocator-LRU
+kernels, and to every debugfs and vmstat counter the kernel reported from
+6.12 (zswap.reported_counters).
 
 The files are data from outside, so reading them is bounded: a file is
 decompressed as a stream and refused once it passes the size it may have
@@ -33,10 +36,10 @@ import zstandard
 from .compress import GivenLengths, get_compressor
 from .errors import ConfigError, FidelityError
 from .memory import PAGE_SIZE, Memory
-from .profiles import ZRAM_PROFILES, ZSWAP_PROFILES
+from .profiles import ALLOCATOR_LRU, ZRAM_PROFILES, ZSWAP_PROFILES
 from .zpool import known_pools
 from .zram import Zram
-from .zswap import Zswap
+from .zswap import Zswap, reported_counters
 
 MAX_PAGES = 1 << 18                 # pages in one set (1 GiB of page images)
 MAX_KERNEL_JSON = 64 << 20          # bytes of one NAME.kernel.json, decompressed
@@ -48,6 +51,12 @@ ZRAM_FIELDS = ("orig_data_size", "compr_data_size", "mem_used_total", "same_page
                "huge_pages")
 ZSWAP_FIELDS = ("pool_total_size", "stored_pages", "same_filled_pages", "reject_compress_poor")
 KERNEL_SIZES, OURS = "kernel sizes", "ours"
+LIMITED_NOT_YET = "zswap_limited runs wait for the shrink work's timing model (issue 15)"
+
+
+def zswap_fields(profile):
+    """The counters a static zswap case of `profile`'s kernel is held to."""
+    return ZSWAP_FIELDS if profile.lru_owner == ALLOCATOR_LRU else reported_counters(profile)
 
 
 # -- reading the files -------------------------------------------------------
@@ -174,14 +183,15 @@ def _check_layout(path, kernel):
     _lengths(path, lz4, "kernel_lz4_len", "max_out_4096", npages)
 
 
-def _check_cases(path, kernel, models=("zram", "zswap")):
-    """The fields a run of `models` reads, so none is missed mid-run."""
+def _check_cases(path, kernel, line):
+    """The fields a run of the `line` models reads, so none is missed mid-run."""
     npages = kernel["npages"]
-    for alg, case in _objects(path, kernel.get("zram"), "zram"):
+    zram_cases = _objects(path, kernel.get("zram"), "zram") if line in ZRAM_PROFILES else []
+    for alg, case in zram_cases:
         _value(path, case, f"zram.{alg}", "disksize", int, npages * PAGE_SIZE)
         for field in ZRAM_FIELDS:
             _value(path, case, f"zram.{alg}", field, int)
-    if "zswap" not in models:
+    if line not in ZSWAP_PROFILES:
         return
     for pool, by_compressor in _objects(path, kernel.get("zswap"), "zswap"):
         if pool not in known_pools():
@@ -191,7 +201,7 @@ def _check_cases(path, kernel, models=("zram", "zswap")):
             where = f"zswap.{pool}.{comp}"
             _value(path, case, where, "mem_total_kb", int, PAGE_SIZE // 1024)
             _value(path, case, where, "max_pool_percent", int, 0, 100)
-            for field in ZSWAP_FIELDS:
+            for field in zswap_fields(ZSWAP_PROFILES[line]):
                 _value(path, case, where, field, int)
 
 
@@ -277,48 +287,57 @@ def kernel_line(kernel):
 
 def run_fidelity(directory):
     """(rows, skipped): one row per (set, case, mode, field) with simulated
-    and kernel values, and one {set, kernel, reason} per set not run.
-    Every file is read and checked before the first case runs."""
+    and kernel values, and one {set, kernel, case, reason} per case not
+    run.  Every file is read and checked before the first case runs."""
     runnable, skipped = {}, []
     for name, json_path in find_sets(directory).items():
         kernel = read_kernel_json(json_path)
         line = kernel_line(kernel)
-        models = [model for model, profiles in (("zram", ZRAM_PROFILES),
-                                                ("zswap", ZSWAP_PROFILES))
-                  if line in profiles and kernel.get(model)]
-        if not models:
-            skipped.append({"set": name, "kernel": kernel["kernel"],
-                            "reason": f"no {line} profile yet"})
+        skipped += _skipped_cases(name, line, kernel)
+        if line not in ZSWAP_PROFILES and line not in ZRAM_PROFILES:
             continue
-        if "zswap" not in models and kernel.get("zswap"):
-            skipped.append({"set": name, "kernel": kernel["kernel"],
-                            "reason": f"zswap cases: no {line} zswap profile yet"})
-        _check_cases(json_path, kernel, models)
+        _check_cases(json_path, kernel, line)
         check_pages(pages_path(json_path, kernel), kernel["npages"], kernel.get("pages_sha256"))
-        runnable[name] = json_path, kernel, models
+        runnable[name] = json_path, kernel
     rows = []
-    for name, (json_path, kernel, models) in runnable.items():
+    for name, (json_path, kernel) in runnable.items():
         pages = read_pages(pages_path(json_path, kernel), kernel["npages"],
                            kernel.get("pages_sha256"))
-        rows += _run_set(name, kernel_line(kernel), kernel, pages, models)
+        rows += _run_set(name, kernel_line(kernel), kernel, pages)
     return rows, skipped
 
 
-def _run_set(name, line, kernel, pages, models):
-    """The cases of one set for `models` ("zram", "zswap"), under the
-    profiles of its kernel line."""
+def _skipped_cases(name, line, kernel):
+    """One {set, kernel, case, reason} per case of a set that is not run."""
+    cases = []
+    if line not in ZRAM_PROFILES:
+        cases += [(f"zram {alg}", f"no {line} zram profile yet") for alg in kernel.get("zram", {})]
+    if line not in ZSWAP_PROFILES:
+        cases += [(f"zswap {pool}/{comp}", f"no {line} zswap profile yet")
+                  for pool, by_compressor in kernel.get("zswap", {}).items()
+                  for comp in by_compressor]
+    limited = kernel.get("zswap_limited")
+    if isinstance(limited, list):
+        cases += [(f"zswap limited {run.get('zpool')}/{run.get('compressor')}", LIMITED_NOT_YET)
+                  for run in limited if isinstance(run, dict)]
+    return [{"set": name, "kernel": kernel["kernel"], "case": case, "reason": reason}
+            for case, reason in cases]
+
+
+def _run_set(name, line, kernel, pages):
+    """Every case of one set that its kernel line has a profile for."""
     rows = []
-    for alg, expected in kernel.get("zram", {}).items() if "zram" in models else ():
+    zram_cases = kernel.get("zram", {}) if line in ZRAM_PROFILES else {}
+    for alg, expected in zram_cases.items():
         for mode, compressor in _compressors(alg, pages, expected.get("per_page_compr_size"),
                                              line, "zram"):
             device = Zram(expected["disksize"], compressor=compressor, kernel=line)
             for index, page in enumerate(pages):
                 device.write(index, page)
             rows += _rows(name, f"zram {alg}", mode, device.mm_stat(), expected, ZRAM_FIELDS)
-    if "zswap" not in models:
-        return rows
     lz4_lengths = kernel.get("kernel_lz4_len", {}).get("max_out_4096")
-    for pool, by_compressor in kernel.get("zswap", {}).items():
+    zswap_cases = kernel.get("zswap", {}) if line in ZSWAP_PROFILES else {}
+    for pool, by_compressor in zswap_cases.items():
         for comp, expected in by_compressor.items():
             given = lz4_lengths if comp == "lz4" else None
             for mode, compressor in _compressors(comp, pages, given, line, "zswap"):
@@ -328,7 +347,7 @@ def _run_set(name, line, kernel, pages, models):
                 for offset, page in enumerate(pages, start=1):
                     zswap.store(0, offset, page)
                 rows += _rows(name, f"zswap {pool}/{comp}", mode, zswap.counters(),
-                              expected, ZSWAP_FIELDS)
+                              expected, zswap_fields(zswap.profile))
     return rows
 
 

@@ -20,11 +20,12 @@ Allocators.  A profile lists every allocator zswapsim models as one of:
 `allocator(name)`, `what_if(name)` and `check_allocator(name)` are the
 lookups; the table below is the authoritative one.
 
-Not yet modelled (next step of issue 15): 6.6, 6.12 and 6.18.  The fields
-that will tell them apart are already here: lru_owner ("allocator" until
-6.4, "zswap" from 6.5), zero_pages (zswap's same-filled pages until 6.11,
-the swap layer's zero map from 6.12), exclusive_loads, zswap_header_size
-(0 once the LRU left the allocators), compress_dst_size.
+6.12 and 6.18 are today's kernels (Debian 13, RHEL 10; the 6.18 LTS line):
+zswap owns the entry LRU (lru_owner), zero-filled pages stay in the swap
+layer's zero map (zero_pages), loads are exclusive, poor output is counted
+or stored as-is (incompressible).  6.6 sits between: frontswap gone and
+zswap's own LRU, but same-filled pages, non-exclusive loads, no second
+chance and 32 zpools per pool.
 """
 
 import dataclasses
@@ -49,8 +50,24 @@ FRONTSWAP_INVALIDATES = "frontswap invalidates the old copy first"
 # zero_pages
 NOT_SPECIAL = "stored like any page"
 ZSWAP_SAME_FILLED = "zswap same-filled entries"
+SWAP_ZEROMAP = "the swap layer's zero map (swpout_zero), never zswap"
 # lru_owner
 ALLOCATOR_LRU = "allocator"
+ZSWAP_LRU = "zswap"
+# limit_rule, shrink_rule and duplicate_store of the zswap-LRU kernels
+CHECK_LIMITS = "zswap_check_limits: reject at >= max until <= accept; queue shrink on reject"
+REJECT_SHRINK_EACH_TIME = "reject above max and in the hysteresis, queue shrink work each time"
+SHRINK_LRU_UNTIL_ACCEPT = ("shrink_worker: zswap_reclaim_entry from the LRU tail until "
+                           "zswap_can_accept; a failed entry back to the head; stop on an "
+                           "empty LRU or MAX_RECLAIM_RETRIES failures")
+ZSWAP_COUNTS_AND_INVALIDATES = "zswap counts duplicate_entry and invalidates the old first"
+SHRINK_LRU_TO_ACCEPT = ("shrink_worker: one LRU entry per step, second chance, until at or "
+                        "below the accept threshold or MAX_RECLAIM_RETRIES failures")
+XA_STORE_REPLACES = "the new entry replaces the old (xa_store), no counter"
+# incompressible: output that does not fit the compression buffer
+REFUSED_UNCOUNTED = "refused, counted nowhere"
+REFUSED_COMPRESS_FAIL = "refused, counted in reject_compress_fail"
+STORED_AS_IS = "stored as-is (a PAGE_SIZE object), counted in stored_incompressible_pages"
 # huge rule of zram
 HUGE_ABOVE_MAX_ZPAGE = "length > max_zpage_size"
 HUGE_FROM_CLASS_SIZE = "length >= huge_class_size"
@@ -136,6 +153,21 @@ class ZswapProfile(Profile):
     compress_dst_size: int = field(**fact(
         "compression output limit (bytes)",
         "dlen = PAGE_SIZE with the acomp conversion (5.11, 1ec3b5fe6eec)"))
+    incompressible: str = field(**fact(
+        "output that does not fit the buffer (or reaches PAGE_SIZE, 6.18)",
+        "reject_compress_fail counts a compressor error by 6.12; stored as-is in 6.18 "
+        "(SeongJae Park, 'mm: zswap: store incompressible page as-is', 2025)"))
+    second_chance: bool = field(**fact(
+        "second-chance referenced bit on LRU entries",
+        "6.12 (Nhat Pham, 'mm: zswap: implement a second chance algorithm for dynamic "
+        "zswap shrinker', Jul 2024)"))
+    shrink_failures_max: int = field(**fact(
+        "failures before the shrink work gives up",
+        "MAX_RECLAIM_RETRIES (16, mm/internal.h) in shrink_worker from 6.5 (399ab221f3ff)"))
+    zpools_per_pool: int = field(**fact(
+        "zpools per zswap pool",
+        "ZSWAP_NR_ZPOOLS 32 in 6.6 ('mm: zswap: multiple zpools support', Yosry Ahmed); "
+        "one again by 6.12"))
     zsmalloc_chain_size: int = field(**fact(
         "zsmalloc chain size (pages)",
         "CONFIG_ZSMALLOC_CHAIN_SIZE, default 8, in 6.3 ('zsmalloc: make zspage chain size "
@@ -146,6 +178,9 @@ class ZswapProfile(Profile):
     debugfs_counters: tuple = field(**fact(
         "debugfs counters",
         "pool_pages became pool_total_size in 3.18 (zpool); same_filled_pages in 4.15"))
+    vmstat_counters: tuple = field(**fact(
+        "/proc/vmstat events a replay reports (none: the 6.1-era counter set)",
+        "ZSWPWB in 6.8; SWPOUT_ZERO and SWPIN_ZERO with the zero map in 6.12"))
     model = "zswap"
 
     def pool_options(self, backend):
@@ -239,6 +274,20 @@ DEBUGFS_3_11 = ("pool_limit_hit", "reject_reclaim_fail", "reject_alloc_fail",
 DEBUGFS_6_1 = ("pool_limit_hit", "reject_reclaim_fail", "reject_alloc_fail",
                "reject_kmemcache_fail", "reject_compress_poor", "written_back_pages",
                "duplicate_entry", "pool_total_size", "stored_pages", "same_filled_pages")
+# 6.12 and 6.18: the files those kernels' debugfs held in the fidelity runs
+# (../shared/fidelity/README.md): same_filled_pages and duplicate_entry gone,
+# reject_compress_fail new; 6.18 adds decompress_fail and
+# stored_incompressible_pages.  Beside them the /proc/vmstat events.
+DEBUGFS_6_12 = ("pool_limit_hit", "reject_reclaim_fail", "reject_alloc_fail",
+                "reject_kmemcache_fail", "reject_compress_fail", "reject_compress_poor",
+                "written_back_pages", "pool_total_size", "stored_pages")
+DEBUGFS_6_18 = ("pool_limit_hit", "reject_reclaim_fail", "reject_alloc_fail",
+                "reject_kmemcache_fail", "reject_compress_fail", "reject_compress_poor",
+                "decompress_fail", "written_back_pages", "pool_total_size", "stored_pages",
+                "stored_incompressible_pages")
+# ZSWPOUT, ZSWPIN, ZSWPWB (6.8), PSWPOUT, PSWPIN, SWPOUT_ZERO, SWPIN_ZERO (6.12,
+# page_io.c swap_zeromap_folio_set / swap_read_folio_zeromap).
+VMSTAT_6_12 = ("zswpout", "zswpin", "zswpwb", "pswpout", "pswpin", "swpout_zero", "swpin_zero")
 
 XVMALLOC_NEVER_IN_ZSWAP = Allocator(
     "xvmalloc", WHAT_IF, "xvmalloc never shipped in zswap (zram's allocator until zsmalloc "
@@ -249,6 +298,14 @@ ZCACHE_ZBUD_NEVER_IN_ZSWAP = Allocator(
 ZPOOL_DRIVERS = (Allocator("zbud", SHIPPED), Allocator("z3fold", SHIPPED),
                  Allocator("zsmalloc", SHIPPED), XVMALLOC_NEVER_IN_ZSWAP,
                  ZCACHE_ZBUD_NEVER_IN_ZSWAP)
+
+# The what-ifs behind zswap's own LRU (6.6, 6.12): no allocator reclaim.
+LRU_WHAT_IFS = (
+    Allocator("xvmalloc", WHAT_IF, "xvmalloc never shipped in zswap (zram's allocator until "
+              "3.3-3.4); runs behind zswap's own LRU through the zpool malloc/free contract"),
+    Allocator("zcache-zbud", WHAT_IF, "zcache's zbud never shipped in zswap "
+              "(drivers/staging/zcache, 2010-2012); runs behind zswap's own LRU through the "
+              "zpool malloc/free contract"))
 
 # Where each zpool driver fixes the retries it passes to its reclaim_page.
 DRIVER_SHRINK_OPS = {"zbud": "zbud_zpool_shrink() in mm/zbud.c",
@@ -287,9 +344,14 @@ ZSWAP_3_11 = ZswapProfile(
     # The per-CPU zswap_dstmem is kmalloc(PAGE_SIZE * 2) and crypto_comp_compress
     # of 3.11 writes without a bound, so poor output reaches zbud_alloc (-ENOSPC).
     compress_dst_size=2 * PAGE_SIZE,
+    incompressible=REFUSED_UNCOUNTED,   # never reached: zbud_alloc refuses first
+    second_chance=False,
+    shrink_failures_max=None,           # no shrink work: the store reclaims
+    zpools_per_pool=1,
     zsmalloc_chain_size=4,              # ZS_MAX_ZSPAGE_ORDER 2 (the what-if's zsmalloc)
     zswap_header_size=8,                # struct zswap_header { swp_entry_t swpentry; }
     debugfs_counters=DEBUGFS_3_11,
+    vmstat_counters=None,
 )
 
 ZSWAP_6_1 = ZswapProfile(
@@ -317,9 +379,14 @@ ZSWAP_6_1 = ZswapProfile(
     # zswap_frontswap_store 6.1: acomp_request_set_params(..., PAGE_SIZE, dlen) with
     # dlen = PAGE_SIZE: longer output fails the compressor, with no counter.
     compress_dst_size=PAGE_SIZE,
+    incompressible=REFUSED_UNCOUNTED,   # the crypto error is not counted in 6.1
+    second_chance=False,
+    shrink_failures_max=None,           # shrink_worker makes one zpool_shrink call
+    zpools_per_pool=1,
     zsmalloc_chain_size=4,              # ZS_MAX_ZSPAGE_ORDER 2 in 6.1's zsmalloc.c
     zswap_header_size=8,                # zswap_header on zpool_evictable() pools
     debugfs_counters=DEBUGFS_6_1,
+    vmstat_counters=None,
 )
 
 ZSWAP_6_3 = dataclasses.replace(
@@ -329,6 +396,116 @@ ZSWAP_6_3 = dataclasses.replace(
     evictable=("zbud", "z3fold", "xvmalloc", "zcache-zbud", "zsmalloc"),
     zsmalloc_chain_size=8,              # CONFIG_ZSMALLOC_CHAIN_SIZE default 8 (6.3)
 )
+
+ZSWAP_6_6 = ZswapProfile(
+    name="6.6", version=(6, 6),
+    allocators=(Allocator("zbud", SHIPPED), Allocator("z3fold", SHIPPED),
+                Allocator("zsmalloc", SHIPPED)) + LRU_WHAT_IFS,
+    evictable=(),                       # zpool evict/shrink dropped in 6.5
+    pool_per_swap_type=False,
+    # mm/zswap.c of 6.6 (read as torvalds/linux's 6.6/6.7-era copy): struct
+    # zswap_pool has its own `lru` list and lru_lock; zswap_store list_adds
+    # an entry at the head, zswap_reclaim_entry takes list_last_entry.
+    lru_owner=ZSWAP_LRU,
+    # zswap_store 6.6: zswap_is_full() (max < pool pages) counts
+    # pool_limit_hit and sets reached_full, then `goto shrink`; while
+    # reached_full and !zswap_can_accept() also `goto shrink`: each queues
+    # the last pool's shrink_work and rejects.
+    limit_rule=REJECT_SHRINK_EACH_TIME,
+    # shrink_worker 6.6: zswap_reclaim_entry until zswap_can_accept(); a
+    # failure counts reject_reclaim_fail, -EAGAIN ones up to
+    # MAX_RECLAIM_RETRIES, an empty LRU (-EINVAL) ends the work at once.
+    shrink_rule=SHRINK_LRU_UNTIL_ACCEPT,
+    reclaim_retries=None,
+    reclaim_retries_site=None,
+    # zswap_store 6.6: zswap_rb_search finds the duplicate, duplicate_entry++,
+    # zswap_invalidate_entry, before anything else (frontswap is gone).
+    duplicate_store=ZSWAP_COUNTS_AND_INVALIDATES,
+    zero_pages=ZSWAP_SAME_FILLED,       # zswap_is_page_same_filled, length 0
+    same_filled_default=True,
+    exclusive_loads=False,              # the exclusive_loads parameter (Kconfig default)
+    compress_dst_size=PAGE_SIZE,        # dlen = PAGE_SIZE into the 2-page dstmem
+    incompressible=REFUSED_COMPRESS_FAIL,   # ret of crypto_wait_req: reject_compress_fail
+    second_chance=False,
+    shrink_failures_max=16,             # MAX_RECLAIM_RETRIES
+    # zswap_find_zpool: hash_ptr(entry, ilog2(ZSWAP_NR_ZPOOLS)); the model
+    # hashes the swap offset instead (the entry's address is unknowable), so
+    # 6.6's pool sizes are approximate.
+    zpools_per_pool=32,
+    zsmalloc_chain_size=8,              # CONFIG_ZSMALLOC_CHAIN_SIZE default 8
+    zswap_header_size=0,
+    debugfs_counters=("pool_limit_hit", "reject_reclaim_fail", "reject_alloc_fail",
+                      "reject_kmemcache_fail", "reject_compress_fail", "reject_compress_poor",
+                      "written_back_pages", "duplicate_entry", "pool_total_size",
+                      "stored_pages", "same_filled_pages"),
+    vmstat_counters=("zswpout", "zswpin", "pswpout", "pswpin"),
+)
+
+ZSWAP_6_12 = ZswapProfile(
+    name="6.12", version=(6, 12),
+    # CONFIG_ZSWAP_ZPOOL_DEFAULT_{ZBUD,Z3FOLD_DEPRECATED,ZSMALLOC} in 6.12's
+    # mm/Kconfig; z3fold was deprecated in 6.12 and Debian's 6.12 build leaves
+    # it out (CONFIG_Z3FOLD_DEPRECATED off, ../shared/fidelity/README.md).
+    allocators=(Allocator("zbud", SHIPPED),
+                Allocator("z3fold", SHIPPED, "mainline 6.12 has it, deprecated "
+                          "(CONFIG_Z3FOLD_DEPRECATED); Debian's 6.12 does not build it"),
+                Allocator("zsmalloc", SHIPPED)) + LRU_WHAT_IFS,
+    evictable=(),                       # zpool evict/shrink dropped in 6.5
+    pool_per_swap_type=False,           # one zswap_pool, one zpool (ZSWAP_NR_ZPOOLS gone)
+    # mm/zswap.c 6.12: list_lru zswap_list_lru, zswap_lru_add at store,
+    # shrink_memcg_cb walks it (KERNEL.md §1.4, verified in 6.12.117).
+    lru_owner=ZSWAP_LRU,
+    # zswap_check_limits(): cur_pages >= zswap_max_pages() counts pool_limit_hit
+    # and sets zswap_pool_reached_full, cleared once cur_pages <=
+    # zswap_accept_thr_pages() (= max_pages * accept_thr_percent / 100); a
+    # rejected store queues zswap_shrink_work while reached_full is set.
+    limit_rule=CHECK_LIMITS,
+    # shrink_worker(): shrink_memcg() walks one entry (nr_to_walk = 1) per
+    # step while zswap_total_pages() > thr; a rotation or a failed writeback
+    # is a failure, MAX_RECLAIM_RETRIES of them end the work.
+    shrink_rule=SHRINK_LRU_TO_ACCEPT,
+    reclaim_retries=None,               # no allocator reclaim_page to retry
+    reclaim_retries_site=None,
+    duplicate_store=XA_STORE_REPLACES,  # zswap_store: old = xa_store(); free old
+    zero_pages=SWAP_ZEROMAP,            # page_io.c swap_writepage: is_folio_zero_filled
+    same_filled_default=False,          # same_filled_pages_enabled removed (6.10)
+    exclusive_loads=True,               # zswap_load: swapcache folio, entry erased
+    # zswap_compress 6.12: dlen = PAGE_SIZE into acomp_request_set_params; a
+    # compressor error (lz4: output did not fit) counts reject_compress_fail,
+    # -ENOSPC from compressor or zpool_malloc reject_compress_poor.
+    compress_dst_size=PAGE_SIZE,
+    incompressible=REFUSED_COMPRESS_FAIL,
+    second_chance=True,                 # zswap_store sets entry->referenced
+    shrink_failures_max=16,             # MAX_RECLAIM_RETRIES
+    zpools_per_pool=1,
+    zsmalloc_chain_size=8,              # CONFIG_ZSMALLOC_CHAIN_SIZE=8 (Debian, default)
+    zswap_header_size=0,                # no zswap_header since 6.5
+    debugfs_counters=DEBUGFS_6_12,
+    vmstat_counters=VMSTAT_6_12,
+)
+
+ZSWAP_6_18 = dataclasses.replace(
+    ZSWAP_6_12, name="6.18", version=(6, 18),
+    # "mm: zswap: interact directly with zsmalloc" (6.18): no zpool layer; the
+    # same commit's message says zbud and z3fold were removed in 6.15.
+    allocators=(Allocator("zbud", ABSENT, "zbud was removed in 6.15, and 6.18 has no zpool "
+                          "layer (zsmalloc only)"),
+                Allocator("z3fold", ABSENT, "z3fold was removed in 6.15, and 6.18 has no "
+                          "zpool layer (zsmalloc only)"),
+                Allocator("zsmalloc", SHIPPED),
+                Allocator("xvmalloc", ABSENT, "6.18 has no zpool layer: zswap calls zsmalloc "
+                          "directly, so no other allocator can serve it"),
+                Allocator("zcache-zbud", ABSENT, "6.18 has no zpool layer: zswap calls "
+                          "zsmalloc directly, so no other allocator can serve it")),
+    # zswap_compress 6.18: comp_ret || !dlen || dlen >= PAGE_SIZE with writeback
+    # enabled: dlen = PAGE_SIZE, the page copied as-is; zswap_store_page counts
+    # stored_incompressible_pages for length == PAGE_SIZE.
+    incompressible=STORED_AS_IS,
+    debugfs_counters=DEBUGFS_6_18,
+)
+
+ZSWAP_PROFILES = {profile.name: profile for profile in (ZSWAP_6_1, ZSWAP_6_3, ZSWAP_3_11,
+                                                        ZSWAP_6_6, ZSWAP_6_12, ZSWAP_6_18)}
 
 # Per kernel: the libzstd release of its lib/zstd (include/linux/zstd_lib.h),
 # then the size each user hands zstd_get_params(level, size), which picks the
@@ -349,8 +526,6 @@ KERNEL_ZSTD = {
     "6.12": ("1.5.6", 0, PAGE_SIZE),
     "6.18": ("1.5.7", 256 << 10, PAGE_SIZE),
 }
-
-ZSWAP_PROFILES = {profile.name: profile for profile in (ZSWAP_6_1, ZSWAP_6_3, ZSWAP_3_11)}
 DEFAULT_ZSWAP_KERNEL = ZSWAP_6_1.name
 
 # -- zram --------------------------------------------------------------------

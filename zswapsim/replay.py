@@ -212,7 +212,7 @@ def check_conservation(zswap, live, verify, resident=()):
             if verify and not zswap.holds_page(swap_type, offset, key):
                 raise VerifyError(f"page corrupted: type {swap_type} offset {offset} holds "
                                   "other bytes than were stored")
-    held = zswap.stored_pages + zswap.swapdev.used_slots() + len(resident)
+    held = zswap.slots_in_use() + len(resident)
     if held != live_pages:
         raise VerifyError(f"conservation broken: {live_pages} live pages but zswap holds "
                           f"{zswap.stored_pages}, the swap device {zswap.swapdev.used_slots()} "

@@ -12,7 +12,7 @@ def derived(counts):
     pool_pages = counts["pool_pages"]
     pool_bytes = counts["pool_total_size"]
     stored = counts["stored_pages"]
-    pooled = stored - counts["same_filled_pages"]
+    pooled = stored - counts.get("same_filled_pages", 0)     # none from 6.12
     waste = pool_bytes - counts["compressed_bytes"]
     return {
         "density": stored / pool_pages if pool_pages else None,

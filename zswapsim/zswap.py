@@ -1,7 +1,7 @@
 """The swap-out path with zswap in front of a swap device, as frontswap drove
 it: store / load / invalidate_page / invalidate_area on (swap type, offset).
 
-Three kernels are modelled, chosen by `kernel`, a profile of profiles.py
+Six kernels are modelled, chosen by `kernel`, a profile of profiles.py
 whose facts the store path branches on:
 
 6.1 (default).  frontswap invalidates an offset it already holds before it
@@ -42,18 +42,61 @@ the page is in the swap cache (loaded and not invalidated since: loads
 leave the entry in place, as both kernels do); -ENOMEM if no RAM frame is
 free for the swap-cache page; otherwise decompress into that frame, write it
 to the swap device, free the entry and count written_back_pages.
+
+6.12 and 6.18 (the zswap-LRU kernels, no frontswap).  The swap layer keeps
+an all-zero page in its zero map (swpout_zero, swpin_zero on a load); it
+never reaches zswap, and a non-zero same-filled page is compressed like any
+other.  zswap_check_limits: a store that finds the pool at or above the
+limit counts pool_limit_hit and marks the pool full; while full, every
+store is refused until the pool is at or below accept_threshold_percent of
+the limit, and every refused store queues the shrink work.  Output longer
+than the one-page buffer counts reject_compress_fail (6.12), or is stored
+as-is as a PAGE_SIZE object and counted in stored_incompressible_pages
+(6.18).  A store to an offset zswap holds replaces the old entry, with no
+counter; a refused one frees it.  Every entry joins zswap's own LRU,
+referenced; the shrink work (shrink_worker, one memory cgroup holding every
+entry) takes the oldest entry per step: a referenced one is rotated to the
+young end with the bit cleared (a failure: nothing was written back), an
+unreferenced one is rotated and written back through the same
+zswap_writeback_entry cases as above; it goes on while the pool is above
+the accept threshold and gives up after MAX_RECLAIM_RETRIES (16) failures.
+Loads are exclusive: the entry leaves zswap and the page stays in RAM,
+dirty in the swap cache, until it is stored again, its slot is freed, or
+`evict_loaded` (a clean page leaving RAM: the trace event issue 15 adds
+next) stores it again.  Until traces carry that event, a later load of
+such an offset is served from the page in RAM (`swapcache_hits`).
+
+6.6.  No frontswap: zswap counts a store to an offset it holds in
+duplicate_entry and invalidates the old entry first.  The 6.1 limit and
+hysteresis, but every refusal by either queues the shrink work.  Same-filled
+pages as in 6.1; compressor errors counted in reject_compress_fail.
+zswap's own LRU, no second chance: the shrink work writes back the oldest
+entry until zswap_can_accept, a failed one going back to the young end,
+and stops on an empty LRU or after 16 failures.  Loads are not exclusive (the
+exclusive_loads parameter is off) and make their entry the youngest.  A
+pool has 32 zpools and the kernel picks one by hashing the entry's address;
+here by hash_32 of the swap offset, so 6.6's pool sizes are approximate.
+
+When the shrink work runs: the kernel queues it on a workqueue; here it
+runs in one place, run_pending_work, which every operation calls first, so
+the work queued by a store runs right after that store returns, before the
+next event (and once at the end of a replay).  A later step may delay it
+by K swap-outs there.
 """
 
 import dataclasses
 import errno
 import struct
+from collections import OrderedDict
 
 from .compress import PAGE_SIZE, CompressionCache, get_compressor, page_key
 from .config import ZswapConfig
 from .errors import ConfigError, Invalid, NoMemory, NoSpace, WriteError
 from .faults import FaultPlan
 from .memory import Memory, same_filled_word
-from .profiles import DEBUGFS_6_1, FRONTSWAP_INVALIDATES, RECLAIM_ON_STORE
+from .profiles import (CHECK_LIMITS, DEBUGFS_6_1, FRONTSWAP_INVALIDATES, RECLAIM_ON_STORE,
+                       REFUSED_COMPRESS_FAIL, SHRINK_LRU_TO_ACCEPT, STORED_AS_IS, SWAP_ZEROMAP,
+                       ZSWAP_COUNTS_AND_INVALIDATES, ZSWAP_LRU)
 from .swapdev import SwapDevice
 from .zpool import create_pool
 
@@ -67,15 +110,33 @@ CLASS_COUNTS = ("almost_full", "almost_empty", "obj_allocated", "obj_used", "pag
 # The debugfs counters every replay reports, in the order the kernel's
 # directory lists them (6.1's names, whichever profile runs).
 DEBUGFS_COUNTERS = DEBUGFS_6_1
+ZERO_PAGE = bytes(PAGE_SIZE)
+AS_IS = "as-is"                           # the value of an entry holding the page itself
+
+
+def reported_counters(profile):
+    """The kernel counters a replay under `profile` reports: 6.1's debugfs
+    names for the allocator-LRU kernels, the kernel's own debugfs files
+    and vmstat events for the zswap-LRU ones."""
+    if profile.lru_owner == ZSWAP_LRU:
+        return profile.debugfs_counters + profile.vmstat_counters
+    return DEBUGFS_COUNTERS
+
+
+def hash_32(value, bits):
+    """include/linux/hash.h's multiplicative hash (GOLDEN_RATIO_32)."""
+    return (value * 0x61C88647 & 0xFFFFFFFF) >> (32 - bits)
 
 
 class ZswapEntry:
-    __slots__ = ("handle", "length", "value")
+    __slots__ = ("handle", "length", "value", "referenced", "zpool")
 
-    def __init__(self, handle, length, value):
+    def __init__(self, handle, length, value, referenced=False, zpool=None):
         self.handle = handle        # 0 for a same-filled page
         self.length = length        # compressed length, 0 for a same-filled page
-        self.value = value          # the repeated 8-byte word of a same-filled page
+        self.value = value          # the repeated 8-byte word of a same-filled page, or AS_IS
+        self.referenced = referenced    # the second-chance bit (6.12)
+        self.zpool = zpool          # its zpool where a pool has several (6.6), else None
 
 
 class Zswap:
@@ -121,16 +182,27 @@ class Zswap:
         # them from totalram_pages on every store (RAM does not change here).
         totalram = self.memory.totalram_pages
         self.limit_pages = totalram * config.max_pool_percent // 100
-        self.accept_pages = totalram * config.accept_threshold_percent // 100 \
-            * config.max_pool_percent // 100
+        if profile.limit_rule == CHECK_LIMITS:      # zswap_accept_thr_pages()
+            self.accept_pages = self.limit_pages * config.accept_threshold_percent // 100
+        else:                                       # zswap_can_accept()
+            self.accept_pages = totalram * config.accept_threshold_percent // 100 \
+                * config.max_pool_percent // 100
         self.retries = config.retries
+        self.zero_map = profile.zero_pages == SWAP_ZEROMAP
         self.same_filled_pages_enabled = config.same_filled()
         self.evictable = backend in profile.evictable
         self.pool_options = {**profile.pool_options(backend), **config.pool_options}
         self.header_len = profile.zswap_header_size if self.evictable else 0
         self.compress_buffer = profile.compress_dst_size
         self.reclaim_on_store = profile.limit_rule == RECLAIM_ON_STORE
-        self.invalidate_duplicates = profile.duplicate_store == FRONTSWAP_INVALIDATES
+        self.counts_invalidated_duplicates = \
+            profile.duplicate_store == ZSWAP_COUNTS_AND_INVALIDATES
+        self.invalidate_duplicates = profile.duplicate_store == FRONTSWAP_INVALIDATES \
+            or self.counts_invalidated_duplicates
+        self.zswap_lru = profile.lru_owner == ZSWAP_LRU
+        self.store_as_is = profile.incompressible == STORED_AS_IS
+        self.count_compress_fail = profile.incompressible == REFUSED_COMPRESS_FAIL
+        self.counter_names = reported_counters(profile)
 
         self.trees = {}             # swap type -> {offset: ZswapEntry}
         self.pools = {}             # swap type -> pool, or {None: the one pool}
@@ -166,8 +238,25 @@ class Zswap:
         self.invalidates = 0
         self.shrink_runs = 0
         self.reclaim_results = {}   # reclaim_page return value -> count
+        # The zswap-LRU kernels (6.12, 6.18)
+        self.lru = OrderedDict()    # (swap type, offset) -> entry, oldest first (list_lru)
+        self.cursor_on_memcg = False    # zswap_next_shrink: NULL until the first walk
+        self.zeromap = {}           # swap type -> offsets the swap layer holds as zero pages
+        self.zeromap_pages = 0
+        self.loaded = {}            # swap type -> {offset: page} loaded exclusively, in RAM
+        self.loaded_pages = 0
+        self.reject_compress_fail = 0
+        self.decompress_fail = 0    # never: the model's decompression does not fail
+        self.stored_incompressible_pages = 0
+        self.swpout_zero = 0
+        self.swpin_zero = 0
+        self.swapcache_hits = 0     # loads served by a page still in RAM
+        self.shrink_rotations = 0   # referenced entries the shrink work rotated
+        self.writeback_results = {}     # the shrink work's zswap_writeback_entry results
 
-        if not profile.pool_per_swap_type:
+        if profile.zpools_per_pool > 1:     # entries placed by hash_32 of the offset
+            self.pools = {index: self._new_pool() for index in range(profile.zpools_per_pool)}
+        elif not profile.pool_per_swap_type:
             self.pool = self.pools[None] = self._new_pool()
 
     # -- pools and accounting --------------------------------------------
@@ -175,6 +264,9 @@ class Zswap:
     def _new_pool(self):
         return create_pool(self.backend, memory=self.memory,
                            evict=self._writeback if self.evictable else None, **self.pool_options)
+
+    def _pool_of(self, swap_type, entry):
+        return entry.zpool if entry.zpool is not None else self.pool_for(swap_type)
 
     def pool_for(self, swap_type):
         if self.pool is not None:
@@ -193,6 +285,29 @@ class Zswap:
     def pool_total_size(self):
         return self.pool_pages() * PAGE_SIZE
 
+    @property
+    def zswpwb(self):
+        return self.written_back_pages
+
+    @property
+    def pswpout(self):
+        return self.swapdev.writes
+
+    @property
+    def pswpin(self):
+        return self.swapdev.reads
+
+    def slots_in_use(self):
+        """Swap slots the live pages hold: zswap's entries, the device's
+        pages, the zero map's and the pages loaded back into RAM."""
+        return self.stored_pages + self.swapdev.used_slots() + self.zeromap_pages \
+            + self.loaded_pages
+
+    def _has_slot(self, swap_type, offset, tree):
+        return (offset in tree or self.swapdev.holds(swap_type, offset)
+                or offset in self.zeromap.get(swap_type, ())
+                or offset in self.loaded.get(swap_type, ()))
+
     def _reclaim(self, pool):
         ret = pool.reclaim_page(self.retries)
         self.reclaim_results[ret] = self.reclaim_results.get(ret, 0) + 1
@@ -200,25 +315,107 @@ class Zswap:
 
     def run_pending_work(self):
         """The shrink worker, as the workqueue runs it once the store returns
-        (the frontswap calls run it first when it is pending)."""
+        (the frontswap calls run it first when it is pending): the one place
+        that decides when queued work runs."""
         if not self.shrink_pending:
             return
         self.shrink_pending = False
         self.shrink_runs += 1
-        if self._reclaim(self.pools[None]) < 0:
+        if self.profile.shrink_rule == SHRINK_LRU_TO_ACCEPT:
+            self._shrink_worker()
+        elif self.zswap_lru:
+            self._shrink_worker_6_6()
+        elif self._reclaim(self.pools[None]) < 0:
             self.reject_reclaim_fail += 1
+
+    def _shrink_worker(self):
+        """shrink_worker (6.12): round-robin over the memory cgroups, here the
+        one holding every entry, so the cursor alternates between it and
+        the end of the walk (NULL); one entry per step while the pool is
+        above the accept threshold, until MAX_RECLAIM_RETRIES failures."""
+        failures = attempts = 0
+        limit = self.profile.shrink_failures_max
+        while True:
+            self.cursor_on_memcg = not self.cursor_on_memcg
+            if not self.cursor_on_memcg:                # a walk ended
+                if not attempts:
+                    failures += 1
+                    if failures == limit:
+                        return
+                attempts = 0
+            else:
+                ret = self._shrink_memcg()
+                if ret != -errno.ENOENT:
+                    attempts += 1
+                    if ret:
+                        failures += 1
+                        if failures == limit:
+                            return
+            if self.pool_pages() <= self.accept_pages:
+                return
+
+    def _shrink_worker_6_6(self):
+        """shrink_worker (6.6): zswap_reclaim_entry until zswap_can_accept;
+        each failure counts reject_reclaim_fail and puts the entry back at
+        the young end; an empty LRU ends the work, as do 16 failures."""
+        failures = 0
+        while True:
+            if not self.lru:                        # -EINVAL
+                self.reject_reclaim_fail += 1
+                return
+            key = next(iter(self.lru))
+            if self._writeback_lru_entry(key, self.lru[key]):
+                self.lru.move_to_end(key)           # list_move to the head
+                self.reject_reclaim_fail += 1
+                failures += 1
+                if failures == self.profile.shrink_failures_max:
+                    return
+            if self.accept_pages > self.pool_pages():   # zswap_can_accept()
+                return
+
+    def _writeback_lru_entry(self, key, entry):
+        """zswap_writeback_entry for an LRU entry, a fault plan drawing first."""
+        if self.faults is not None and self.faults.rates["evict"] \
+                and self.faults.fail("evict"):
+            ret = -errno.EIO
+        else:
+            ret = self._write_back(*key, entry)
+        self.writeback_results[ret] = self.writeback_results.get(ret, 0) + 1
+        return ret
+
+    def _shrink_memcg(self):
+        """shrink_memcg with nr_to_walk 1 and shrink_memcg_cb: 0 when the
+        oldest entry was written back, -EAGAIN when it was rotated or its
+        writeback failed, -ENOENT on an empty LRU."""
+        if not self.lru:
+            return -errno.ENOENT
+        key = next(iter(self.lru))
+        entry = self.lru[key]
+        self.lru.move_to_end(key)           # LRU_ROTATE, or rotated before writeback
+        if entry.referenced:
+            entry.referenced = False
+            self.shrink_rotations += 1
+            return -errno.EAGAIN
+        if self._writeback_lru_entry(key, entry):
+            self.reject_reclaim_fail += 1
+            return -errno.EAGAIN
+        return 0
 
     # -- entries ---------------------------------------------------------
 
-    def _free_entry(self, swap_type, entry):
+    def _free_entry(self, swap_type, offset, entry):
         if entry.length == 0:
             self.same_filled_pages -= 1
         else:
-            pool = self.pool_for(swap_type)
+            pool = self._pool_of(swap_type, entry)
             pool.free(entry.handle)
             self.compressed_bytes -= entry.length
             if self.reclaim_on_store:
                 self.last_pool_pages = pool.total_pages()
+            if self.zswap_lru:
+                del self.lru[swap_type, offset]
+                if entry.value is AS_IS:
+                    self.stored_incompressible_pages -= 1
         self.stored_pages -= 1
 
     def _drop(self, swap_type, offset):
@@ -226,8 +423,19 @@ class Zswap:
         tree = self.trees.get(swap_type)
         entry = tree.pop(offset, None) if tree else None
         if entry is not None:
-            self._free_entry(swap_type, entry)
+            self._free_entry(swap_type, offset, entry)
         return entry is not None
+
+    def _forget_zero(self, swap_type, offset):
+        zero = self.zeromap.get(swap_type)
+        if zero and offset in zero:
+            zero.discard(offset)
+            self.zeromap_pages -= 1
+
+    def _forget_loaded(self, swap_type, offset):
+        loaded = self.loaded.get(swap_type)
+        if loaded and loaded.pop(offset, None) is not None:
+            self.loaded_pages -= 1
 
     def _leave_swapcache(self, swap_type, offset):
         cached = self.swapcache.get(swap_type)
@@ -248,36 +456,152 @@ class Zswap:
         if tree is None:
             tree = self.trees[swap_type] = {}
         swapdev = self.swapdev
-        if swapdev.capacity is not None and offset not in tree \
-                and not swapdev.holds(swap_type, offset) \
-                and self.stored_pages + swapdev.used_slots() >= swapdev.capacity:
+        if swapdev.capacity is not None and not self._has_slot(swap_type, offset, tree) \
+                and self.slots_in_use() >= swapdev.capacity:
             self.swap_full += 1
             return None
         if offset in tree:
             self.duplicate_stores += 1
             if self.invalidate_duplicates:
+                if self.counts_invalidated_duplicates:
+                    self.duplicate_entry += 1       # 6.6: zswap itself
                 self._drop(swap_type, offset)       # frontswap's invalidate first
+        if self.zswap_lru:
+            return self._swap_writepage(swap_type, offset, page, tree)
         entry = self._zswap_store(swap_type, offset, page)
         if entry is None:
-            self._drop(swap_type, offset)           # never leave a stale copy
-            try:
-                self.swapdev.write(swap_type, offset, page)
-            except WriteError:
-                self.swap_write_errors += 1
-                self.swapdev.discard(swap_type, offset)
-                return None
-            return False
+            return self._write_to_device(swap_type, offset, page)
         if offset in tree:                          # zswap sees the duplicate
             self.duplicate_entry += 1
             self._drop(swap_type, offset)
+        self._insert(swap_type, offset, tree, entry)
+        return True
+
+    def _write_to_device(self, swap_type, offset, page):
+        """zswap refused the page: the swap core writes it to the device."""
+        self._drop(swap_type, offset)               # never leave a stale copy
+        try:
+            self.swapdev.write(swap_type, offset, page)
+        except WriteError:
+            self.swap_write_errors += 1
+            self.swapdev.discard(swap_type, offset)
+            return None
+        return False
+
+    def _insert(self, swap_type, offset, tree, entry):
         tree[offset] = entry
         self.stored_pages += 1
         self.zswpout += 1
         pages = self.pool_pages()
         if pages > self.peak_pool_pages:
             self.peak_pool_pages = pages
-        swapdev.discard(swap_type, offset)          # the slot's old data is dead
+        self.swapdev.discard(swap_type, offset)     # the slot's old data is dead
+
+    def _swap_writepage(self, swap_type, offset, page, tree):
+        """swap_writepage of 6.12: a zero page to the zero map (True: it
+        left RAM with no I/O), any other through zswap_store (True), or to
+        the device when zswap refuses it (False, None as store())."""
+        self._forget_loaded(swap_type, offset)
+        if self.zero_map and page == ZERO_PAGE:     # is_folio_zero_filled
+            self._drop(swap_type, offset)
+            self.swapdev.discard(swap_type, offset)
+            zero = self.zeromap.get(swap_type)
+            if zero is None:
+                zero = self.zeromap[swap_type] = set()
+            if offset not in zero:
+                zero.add(offset)
+                self.zeromap_pages += 1
+            self.swpout_zero += 1
+            return True
+        self._forget_zero(swap_type, offset)        # swap_zeromap_folio_clear
+        entry = self._zswap_store_lru(offset, page)
+        if entry is None:
+            if self.pool_reached_full and self.profile.limit_rule == CHECK_LIMITS:
+                self.shrink_pending = True          # 6.12: every refusal while full
+            return self._write_to_device(swap_type, offset, page)
+        self._drop(swap_type, offset)               # xa_store's old entry is freed
+        self._insert(swap_type, offset, tree, entry)
+        if entry.length:
+            self.lru[swap_type, offset] = entry     # zswap_lru_add: the young end
+        if entry.value is AS_IS:
+            self.stored_incompressible_pages += 1
         return True
+
+    def _check_limits(self):
+        """zswap_check_limits: True while the pool is to refuse stores."""
+        pages = self.pool_pages()
+        if pages >= self.limit_pages:
+            self.pool_limit_hit += 1
+            self.pool_reached_full = True
+        elif self.pool_reached_full and pages <= self.accept_pages:
+            self.pool_reached_full = False
+        return self.pool_reached_full
+
+    def _limit_refuses(self):
+        """6.6's limit and hysteresis: each refusal queues the shrink work."""
+        pages = self.pool_pages()
+        if self.limit_pages < pages:                # zswap_is_full()
+            self.pool_limit_hit += 1
+            self.pool_reached_full = True
+        elif self.pool_reached_full and self.accept_pages <= pages:    # !zswap_can_accept()
+            pass
+        else:
+            self.pool_reached_full = False
+            return False
+        self.shrink_pending = True
+        return True
+
+    def _zswap_store_lru(self, offset, page):
+        """zswap_store of 6.6 / 6.12 / 6.18 up to the tree insert: an entry,
+        or None with the reason counted."""
+        refused = self._check_limits() if self.profile.limit_rule == CHECK_LIMITS \
+            else self._limit_refuses()
+        if refused:
+            self.reject_pool_full += 1
+            return None
+        entry = self._same_filled_entry(page)
+        if entry is not None:
+            return entry
+        compressed = self.compressor.compress(page)
+        length = len(compressed)
+        value = None
+        if self.store_as_is and length >= PAGE_SIZE:     # also what did not fit
+            compressed, length, value = page, PAGE_SIZE, AS_IS
+        elif length > self.compress_buffer:
+            self.reject_too_big += 1
+            if self.count_compress_fail:
+                self.reject_compress_fail += 1
+            return None
+        pool = self.pool if self.pool is not None \
+            else self.pools[hash_32(offset, len(self.pools).bit_length() - 1)]
+        handle = self._malloc(pool, length)
+        if handle is None:
+            return None
+        pool.write(handle, compressed)
+        self.compressed_bytes += length
+        return ZswapEntry(handle, length, value, self.profile.second_chance,
+                          None if pool is self.pool else pool)
+
+    def _same_filled_entry(self, page):
+        """zswap_is_page_same_filled: an entry holding the word, or None."""
+        if not self.same_filled_pages_enabled:
+            return None
+        word = same_filled_word(page)
+        if word is None:
+            return None
+        self.same_filled_pages += 1
+        return ZswapEntry(0, 0, word)
+
+    def _malloc(self, pool, size):
+        """zpool_malloc: the handle, or None with -ENOSPC counted in
+        reject_compress_poor and any other error in reject_alloc_fail."""
+        try:
+            return pool.malloc(size)
+        except NoSpace:
+            self.reject_compress_poor += 1
+        except (NoMemory, Invalid):
+            self.reject_alloc_fail += 1
+        return None
 
     def _zswap_store(self, swap_type, offset, page):
         """zswap_frontswap_store up to the tree insert: an entry, or None."""
@@ -303,24 +627,17 @@ class Zswap:
                     return None
                 self.pool_reached_full = False
 
-        if self.same_filled_pages_enabled:
-            word = same_filled_word(page)
-            if word is not None:
-                self.same_filled_pages += 1
-                return ZswapEntry(0, 0, word)
+        entry = self._same_filled_entry(page)
+        if entry is not None:
+            return entry
 
         compressed = self.compressor.compress(page)
         length = len(compressed)
         if length > self.compress_buffer:
             self.reject_too_big += 1
             return None
-        try:
-            handle = pool.malloc(self.header_len + length)
-        except NoSpace:
-            self.reject_compress_poor += 1
-            return None
-        except (NoMemory, Invalid):     # zswap: any other zpool_malloc error
-            self.reject_alloc_fail += 1
+        handle = self._malloc(pool, self.header_len + length)
+        if handle is None:
             return None
         if self.header_len:
             pool.write(handle, ZSWAP_HEADER.pack((swap_type << SWP_TYPE_SHIFT) | offset)
@@ -335,7 +652,9 @@ class Zswap:
     def _decompress(self, swap_type, entry):
         if entry.length == 0:
             return entry.value * (PAGE_SIZE // 8)
-        data = self.pool_for(swap_type).map(entry.handle)
+        data = self._pool_of(swap_type, entry).map(entry.handle)
+        if entry.value is AS_IS:
+            return bytes(data)
         return self.compressor.decompress(data[self.header_len:], PAGE_SIZE)
 
     def load(self, swap_type, offset):
@@ -346,20 +665,54 @@ class Zswap:
         self.loads += 1
         tree = self.trees.get(swap_type)
         entry = tree.get(offset) if tree else None
+        if self.zswap_lru and entry is None:
+            page = self._load_from_swap_layer(swap_type, offset)
+            if page is not None:
+                self._enter_swapcache(swap_type, offset)
+                return page
         if entry is not None:
             page = self._decompress(swap_type, entry)
             self.zswpin += 1
+            if self.profile.exclusive_loads:        # the entry leaves zswap
+                del tree[offset]
+                self._free_entry(swap_type, offset, entry)
+                self.loaded.setdefault(swap_type, {})[offset] = page
+                self.loaded_pages += 1
+            elif self.zswap_lru and entry.length:   # 6.6: to the LRU head
+                self.lru.move_to_end((swap_type, offset))
         else:
             page = self.swapdev.read(swap_type, offset)
             if page is None:
                 self.load_unknown += 1
                 return None
             self.load_misses += 1
+        self._enter_swapcache(swap_type, offset)
+        return page
+
+    def _enter_swapcache(self, swap_type, offset):
         cached = self.swapcache.get(swap_type)
         if cached is None:
             cached = self.swapcache[swap_type] = set()
         cached.add(offset)
+
+    def _load_from_swap_layer(self, swap_type, offset):
+        """A load zswap never sees: the zero map's page (swap_read_folio_zeromap)
+        or a page loaded earlier and still in RAM; None otherwise."""
+        if offset in self.zeromap.get(swap_type, ()):
+            self.swpin_zero += 1
+            return ZERO_PAGE
+        page = self.loaded.get(swap_type, {}).get(offset)
+        if page is not None:
+            self.swapcache_hits += 1
         return page
+
+    def evict_loaded(self, swap_type, offset):
+        """A clean page swapped in at `offset` left RAM again.  Under
+        exclusive loads zswap gave its copy up at the load, so the page is
+        stored again (store()'s result); otherwise the slot still holds it
+        and nothing happens (None)."""
+        page = self.loaded.get(swap_type, {}).get(offset)
+        return None if page is None else self.store(swap_type, offset, page)
 
     def invalidate_page(self, swap_type, offset):
         """The swap slot was freed: drop every copy of the page."""
@@ -369,15 +722,20 @@ class Zswap:
         self._drop(swap_type, offset)
         self.swapdev.discard(swap_type, offset)
         self._leave_swapcache(swap_type, offset)
+        if self.zswap_lru:
+            self._forget_zero(swap_type, offset)
+            self._forget_loaded(swap_type, offset)
 
     def invalidate_area(self, swap_type):
         """swapoff: drop everything stored for the swap type."""
         if self.shrink_pending:
             self.run_pending_work()
-        for entry in self.trees.pop(swap_type, {}).values():
-            self._free_entry(swap_type, entry)
+        for offset, entry in self.trees.pop(swap_type, {}).items():
+            self._free_entry(swap_type, offset, entry)
         self.swapdev.discard_area(swap_type)
         self.swapcache.pop(swap_type, None)
+        self.zeromap_pages -= len(self.zeromap.pop(swap_type, ()))
+        self.loaded_pages -= len(self.loaded.pop(swap_type, ()))
 
     # -- writeback: the pool's evict callback ----------------------------
 
@@ -394,13 +752,20 @@ class Zswap:
         entry = self.trees.get(swap_type, {}).get(offset)
         if entry is None or entry.handle != handle:
             return 0                                # invalidated meanwhile
+        ret = self._write_back(swap_type, offset, entry)
+        if not drawing and (ret == -errno.EEXIST
+                            or ret == -errno.ENOMEM and self.memory.free_pages() == 0):
+            return pool.unchanged(ret)              # recurs: not injected, nothing changed
+        return ret
+
+    def _write_back(self, swap_type, offset, entry):
+        """zswap_writeback_entry on a live entry: 0 once its page is on the
+        swap device and the entry freed, else -EEXIST, -ENOMEM or -EIO."""
         if offset in self.swapcache.get(swap_type, ()):
-            return -errno.EEXIST if drawing else pool.unchanged(-errno.EEXIST)
+            return -errno.EEXIST
         try:
             pfn = self.memory.alloc_page()          # the swap-cache page
         except NoMemory:
-            if self.memory.free_pages() == 0 and not drawing:   # full, not injected
-                return pool.unchanged(-errno.ENOMEM)
             return -errno.ENOMEM
         frame = self.memory.frames[pfn]
         frame[:] = self._decompress(swap_type, entry)
@@ -412,7 +777,7 @@ class Zswap:
             self.memory.free_page(pfn)
         self.written_back_pages += 1
         del self.trees[swap_type][offset]
-        self._free_entry(swap_type, entry)
+        self._free_entry(swap_type, offset, entry)
         return 0
 
     # -- reports ---------------------------------------------------------
@@ -433,11 +798,16 @@ class Zswap:
         return list(rows.values())
 
     def where(self, swap_type, offset):
-        """'pool' or 'swap' for the copy the next load would find, else None."""
+        """'pool', 'swap', 'zero map' or 'ram' for the copy the next load
+        would find, else None."""
         if offset in self.trees.get(swap_type, ()):
             return "pool"
         if self.swapdev.holds(swap_type, offset):
             return "swap"
+        if offset in self.zeromap.get(swap_type, ()):
+            return "zero map"
+        if offset in self.loaded.get(swap_type, ()):
+            return "ram"
         return None
 
     def holds_page(self, swap_type, offset, key):
@@ -449,7 +819,7 @@ class Zswap:
         if entry is not None and entry.length:
             expected = self.compressor.cached(key)
             if expected is not None:
-                data = self.pool_for(swap_type).read(entry.handle)
+                data = self._pool_of(swap_type, entry).read(entry.handle)
                 return data[self.header_len:] == expected
         page = self.peek(swap_type, offset)
         return page is not None and page_key(page) == key
@@ -459,12 +829,15 @@ class Zswap:
         entry = self.trees.get(swap_type, {}).get(offset)
         if entry is not None:
             return self._decompress(swap_type, entry)
-        return self.swapdev.slots.get(swap_type, {}).get(offset)
+        if offset in self.zeromap.get(swap_type, ()):
+            return ZERO_PAGE
+        page = self.loaded.get(swap_type, {}).get(offset)
+        return page if page is not None else self.swapdev.slots.get(swap_type, {}).get(offset)
 
     def counters(self):
         """Every counter by name: the kernel's debugfs ones first."""
         pools = list(self.pools.values())
-        counts = {name: getattr(self, name) for name in DEBUGFS_COUNTERS}
+        counts = {name: getattr(self, name) for name in self.counter_names}
         counts.update(
             stores=self.stores, zswpout=self.zswpout, duplicate_stores=self.duplicate_stores,
             reject_pool_full=self.reject_pool_full, reject_too_big=self.reject_too_big,
@@ -492,4 +865,11 @@ class Zswap:
             swap_full=self.swap_full, swap_write_errors=self.swap_write_errors,
             compress_cache_hits=self.compressor.hits,
         )
+        if self.zswap_lru:
+            results = self.writeback_results
+            counts.update(swapcache_hits=self.swapcache_hits,
+                          shrink_rotations=self.shrink_rotations,
+                          writeback_eexist=results.get(-errno.EEXIST, 0),
+                          writeback_enomem=results.get(-errno.ENOMEM, 0),
+                          writeback_eio=results.get(-errno.EIO, 0))
         return counts
