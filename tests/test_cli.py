@@ -259,7 +259,8 @@ def test_fidelity_command_exact_and_catching_a_difference(tmp_path):
     (tmp_path / "mix2000.kernel.json").write_text(json.dumps(kernel))
     result = run("fidelity", str(tmp_path), "--json")
     assert result.returncode == 1
-    wrong = [r for r in json.loads(result.stdout) if r["difference"] and r["mode"] == "kernel sizes"]
+    wrong = [r for r in json.loads(result.stdout)
+             if r["difference"] and r["mode"] == "kernel sizes"]
     assert [(r["case"], r["field"], r["difference"]) for r in wrong] == \
         [("zram zstd", "mem_used_total", -4096)]
 

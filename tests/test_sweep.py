@@ -121,7 +121,8 @@ def test_dask_cluster_gives_the_serial_results(churn_trace):
     serial = run_configs(churn_trace, sweep_configs())
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   host="127.0.0.1", dashboard_address=None) as cluster:
-        remote = run_configs(churn_trace, sweep_configs(), dask_scheduler=cluster.scheduler_address)
+        remote = run_configs(churn_trace, sweep_configs(),
+                             dask_scheduler=cluster.scheduler_address)
     assert without_timing(remote) == without_timing(serial)
 
 

@@ -39,7 +39,8 @@ def new_pool(**kwargs):
 
 def blocks(pool, pfn):
     """(offset, size, free) of every block of a page, in address order."""
-    return [(offset, size, bool(prev & BLOCK_FREE)) for offset, size, prev in pool.page_blocks(pfn)]
+    return [(offset, size, bool(prev & BLOCK_FREE))
+            for offset, size, prev in pool.page_blocks(pfn)]
 
 
 def pfn_of(handle):

@@ -164,7 +164,7 @@ def test_failed_eviction_goes_to_lru_head_and_next_tail_is_tried():
 def test_first_buddy_failure_stops_the_page():
     pool = create_pool("zbud")
     first = pool.malloc(chunks(30))
-    last = pool.malloc(chunks(30))
+    pool.malloc(chunks(30))                       # the last buddy
     pool.evict = Evictor(refuse={first})
     assert pool.reclaim_page(1) == -errno.EAGAIN
     assert pool.evict.calls == [first]            # last was never tried

@@ -28,7 +28,8 @@ def kernel_geometry(chain, rule):
     shorter chain) or "6.3" (least waste, powers of two on one page)."""
     def pages_for(size):
         if rule == "6.1":
-            used = [(k * 4096 - (k * 4096) % size) * 100 // (k * 4096) for k in range(1, chain + 1)]
+            used = [(k * 4096 - (k * 4096) % size) * 100 // (k * 4096)
+                    for k in range(1, chain + 1)]
             return used.index(max(used)) + 1
         if size & (size - 1) == 0:
             return 1

@@ -24,7 +24,8 @@ def anonymous_ranges(pid):
             fields = line.split()
             addresses, perms = fields[0], fields[1]
             path = fields[5] if len(fields) > 5 else ""
-            if perms.startswith("rw") and perms[3] == "p" and (not path or path in ("[heap]", "[stack]")):
+            anonymous = not path or path in ("[heap]", "[stack]")
+            if perms.startswith("rw") and perms[3] == "p" and anonymous:
                 start, end = (int(a, 16) for a in addresses.split("-"))
                 yield start, end
 

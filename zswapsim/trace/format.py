@@ -234,7 +234,8 @@ class TraceWriter:
             image_end = int(np.searchsorted(first_use, end))
             if image_end - image > WRITER_BLOCK_IMAGES:
                 image_end = image + WRITER_BLOCK_IMAGES
-                end = int(first_use[image_end])  # the next image's first event opens the next block
+                # the next image's first event opens the next block
+                end = int(first_use[image_end])
             blocks.append((start, end, image, image_end))
             start, image = end, image_end
         return blocks

@@ -53,8 +53,8 @@ def trace_info(path):
             continue
         kinds = _grown(kinds, int(stored_ids.max()) + 1)
         if lengths.shape[1] < len(kinds):
-            lengths = np.hstack([lengths, np.zeros((len(compressors), len(kinds) - lengths.shape[1]),
-                                                   np.int64)])
+            missing = len(kinds) - lengths.shape[1]
+            lengths = np.hstack([lengths, np.zeros((len(compressors), missing), np.int64)])
         for image_id in np.unique(stored_ids[kinds[stored_ids] == _UNSEEN]).tolist():
             page = images[image_id]
             if page == zero_page:
@@ -74,7 +74,8 @@ def trace_info(path):
             length_sums[c] += int(mixed_lengths.sum())
         zero_pages += int(np.count_nonzero(stored_kinds == _ZERO))
         same_filled_pages += int(np.count_nonzero(stored_kinds >= _SAME_FILLED))
-        slots = (stores["swap_type"].astype(np.uint64) << np.uint64(_SLOT_SHIFT)) | stores["offset"]
+        swap_types = stores["swap_type"].astype(np.uint64)
+        slots = (swap_types << np.uint64(_SLOT_SHIFT)) | stores["offset"]
         footprint.update(np.unique(slots).tolist())
     stores = int(events_by_op[STORE])
     compressed = int(histograms[0].sum())
