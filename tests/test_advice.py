@@ -21,7 +21,6 @@ What the kernels do, from their sources:
 import csv
 import dataclasses
 import json
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -29,9 +28,9 @@ from pathlib import Path
 import pytest
 
 import zswapsim
+from churn import write_churn_trace
 from zswapsim.profiles import ZSWAP_PROFILES
 from zswapsim.sweep import advice_line, rank, recommend, verdict, what_if
-from zswapsim.trace import TraceReader, TraceWriter
 
 SHIPPED = Path(__file__).resolve().parents[1] / "traces" / "python-heap.trace"
 RAM = 1000          # pages: a 200-page pool limit at 20 %, which the trace below exceeds
@@ -41,23 +40,7 @@ RAM = 1000          # pages: a 200-page pool limit at 20 %, which the trace belo
 def churn_trace(tmp_path_factory):
     """1,500 events over 400 real pages: stores, loads (the page stays in
     the swap cache), invalidations; in RAM pages it outgrows a 20 % pool."""
-    images = [image for _, _, _, image, _ in TraceReader(SHIPPED)][:400]
-    path = tmp_path_factory.mktemp("advice") / "churn.trace"
-    rng = random.Random(11)
-    stored = set()
-    with TraceWriter(path) as w:
-        for _ in range(1500):
-            offset = rng.randrange(600)
-            kind = rng.random()
-            if kind < 0.7 or offset not in stored:
-                w.store(0, offset, rng.choice(images))
-                stored.add(offset)
-            elif kind < 0.9:
-                w.load(0, offset)
-            else:
-                w.invalidate_page(0, offset)
-                stored.discard(offset)
-    return path
+    return write_churn_trace(tmp_path_factory.mktemp("advice") / "churn.trace")
 
 
 def run(*args):

@@ -5,17 +5,16 @@ itself: test_advice.py)."""
 
 import csv
 import json
-import random
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from churn import write_churn_trace
 import zswapsim
 from zswapsim.replay import replay
 from zswapsim.sweep import COMPARE_FIELDS, TUNE_FIELDS, lane_groups, run_configs
-from zswapsim.trace import TraceReader, TraceWriter
 
 SHIPPED = Path(__file__).resolve().parents[1] / "traces" / "python-heap.trace"
 
@@ -25,23 +24,7 @@ def churn_trace(tmp_path_factory):
     """1,500 events over real pages: stores, loads that leave pages in the
     swap cache, invalidations; small enough RAM (see RAM) that every pool's
     limit bites and reclaim runs."""
-    images = [image for _, _, _, image, _ in TraceReader(SHIPPED)][:400]
-    path = tmp_path_factory.mktemp("sweep") / "churn.trace"
-    rng = random.Random(11)
-    stored = set()
-    with TraceWriter(path) as w:
-        for _ in range(1500):
-            offset = rng.randrange(600)
-            kind = rng.random()
-            if kind < 0.7 or offset not in stored:
-                w.store(0, offset, rng.choice(images))
-                stored.add(offset)
-            elif kind < 0.9:
-                w.load(0, offset)
-            else:
-                w.invalidate_page(0, offset)
-                stored.discard(offset)
-    return path
+    return write_churn_trace(tmp_path_factory.mktemp("sweep") / "churn.trace")
 
 
 RAM = 1000          # pages: a 200-page pool limit at 20 %
