@@ -396,7 +396,8 @@ class RecordingReader:
         if self._snapshots and ts_ns < self._snapshots[-1].ts_ns:
             raise TraceError("snapshot timestamp earlier than the previous one", at + 4)
         if n_pages > MAX_SNAPSHOT_PAGES:
-            raise TraceError(f"snapshot holds {n_pages} pages, limit {MAX_SNAPSHOT_PAGES}", at + 12)
+            raise TraceError(f"snapshot holds {n_pages} pages, limit {MAX_SNAPSHOT_PAGES}",
+                             at + 12)
         if n_written > n_pages:
             raise TraceError(f"{n_written} written pages of {n_pages}", at + 16)
         if n_accessed != NO_ACCESS_INFO and n_accessed > n_pages:
