@@ -19,7 +19,8 @@ A drop_clean event (a clean page loaded from swap left RAM again) is
 nothing to a kernel whose zswap keeps its copy at a load; under exclusive
 loads (6.9 on: the profile's exclusive_loads) zswap gave the copy up, so
 the page is stored again (Zswap.evict_loaded).  A trace older than the
-event cannot say when that happened; such a replay says so on stderr, once.
+event cannot say when that happened; a replay that meets a load in one
+says so on stderr, once.
 
 With verification on, every load is checked against the page image the
 trace says the offset holds, and at the end a conservation check proves
@@ -86,9 +87,8 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
     resident = [{} for _ in lanes]   # per lane: (swap type, offset) -> page kept in RAM
     exclusive_lanes = [(zswap, kept) for zswap, kept in zip(lanes, resident)
                        if zswap.profile.exclusive_loads]
-    if exclusive_lanes and reader.version < DROP_CLEAN_VERSION:
-        note_old_trace(trace_path, reader.version,
-                       [zswap.profile.name for zswap, _kept in exclusive_lanes])
+    # A trace older than drop_clean loses nothing until its first load.
+    old_trace_note = bool(exclusive_lanes) and reader.version < DROP_CLEAN_VERSION
     cache_list = list(caches.values())
     batching = [cache for cache in cache_list if cache.batch is not None]
     events = 0
@@ -116,6 +116,10 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
                     live_offsets = live[swap_type] = {}
                 live_offsets[offset] = key
             elif op == LOAD:
+                if old_trace_note:
+                    note_old_trace(trace_path, reader.version,
+                                   [zswap.profile.name for zswap, _kept in exclusive_lanes])
+                    old_trace_note = False
                 image = images.get(image_id)
                 if verify:
                     live_offsets = live.get(swap_type)
@@ -192,12 +196,12 @@ def note_old_trace(trace_path, version, kernels):
     if str(trace_path) in _noted_old_traces:
         return
     _noted_old_traces.add(str(trace_path))
+    kernels = ", ".join(sorted(set(kernels)))
     print(f"zswapsim: note: {trace_path} is a version {version} trace, older than the "
           "drop_clean event: pages loaded and dropped again are not stored again, so "
-          f"under the exclusive loads of {', '.join(sorted(set(kernels)))} zswpout and the "
-          "pool count too few stores and such pages stay in RAM (swapcache_hits) as if "
-          "never reclaimed; make the trace again with `zswapsim trace synth` to have them",
-          file=sys.stderr)
+          f"under the exclusive loads of Linux {kernels} zswpout and the pool count too few "
+          "stores and such pages stay in RAM (swapcache_hits) as if never reclaimed; make "
+          "the trace again with `zswapsim trace synth` to have them", file=sys.stderr)
 
 
 def store_dropped_page(zswap, kept, swap_type, offset):
