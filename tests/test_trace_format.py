@@ -473,6 +473,7 @@ def sample_traces(tmp_path):
         writer.store(0, 1, page(1), ts=1)
         writer.store(0, 2, page(2), ts=2)
         writer.load(0, 1, ts=3)
+        writer.drop_clean(0, 1, ts=4)
         writer.invalidate_page(0, 2, ts=4)
         writer.invalidate_area(0, ts=5)
     return [path.read_bytes(), encode_trace(two_block_spec())]
