@@ -44,6 +44,7 @@ from .zswap import Zswap
 
 _noted_old_traces = set()   # traces this process has said the old-trace note for
 
+
 class VerifyError(ZswapsimError):
     """The simulator returned other bytes than were stored: a bug, said loudly."""
 
