@@ -83,6 +83,7 @@ def trace_bases(pages, tmp_path_factory):
                 writer.load(i % 2, 100 + i, ts=100 + i)     # hits, then two never stored
             writer.invalidate_page(0, 100, ts=120)
             writer.load(0, 100, ts=121)
+            writer.drop_clean(0, 102, ts=122)               # loaded above, left RAM clean
             writer.store(1, 2**50 - 1, pages[8], ts=130)
             writer.invalidate_area(1, ts=140)
             writer.load(1, 101, ts=141)

@@ -76,9 +76,9 @@ def test_eviction_faults_clean_drops_invalidates_and_slot_reuse(tmp_path):
         ("store", 0, 1),
         ("store", 1, 2), ("load", 0, 1),
         ("store", 2, 3), ("load", 1, 2),
-        ("load", 2, 3),
+        ("drop_clean", 0, None), ("load", 2, 3),
         ("invalidate_page", 1, None),
-        ("load", 0, 1),
+        ("drop_clean", 2, None), ("load", 0, 1),
         ("invalidate_page", 0, None),
         ("store", 0, 22),
         ("invalidate_page", 2, None),
@@ -182,8 +182,8 @@ def test_a_scan_larger_than_ram_misses_every_time(tmp_path):
     # LRU's worst case: each page is stored once, then dropped clean at every later eviction.
     assert (stats["first_touches"], stats["loads"], stats["stores"], stats["clean_drops"]) == (
         3, 27, 3, 25)
-    assert [op for op, _, _ in events(tmp_path / "t.trace")][:6] == [
-        "store", "store", "load", "store", "load", "load"]
+    assert [op for op, _, _ in events(tmp_path / "t.trace")][:7] == [
+        "store", "store", "load", "store", "load", "drop_clean", "load"]
 
 
 def test_phases_run_in_turn_and_repeat():
@@ -275,7 +275,8 @@ def test_synthetic_trace_replays_and_verifies(tmp_path):
     assert stats["accesses"] == 3500 and stats["loads"] and stats["invalidates"]
     assert stats["clean_drops"] and stats["peak_resident"] == 100
     result = replay(tmp_path / "t.trace", ram_pages=256)   # a 51-page pool: writeback too
-    assert result["events"] == stats["stores"] + stats["loads"] + stats["invalidates"]
+    assert result["events"] == (stats["stores"] + stats["loads"] + stats["invalidates"]
+                                + stats["clean_drops"])
     assert result["live_pages"] == stats["swap_slots"]
     assert result["written_back_pages"] > 0
     description = TraceReader(tmp_path / "t.trace").description

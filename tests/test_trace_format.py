@@ -146,7 +146,7 @@ def test_round_trip_of_hand_built_sequence(tmp_path):
         (INVALIDATE_AREA, 1, 0, None, 190), (LOAD, 1, 5, None, 200), (LOAD, 0, 5, c, 210),
     ]
     reader = TraceReader(path)
-    assert (reader.version, reader.page_size) == (1, PAGE)
+    assert (reader.version, reader.page_size) == (2, PAGE)
     assert reader.description == "hand built ✓"
     assert reader.has_timestamps
     events = list(reader)
@@ -161,7 +161,7 @@ def test_round_trip_of_hand_built_sequence(tmp_path):
     # loads naming the expected image, everything released in the one block.
     data = path.read_bytes()
     description = "hand built ✓".encode()
-    assert struct.unpack_from("<8sHHII", data) == (b"ZSWTRACE", 1, 1, PAGE, len(description))
+    assert struct.unpack_from("<8sHHII", data) == (b"ZSWTRACE", 2, 1, PAGE, len(description))
     assert data[20:20 + len(description)] == description
     blocks, trailer = decode_blocks(data)
     assert len(blocks) == 1
@@ -329,7 +329,7 @@ def patched(data, offset, new):
 
 @pytest.mark.parametrize("header, message, offset", [
     (patched(encode_header(), 0, b"ZSWTRACX"), "bad magic", 0),
-    (encode_header(version=2), "unsupported trace version 2", 8),
+    (encode_header(version=3), "unsupported trace version 3", 8),
     (encode_header(flags=2), "unknown header flags 0x2", 10),
     (encode_header(page_size=8192), "invalid page size 8192", 12),
     (encode_header(page_size=16384), "page size 16384, expected 4096", 12),
@@ -473,6 +473,7 @@ def sample_traces(tmp_path):
         writer.store(0, 1, page(1), ts=1)
         writer.store(0, 2, page(2), ts=2)
         writer.load(0, 1, ts=3)
+        writer.drop_clean(0, 1, ts=4)
         writer.invalidate_page(0, 2, ts=4)
         writer.invalidate_area(0, ts=5)
     return [path.read_bytes(), encode_trace(two_block_spec())]

@@ -101,11 +101,12 @@ def test_info_counts_by_construction(tmp_path):
         writer.invalidate_page(0, 2, ts=8)
         writer.invalidate_area(1, ts=9)
     assert trace_info(path) == {
-        "version": 1,
+        "version": 2,
         "page_size": PAGE,
         "description": "info test",
         "has_timestamps": True,
-        "events": {"store": 5, "load": 2, "invalidate_page": 1, "invalidate_area": 1},
+        "events": {"store": 5, "load": 2, "invalidate_page": 1, "invalidate_area": 1,
+                   "drop_clean": 0},
         "distinct_images": 3,
         "zero_pages": 2,
         "same_filled_pages": 4,           # the two zero pages and the two word-filled ones
@@ -151,7 +152,7 @@ def test_info_of_an_imported_dump_across_blocks(tmp_path):
     import_raw(tmp_path / "dump.bin", tmp_path / "dump.trace")
     info = trace_info(tmp_path / "dump.trace")
     assert info["events"] == {"store": 3000, "load": 0, "invalidate_page": 0,
-                              "invalidate_area": 0}
+                              "invalidate_area": 0, "drop_clean": 0}
     assert info["distinct_images"] == 2999
     assert info["zero_pages"] == 1
     assert info["same_filled_pages"] == 3000   # page(tag) repeats one 8-byte word

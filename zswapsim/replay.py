@@ -15,6 +15,13 @@ A page the swap core could not swap out (no free swap slot, or the device
 write failed: see faults.py for injecting such failures) stays resident:
 its later loads are served from RAM and checked there.
 
+A drop_clean event (a clean page loaded from swap left RAM again) is
+nothing to a kernel whose zswap keeps its copy at a load; under exclusive
+loads (6.9 on: the profile's exclusive_loads) zswap gave the copy up, so
+the page is stored again (Zswap.evict_loaded).  A trace older than the
+event cannot say when that happened; a replay that meets a load in one
+says so on stderr, once.
+
 With verification on, every load is checked against the page image the
 trace says the offset holds, and at the end a conservation check proves
 nothing was lost: each offset still live in the trace is in the pool or on
@@ -23,14 +30,20 @@ compared by page_key (a 128-bit digest), so the replayer keeps 16 bytes per
 live page, not the page.
 """
 
+import sys
 import time
 
 from .compress import CompressionCache, get_compressor, page_key
 from .errors import ConfigError, TraceError, ZswapsimError
 from .config import ZswapConfig, as_config
 from .stats import derived
-from .trace import INVALIDATE_AREA, INVALIDATE_PAGE, LOAD, STORE, TraceReader, columns
+from .trace import (DROP_CLEAN, INVALIDATE_AREA, INVALIDATE_PAGE, LOAD, STORE, TraceReader,
+                    columns)
+from .trace.format import DROP_CLEAN_VERSION
 from .zswap import Zswap
+
+_noted_old_traces = set()   # traces this process has said the old-trace note for
+
 
 class VerifyError(ZswapsimError):
     """The simulator returned other bytes than were stored: a bug, said loudly."""
@@ -73,6 +86,10 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
     timelines = [[] for _ in lanes]
     live = {}           # swap type -> {offset: page_key of the expected image}
     resident = [{} for _ in lanes]   # per lane: (swap type, offset) -> page kept in RAM
+    exclusive_lanes = [(zswap, kept) for zswap, kept in zip(lanes, resident)
+                       if zswap.profile.exclusive_loads]
+    # A trace older than drop_clean loses nothing until its first load.
+    old_trace_note = bool(exclusive_lanes) and reader.version < DROP_CLEAN_VERSION
     cache_list = list(caches.values())
     batching = [cache for cache in cache_list if cache.batch is not None]
     events = 0
@@ -100,6 +117,10 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
                     live_offsets = live[swap_type] = {}
                 live_offsets[offset] = key
             elif op == LOAD:
+                if old_trace_note:
+                    note_old_trace(trace_path, reader.version,
+                                   [zswap.profile.name for zswap, _kept in exclusive_lanes])
+                    old_trace_note = False
                 image = images.get(image_id)
                 if verify:
                     live_offsets = live.get(swap_type)
@@ -120,6 +141,11 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
                         kept.pop((swap_type, offset), None)
                     zswap.invalidate_page(swap_type, offset)
                 live.get(swap_type, {}).pop(offset, None)
+            elif op == DROP_CLEAN:
+                if verify and offset not in live.get(swap_type, ()):
+                    raise inconsistent_drop(events, swap_type, offset)
+                for zswap, kept in exclusive_lanes:
+                    store_dropped_page(zswap, kept, swap_type, offset)
             elif op == INVALIDATE_AREA:
                 for zswap, kept in lane_state:
                     for slot in [slot for slot in kept if slot[0] == swap_type]:
@@ -165,6 +191,32 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
     return results
 
 
+def note_old_trace(trace_path, version, kernels):
+    """Say once per trace what a trace older than drop_clean cannot tell an
+    exclusive-load kernel."""
+    if str(trace_path) in _noted_old_traces:
+        return
+    _noted_old_traces.add(str(trace_path))
+    kernels = ", ".join(sorted(set(kernels)))
+    print(f"zswapsim: note: {trace_path} is a version {version} trace, older than the "
+          "drop_clean event: pages loaded and dropped again are not stored again, so "
+          f"under the exclusive loads of Linux {kernels} zswpout and the pool count too few "
+          "stores and such pages stay in RAM (swapcache_hits) as if never reclaimed; make "
+          "the trace again with `zswapsim trace synth` to have them", file=sys.stderr)
+
+
+def store_dropped_page(zswap, kept, swap_type, offset):
+    """A clean page loaded exclusively from zswap left RAM: it is stored
+    again, and stays in RAM (`kept`) if it still cannot leave.  A page this
+    lane kept in RAM all along, or read from the swap device or the zero
+    map (whose copy stays), needs nothing."""
+    if kept and (swap_type, offset) in kept or zswap.where(swap_type, offset) != "ram":
+        return
+    page = zswap.peek(swap_type, offset)
+    if zswap.evict_loaded(swap_type, offset) is None:
+        kept[swap_type, offset] = page
+
+
 def _compress_ahead(caches):
     """The reader's work ahead for caches whose compressor batches: each
     block's new images compressed on its helper thread, one batch a cache."""
@@ -193,6 +245,12 @@ def inconsistent_load(event, swap_type, offset, image, expected_key):
         what = "names another page than the one stored there"
     return TraceError(f"trace inconsistent at event {event}: load of type {swap_type} "
                       f"offset {offset} {what}")
+
+
+def inconsistent_drop(event, swap_type, offset):
+    """The TraceError for a drop_clean of an offset the trace holds nothing at."""
+    return TraceError(f"trace inconsistent at event {event}: drop_clean of type {swap_type} "
+                      f"offset {offset}, but nothing is stored there")
 
 
 def check_conservation(zswap, live, verify, resident=()):

@@ -13,6 +13,10 @@ swap_zero_map) a zero-filled page never reaches zram: the swap layer marks
 its slot in the zero map (swpout_zero) and fills a load of it with zeros
 (swpin_zero); whatever zram held at that index stays there, unread, until
 the slot is freed.  Each invalidation is the swap core's slot-free notify.
+A drop_clean (a clean page read from swap left RAM again) is nothing: only
+zswap's load is exclusive (zswap_load erases its entry when reading into
+the swap cache, 6.9 on); a read from zram (swap_read_folio ->
+zram_read_page) leaves the slot's data in place, so the page needs no store.
 zram is one swap area, so a trace must use one swap type.
 
 Every load is checked against the trace, and at the end every live page is
@@ -23,8 +27,8 @@ written there; and zram holds nothing the trace has freed.
 from .compress import page_key
 from .memory import PAGE_SIZE
 from .errors import TraceError
-from .replay import VerifyError, inconsistent_load
-from .trace import INVALIDATE_AREA, INVALIDATE_PAGE, LOAD, STORE, TraceReader
+from .replay import VerifyError, inconsistent_drop, inconsistent_load
+from .trace import DROP_CLEAN, INVALIDATE_AREA, INVALIDATE_PAGE, LOAD, STORE, TraceReader
 
 ZERO_PAGE = bytes(PAGE_SIZE)
 
@@ -73,6 +77,9 @@ def zram_replay(device, trace_path, progress=None):
                     raise inconsistent_load(event, swap_type, offset, image, expected)
                 raise VerifyError(f"verify failed at event {event}: zram read of index "
                                   f"{offset} returned other bytes than were written")
+        elif op == DROP_CLEAN:
+            if offset not in live:
+                raise inconsistent_drop(event, swap_type, offset)
         elif op == INVALIDATE_PAGE:
             device.discard(offset)
             for pages in (live, held, resident):

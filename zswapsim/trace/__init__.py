@@ -4,6 +4,7 @@ See docs/trace-format.md for the on-disk layout.
 """
 
 from .format import (
+    DROP_CLEAN,
     EVENT_DTYPE,
     INVALIDATE_AREA,
     INVALIDATE_PAGE,
@@ -20,7 +21,7 @@ from .importer import import_raw
 from .info import trace_info
 
 __all__ = [
-    "EVENT_DTYPE", "INVALIDATE_AREA", "INVALIDATE_PAGE", "LOAD", "NO_IMAGE", "OP_NAMES",
-    "PAGE_SIZE", "STORE", "TraceReader", "TraceWriter", "columns", "import_raw",
+    "DROP_CLEAN", "EVENT_DTYPE", "INVALIDATE_AREA", "INVALIDATE_PAGE", "LOAD", "NO_IMAGE",
+    "OP_NAMES", "PAGE_SIZE", "STORE", "TraceReader", "TraceWriter", "columns", "import_raw",
     "trace_info",
 ]

@@ -1,7 +1,10 @@
 """The zswapsim trace format: a recorded frontswap workload on disk.
 
 A trace is the sequence of frontswap calls a kernel made (store, load,
-invalidate_page, invalidate_area) with the page images they carried.  Each
+invalidate_page, invalidate_area) with the page images they carried, and
+(from version 2) the drop_clean events that say when a clean page loaded
+from swap left RAM again: no call under frontswap, a store again under the
+exclusive loads of Linux 6.9 and later.  Each
 distinct image is stored once and named by an integer id.  Events travel in
 blocks; a block carries the images it introduces and a release list of the
 ids no later event names, so a reader holds only the live images plus one
@@ -34,15 +37,18 @@ import zstandard
 from ..errors import ConfigError, TraceError
 from ..files import ReplacingFile
 
-STORE, LOAD, INVALIDATE_PAGE, INVALIDATE_AREA = 1, 2, 3, 4
+STORE, LOAD, INVALIDATE_PAGE, INVALIDATE_AREA, DROP_CLEAN = 1, 2, 3, 4, 5
 OP_NAMES = {STORE: "store", LOAD: "load", INVALIDATE_PAGE: "invalidate_page",
-            INVALIDATE_AREA: "invalidate_area"}
+            INVALIDATE_AREA: "invalidate_area", DROP_CLEAN: "drop_clean"}
 NO_IMAGE = 0xFFFFFFFF
 PAGE_SIZE = 4096
 
 MAGIC = b"ZSWTRACE"
 RECORDING_MAGIC = b"ZSWRECRD"   # a `trace record` recording (recording.py), not a trace
-VERSION = 1
+VERSION = 2                     # what the writer writes
+DROP_CLEAN_VERSION = 2          # the first version with drop_clean events
+# The versions a reader reads, each with the last op it may hold.
+LAST_OP = {1: INVALIDATE_AREA, 2: DROP_CLEAN}
 FLAG_TIMESTAMPS = 1
 BLOCK_MAGIC = b"ZBLK"
 END_MAGIC = b"ZEND"
@@ -163,6 +169,11 @@ class TraceWriter:
         if image != NO_IMAGE:
             self._last_use[image] = self._n_events
         self._append(LOAD, swap_type, image, offset, ts)
+
+    def drop_clean(self, swap_type, offset, ts=0):
+        """A clean page loaded from the slot left RAM; the slot keeps its image."""
+        self._check_event(swap_type, offset, ts)
+        self._append(DROP_CLEAN, swap_type, NO_IMAGE, offset, ts)
 
     def invalidate_page(self, swap_type, offset, ts=0):
         self._check_event(swap_type, offset, ts)
@@ -373,7 +384,7 @@ class TraceReader:
                 "--ram SIZE -o OUTPUT.trace  (SIZE: the RAM the recorded program had, e.g. 64M)")
         if magic != MAGIC:
             raise TraceError("not a zswapsim trace (bad magic)", 0)
-        if version != VERSION:
+        if version not in LAST_OP:
             raise TraceError(f"unsupported trace version {version}", 8)
         if flags & ~FLAG_TIMESTAMPS:
             raise TraceError(f"unknown header flags {flags:#x}", 10)
@@ -461,9 +472,10 @@ class TraceReader:
         """Reject the block at `at` if any event breaks the format's rules."""
         op, image = events["op"], events["image"]
         named = image != NO_IMAGE
-        invalidate = (op == INVALIDATE_PAGE) | (op == INVALIDATE_AREA)
+        imageless = (op == INVALIDATE_PAGE) | (op == INVALIDATE_AREA) | (op == DROP_CLEAN)
         rules = [
-            ((op < STORE) | (op > INVALIDATE_AREA), lambda i: f"unknown op {op[i]}"),
+            ((op < STORE) | (op > LAST_OP[self.version]),
+             lambda i: f"unknown op {op[i]}"),
             (events["reserved"] != 0, lambda i: "nonzero reserved field"),
             (events["swap_type"] >= MAX_SWAPFILES,
              lambda i: f"swap type {events['swap_type'][i]} out of range"),
@@ -472,7 +484,7 @@ class TraceReader:
             ((op == INVALIDATE_AREA) & (events["offset"] != 0),
              lambda i: "invalidate_area with a nonzero offset"),
             ((op == STORE) & ~named, lambda i: "store without an image"),
-            (invalidate & named, lambda i: f"{OP_NAMES[int(op[i])]} naming an image"),
+            (imageless & named, lambda i: f"{OP_NAMES[int(op[i])]} naming an image"),
             (named & (image >= state.defined),
              lambda i: f"image {image[i]} not yet defined"),
         ]

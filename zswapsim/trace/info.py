@@ -15,7 +15,7 @@ import numpy as np
 
 from ..compress import get_compressor
 from ..memory import same_filled_word
-from .format import INVALIDATE_AREA, OP_NAMES, STORE, TraceReader
+from .format import OP_NAMES, STORE, TraceReader
 
 _UNSEEN, _MIXED, _SAME_FILLED, _ZERO = 0, 1, 2, 3
 _SLOT_SHIFT = 50  # offsets are below 2**50, so (swap_type << 50) | offset names a slot
@@ -42,11 +42,11 @@ def trace_info(path):
     lengths = np.zeros((len(compressors), 1024), np.int64)    # image id -> output length
     histograms = np.zeros((len(compressors), SIZE_BINS), np.int64)
     length_sums = np.zeros(len(compressors), np.int64)
-    events_by_op = np.zeros(INVALIDATE_AREA + 1, np.int64)
+    events_by_op = np.zeros(max(OP_NAMES) + 1, np.int64)
     zero_pages = same_filled_pages = 0
     footprint = set()
     for events, images in reader.blocks():
-        events_by_op += np.bincount(events["op"], minlength=INVALIDATE_AREA + 1)
+        events_by_op += np.bincount(events["op"], minlength=max(OP_NAMES) + 1)
         stores = events[events["op"] == STORE]
         stored_ids = stores["image"].astype(np.int64)
         if stored_ids.size == 0:

@@ -9,7 +9,10 @@ reclaim and fault paths do, so any access sequence becomes a trace:
 - Reclaim takes the least recently accessed resident page before a new page
   comes in.  A dirty page is stored to swap at a fresh slot; a clean page
   whose swap slot still holds its content is dropped without a store, as
-  the kernel drops an unmodified swap-cache page.
+  the kernel drops an unmodified swap-cache page, and the trace says so
+  (drop_clean): nothing happens then under frontswap, but a kernel with
+  exclusive zswap loads (6.9 on) gave up zswap's copy at the load and
+  stores the page again.
 - A fault on a swapped-out page loads it; the page keeps its slot (it is
   in the swap cache) until it is written, which invalidates and frees the
   slot.  Freeing a page invalidates its slot if it has one.
@@ -19,7 +22,7 @@ reclaim and fault paths do, so any access sequence becomes a trace:
   their order.)
 
 Only the content of dirty resident pages is kept: a swapped-out page's
-content lives in the trace, and a clean page is never stored again.  A
+content lives in the trace, and a clean page's is the one its slot holds.  A
 write may give, instead of the bytes, a function that makes them: it is
 called only if the page is stored, so a generator spends nothing on pages
 that are overwritten or never leave RAM, and RAM's content need not be held.
@@ -109,6 +112,7 @@ class RamModel:
         key, content = self._resident.popitem(last=False)
         if content is None:
             self.stats["clean_drops"] += 1
+            self.writer.drop_clean(self.swap_type, self._slot[key])
             return
         if self._free_slots:
             slot = heapq.heappop(self._free_slots)
