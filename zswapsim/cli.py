@@ -150,6 +150,10 @@ def _description_option(command):
 @click.option("--retries", type=int, default=DEFAULT.retries, show_default=True,
               help=RETRIES_HELP)
 @_kernel_option()
+@click.option("--shrink-delay", type=int, default=None, metavar="K",
+              help="Swap-outs the queued shrink work waits for before it runs "
+                   f"({_range('shrink_delay')}); default: the kernel's (zswapsim kernels), "
+                   "fitted to its fidelity runs.")
 @click.option("--same-filled-pages-enabled/--no-same-filled-pages-enabled", default=None,
               help="Keep same-filled pages outside the pool (the kernel parameter); "
                    "default: as the kernel did (yes, but not in 3.11).")
@@ -174,14 +178,14 @@ def _description_option(command):
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_max_trace_memory
 def replay_cmd(trace_path, backend, compressor, ram, max_pool_percent,
-               accept_threshold_percent, retries, kernel, same_filled_pages_enabled, chain_size,
-               classes, as_json, verify, swap_size, fault_alloc, fault_swap_write, fault_evict,
-               fault_seed, quiet):
+               accept_threshold_percent, retries, kernel, shrink_delay,
+               same_filled_pages_enabled, chain_size, classes, as_json, verify, swap_size,
+               fault_alloc, fault_swap_write, fault_evict, fault_seed, quiet):
     """Replay TRACE through zswap and print the kernel's counters."""
     config = ZswapConfig(
         backend=backend, compressor=compressor, ram=ram, max_pool_percent=max_pool_percent,
         accept_threshold_percent=accept_threshold_percent, retries=retries, kernel=kernel,
-        same_filled_pages_enabled=same_filled_pages_enabled,
+        shrink_delay=shrink_delay, same_filled_pages_enabled=same_filled_pages_enabled,
         pool_options={"chain_size": chain_size} if chain_size is not None else None,
         swap_size=swap_size, faults=dict(seed=fault_seed, alloc=fault_alloc,
                                          swap_write=fault_swap_write, evict=fault_evict))
@@ -195,7 +199,7 @@ def replay_cmd(trace_path, backend, compressor, ram, max_pool_percent,
     click.echo(f"{result['trace']}: {result['events']} events, backend {backend}, "
                f"compressor {result['compressor']}, kernel {kernel}, "
                f"RAM {result['ram_pages']} pages, max_pool_percent {max_pool_percent}, "
-               f"retries {retries}")
+               f"retries {retries}, shrink delay {config.effective_shrink_delay()}")
     _table("zswap debugfs", result, reported_counters(ZSWAP_PROFILES[kernel]))
     _table("activity", result, ACTIVITY)
     if "shrink_rotations" in result:                # zswap's own LRU (6.6 on)

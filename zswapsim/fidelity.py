@@ -29,7 +29,7 @@ repeated boots, and the rows are range checks (`check` "range"): a
 counter's difference is 0 inside [min, max] widened by RANGE_SLACK, else
 its distance to the nearer bound.  pool_limit_hit moves the most from boot
 to boot and is reported, not held (`held` false).  The worker's timing is
-the profile's shrink_delay (ZswapConfig); LIMITED_FIT says how it was
+the profile's shrink_delay (ZswapConfig); the fit, below, says how it was
 chosen.
 
 The files are data from outside, so reading them is bounded: a file is
@@ -79,16 +79,16 @@ RANGE_SLACK = 0.02
 SLACK_PAGES = 8
 BYTE_COUNTERS = ("pool_total_size",)
 
-# How each profile's shrink_delay was chosen: every K in 0..70 replayed on
-# the limited runs (kernel sizes), counting the held counters inside their
-# widened ranges.  6.1's held counters do not depend on K (its shrink work
-# is one zpool_shrink, and every store it waits through is refused
-# anyway); 6.12 has no K that holds all 16 (K = 9 holds 10, K = 0 holds 8,
-# and the count jumps between neighbouring K: the kernel's worker
-# interleaves with the stores, which one delay cannot copy); 6.18 holds
-# all 8 counters, exactly, at every K from 41 (its worker wrote nothing
-# back).  One K for both kernels holds at most 10 of their 24 (K = 9).
-LIMITED_FIT = {"6.1": "any K", "6.12": 9, "6.18": 41}
+# How each profile's shrink_delay was chosen (the fit): every K in 0..70
+# replayed on the limited runs (kernel sizes), counting the held counters
+# inside their widened ranges.  6.1's held counters do not depend on K (its
+# shrink work is one zpool_shrink, and every store it waits through is
+# refused anyway), so 6.1 stays at 0; 6.12 has no K that holds all 16
+# (K = 9 holds 10, K = 0 holds 8, and the count jumps between neighbouring
+# K: the kernel's worker interleaves with the stores, which one delay
+# cannot copy); 6.18 holds all 8, every counter exactly, at every K from
+# 41 (its worker wrote nothing back).  One K for both 6.12 and 6.18 holds
+# at most 10 of their 24 (K = 9).
 
 
 def zswap_fields(profile):

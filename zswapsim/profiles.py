@@ -487,7 +487,7 @@ ZSWAP_6_12 = ZswapProfile(
     debugfs_counters=DEBUGFS_6_12,
     vmstat_counters=VMSTAT_6_12,
     # The most zswap_limited counters of 6.12 in their kernel ranges: 10 of
-    # 16 (K = 0: 8; no K passes 10).  See fidelity.py, LIMITED_FIT.
+    # 16 (K = 0: 8; no K passes 10).  See the fit in fidelity.py.
     shrink_delay=9,
 )
 
