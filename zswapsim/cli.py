@@ -152,8 +152,10 @@ def _description_option(command):
 @_kernel_option()
 @click.option("--shrink-delay", type=int, default=None, metavar="K",
               help="Swap-outs the queued shrink work waits for before it runs "
-                   f"({_range('shrink_delay')}); default: the kernel's (zswapsim kernels), "
-                   "fitted to its fidelity runs.")
+                   f"({_range('shrink_delay')}); default: the kernel's, fitted where it has "
+                   "zswap_limited fidelity runs (" + ", ".join(
+                       f"{name} {profile.shrink_delay}"
+                       for name, profile in ZSWAP_PROFILES.items()) + ").")
 @click.option("--same-filled-pages-enabled/--no-same-filled-pages-enabled", default=None,
               help="Keep same-filled pages outside the pool (the kernel parameter); "
                    "default: as the kernel did (yes, but not in 3.11).")

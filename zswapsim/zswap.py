@@ -11,7 +11,7 @@ when the pool is over max_pool_percent of RAM it counts pool_limit_hit,
 remembers that the pool reached full, queues the shrink work and refuses
 the page; while the pool stays above accept_threshold_percent of the limit
 every store is refused (hysteresis) without more shrinking.  The shrink
-work, run before the next event as the workqueue would, is zpool_shrink(1):
+work (when it runs: see below) is zpool_shrink(1):
 one reclaim_page(retries) call, a failure counted in reject_reclaim_fail.
 Same-filled pages are kept as their 8-byte word outside the pool (and
 counted in stored_pages).  The page is compressed into a PAGE_SIZE buffer:
