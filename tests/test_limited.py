@@ -7,14 +7,18 @@ shrink_worker with second chance, mm/zswap.c) on zbud pages that each hold
 one object, so the pool's pages are its entries; the ranges are the
 kernel's (fidelity/README.md, zswap_limited)."""
 
+import json
+from pathlib import Path
+
 import pytest
 
 from kernel_data import FIDELITY, load_set
 from zswapsim.compress import GivenLengths
 from zswapsim.config import ZswapConfig
-from zswapsim.errors import ConfigError
+from zswapsim.errors import ConfigError, FidelityError
 from zswapsim.fidelity import (EXACT, KERNEL_SIZES, LIMITED_HELD, RANGE, exact_failures,
-                               range_difference, range_misses, replay_limited, run_fidelity)
+                               find_sets, range_difference, range_misses, read_kernel_json,
+                               replay_limited, run_fidelity)
 from zswapsim.memory import PAGE_SIZE, Memory
 from zswapsim.profiles import ZSWAP_PROFILES
 from zswapsim.zswap import Zswap
@@ -246,3 +250,21 @@ def test_replay_limited_follows_the_delay(mix2000):
     counts = replay_limited(run, pages, compressor, "6.18")
     assert (counts["written_back_pages"], counts["stored_pages"], counts["pool_limit_hit"]) == \
         (0, run["stored_pages"], run["pool_limit_hit"])
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda run: run["range"].update(stored_pages=[5, 4]), r"zswap_limited\[0\]\.range\."
+     r"stored_pages is \[5, 4\], not \[min, max\]"),
+    (lambda run: run["range"].pop("pool_limit_hit"), r"no zswap_limited\[0\]\.range\."
+     "pool_limit_hit"),
+    (lambda run: run.update(zpool="zpool9"), r"zswap_limited\[0\]\.zpool: unknown pool"),
+    (lambda run: run.update(max_pool_percent=101), r"max_pool_percent is 101, not 0\.\.100"),
+])
+def test_a_bad_limited_run_is_one_error_before_any_case_runs(tmp_path, change, message):
+    path = find_sets(FIDELITY)["mix2000"]
+    kernel = read_kernel_json(path)
+    change(kernel["zswap_limited"][0])
+    kernel["pages_file"] = str((Path(path).parent / kernel["pages_file"]).resolve())
+    (tmp_path / "mix2000.kernel.json").write_text(json.dumps(kernel))
+    with pytest.raises(FidelityError, match=message):
+        run_fidelity(tmp_path)
