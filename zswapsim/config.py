@@ -27,6 +27,9 @@ Ranges, from the kernel's own handling:
 - RAM (totalram_pages) is one page at least and memory.MAX_SIZE (4 PiB) at
   most, as any size; the swap device may hold no page at all.
 - Fault rates are probabilities, 0..1.
+- shrink_delay counts swap-outs (stores) between the shrink work's
+  queueing and its run (zswap.py), 0..2^32-1: 0 runs it right after the
+  store that queued it; a delay past a trace's stores runs it at the end.
 
 Some settings run though the kernel they name never had them: zswap never
 used xvmalloc (zram's allocator in staging), 3.11's zswap was built on zbud
@@ -48,11 +51,12 @@ from .zpool.base import check_pool_options
 
 MAX_RETRIES = (1 << 32) - 1                 # UINT_MAX
 MAX_PAGES = MAX_SIZE // PAGE_SIZE
+MAX_SHRINK_DELAY = (1 << 32) - 1            # swap-outs: past a trace's stores, its end
 
 # Inclusive ranges of the integer settings (None: no value is also allowed).
 RANGES = {"max_pool_percent": (0, 100), "accept_threshold_percent": (0, 100),
           "retries": (0, MAX_RETRIES), "ram_pages": (1, MAX_PAGES),
-          "swap_capacity": (0, MAX_PAGES)}
+          "swap_capacity": (0, MAX_PAGES), "shrink_delay": (0, MAX_SHRINK_DELAY)}
 
 DEFAULT_RAM = "4G"
 
@@ -95,6 +99,8 @@ class ZswapConfig:
     max_pool_percent: int = 20
     accept_threshold_percent: int = 90
     retries: int = 8
+    shrink_delay: object = None                 # swap-outs before queued shrink work runs;
+                                                # None: the kernel profile's
     kernel: str = DEFAULT_ZSWAP_KERNEL
     same_filled_pages_enabled: object = None    # True / False; None: the kernel's default
     pool_options: dict = field(default_factory=dict, hash=False)
@@ -122,7 +128,7 @@ class ZswapConfig:
             get_compressor(self.compressor)
         for name, (low, high) in RANGES.items():
             value = getattr(self, name)
-            if value is None and name == "swap_capacity":
+            if value is None and name in ("swap_capacity", "shrink_delay"):
                 continue
             if isinstance(value, bool) or not isinstance(value, Integral):
                 raise ConfigError(f"{name} {value!r} is not an integer")
@@ -169,6 +175,13 @@ class ZswapConfig:
         if self.same_filled_pages_enabled is None:
             return self.profile.same_filled_default
         return self.same_filled_pages_enabled
+
+    def effective_shrink_delay(self):
+        """The swap-outs queued shrink work waits for: shrink_delay, or the
+        kernel profile's when that is None."""
+        if self.shrink_delay is None:
+            return self.profile.shrink_delay
+        return self.shrink_delay
 
     def what_if(self):
         """What in these settings no real kernel had, or None."""

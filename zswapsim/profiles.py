@@ -181,6 +181,10 @@ class ZswapProfile(Profile):
     vmstat_counters: tuple = field(**fact(
         "/proc/vmstat events a replay reports (none: the 6.1-era counter set)",
         "ZSWPWB in 6.8; SWPOUT_ZERO and SWPIN_ZERO with the zero map in 6.12"))
+    # Not a rule of the kernel's but when its workqueue ran the shrink work:
+    # the swap-outs between queueing and running it (ZswapConfig.shrink_delay),
+    # fitted to the fidelity runs of the kernels that have them (fidelity.py).
+    shrink_delay: int = 0
     model = "zswap"
 
     def pool_options(self, backend):
@@ -482,6 +486,9 @@ ZSWAP_6_12 = ZswapProfile(
     zswap_header_size=0,                # no zswap_header since 6.5
     debugfs_counters=DEBUGFS_6_12,
     vmstat_counters=VMSTAT_6_12,
+    # The most zswap_limited counters of 6.12 in their kernel ranges: 10 of
+    # 16 (K = 0: 8; no K passes 10).  See the fit in fidelity.py.
+    shrink_delay=9,
 )
 
 ZSWAP_6_18 = dataclasses.replace(
@@ -502,6 +509,9 @@ ZSWAP_6_18 = dataclasses.replace(
     # stored_incompressible_pages for length == PAGE_SIZE.
     incompressible=STORED_AS_IS,
     debugfs_counters=DEBUGFS_6_18,
+    # 6.18's limited runs wrote nothing back: from 41 swap-outs on, every
+    # counter of both runs equals the kernel's (K = 0: none in range).
+    shrink_delay=41,
 )
 
 ZSWAP_PROFILES = {profile.name: profile for profile in (ZSWAP_6_1, ZSWAP_6_3, ZSWAP_3_11,

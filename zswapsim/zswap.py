@@ -11,7 +11,7 @@ when the pool is over max_pool_percent of RAM it counts pool_limit_hit,
 remembers that the pool reached full, queues the shrink work and refuses
 the page; while the pool stays above accept_threshold_percent of the limit
 every store is refused (hysteresis) without more shrinking.  The shrink
-work, run before the next event as the workqueue would, is zpool_shrink(1):
+work (when it runs: see below) is zpool_shrink(1):
 one reclaim_page(retries) call, a failure counted in reject_reclaim_fail.
 Same-filled pages are kept as their 8-byte word outside the pool (and
 counted in stored_pages).  The page is compressed into a PAGE_SIZE buffer:
@@ -77,11 +77,15 @@ exclusive_loads parameter is off) and make their entry the youngest.  A
 pool has 32 zpools and the kernel picks one by hashing the entry's address;
 here by hash_32 of the swap offset, so 6.6's pool sizes are approximate.
 
-When the shrink work runs: the kernel queues it on a workqueue; here it
-runs in one place, run_pending_work, which every operation calls first, so
-the work queued by a store runs right after that store returns, before the
-next event (and once at the end of a replay).  A later step may delay it
-by K swap-outs there.
+When the shrink work runs: the kernel queues it on a workqueue and its
+worker runs when the scheduler gives it the CPU, while the swap-outs go
+on; here that moment is fixed by ZswapConfig.shrink_delay, K: the work
+runs once the next K swap-outs (stores) have been made, before whichever
+operation comes next (and once at the end of a replay, whatever is left of
+K).  Queueing it while it is queued does nothing, as queue_work does.  K = 0
+runs it right after the store that queued it.  Each kernel profile carries
+the K its fidelity runs fit best (0 for the kernels without such runs;
+fidelity.py).
 """
 
 import dataclasses
@@ -209,7 +213,9 @@ class Zswap:
         self.pool = None            # the one pool, unless the kernel has one per swap type
         self.swapcache = {}         # swap type -> offsets whose page is in the swap cache
         self.pool_reached_full = False
-        self.shrink_pending = False
+        self.shrink_delay = config.effective_shrink_delay()
+        self.shrink_pending = False     # the shrink work is queued
+        self.stores_before_shrink = 0   # swap-outs still to come before it runs
         self.last_pool_pages = 0    # 3.11's zswap_pool_pages: the last tree's pool
         self.compressed_bytes = 0   # sum of entry lengths now in the pools
         self.peak_pool_pages = 0
@@ -313,13 +319,30 @@ class Zswap:
         self.reclaim_results[ret] = self.reclaim_results.get(ret, 0) + 1
         return ret
 
+    def _queue_shrink_work(self):
+        """queue_work(shrink_wq, ...): the work runs once shrink_delay more
+        swap-outs have been made; queueing work already queued does nothing."""
+        if not self.shrink_pending:
+            self.shrink_pending = True
+            self.stores_before_shrink = self.shrink_delay
+
+    def _run_due_work(self, swap_out=False):
+        """Every operation calls this first: the queued shrink work runs
+        when no swap-out it waits for is left, and a swap-out (`swap_out`)
+        it still waits for counts one down instead."""
+        if not self.stores_before_shrink:
+            self.run_pending_work()
+        elif swap_out:
+            self.stores_before_shrink -= 1
+
     def run_pending_work(self):
-        """The shrink worker, as the workqueue runs it once the store returns
-        (the frontswap calls run it first when it is pending): the one place
-        that decides when queued work runs."""
+        """The shrink worker, as the workqueue runs it: now, if it is queued
+        (_run_due_work decides when during a replay; a replay's end runs it
+        whatever is left of its delay)."""
         if not self.shrink_pending:
             return
         self.shrink_pending = False
+        self.stores_before_shrink = 0
         self.shrink_runs += 1
         if self.profile.shrink_rule == SHRINK_LRU_TO_ACCEPT:
             self._shrink_worker()
@@ -449,7 +472,7 @@ class Zswap:
         the swap device instead, None when it could not leave RAM (no free
         swap slot, or the device write failed)."""
         if self.shrink_pending:
-            self.run_pending_work()
+            self._run_due_work(swap_out=True)
         self.stores += 1
         self._leave_swapcache(swap_type, offset)
         tree = self.trees.get(swap_type)
@@ -517,7 +540,7 @@ class Zswap:
         entry = self._zswap_store_lru(offset, page)
         if entry is None:
             if self.pool_reached_full and self.profile.limit_rule == CHECK_LIMITS:
-                self.shrink_pending = True          # 6.12: every refusal while full
+                self._queue_shrink_work()           # 6.12: every refusal while full
             return self._write_to_device(swap_type, offset, page)
         self._drop(swap_type, offset)               # xa_store's old entry is freed
         self._insert(swap_type, offset, tree, entry)
@@ -548,7 +571,7 @@ class Zswap:
         else:
             self.pool_reached_full = False
             return False
-        self.shrink_pending = True
+        self._queue_shrink_work()
         return True
 
     def _zswap_store_lru(self, offset, page):
@@ -618,7 +641,7 @@ class Zswap:
             if self.limit_pages < pages:                    # zswap_is_full()
                 self.pool_limit_hit += 1
                 self.pool_reached_full = True
-                self.shrink_pending = True
+                self._queue_shrink_work()
                 self.reject_pool_full += 1
                 return None
             if self.pool_reached_full:
@@ -661,7 +684,7 @@ class Zswap:
         """Swap a page in: from zswap on a hit, else from the swap device;
         None when nothing was ever stored at the offset."""
         if self.shrink_pending:
-            self.run_pending_work()
+            self._run_due_work()
         self.loads += 1
         tree = self.trees.get(swap_type)
         entry = tree.get(offset) if tree else None
@@ -717,7 +740,7 @@ class Zswap:
     def invalidate_page(self, swap_type, offset):
         """The swap slot was freed: drop every copy of the page."""
         if self.shrink_pending:
-            self.run_pending_work()
+            self._run_due_work()
         self.invalidates += 1
         self._drop(swap_type, offset)
         self.swapdev.discard(swap_type, offset)
@@ -729,7 +752,7 @@ class Zswap:
     def invalidate_area(self, swap_type):
         """swapoff: drop everything stored for the swap type."""
         if self.shrink_pending:
-            self.run_pending_work()
+            self._run_due_work()
         for offset, entry in self.trees.pop(swap_type, {}).items():
             self._free_entry(swap_type, offset, entry)
         self.swapdev.discard_area(swap_type)

@@ -1,0 +1,270 @@
+"""The shrink work's timing (ZswapConfig.shrink_delay, K: the queued work
+runs after the next K swap-outs) and the zswap_limited fidelity runs,
+held to the real kernels' ranges over their repeated boots.
+
+The hand case is derived from the 6.12 rules (zswap_check_limits,
+shrink_worker with second chance, mm/zswap.c) on zbud pages that each hold
+one object, so the pool's pages are its entries; the ranges are the
+kernel's (fidelity/README.md, zswap_limited)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kernel_data import FIDELITY, load_set
+from zswapsim.compress import GivenLengths
+from zswapsim.config import ZswapConfig
+from zswapsim.errors import ConfigError, FidelityError
+from zswapsim.fidelity import (EXACT, KERNEL_SIZES, LIMITED_HELD, RANGE, exact_failures,
+                               find_sets, range_difference, range_misses, read_kernel_json,
+                               replay_limited, run_fidelity)
+from zswapsim.memory import PAGE_SIZE, Memory
+from zswapsim.profiles import ZSWAP_PROFILES
+from zswapsim.zswap import Zswap
+
+# -- the hand case: K = 2 -----------------------------------------------------
+#
+# RAM 100 pages, max_pool_percent 4: limit 4 pages; accept_threshold_percent
+# 50: accept threshold 2 pages.  Every page compresses to 3000 bytes: 47 of
+# zbud's 64-byte chunks, and two do not fit one page's 63 free chunks, so
+# each entry has a zbud page of its own.
+#
+# stores 1-4: kept, pool 1..4 pages.
+# store 5: 4 >= limit: pool_limit_hit 1, full, refused (pswpout 1); the
+#          shrink work is queued and waits for two swap-outs.
+# stores 6, 7: the two it waits for: 4 >= limit, hit 2 and 3, refused.
+# before store 8 the work runs: entries 1, 2, 3, 4 are referenced, so four
+#          steps rotate them (four failures; the walk's NULL ends count none
+#          as each walk made an attempt), then entry 1 and entry 2 are
+#          written back (pswpout 3 + 2 = 5); the pool is at 2 pages, at the
+#          accept threshold, and the work stops.
+# store 8: 2 <= accept: no longer full, kept (3 pages); store 9 kept (4).
+# store 10: 4 >= limit: hit 4, refused (pswpout 6), the work queued again.
+
+HAND_LENGTH = 3000
+HAND_PAGES = [bytes([index]) * 8 + bytes(PAGE_SIZE - 8) for index in range(1, 11)]
+
+
+def hand_zswap(shrink_delay):
+    return Zswap(backend="zbud", kernel="6.12", memory=Memory(100), max_pool_percent=4,
+                 accept_threshold_percent=50, shrink_delay=shrink_delay,
+                 compressor=GivenLengths("lz4", HAND_PAGES, [HAND_LENGTH] * len(HAND_PAGES)))
+
+
+def test_hand_case_the_shrink_work_waits_exactly_two_stores():
+    z = hand_zswap(2)
+    assert (z.limit_pages, z.accept_pages) == (4, 2)
+    for offset, page in enumerate(HAND_PAGES[:7], start=1):
+        z.store(0, offset, page)
+    # after store 7 the work has waited its two stores and not run yet
+    assert (z.pool_limit_hit, z.written_back_pages, z.pool_pages()) == (3, 0, 4)
+    assert z.shrink_pending and [z.where(0, n) for n in (5, 6, 7)] == ["swap"] * 3
+    z.store(0, 8, HAND_PAGES[7])
+    assert (z.shrink_rotations, z.written_back_pages) == (4, 2)
+    assert [z.where(0, n) for n in (1, 2, 3, 4, 8)] == ["swap", "swap", "pool", "pool", "pool"]
+    for offset in (9, 10):
+        z.store(0, offset, HAND_PAGES[offset - 1])
+    counts = z.counters()
+    assert {name: counts[name] for name in ("pool_limit_hit", "written_back_pages",
+                                            "stored_pages", "pswpout", "zswpout")} == \
+        {"pool_limit_hit": 4, "written_back_pages": 2, "stored_pages": 4, "pswpout": 6,
+         "zswpout": 6}
+    assert z.where(0, 9) == "pool" and z.where(0, 10) == "swap" and z.shrink_pending
+
+
+def test_a_load_does_not_count_as_a_swap_out_nor_run_work_still_waiting():
+    z = hand_zswap(2)
+    for offset, page in enumerate(HAND_PAGES[:6], start=1):
+        z.store(0, offset, page)                # store 6 counted one of the two
+    assert z.load(0, 3) == HAND_PAGES[2]        # exclusive: entry 3 leaves the pool
+    assert z.shrink_pending and z.written_back_pages == 0
+    z.store(0, 7, HAND_PAGES[6])                # the second: 3 pages, below the limit,
+    # but the pool stays full above the accept threshold (3 > 2): refused
+    assert z.where(0, 7) == "swap" and z.shrink_pending
+    z.invalidate_page(0, 7)                     # no stores left to wait for: runs first
+    assert not z.shrink_pending and z.pool_pages() <= z.accept_pages
+
+
+def test_delay_zero_runs_the_work_right_after_the_store_that_queued_it():
+    """Hand case at K = 0: store 5 is refused (hit 1) and the work runs
+    before store 6: four rotations, entries 1 and 2 written back; stores 6
+    and 7 kept (4 pages); store 8 hits (2) and the work runs before store
+    9: entries 3 and 4, now unreferenced, written back; stores 9 and 10
+    kept."""
+    z = hand_zswap(0)
+    for offset, page in enumerate(HAND_PAGES, start=1):
+        z.store(0, offset, page)
+    assert (z.pool_limit_hit, z.written_back_pages, z.stored_pages, z.pswpout) == (2, 4, 4, 6)
+    assert [z.where(0, n) for n in range(1, 11)] == \
+        ["swap"] * 5 + ["pool", "pool", "swap", "pool", "pool"]
+
+
+KERNEL_CASES = [("6.1", "zbud"), ("6.1", "z3fold"), ("6.3", "zsmalloc"), ("3.11", "zbud"),
+                ("6.6", "zsmalloc"), ("6.12", "zbud"), ("6.12", "zsmalloc"),
+                ("6.18", "zsmalloc")]
+
+
+@pytest.fixture(scope="module")
+def mix2000():
+    kernel, pages = load_set("mix2000")
+    return GivenLengths("lz4", pages, kernel["kernel_lz4_len"]["max_out_4096"]), pages
+
+
+@pytest.mark.parametrize("line, pool", KERNEL_CASES)
+def test_delay_zero_is_the_old_path(mix2000, line, pool):
+    """K = 0 is the old rule, stated independently: the work queued by a
+    store runs right after it.  A zswap whose work never runs by itself
+    (K past the run) with the work run after every store gives every
+    counter alike, on a run where the limit bites (mix2000, 1 % of 208 MB)."""
+    compressor, pages = mix2000
+    settings = dict(backend=pool, kernel=line, compressor=compressor, memory=Memory(52174),
+                    max_pool_percent=1)
+    delayed, old = Zswap(shrink_delay=0, **settings), Zswap(shrink_delay=2**32 - 1, **settings)
+    for offset, page in enumerate(pages, start=1):
+        delayed.store(0, offset, page)
+        old.store(0, offset, page)
+        old.run_pending_work()
+    assert delayed.pool_limit_hit > 0 and delayed.counters() == old.counters()
+
+
+def test_the_old_kernels_default_to_zero_and_the_setting_is_checked():
+    for line in ("3.11", "6.1", "6.3", "6.6"):
+        assert ZSWAP_PROFILES[line].shrink_delay == 0
+        assert ZswapConfig(kernel=line, backend="zsmalloc").effective_shrink_delay() == 0
+    assert ZswapConfig(kernel="6.12", shrink_delay=5).effective_shrink_delay() == 5
+    # None follows the kernel even when the config is remade for another one
+    config = ZswapConfig.of(ZswapConfig(), kernel="6.18", backend="zsmalloc")
+    assert config.effective_shrink_delay() == ZSWAP_PROFILES["6.18"].shrink_delay
+    for bad in (-1, 2**32, 1.5, True):
+        with pytest.raises(ConfigError, match="shrink_delay"):
+            ZswapConfig(shrink_delay=bad)
+
+
+# -- the range rule -----------------------------------------------------------
+
+@pytest.mark.parametrize("field, value, low, high, difference", [
+    # [100, 200]: 2 % of 200 is 4 pages, less than 8: widened by 8
+    ("stored_pages", 150, 100, 200, 0), ("stored_pages", 208, 100, 200, 0),
+    ("stored_pages", 209, 100, 200, 9), ("stored_pages", 92, 100, 200, 0),
+    ("stored_pages", 91, 100, 200, -9),
+    # [1000, 1000]: 2 % is 20 pages, more than 8
+    ("written_back_pages", 1020, 1000, 1000, 0), ("written_back_pages", 1021, 1000, 1000, 21),
+    ("written_back_pages", 979, 1000, 1000, -21),
+    # bytes: 2 % of 1,000,000 is 20,000, less than 8 pages (32,768)
+    ("pool_total_size", 1_032_768, 1_000_000, 1_000_000, 0),
+    ("pool_total_size", 1_032_769, 1_000_000, 1_000_000, 32_769),
+    # 2 % of 4,096,000 is 81,920, more than 32 KiB
+    ("pool_total_size", 4_177_920, 4_096_000, 4_096_000, 0),
+    ("pool_total_size", 4_177_921, 4_096_000, 4_096_000, 81_921),
+])
+def test_range_rule(field, value, low, high, difference):
+    assert range_difference(field, value, low, high) == difference
+
+
+# -- the shipped limited runs -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fidelity_rows():
+    rows, skipped = run_fidelity(FIDELITY)
+    assert [entry for entry in skipped if "limited" in entry["case"]] == []
+    return rows
+
+
+def test_limited_rows_are_range_checks_and_pool_limit_hit_is_not_held(fidelity_rows):
+    limited = [row for row in fidelity_rows if row["case"].startswith("zswap limited")]
+    assert {row["check"] for row in limited} == {RANGE}
+    assert {row["check"] for row in fidelity_rows if row not in limited} == {EXACT}
+    # 6.1: two sets x zbud and z3fold; 6.12: two sets x zbud and zsmalloc;
+    # 6.18: two sets x zsmalloc: ten runs, each on the kernel's sizes and ours
+    cases = {(row["set"], row["case"], row["mode"]) for row in limited}
+    assert len(cases) == 20
+    hits = [row for row in limited if row["field"] == "pool_limit_hit"]
+    assert len(hits) == 20 and not any(row["held"] for row in hits)
+    assert all(row["held"] == (row["field"] in LIMITED_HELD) for row in limited)
+    assert exact_failures(fidelity_rows) == []
+    # ours is the compiled lib/lz4, whose lengths are the kernel's: alike
+    by_mode = {}
+    for row in limited:
+        by_mode.setdefault(row["mode"], []).append(
+            (row["set"], row["case"], row["field"], row["simulated"]))
+    assert sorted(by_mode[KERNEL_SIZES]) == sorted(by_mode["ours"])
+
+
+# The held counters today's model cannot bring into the 6.12 kernel's range
+# with any one delay (the fit in fidelity.py); the numbers at K = 9.
+UNREACHED = {
+    ("linux-6.12/mix10000", "zbud", "written_back_pages"): "2948 against 739..1472",
+    ("linux-6.12/mix10000", "zsmalloc", "written_back_pages"): "2501 against 575..1190",
+    ("linux-6.12/mix2000", "zbud", "written_back_pages"): "460 against 194..194",
+    ("linux-6.12/mix2000", "zsmalloc", "pool_total_size"): "2080768 against 1974272..1986560",
+    ("linux-6.12/mix2000", "zsmalloc", "stored_pages"): "485 against 395..467",
+    ("linux-6.12/mix2000", "zsmalloc", "written_back_pages"): "609 against 142..418",
+}
+LIMITED_RUNS = [(name, pool) for name in ("mix2000", "mix10000") for pool in ("zbud", "z3fold")] \
+    + [(f"linux-{line}/{name}", pool) for line, pools in (("6.12", ("zbud", "zsmalloc")),
+                                                           ("6.18", ("zsmalloc",)))
+       for name in ("mix2000", "mix10000") for pool in pools]
+
+
+def _target(name, pool, field):
+    case = (name, pool, field)
+    marks = [pytest.mark.xfail(strict=True, reason=f"not reached: {UNREACHED[case]}")] \
+        if case in UNREACHED else []
+    return pytest.param(name, pool, field, marks=marks, id=f"{name}-{pool}-{field}")
+
+
+@pytest.mark.parametrize("name, pool, field", [
+    _target(name, pool, field) for name, pool in LIMITED_RUNS for field in LIMITED_HELD])
+def test_limited_run_within_the_kernels_widened_range(fidelity_rows, name, pool, field):
+    rows = [row for row in fidelity_rows if row["set"] == name and row["mode"] == KERNEL_SIZES
+            and row["case"] == f"zswap limited {pool}/lz4" and row["field"] == field]
+    assert len(rows) == 1
+    assert rows[0]["difference"] == 0, rows[0]
+
+
+def test_6_18_equals_its_kernel_on_every_counter(fidelity_rows):
+    """6.18's worker wrote nothing back in either run; at its delay every
+    counter the model has equals the kernel's, both boots alike."""
+    rows = [row for row in fidelity_rows if row["set"].startswith("linux-6.18")
+            and row["case"].startswith("zswap limited") and row["mode"] == KERNEL_SIZES]
+    assert rows and all(row["simulated"] in range(row["kernel"][0], row["kernel"][1] + 1)
+                        for row in rows)
+
+
+def test_range_misses_are_the_held_rows_outside(fidelity_rows):
+    misses = {(row["set"], row["case"].split()[-1].split("/")[0], row["field"])
+              for row in range_misses(fidelity_rows)}
+    assert misses == set(UNREACHED)
+
+
+def test_replay_limited_follows_the_delay(mix2000):
+    """The 6.18 run of mix2000 at K = 0 writes back (the worker gets to the
+    unreferenced entries), at the profile's K it writes nothing back, as
+    the kernel did."""
+    compressor, pages = mix2000
+    kernel, _ = load_set("linux-6.18/mix2000")
+    run = kernel["zswap_limited"][0]
+    assert replay_limited(run, pages, compressor, "6.18", shrink_delay=0)[
+        "written_back_pages"] > 0
+    counts = replay_limited(run, pages, compressor, "6.18")
+    assert (counts["written_back_pages"], counts["stored_pages"], counts["pool_limit_hit"]) == \
+        (0, run["stored_pages"], run["pool_limit_hit"])
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda run: run["range"].update(stored_pages=[5, 4]), r"zswap_limited\[0\]\.range\."
+     r"stored_pages is \[5, 4\], not \[min, max\]"),
+    (lambda run: run["range"].pop("pool_limit_hit"), r"no zswap_limited\[0\]\.range\."
+     "pool_limit_hit"),
+    (lambda run: run.update(zpool="zpool9"), r"zswap_limited\[0\]\.zpool: unknown pool"),
+    (lambda run: run.update(max_pool_percent=101), r"max_pool_percent is 101, not 0\.\.100"),
+])
+def test_a_bad_limited_run_is_one_error_before_any_case_runs(tmp_path, change, message):
+    path = find_sets(FIDELITY)["mix2000"]
+    kernel = read_kernel_json(path)
+    change(kernel["zswap_limited"][0])
+    kernel["pages_file"] = str((Path(path).parent / kernel["pages_file"]).resolve())
+    (tmp_path / "mix2000.kernel.json").write_text(json.dumps(kernel))
+    with pytest.raises(FidelityError, match=message):
+        run_fidelity(tmp_path)
