@@ -62,9 +62,9 @@ zswap_writeback_entry cases as above; it goes on while the pool is above
 the accept threshold and gives up after MAX_RECLAIM_RETRIES (16) failures.
 Loads are exclusive: the entry leaves zswap and the page stays in RAM,
 dirty in the swap cache, until it is stored again, its slot is freed, or
-`evict_loaded` (a clean page leaving RAM: the trace event issue 15 adds
-next) stores it again.  Until traces carry that event, a later load of
-such an offset is served from the page in RAM (`swapcache_hits`).
+`evict_loaded` (a clean page leaving RAM: the trace's drop_clean event)
+stores it again.  In a trace older than that event, a later load of such
+an offset is served from the page in RAM (`swapcache_hits`).
 
 6.6.  No frontswap: zswap counts a store to an offset it holds in
 duplicate_entry and invalidates the old entry first.  The 6.1 limit and
