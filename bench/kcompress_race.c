@@ -7,7 +7,10 @@
  * Usage: kcompress_race PAGES_FILE ROUNDS.  Over the 4096-byte pages of
  * PAGES_FILE, each race times one full pass of our function and one of the
  * library's, in turn, ROUNDS times, and prints the best pass of each side
- * in nanoseconds per page:
+ * in nanoseconds per page, and the median of the rounds' ratios ours /
+ * theirs (each round's two passes close in time: on a shared machine the
+ * steadier figure).  Passes are timed in this thread's CPU time, which a
+ * preempting process on a shared core does not inflate:
  *
  *   lz4 compress     kc_lz4_compress            LZ4_compress_default
  *   lzo compress     kc_lzo_compress (no rle)   lzo1x_1_compress
@@ -19,7 +22,7 @@
  * same input, our compressor's output (one format, read by both).  Every
  * decoded page is compared with its original once, before timing.
  * Output: the libraries' versions ("liblz4 V liblzo2 V"), then one line per
- * race, "NAME OURS_NS THEIRS_NS"; exit 1 on an error.
+ * race, "NAME OURS_NS THEIRS_NS MEDIAN_RATIO"; exit 1 on an error.
  */
 #define _POSIX_C_SOURCE 199309L
 #include <stdio.h>
@@ -101,7 +104,7 @@ static double now_ns(void)
 {
 	struct timespec t;
 
-	clock_gettime(CLOCK_MONOTONIC, &t);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
 	return t.tv_sec * 1e9 + t.tv_nsec;
 }
 
@@ -117,18 +120,29 @@ static double pass(pass_fn fn)
 	return (now_ns() - start) / n_pages;
 }
 
+static int by_value(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
 static void race(const char *name, pass_fn ours, pass_fn theirs, int rounds)
 {
-	double best_ours = 1e300, best_theirs = 1e300, t;
+	double best_ours = 1e300, best_theirs = 1e300, t_ours, t_theirs;
+	double *ratios = malloc(rounds * sizeof(*ratios));
 	int r;
 
 	for (r = 0; r < rounds; r++) {
-		t = pass(ours);
-		best_ours = t < best_ours ? t : best_ours;
-		t = pass(theirs);
-		best_theirs = t < best_theirs ? t : best_theirs;
+		t_ours = pass(ours);
+		t_theirs = pass(theirs);
+		best_ours = t_ours < best_ours ? t_ours : best_ours;
+		best_theirs = t_theirs < best_theirs ? t_theirs : best_theirs;
+		ratios[r] = t_ours / t_theirs;
 	}
-	printf("%s %.1f %.1f\n", name, best_ours, best_theirs);
+	qsort(ratios, rounds, sizeof(*ratios), by_value);
+	printf("%s %.1f %.1f %.3f\n", name, best_ours, best_theirs, ratios[rounds / 2]);
+	free(ratios);
 }
 
 /* Our compressor's output of every page, checked to decode back by both

@@ -17,16 +17,21 @@ before compressing, so the total is an upper bound by their share.
 
 These are this machine's figures, through this simulator's bindings, not
 the kernel's: another CPU, the kernel's build and its cache state give
-other times.  They are wall-clock timings, so they differ from run to run
-and are no part of what a replay's result must reproduce (MEASURED).
+other times.  They are timings, so they differ from run to run and are no
+part of what a replay's result must reproduce (MEASURED).
 
 The pages: up to SAMPLE_PAGES of the trace's distinct page images, spread
 evenly over it (every k-th image id, k from the trailer's image count),
-collected block by block as the replay reads them.  The timing: an
-untimed pass to warm up, then the best of up to PASSES passes timed with
-time.perf_counter, all within a budget of BUDGET_SHARE of the replay's own
-time, so measuring stays small against the replay it reports on (a short
-replay's budget cuts the sample, to MIN_PAGES pages at the least).
+collected block by block as the replay reads them.  The timing: the best
+of up to PASSES passes, within a budget of BUDGET_SHARE of the replay's
+own time (MIN_BUDGET_SECONDS at least), so measuring stays small against
+the replay it reports on; a short replay's budget cuts the pages timed, to
+MIN_PAGES at the least.  A pass is timed in this thread's CPU time
+(time.thread_time), not wall-clock time (time.perf_counter): where other
+processes share the cores, a pass preempted halfway would count their
+time too (on this 2-core machine with three others busy, wall-clock
+figures of one replay to the next differed up to fourfold; CPU time
+figures, by a few per cent).
 """
 
 import gc
@@ -37,12 +42,13 @@ from .memory import PAGE_SIZE
 SAMPLE_PAGES = 2000
 PASSES = 3
 BUDGET_SHARE = 0.05         # of the replay's seconds, shared by the compressors timed
+MIN_BUDGET_SECONDS = 0.02   # a compressor's, however short the replay
 MIN_PAGES = 100
-CHUNK = 50                  # pages between looks at the budget
+CHUNK = 50                  # pages between looks at the budget; the warm-up's pages
 
-# The result fields measured here: wall-clock figures, which no test of a
-# replay's reproducible result compares (nor cpu_sample_pages, which the
-# budget decides).
+# The result fields measured here: timings, which no test of a replay's
+# reproducible result compares (nor cpu_sample_pages, which the budget
+# decides).
 MEASURED = ("compress_us_per_page", "decompress_us_per_page", "cpu_seconds_stores_loads",
             "cpu_sample_pages")
 
@@ -72,7 +78,7 @@ class PageSample:
 def page_costs(compressors, pages, replay_seconds):
     """page_cost() of each of `compressors` ({name: compressor}) on the
     sampled `pages`, sharing BUDGET_SHARE of the replay's seconds."""
-    budget = BUDGET_SHARE * replay_seconds / max(1, len(compressors))
+    budget = max(MIN_BUDGET_SECONDS, BUDGET_SHARE * replay_seconds / max(1, len(compressors)))
     return {name: page_cost(compressor, pages, budget)
             for name, compressor in compressors.items()}
 
@@ -92,33 +98,33 @@ def page_cost(compressor, pages, budget_seconds):
 
 
 def _best_per_item_us(call, items, budget_seconds):
-    """(µs per item of the fastest timed pass of call() over items, the
-    outputs of an untimed first pass).  The first pass warms the caches and
-    decides how many items fit the budget: it stops at half of it once
-    MIN_PAGES are done.  Up to PASSES timed passes over those items follow
-    while the budget lasts, one at least.  The garbage collector is off
-    meanwhile, as timeit has it, so no collection of the replay's objects
-    lands in a pass."""
+    """(µs per item of the fastest of up to PASSES timed passes of call()
+    over items, the outputs of the first).  CHUNK items warm the caches
+    first.  The first pass decides how many items fit the budget: it stops
+    at a PASSES-th of it, once MIN_PAGES are done; the others follow while
+    the budget lasts.  The garbage collector is off meanwhile, as timeit
+    has it, so no collection of the replay's objects lands in a pass."""
     collecting = gc.isenabled()
     gc.disable()
     try:
-        started = time.perf_counter()
-        outputs = []
+        for item in items[:CHUNK]:
+            call(item)
+        spent, outputs = 0.0, []
         for start in range(0, len(items), CHUNK):
-            if len(outputs) >= MIN_PAGES and \
-                    time.perf_counter() - started >= budget_seconds / 2:
+            if len(outputs) >= MIN_PAGES and spent >= budget_seconds / PASSES:
                 break
+            started = time.thread_time()
             outputs += [call(item) for item in items[start:start + CHUNK]]
-        items = items[:len(outputs)]
-        spent, best = time.perf_counter() - started, float("inf")
-        for _ in range(PASSES):
-            pass_started = time.perf_counter()
-            for item in items:
-                call(item)
-            took = time.perf_counter() - pass_started
-            spent, best = spent + took, min(best, took)
+            spent += time.thread_time() - started
+        items, best = items[:len(outputs)], spent
+        for _ in range(PASSES - 1):
             if spent + best > budget_seconds:
                 break
+            started = time.thread_time()
+            for item in items:
+                call(item)
+            took = time.thread_time() - started
+            spent, best = spent + took, min(best, took)
     finally:
         if collecting:
             gc.enable()
