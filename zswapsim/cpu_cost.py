@@ -24,14 +24,13 @@ The pages: up to SAMPLE_PAGES of the trace's distinct page images, spread
 evenly over it (every k-th image id, k from the trailer's image count),
 collected block by block as the replay reads them.  The timing: the best
 of up to PASSES passes, within a budget of BUDGET_SHARE of the replay's
-own time (MIN_BUDGET_SECONDS at least), so measuring stays small against
-the replay it reports on; a short replay's budget cuts the pages timed, to
-MIN_PAGES at the least.  A pass is timed in this thread's CPU time
-(time.thread_time), not wall-clock time (time.perf_counter): where other
-processes share the cores, a pass preempted halfway would count their
-time too (on this 2-core machine with three others busy, wall-clock
-figures of one replay to the next differed up to fourfold; CPU time
-figures, by a few per cent).
+own time, so measuring stays small against the replay it reports on; a
+short replay's budget cuts the pages timed, to MIN_PAGES at the least.
+A pass is timed in this thread's CPU time (time.thread_time), not
+wall-clock time (time.perf_counter): where other processes share the
+cores, a pass preempted halfway would count their time too (on a 2-core
+machine with three others busy, wall-clock figures of one replay to the
+next differed up to fourfold; CPU-time figures, by a few per cent).
 """
 
 import gc
@@ -42,7 +41,6 @@ from .memory import PAGE_SIZE
 SAMPLE_PAGES = 2000
 PASSES = 3
 BUDGET_SHARE = 0.05         # of the replay's seconds, shared by the compressors timed
-MIN_BUDGET_SECONDS = 0.02   # a compressor's, however short the replay
 MIN_PAGES = 100
 CHUNK = 50                  # pages between looks at the budget; the warm-up's pages
 
@@ -78,7 +76,7 @@ class PageSample:
 def page_costs(compressors, pages, replay_seconds):
     """page_cost() of each of `compressors` ({name: compressor}) on the
     sampled `pages`, sharing BUDGET_SHARE of the replay's seconds."""
-    budget = max(MIN_BUDGET_SECONDS, BUDGET_SHARE * replay_seconds / max(1, len(compressors)))
+    budget = BUDGET_SHARE * replay_seconds / max(1, len(compressors))
     return {name: page_cost(compressor, pages, budget)
             for name, compressor in compressors.items()}
 
