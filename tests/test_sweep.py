@@ -13,7 +13,7 @@ import pytest
 
 from churn import write_churn_trace
 import zswapsim
-from zswapsim.replay import replay
+from zswapsim.replay import TIMING_FIELDS, replay
 from zswapsim.sweep import COMPARE_FIELDS, TUNE_FIELDS, lane_groups, run_configs
 
 SHIPPED = Path(__file__).resolve().parents[1] / "traces" / "python-heap.trace"
@@ -36,8 +36,8 @@ def lone(path, **config):
 
 def without_timing(results):
     """Results without what belongs to a pass rather than a configuration:
-    its time, and the hits of the compression cache its lanes share."""
-    return [{k: v for k, v in r.items() if k not in ("seconds", "compress_cache_hits")}
+    its timings, and the hits of the compression cache its lanes share."""
+    return [{k: v for k, v in r.items() if k not in TIMING_FIELDS + ("compress_cache_hits",)}
             for r in results]
 
 

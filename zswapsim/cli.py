@@ -12,6 +12,7 @@ import sys
 
 import click
 
+from .cpu_cost import MEASURED, TOTAL_RULE
 from .config import DEFAULT, DEFAULT_RAM, RANGES, ZswapConfig, parse_list
 from .errors import PoolCorrupted, Terminated, UserError, WorkerLost
 from .files import ReplacingFile, check_input, check_output
@@ -207,6 +208,9 @@ def replay_cmd(trace_path, backend, compressor, ram, max_pool_percent,
     if "shrink_rotations" in result:                # zswap's own LRU (6.6 on)
         _table("zswap LRU", result, LRU_ACTIVITY)
     _table("derived", result, DERIVED)
+    _table("cpu (this machine, not the kernel's)", result, MEASURED)
+    click.echo(f"  timed after the replay on the trace's pages;\n"
+               f"  {TOTAL_RULE.format(*MEASURED)}")
     injected = [name for name in result if name.startswith("injected_")]
     if injected:
         _table("injected faults", result, injected)
@@ -322,6 +326,10 @@ def compare_cmd(trace_path, backends, compressors, max_pool_percent, retries, ra
     shown = [dict(r, backend=r["backend"] + "*" * bool(r["what_if"])) for r in records]
     _emit(records, COMPARE_FIELDS, as_json, csv_path, shown)
     if not as_json:
+        labels = [SHORT_LABELS[name] for name in MEASURED[:3]]
+        click.echo(f"\n{', '.join(labels)}: this machine's CPU time, not the kernel's, "
+                   "timed after the replay\non the trace's pages; "
+                   f"{TOTAL_RULE.format(*labels)}")
         click.echo("")
         for line in verdict(records):
             click.echo(line)
@@ -398,6 +406,8 @@ SHORT_LABELS = {
     "reclaim_success": "ok", "reclaim_eagain": "eagain",
     "reclaim_pages_scanned": "scanned", "evict_eexist": "eexist", "evict_enomem": "enomem",
     "stores_refused": "refused", "swap_writes": "swap_wr", "swap_reads": "swap_rd",
+    "compress_us_per_page": "comp_us", "decompress_us_per_page": "decomp_us",
+    "cpu_seconds_stores_loads": "cpu_s",
 }
 
 

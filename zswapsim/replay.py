@@ -28,12 +28,16 @@ nothing was lost: each offset still live in the trace is in the pool or on
 the swap device with the right bytes, and nothing else is.  Pages are
 compared by page_key (a 128-bit digest), so the replayer keeps 16 bytes per
 live page, not the page.
+
+After the replay, each compressor is timed on a sample of the trace's pages
+(cpu_cost.py): this machine's CPU cost, reported beside the counters.
 """
 
 import sys
 import time
 
 from .compress import CompressionCache, get_compressor, page_key
+from .cpu_cost import MEASURED, PageSample, cpu_cost, page_costs
 from .errors import ConfigError, TraceError, ZswapsimError
 from .config import ZswapConfig, as_config
 from .stats import derived
@@ -41,6 +45,10 @@ from .trace import (DROP_CLEAN, INVALIDATE_AREA, INVALIDATE_PAGE, LOAD, STORE, T
                     columns)
 from .trace.format import DROP_CLEAN_VERSION
 from .zswap import Zswap
+
+# What differs between two runs of the same replay: its seconds, and the
+# CPU cost measured after it.
+TIMING_FIELDS = ("seconds",) + MEASURED
 
 _noted_old_traces = set()   # traces this process has said the old-trace note for
 
@@ -80,6 +88,7 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
         lanes.append(zswap)
 
     reader = TraceReader(trace_path)
+    sample = PageSample(reader)
     sample_every = 0
     if timeline_points:
         sample_every = max(1, (reader.event_count() or 1) // timeline_points)
@@ -96,6 +105,7 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
     started = time.perf_counter()
     lane_state = list(zip(lanes, resident))
     for block, images in reader.blocks(_compress_ahead(batching)):
+        sample.take(images, reader.images_defined)
         if batching:
             first, done = reader.ahead_done
             for cache, results in zip(batching, done or [()] * len(batching)):
@@ -162,6 +172,8 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
     if progress is not None:
         progress(events)
     elapsed = time.perf_counter() - started
+    costs = page_costs({name: cache.compressor for name, cache in caches.items()},
+                       sample.pages, elapsed)
 
     results = []
     for config, zswap, timeline, kept in zip(configs, lanes, timelines, resident):
@@ -180,6 +192,7 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
         }
         result.update(counts)
         result.update(derived(counts))
+        result.update(cpu_cost(costs[config.compressor], counts))
         result["resident_pages"] = len(kept)
         if zswap.faults is not None:
             result.update({f"injected_{kind}": n for kind, n in zswap.faults.injected.items()})

@@ -45,7 +45,8 @@ COMPARE_FIELDS = (
     "compressed_bytes", "density", "effective_ratio", "allocator_waste_bytes",
     "allocator_waste_percent", "reject_compress_poor", "reject_alloc_fail",
     "reject_reclaim_fail", "reject_kmemcache_fail", "reject_pool_full", "reject_too_big",
-    "stores_refused", "written_back_pages", "swap_writes", "peak_pool_pages")
+    "stores_refused", "written_back_pages", "swap_writes", "peak_pool_pages",
+    "compress_us_per_page", "decompress_us_per_page", "cpu_seconds_stores_loads")
 
 TUNE_FIELDS = (
     "max_pool_percent", "retries", "pool_limit_hit", "reclaim_calls", "reclaim_success",

@@ -300,6 +300,16 @@ class TraceReader:
         """The trailer's event count, read ahead of the events (for progress
         and sampling); None when the file has no valid trailer, which
         iteration then reports as an error where it finds it."""
+        counts = self._trailer_counts()
+        return counts and counts[0]
+
+    def image_count(self):
+        """The trailer's count of distinct page images, read ahead as
+        event_count() is (for sampling the pages); None without a trailer."""
+        counts = self._trailer_counts()
+        return counts and counts[1]
+
+    def _trailer_counts(self):
         tail = 4 + _COUNTS.size + 4
         with open(self.path, "rb") as f:
             f.seek(0, os.SEEK_END)
@@ -310,7 +320,7 @@ class TraceReader:
         counts, (crc,) = trailer[4:-4], _U32.unpack(trailer[-4:])
         if trailer[:4] != END_MAGIC or crc != zlib.crc32(counts):
             return None
-        return _COUNTS.unpack(counts)[0]
+        return _COUNTS.unpack(counts)
 
     @property
     def live_images(self):
