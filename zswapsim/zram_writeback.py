@@ -94,7 +94,7 @@ class Writeback:
     def _init_writeback(self, backing_pages):
         self.backing = None
         if backing_pages:
-            self._check_feature("a backing device", IDLE_WRITEBACK_SINCE)
+            self._check_feature("backing device writeback", IDLE_WRITEBACK_SINCE)
             self.backing = BackingDevice(backing_pages)
         self.clock_ns = 0
         self.wb_limit_enable = False
