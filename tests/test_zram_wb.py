@@ -86,7 +86,7 @@ def test_huge_and_huge_idle_selection():
     device = device_with({0: 1000, 1: 3700, 2: 3700, 3: 500})
     device.write(4, bytes(4096))
     device.clock_ns = 10 * SECOND
-    assert device.mark_idle("all") == 4               # the same-filled slot is not marked
+    assert device.mark_idle("all") == 5               # 6.12 marks the same-filled slot too
     device.clock_ns = 20 * SECOND
     assert device.read(2) == page(2)                  # accessed: no longer idle
     assert device.writeback("huge_idle") == (1, None)
@@ -152,8 +152,10 @@ def test_largest_objects_first_from_6_13():
     assert {n for n, slot in older.slots.items() if slot.block is not None} == {0, 1, 2}
 
 
-def test_idle_ageing_with_the_clock():
-    device = Zram(16 * 4096, compressor=Sized({0: 1000, 1: 1000}), kernel="6.12",
+@pytest.mark.parametrize("kernel, marks_same, clears", [("6.12", True, False),
+                                                     ("6.18", False, True)])
+def test_idle_ageing_with_the_clock(kernel, marks_same, clears):
+    device = Zram(16 * 4096, compressor=Sized({0: 1000, 1: 1000}), kernel=kernel,
                   backing_dev_pages=4)
     device.write(0, page(0))                          # at 0 s
     device.write(2, bytes(4096))                      # same-filled, at 0 s
@@ -161,11 +163,13 @@ def test_idle_ageing_with_the_clock():
     device.write(1, page(1))
     device.clock_ns = 300 * SECOND
     assert device.mark_idle(300) == 0                 # cutoff 0 is not after ac_time 0
-    assert device.mark_idle(250) == 1                 # cutoff 50 s: index 0 only
-    assert [device.slots[n].idle for n in range(3)] == [True, False, False]
-    assert device.mark_idle(199) == 2                 # cutoff 101 s: index 1 too
+    assert device.mark_idle(250) == 1 + marks_same    # cutoff 50 s: index 0 (and 2)
+    assert [device.slots[n].idle for n in range(3)] == [True, False, marks_same]
+    assert device.mark_idle(199) == 2 + marks_same    # cutoff 101 s: index 1 too
     device.write(1, page(1))                          # a write clears IDLE
     assert not device.slots[1].idle
+    assert device.mark_idle(301) == 0                 # cutoff -1 s: nothing is older
+    assert device.slots[0].idle is not clears         # 6.13+ clears the flag it finds
     with pytest.raises(ConfigError, match="expected 'all' or an age"):
         device.mark_idle(-1)
 

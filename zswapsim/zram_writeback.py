@@ -15,9 +15,11 @@ in seconds (CONFIG_ZRAM_MEMORY_TRACKING, CONFIG_ZRAM_TRACK_ENTRY_ACTIME from
 6.10) marks a slot whose last access is older: cutoff = now - age, idle when
 cutoff is after the slot's ac_time.  Every read or write of a slot
 (zram_accessed, even a failed write) clears IDLE and sets ac_time to now.
-Same-filled and written-back slots are never marked: writeback and
-recompression skip them anyway (6.1's mark_idle still set the flag on them,
-which only block_state shows).  A mark sets IDLE and never clears it.  The
+Writeback and recompression never take a same-filled or written-back slot
+whether or not it is marked; from the post-processing rework (6.13; "zram:
+do not mark idle slots that cannot be idle", Sep 2024, release unverified)
+mark_idle skips them, and also clears IDLE on a slot younger than the
+cutoff; before, it marked every stored slot and cleared nothing.  The
 clock is the caller's `clock_ns`: zram_replay sets it from the trace's
 timestamps, or, in a trace without them, to the event index in seconds (one
 event, one second).
@@ -58,6 +60,7 @@ PP_BUCKET_SIZE_RANGE = 64           # bytes of object size per post-processing b
 IDLE_WRITEBACK_SINCE = (5, 0)       # idle, huge, page_index; huge_idle by 6.1
 INCOMPRESSIBLE_WRITEBACK_SINCE = (6, 2)
 LARGEST_FIRST_SINCE = (6, 13)
+IDLE_REWORK_SINCE = (6, 13)         # SAME and WB slots skipped, a younger slot cleared
 WRITEBACK_MODES = ("idle", "huge", "huge_idle", "incompressible")
 
 
@@ -114,13 +117,16 @@ class Writeback:
             cutoff = self.clock_ns - age * NSEC_PER_SEC
         else:
             raise ConfigError(f"idle '{age}': expected 'all' or an age in whole seconds")
+        reworked = self.profile.version >= IDLE_REWORK_SINCE
         marked = 0
         for slot in self.slots.values():
-            if slot.word is not None or slot.block is not None:
+            if reworked and (slot.word is not None or slot.block is not None):
                 continue
             if cutoff is None or cutoff > slot.ac_time:
                 slot.idle = True
                 marked += 1
+            elif reworked:
+                slot.idle = False
         return marked
 
     def set_writeback_limit(self, pages, enable=True):
@@ -158,44 +164,43 @@ class Writeback:
     def _writeback_candidates(self, mode):
         """The slots `mode` writes back, in the kernel's order; before 6.13 one
         entry per index walked, None for an index not taken."""
-        if self.backing is None:
-            raise ConfigError("writeback needs a backing device (backing_dev; -ENODEV)")
-        if mode.startswith("page_index="):
-            try:
-                index = int(mode[len("page_index="):], 10)
-            except ValueError:
-                index = -1
-            if not 0 <= index < self.nr_pages:
-                raise ConfigError(f"writeback '{mode}': not an index of the device's "
-                                  f"{self.nr_pages} pages (-EINVAL)")
-            indexes, wanted = range(index, index + 1), lambda slot: True
-        elif mode in WRITEBACK_MODES:
-            if mode == "incompressible":
-                self._check_feature("incompressible writeback", INCOMPRESSIBLE_WRITEBACK_SINCE)
-            wanted = {"idle": lambda slot: slot.idle, "huge": lambda slot: slot.huge,
-                      "huge_idle": lambda slot: slot.huge and slot.idle,
-                      "incompressible": lambda slot: slot.incompressible}[mode]
-            indexes = range(self.nr_pages)
-        else:
-            raise ConfigError(f"writeback '{mode}': expected {', '.join(WRITEBACK_MODES)} "
-                              "or page_index=N (-EINVAL)")
+        wanted, single = self._writeback_filter(mode)
 
         def taken(index):
             slot = self.slots.get(index)
             return (slot is not None and slot.word is None and slot.block is None
                     and wanted(slot))
 
-        if self.profile.version < LARGEST_FIRST_SINCE:
-            if len(indexes) > 1:            # only stored slots can be taken
-                return _index_walk(self, taken)
-            return [index if taken(index) else None for index in indexes]
-        chosen = sorted((index for index in self.slots if taken(index)) if len(indexes) > 1
-                        else (index for index in indexes if taken(index)))
+        walks_indexes = self.profile.version < LARGEST_FIRST_SINCE
+        if single is not None:
+            return [single] if taken(single) else [None] if walks_indexes else []
+        if walks_indexes:
+            return _index_walk(self, taken)
         buckets = {}
-        for index in chosen:
+        for index in sorted(filter(taken, self.slots)):
             buckets.setdefault(self.slots[index].size // PP_BUCKET_SIZE_RANGE, []).append(index)
         return [index for bucket in sorted(buckets, reverse=True)
                 for index in reversed(buckets[bucket])]
+
+    def _writeback_filter(self, mode):
+        """(which slots `mode` wants, the one index of page_index=N or None)."""
+        if self.backing is None:
+            raise ConfigError("writeback needs a backing device (backing_dev; -ENODEV)")
+        if mode.startswith("page_index="):
+            digits = mode[len("page_index="):]
+            index = int(digits) if digits.isascii() and digits.isdigit() else -1
+            if not 0 <= index < self.nr_pages:
+                raise ConfigError(f"writeback '{mode}': not an index of the device's "
+                                  f"{self.nr_pages} pages (-EINVAL)")
+            return (lambda slot: True), index
+        if mode not in WRITEBACK_MODES:
+            raise ConfigError(f"writeback '{mode}': expected {', '.join(WRITEBACK_MODES)} "
+                              "or page_index=N (-EINVAL)")
+        if mode == "incompressible":
+            self._check_feature("incompressible writeback", INCOMPRESSIBLE_WRITEBACK_SINCE)
+        return {"idle": lambda slot: slot.idle, "huge": lambda slot: slot.huge,
+                "huge_idle": lambda slot: slot.huge and slot.idle,
+                "incompressible": lambda slot: slot.incompressible}[mode], None
 
     def _write_back(self, index, block):
         page = self.peek(index)
