@@ -86,7 +86,12 @@ class BackingDevice:
         return self.untouched - 1
 
     def release(self, block):
+        """free_block_bdev of a block holding a page."""
         del self.pages[block]
+        self.unreserve(block)
+
+    def unreserve(self, block):
+        """A reserved block given back unused (writeback_store's leftover)."""
         heapq.heappush(self.freed, block)
 
 
@@ -158,7 +163,7 @@ class Writeback:
             if self.wb_limit_enable and self.bd_wb_limit > 0:
                 self.bd_wb_limit -= PAGE_SIZE // 4096
         if block is not None:
-            heapq.heappush(self.backing.freed, block)
+            self.backing.unreserve(block)
         return written, error
 
     def _writeback_candidates(self, mode):
