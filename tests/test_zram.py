@@ -301,7 +301,7 @@ def test_zram_command_reports_the_swap_layer_and_refuses_endless_input(capsys):
 def test_a_wrong_zram_read_is_still_a_verify_failure(tmp_path, monkeypatch):
     """The trace is consistent, so a wrong page is the simulator's fault."""
     trace = write_trace(tmp_path / "t.trace", [("store", 0, 0), ("load", 0, 0)])
-    monkeypatch.setattr(Zram, "read", lambda self, index: page(99))
+    monkeypatch.setattr(Zram, "peek", lambda self, index: page(99))     # what read() gives
     with pytest.raises(VerifyError, match="event 2: zram read of index 0"):
         zram_replay(Zram(1 << 20, compressor=Fixed(1000)), trace)
     trace = write_trace(tmp_path / "t.trace", [("store", 0, 0)])

@@ -16,7 +16,7 @@ from .cpu_cost import MEASURED, TOTAL_RULE
 from .config import DEFAULT, DEFAULT_RAM, RANGES, ZswapConfig, parse_list
 from .errors import PoolCorrupted, Terminated, UserError, WorkerLost
 from .files import ReplacingFile, check_input, check_output
-from .memory import parse_size, ram_pages
+from .memory import PAGE_SIZE, parse_size, ram_pages
 from .progress import Progress
 from .replay import VerifyError, replay
 from .sweep import (ALL_BACKENDS, COMPARE_FIELDS, DEFAULT_COMPRESSORS, DEFAULT_RETRIES,
@@ -436,12 +436,23 @@ def _cell(value):
               help="zram's algorithm_params (6.12+), e.g. 'level=9', or for deflate under "
                    "6.18 'level=9 deflate.winbits=-12'.")
 @click.option("--compact", is_flag=True, help="Run compaction at the end (echo 1 > compact).")
+@click.option("--backing-dev", default=None,
+              help="A backing device of this size for writeback (CONFIG_ZRAM_WRITEBACK).")
+@click.option("--idle", default=None,
+              help="At the end: echo all|SECONDS > idle (the clock: the trace's timestamps, "
+                   "else one second per event).")
+@click.option("--writeback", default=None,
+              help="At the end, after --idle: echo idle|huge|huge_idle|incompressible|"
+                   "page_index=N > writeback.")
+@click.option("--writeback-limit", type=click.IntRange(min=0), default=None,
+              help="writeback_limit in 4 KiB units, with writeback_limit_enable=1.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print mm_stat, io_stat and bd_stat as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_max_trace_memory
 def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, kernel,
-             algorithm_params, compact, as_json, quiet):
+             algorithm_params, compact, backing_dev, idle, writeback, writeback_limit,
+             as_json, quiet):
     """Write a trace's pages (or a raw dump's) to a modelled zram device and
     print its mm_stat, io_stat and bd_stat; for a trace also the swap
     layer's live pages and those kept in RAM because zram refused their
@@ -450,20 +461,28 @@ def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, k
         raise click.UsageError("give a TRACE or --raw DUMP")
     device = Zram(parse_size(disksize), compressor=compressor, allocator=allocator,
                   mem_limit=parse_size(mem_limit), kernel=kernel,
-                  algorithm_params=algorithm_params)
+                  algorithm_params=algorithm_params,
+                  backing_dev_pages=parse_size(backing_dev) // PAGE_SIZE if backing_dev else 0)
+    post = _zram_post_processing(device, idle, writeback, writeback_limit)
     swap = None
     if raw_path:
         for index, page in enumerate(raw_pages(raw_path)):
             device.write(index, page)
+        post(device)
     else:
         with Progress(TraceReader(trace_path).event_count(), "event", quiet) as progress:
-            swap = zram_replay(device, trace_path, progress)
+            swap = zram_replay(device, trace_path, progress, at_end=post)
+        if post.report:
+            post.report["clock"] = ("trace timestamps" if TraceReader(trace_path).has_timestamps
+                                    else "event indices, one second each")
     if compact:
         device.compact()
     stats = {"mm_stat": device.mm_stat(), "io_stat": device.io_stat(),
              "bd_stat": device.bd_stat()}
     if swap is not None:
         stats["swap"] = swap
+    if post.report:
+        stats["post_processing"] = post.report
     if as_json:
         click.echo(json.dumps(stats, indent=1))
         return
@@ -472,6 +491,37 @@ def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, k
         click.echo(f"{name}: " + " ".join(str(v) for v in values.values()))
         for field, value in values.items():
             click.echo(f"  {field:<20} {value:>14}")
+
+
+def _zram_post_processing(device, idle, writeback, writeback_limit):
+    """The sysfs writes --idle, --writeback and --writeback-limit stand for,
+    checked on the fresh device before the run; a callable that applies
+    them to the filled device, its `report` the outcome."""
+    age = idle
+    if idle is not None and idle != "all":
+        if not idle.isascii() or not idle.isdigit():
+            raise click.UsageError(f"--idle '{idle}': expected 'all' or whole seconds")
+        age = int(idle)
+    if idle is not None:
+        device.mark_idle(age)
+    if writeback is not None:
+        device.writeback(writeback)
+    elif writeback_limit is not None:
+        raise click.UsageError("--writeback-limit needs --writeback")
+
+    def apply(device):
+        if writeback_limit is not None:
+            device.set_writeback_limit(writeback_limit)
+        if idle is not None:
+            apply.report["idle_marked"] = device.mark_idle(age)
+        if writeback is not None:
+            written, error = device.writeback(writeback)
+            apply.report["written_back"] = written
+            if error:
+                apply.report["stopped_by"] = "-" + error
+
+    apply.report = {}
+    return apply
 
 
 @cli.command("kernels")

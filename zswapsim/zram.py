@@ -25,6 +25,8 @@ bio (__swap_writepage): one failed swap-out is two failed writes, or two
 invalid_io, in those kernels' io_stat.  `rw_page` says which; zram_replay.py
 plays the swap layer.
 
+The backing device, idle marking and writeback are zram_writeback.py's.
+
 Kernel profiles (`kernel`, from profiles.py): 6.1 (zsmalloc chains of 4
 pages, huge from huge_class_size = 3257 bytes), 6.6 (chains of 8 with 6.3's
 chain rule, huge from 3625; the ten inuse-ratio fullness groups of 6.4+ are
@@ -40,8 +42,7 @@ algorithm_params (`algorithm_params`, "level=N deflate.winbits=W") pick a
 compression level (lz4's acceleration, lz4hc, zstd, deflate) and, from
 6.16, deflate's window bits; a past-the-end request is refused by the block
 layer there and no longer counts in invalid_io (6.4).  mm_stat, io_stat and
-bd_stat print the profile's fields in its order; bd_stat stays 0, as no
-backing device is modelled.
+bd_stat print the profile's fields in its order.
 """
 
 from .compress import CompressionCache, Deflate, Lz4, Lz4hc, get_compressor, kernel_zstd
@@ -50,6 +51,7 @@ from .memory import PAGE_SIZE, Memory, same_filled_word
 from .profiles import (BD_STAT, DEFAULT_ZRAM_KERNEL, HUGE_ABOVE_MAX_ZPAGE, IO_STAT, MM_STAT,
                        ZRAM_BACKENDS, kernel_profile)
 from .zpool import create_pool
+from .zram_writeback import Writeback
 
 __all__ = ["BD_STAT", "IO_STAT", "MM_STAT", "Zram", "parse_algorithm_params"]
 
@@ -117,18 +119,26 @@ def _backend_compressor(profile, algorithm, params):
 
 
 class Slot:
-    __slots__ = ("handle", "size", "word", "huge")
+    __slots__ = ("handle", "size", "word", "huge", "block", "ac_time", "idle",
+                 "incompressible")
 
-    def __init__(self, handle=None, size=0, word=None, huge=False):
+    def __init__(self, handle=None, size=0, word=None, huge=False, block=None, ac_time=0):
         self.handle = handle        # the allocator's handle, None for a same-filled page
         self.size = size            # bytes stored (compressed length, or PAGE_SIZE if huge)
         self.word = word            # the repeated word of a same-filled page
         self.huge = huge
+        self.block = block          # the backing device's block of a written-back page
+        self.ac_time = ac_time      # last access, ns on the device's clock
+        self.idle = False           # ZRAM_IDLE
+        self.incompressible = False     # ZRAM_INCOMPRESSIBLE (set by recompression)
 
 
-class Zram:
+class Zram(Writeback):
+    Slot = Slot
+
     def __init__(self, disksize, compressor="lz4", allocator="zsmalloc", mem_limit=0,
-                 kernel=DEFAULT_ZRAM_KERNEL, memory=None, algorithm_params=None):
+                 kernel=DEFAULT_ZRAM_KERNEL, memory=None, algorithm_params=None,
+                 backing_dev_pages=0):
         profile = self.profile = kernel_profile("zram", kernel)
         profile.check_allocator(allocator)
         if isinstance(algorithm_params, str):
@@ -160,7 +170,8 @@ class Zram:
         self.slots = {}             # index -> Slot
         self.stats = dict.fromkeys(("compr_data_size", "mem_used_max", "same_pages",
                                     "pages_compacted", "huge_pages", "huge_pages_since",
-                                    "pages_stored") + IO_STAT, 0)
+                                    "pages_stored", "bd_reads", "bd_writes") + IO_STAT, 0)
+        self._init_writeback(backing_dev_pages)
 
     def is_huge(self, length):
         if self.huge_above_max_zpage:
@@ -184,7 +195,7 @@ class Zram:
         stats = self.stats
         word = same_filled_word(page)
         if word is not None:
-            new = Slot(word=word)
+            new = Slot(word=word, ac_time=self.clock_ns)
             stats["same_pages"] += 1
         else:
             data = self.compressor.compress(page)
@@ -194,16 +205,14 @@ class Zram:
             try:
                 handle = self.pool.malloc(len(data))
             except (NoSpace, NoMemory):
-                stats["failed_writes"] += 1
-                return False
+                return self._write_failed(index)
             pages = self.pool.total_pages()
             stats["mem_used_max"] = max(stats["mem_used_max"], pages)
             if self.limit_pages and pages > self.limit_pages:
                 self.pool.free(handle)
-                stats["failed_writes"] += 1
-                return False
+                return self._write_failed(index)
             self.pool.write(handle, data)
-            new = Slot(handle, len(data), huge=huge)
+            new = Slot(handle, len(data), huge=huge, ac_time=self.clock_ns)
             if huge:
                 stats["huge_pages"] += 1
                 stats["huge_pages_since"] += 1
@@ -213,13 +222,41 @@ class Zram:
         stats["pages_stored"] += 1
         return True
 
-    def read(self, index):
-        """The page at `index` (zeros if never written); None for an invalid index."""
+    def _write_failed(self, index):
+        """failed_writes; the slot keeps its page, yet zram_accessed touches it."""
+        self.stats["failed_writes"] += 1
+        self._accessed(index)
+        return False
+
+    def _accessed(self, index):
+        slot = self.slots.get(index)
+        if slot is not None:
+            slot.idle = False
+            slot.ac_time = self.clock_ns
+
+    def read(self, index, rw_page=False):
+        """The page at `index` (zeros if never written); None for an invalid
+        index, or for a written-back page asked for through ->rw_page (which
+        must come as a bio: failed_reads)."""
         if not self._valid(index):
             return None
         slot = self.slots.get(index)
+        if slot is not None and slot.block is not None:
+            if rw_page:
+                self.stats["failed_reads"] += 1
+                self._accessed(index)
+                return None
+            self.stats["bd_reads"] += 1
+        self._accessed(index)
+        return self.peek(index)
+
+    def peek(self, index):
+        """The page at a valid `index`, as read() gives it, touching no counter."""
+        slot = self.slots.get(index)
         if slot is None:
             return bytes(PAGE_SIZE)
+        if slot.block is not None:
+            return self.backing.pages[slot.block]
         if slot.handle is None:
             return slot.word * (PAGE_SIZE // len(slot.word))
         data = self.pool.read(slot.handle)
@@ -237,7 +274,9 @@ class Zram:
         if slot is None:
             return
         stats = self.stats
-        if slot.handle is None:
+        if slot.block is not None:
+            self.backing.release(slot.block)
+        elif slot.handle is None:
             stats["same_pages"] -= 1
         else:
             self.pool.free(slot.handle)
@@ -272,7 +311,3 @@ class Zram:
 
     def io_stat(self):
         return {name: self.stats[name] for name in self.profile.io_stat_fields}
-
-    def bd_stat(self):
-        """No backing device is modelled: nothing is ever written back."""
-        return dict.fromkeys(self.profile.bd_stat_fields, 0)

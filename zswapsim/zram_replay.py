@@ -29,22 +29,28 @@ from .memory import PAGE_SIZE
 from .errors import TraceError
 from .replay import VerifyError, inconsistent_drop, inconsistent_load
 from .trace import DROP_CLEAN, INVALIDATE_AREA, INVALIDATE_PAGE, LOAD, STORE, TraceReader
+from .zram_writeback import NSEC_PER_SEC
 
 ZERO_PAGE = bytes(PAGE_SIZE)
 
 
-def zram_replay(device, trace_path, progress=None):
+def zram_replay(device, trace_path, progress=None, at_end=None):
     """Play the trace at `trace_path` on `device` (a Zram); returns the swap
     layer's view at the end: live pages and the resident ones among them,
     and where the kernel has the zero map, the pages in it and its
-    swpout_zero and swpin_zero."""
+    swpout_zero and swpin_zero.  The device's clock follows the trace's
+    timestamps, or in a trace without them the event index in seconds.
+    `at_end(device)`, if given, runs after the last event (sysfs actions),
+    before every page is checked."""
     swap_type_seen = None
     live = {}           # offset -> page_key of the page the trace stored there
     held = {}           # index -> page_key of what zram holds (stale for a resident page)
     resident = {}       # offset -> page whose write failed: redirtied, kept in RAM
     zero_map = set()    # offsets whose page is zero-filled, kept by the swap layer
     zero_events = {"swpout_zero": 0, "swpin_zero": 0}
-    for event, (op, swap_type, offset, image, _ts) in enumerate(TraceReader(trace_path), 1):
+    reader = TraceReader(trace_path)
+    for event, (op, swap_type, offset, image, ts) in enumerate(reader, 1):
+        device.clock_ns = ts if reader.has_timestamps else event * NSEC_PER_SEC
         if swap_type_seen is None:
             swap_type_seen = swap_type
         elif swap_type != swap_type_seen:
@@ -93,6 +99,8 @@ def zram_replay(device, trace_path, progress=None):
             zero_map.clear()
         if progress is not None and event % 256 == 0:
             progress(event)
+    if at_end is not None:
+        at_end(device)
     check_zram_conservation(device, live, held, resident, zero_map)
     view = {"live_pages": len(live), "resident_pages": len(resident)}
     if device.profile.swap_zero_map:
@@ -109,7 +117,7 @@ def swap_writepage(device, index, page):
 
 def swap_readpage(device, index):
     """Swap in one page (None on an I/O error), with the same bio fallback."""
-    page = device.read(index)
+    page = device.read(index, rw_page=device.rw_page)
     if page is None and device.rw_page:
         page = device.read(index)
     return page
@@ -123,7 +131,7 @@ def check_zram_conservation(device, live, held, resident, zero_map=()):
         if offset not in resident and offset not in zero_map and held.get(offset) != key:
             raise VerifyError(f"page lost: index {offset} is neither in zram nor in RAM")
     for index, key in held.items():
-        if page_key(device.read(index)) != key:
+        if page_key(device.peek(index)) != key:
             raise VerifyError(f"page corrupted: zram index {index} holds other bytes than "
                               "were last written there")
     if device.stats["pages_stored"] != len(held):
