@@ -118,7 +118,8 @@ def test_the_kernels_recorded_mm_stat_has_these_fields(kernel):
         assert tuple(expected["zram"][alg]["mm_stat"]) == MM_STAT_SHOW
 
 
-@pytest.mark.parametrize("kernel, invalid_io", [("6.1", 2), ("6.12", 0), ("6.18", 0)])
+@pytest.mark.parametrize("kernel, invalid_io", [("6.1", 2), ("6.6", 0), ("6.12", 0),
+                                               ("6.18", 0)])
 def test_invalid_io_is_a_literal_zero_from_6_4(kernel, invalid_io):
     device = Zram(4096, kernel=kernel)
     assert device.write(1, bytes(4096)) is False
