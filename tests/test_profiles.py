@@ -183,7 +183,14 @@ def test_kernels_lists_what_differs_and_where_it_changed(capsys):
     rows = {row["fact"]: row for row in zram["differs"]}
     assert set(rows) == {"zsmalloc_chain_size", "huge_rule", "max_zpage_size", "rw_page",
                          "compressors", "backends", "counts_invalid_io",
-                         "swap_zero_map"}
+                         "swap_zero_map", "writeback", "writeback_incompressible",
+                         "writeback_largest_first", "idle_skips_same_and_written"}
+    # zram writeback from 5.0, incompressible writeback 6.2, largest first 6.13
+    assert rows["writeback"]["values"] == {"4.14": False, "6.1": True, "6.6": True,
+                                           "6.12": True, "6.18": True}
+    assert rows["writeback_largest_first"]["values"] == {"4.14": False, "6.1": False,
+                                                         "6.6": False, "6.12": False,
+                                                         "6.18": True}
     assert rows["rw_page"]["values"] == {"4.14": True, "6.1": True, "6.6": False,
                                          "6.12": False, "6.18": False}
     assert all(row["changed"] for row in zswap["differs"] + zram["differs"])

@@ -207,9 +207,9 @@ def test_zram_command_idle_by_event_index_then_writeback(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--writeback", "idle"], "writeback needs a backing device"),
     (["--kernel", "4.14", "--backing-dev", "1M"],
-     "4.14's zram: no backing device writeback (that came in 5.0)"),
+     "4.14's zram: no backing device writeback (that came in 5.0 "),
     (["--kernel", "6.1", "--backing-dev", "1M", "--writeback", "incompressible"],
-     "no incompressible writeback (that came in 6.2)"),
+     "no incompressible writeback (that came in 6.2 "),
     (["--backing-dev", "1M", "--writeback", "cold"], "writeback 'cold': expected"),
     (["--backing-dev", "1M", "--writeback", "page_index=4096", "--disksize", "16M"],
      "not an index of the device's 4096 pages"),

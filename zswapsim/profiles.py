@@ -256,6 +256,17 @@ class ZramProfile(Profile):
     bd_stat_fields: tuple = field(**fact(
         "bd_stat fields (CONFIG_ZRAM_WRITEBACK)",
         "the same three in bd_stat_show of 6.1, 6.12 and 6.18"))
+    writeback: bool = field(**fact(
+        "backing device, idle marking and writeback (idle, huge, page_index)",
+        "5.0 (CONFIG_ZRAM_WRITEBACK's idle/huge writeback); huge_idle by 6.1"))
+    writeback_incompressible: bool = field(**fact(
+        "writeback of incompressible pages", "6.2 (with CONFIG_ZRAM_MULTI_COMP)"))
+    writeback_largest_first: bool = field(**fact(
+        "writeback takes the largest objects first (post-processing buckets)",
+        "6.13 (zram_pp_select: buckets of 64 bytes of object size)"))
+    idle_skips_same_and_written: bool = field(**fact(
+        "idle marking skips same-filled and written-back slots, clears younger ones",
+        "6.13 (the idle rework of Sep 2024; release assumed, not verified)"))
     model = "zram"
 
     def backend(self, name):
@@ -600,11 +611,16 @@ ZRAM_6_1 = ZramProfile(
     counts_invalid_io=True,             # zram_submit_bio: !valid_io_request -> invalid_io++
     swap_zero_map=False,                # swap_writepage hands every page to the device
     bd_stat_fields=BD_STAT,
+    writeback=True,                     # writeback_store: idle, huge, huge_idle, page_index
+    writeback_incompressible=False,
+    writeback_largest_first=False,      # writeback_store walks the indexes in order
+    idle_skips_same_and_written=False,  # idle_store marks every allocated slot
 )
 ZRAM_6_6 = dataclasses.replace(
     ZRAM_6_1, name="6.6", version=(6, 6),
     zsmalloc_chain_size=8,              # CONFIG_ZSMALLOC_CHAIN_SIZE 8: huge from 3625
     rw_page=False,                      # zram_rw_page removed in 6.3
+    writeback_incompressible=True,      # ZRAM_INCOMPRESSIBLE writeback, 6.2
     # 6.4, "zram: remove valid_io_request": the block layer refuses I/O past
     # the device before zram sees it, and io_stat_show prints a literal 0.
     counts_invalid_io=False,
@@ -632,6 +648,8 @@ ZRAM_6_18 = dataclasses.replace(
     ZRAM_6_12, name="6.18", version=(6, 18),
     # algorithm_params_store also parses deflate.winbits (6.16)
     backends=zram_backends((("deflate.winbits", ((-15, -9), (9, 15)), -11),)),
+    writeback_largest_first=True,       # scan_slots_for_writeback into pp buckets (6.13)
+    idle_skips_same_and_written=True,
 )
 ZRAM_4_14 = dataclasses.replace(
     ZRAM_6_1, name="4.14", version=(4, 14),
@@ -639,6 +657,9 @@ ZRAM_4_14 = dataclasses.replace(
     # compress to size greater than this are stored uncompressed".
     huge_rule=HUGE_ABOVE_MAX_ZPAGE,
     max_zpage_size=PAGE_SIZE // 4 * 3,
+    # 4.14 had CONFIG_ZRAM_WRITEBACK for huge pages only ("zram: add
+    # writeback"), not modelled: the profile has no backing device.
+    writeback=False,
 )
 
 ZRAM_PROFILES = {profile.name: profile

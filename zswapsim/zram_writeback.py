@@ -57,10 +57,6 @@ from .memory import PAGE_SIZE
 
 NSEC_PER_SEC = 10 ** 9
 PP_BUCKET_SIZE_RANGE = 64           # bytes of object size per post-processing bucket
-IDLE_WRITEBACK_SINCE = (5, 0)       # idle, huge, page_index; huge_idle by 6.1
-INCOMPRESSIBLE_WRITEBACK_SINCE = (6, 2)
-LARGEST_FIRST_SINCE = (6, 13)
-IDLE_REWORK_SINCE = (6, 13)         # SAME and WB slots skipped, a younger slot cleared
 WRITEBACK_MODES = ("idle", "huge", "huge_idle", "incompressible")
 
 
@@ -102,27 +98,29 @@ class Writeback:
     def _init_writeback(self, backing_pages):
         self.backing = None
         if backing_pages:
-            self._check_feature("backing device writeback", IDLE_WRITEBACK_SINCE)
+            self._check_feature("backing device writeback", "writeback")
             self.backing = BackingDevice(backing_pages)
         self.clock_ns = 0
         self.wb_limit_enable = False
         self.bd_wb_limit = 0        # 4 KiB units
 
-    def _check_feature(self, what, since):
-        if self.profile.version < since:
+    def _check_feature(self, what, fact):
+        """Refuse `what` unless the profile has `fact`, naming where it came."""
+        if not getattr(self.profile, fact):
+            changed = self.profile.__dataclass_fields__[fact].metadata["changed"]
             raise ConfigError(f"Linux {self.profile.name}'s zram: no {what} (that came in "
-                              f"{since[0]}.{since[1]})")
+                              f"{changed})")
 
     def mark_idle(self, age="all"):
         """echo all|SECONDS > idle; the number of slots marked."""
-        self._check_feature("idle marking", IDLE_WRITEBACK_SINCE)
+        self._check_feature("idle marking", "writeback")
         if age == "all":
             cutoff = None
         elif isinstance(age, int) and not isinstance(age, bool) and age >= 0:
             cutoff = self.clock_ns - age * NSEC_PER_SEC
         else:
             raise ConfigError(f"idle '{age}': expected 'all' or an age in whole seconds")
-        reworked = self.profile.version >= IDLE_REWORK_SINCE
+        reworked = self.profile.idle_skips_same_and_written
         marked = 0
         for slot in self.slots.values():
             if reworked and (slot.word is not None or slot.block is not None):
@@ -176,7 +174,7 @@ class Writeback:
             return (slot is not None and slot.word is None and slot.block is None
                     and wanted(slot))
 
-        walks_indexes = self.profile.version < LARGEST_FIRST_SINCE
+        walks_indexes = not self.profile.writeback_largest_first
         if single is not None:
             return [single] if taken(single) else [None] if walks_indexes else []
         if walks_indexes:
@@ -202,7 +200,7 @@ class Writeback:
             raise ConfigError(f"writeback '{mode}': expected {', '.join(WRITEBACK_MODES)} "
                               "or page_index=N (-EINVAL)")
         if mode == "incompressible":
-            self._check_feature("incompressible writeback", INCOMPRESSIBLE_WRITEBACK_SINCE)
+            self._check_feature("incompressible writeback", "writeback_incompressible")
         return {"idle": lambda slot: slot.idle, "huge": lambda slot: slot.huge,
                 "huge_idle": lambda slot: slot.huge and slot.idle,
                 "incompressible": lambda slot: slot.incompressible}[mode], None
