@@ -65,7 +65,6 @@ TMEM_HANDLE_SIZE = 24 + 4 + 2 + 2                       # struct tmem_handle: 32
 MAX_ZBUD_SIZE = MAX_CHUNK << CHUNK_SHIFT                # 4032, handle included
 MAX_BUDDY_SIZE = MAX_ZBUD_SIZE - TMEM_HANDLE_SIZE       # 4000: zbud_max_buddy_size()
 PAGE_MASK = PAGE_SIZE - 1
-MAX_UNEVICTABLE = 2                                     # one per zbud being added
 
 
 def size_to_chunks(zbud_size):
