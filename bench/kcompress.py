@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from zswapsim import _kcompress  # noqa: E402
-from zswapsim.compress import ZSTD_USERS, get_compressor, kernel_zstd  # noqa: E402
+from zswapsim.compress import DEFAULT_KERNEL, get_compressor, kernel_zstd  # noqa: E402
 from zswapsim.fidelity import find_sets, load_set  # noqa: E402
 
 FIDELITY = ROOT / "fidelity"
@@ -142,7 +142,7 @@ def main():
         print(f"  {name:8s} ours {best:7.2f} us/page")
     zstds = [("zstd", get_compressor("zstd"))] + [
         (f"zstd {kernel} {user}", kernel_zstd(kernel, user))
-        for kernel in ZSTD_KERNELS for user in ZSTD_USERS]
+        for kernel in ZSTD_KERNELS for user in DEFAULT_KERNEL]
     for name, zstd in zstds:
         frames = [zstd.compress(page) for page in pages]
         compress = min(per_page(zstd.compress, pages) for _ in range(args.rounds))

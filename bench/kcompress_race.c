@@ -48,7 +48,7 @@ typedef size_t (*pass_fn)(size_t page);
 
 static size_t ours_lz4(size_t i)
 {
-	return kc_lz4_compress(pages + i * PAGE, PAGE, dst, DLEN);
+	return kc_lz4_compress(pages + i * PAGE, PAGE, dst, DLEN, 1);
 }
 
 static size_t theirs_lz4(size_t i)

@@ -72,9 +72,10 @@ def test_a_pool_limit_never_hit_says_so(churn_trace):
 
 
 def test_6_1_zbud_names_the_kernels_8_and_where_it_is():
-    # The shipped swap-cache churn trace: with 16M of RAM the pool limit bites.
+    # The shipped swap-cache churn trace: with 16M of RAM the pool limit bites,
+    # and with userspace liblz4's lengths fewer retries write less than 8.
     records = zswapsim.tune_retries(SHIPPED.with_name("swapcache-churn.trace"), (1, 8),
-                                    ram_pages=4096)
+                                    ram_pages=4096, compressor="lz4-upstream")
     writes = {r["retries"]: r["stores"] - r["zswpout"] + r["written_back_pages"]
               for r in records}
     assert writes == {r["retries"]: r["swap_writes"] for r in records}
@@ -204,7 +205,8 @@ def test_compare_says_when_its_retries_are_not_the_kernels():
 
 
 def test_compare_under_3_11_marks_zsmalloc_a_what_if(churn_trace):
-    records = zswapsim.compare(churn_trace, ("zbud", "zsmalloc"), ("lz4",), ram_pages=RAM,
+    # lzo: 3.11's lz4 is approximate here (a what-if note of its own)
+    records = zswapsim.compare(churn_trace, ("zbud", "zsmalloc"), ("lzo",), ram_pages=RAM,
                                kernel="3.11")
     assert {r["backend"]: bool(r["what_if"]) for r in records} == \
         {"zbud": False, "zsmalloc": True}

@@ -274,6 +274,12 @@ def test_same_filled_pages_enabled(capsys, tmp_path):
      ["3.11's zswap had no same-filled pages"]),
     (["--kernel", "3.11", "--backend", "xvmalloc", "--same-filled-pages-enabled"],
      ["xvmalloc never shipped in zswap", "; 3.11's zswap had no same-filled pages"]),
+    # lib/lz4 was LZ4 r90 until 4.11 imported v1.7.3, the code zswapsim has
+    (["--kernel", "3.11"], ["3.11's lib/lz4 is LZ4 r90, replaced by v1.7.3 in 4.11"]),
+    (["--compressor", "lz4-upstream"], ["lz4-upstream is userspace liblz4"]),
+    (["--compressor", "zstd-upstream-19"], ["zstd-upstream-19 is userspace libzstd 1.5.7"]),
+    # crypto/zstd.c: zstd_get_params(ZSTD_DEF_LEVEL 3, ...), no level parameter
+    (["--compressor", "zstd-1", "--kernel", "6.12"], ["6.12's zswap zstd is always level 3"]),
 ])
 def test_a_what_if_says_so_once(capsys, trace, args, phrases):
     status, out, err = cli(capsys, "replay", trace, *args, "--json")
@@ -286,11 +292,24 @@ def test_a_what_if_says_so_once(capsys, trace, args, phrases):
 
 
 def test_what_shipped_runs_without_a_note(capsys, trace):
-    for kernel, backend in (("3.11", "zbud"), ("6.1", "zsmalloc"), ("6.1", "z3fold"),
-                            ("6.3", "zsmalloc")):
+    for kernel, backend, compressor in (
+            ("3.11", "zbud", "lzo"), ("6.1", "zsmalloc", "lz4"), ("6.1", "z3fold", "zstd"),
+            ("6.3", "zsmalloc", "lzo-rle"), ("6.12", "zbud", "zstd-3"),
+            ("6.18", "zsmalloc", "lz4hc")):
         status, out, err = cli(capsys, "replay", trace, "--kernel", kernel, "--backend",
-                               backend, "--json")
+                               backend, "--compressor", compressor, "--json")
         assert (status, err, json.loads(out)["what_if"]) == (0, [], None)
+
+
+@pytest.mark.parametrize("kernel, compressor, message", [
+    ("3.11", "zstd", "Linux 3.11's zswap has no zstd: the crypto API's zstd came in 4.17"),
+    ("3.11", "lzo-rle", "Linux 3.11's zswap has no lzo-rle: lzo-rle came in 5.1"),
+    ("3.11", "842", "Linux 3.11's zswap has no 842: 3.11's crypto 842 is the nx-842 hardware"),
+])
+def test_a_compressor_the_kernel_lacks_is_one_error(capsys, trace, kernel, compressor, message):
+    status, out, err = cli(capsys, "replay", trace, "--kernel", kernel, "--compressor",
+                           compressor)
+    assert status == 2 and len(err) == 1 and message in err[0] and out == ""
 
 
 def test_a_sweep_says_what_is_a_what_if_in_its_output(capsys, trace):

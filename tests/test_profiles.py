@@ -36,7 +36,7 @@ from zswapsim.compress import Compressor
 from zswapsim.errors import ConfigError
 from zswapsim.memory import Memory
 from zswapsim.profiles import (ABSENT, SHIPPED, WHAT_IF, ZRAM_PROFILES, ZSWAP_PROFILES,
-                               Allocator, nearest_profile)
+                               Availability, nearest_profile)
 from zswapsim.zram import Zram
 from zswapsim.zswap import Zswap
 
@@ -170,8 +170,14 @@ def test_kernels_lists_what_differs_and_where_it_changed(capsys):
                             "debugfs_counters", "reclaim_retries_site", "lru_owner",
                             "exclusive_loads", "zswap_header_size", "reclaim_retries",
                             "incompressible", "second_chance", "shrink_failures_max",
-                            "zpools_per_pool", "vmstat_counters"}
+                            "zpools_per_pool", "vmstat_counters", "compressor_limits"}
     assert zswap["same"] == {}
+    # lzo-rle 5.1, crypto zstd 4.17, software crypto 842 4.1, lib/lz4 v1.7.3 4.11
+    limits = differs["compressor_limits"]["values"]
+    assert {name: entry["status"] for name, entry in limits["3.11"].items()} == {
+        "lz4": "approximate", "lz4hc": "approximate", "842": "absent", "lzo-rle": "absent",
+        "zstd": "absent"}
+    assert all(limits[kernel] == [] for kernel in ("6.1", "6.3", "6.6", "6.12", "6.18"))
     assert differs["lru_owner"]["values"] == {"3.11": "allocator", "6.1": "allocator",
                                               "6.3": "allocator", "6.6": "zswap",
                                               "6.12": "zswap",
@@ -184,7 +190,9 @@ def test_kernels_lists_what_differs_and_where_it_changed(capsys):
     assert set(rows) == {"zsmalloc_chain_size", "huge_rule", "max_zpage_size", "rw_page",
                          "compressors", "backends", "counts_invalid_io",
                          "swap_zero_map", "writeback", "writeback_incompressible",
-                         "writeback_largest_first", "idle_skips_same_and_written"}
+                         "writeback_largest_first", "idle_skips_same_and_written",
+                         "compressor_limits"}
+    assert set(rows["compressor_limits"]["values"]["4.14"]) == {"lzo-rle", "zstd"}
     # zram writeback from 5.0, incompressible writeback 6.2, largest first 6.13
     assert rows["writeback"]["values"] == {"4.14": False, "6.1": True, "6.6": True,
                                            "6.12": True, "6.18": True}
@@ -223,8 +231,8 @@ def test_a_bad_kernel_is_one_line_listing_the_profiles(capsys):
 # zbud as KERNEL.md §1.1 states it for 6.15: removed.
 WITHOUT_ZBUD = dataclasses.replace(
     ZSWAP_PROFILES["6.3"], name="6.15", version=(6, 15),
-    allocators=(Allocator("zbud", ABSENT, "zbud was removed in 6.15"),
-                Allocator("zsmalloc", SHIPPED)))
+    allocators=(Availability("zbud", ABSENT, "zbud was removed in 6.15"),
+                Availability("zsmalloc", SHIPPED)))
 
 
 def test_an_allocator_the_kernel_removed_is_one_error_naming_the_release(capsys, monkeypatch):

@@ -543,9 +543,9 @@ RULES = {"zbud": (63, lambda size: -(-size // 64), True),
          "zcache-zbud": (64, lambda size: -(-(size - 8 + 32) // 64), False)}
 
 
-@pytest.mark.parametrize("trace, compressor", [("swapcache-churn", "lz4"),
-                                               ("swapcache-churn", "zstd"),
-                                               ("python-job", "lz4")])
+@pytest.mark.parametrize("trace, compressor", [("swapcache-churn", "lz4-upstream"),
+                                               ("swapcache-churn", "zstd-upstream"),
+                                               ("python-job", "lz4-upstream")])
 def test_pool_pages_after_every_call_match_a_brute_force_count(trace, compressor):
     """Both zbuds, mainline and zcache's, hold after every malloc and free
     of a shipped trace the pages the brute force counts for those calls;
@@ -559,8 +559,9 @@ def test_pool_pages_after_every_call_match_a_brute_force_count(trace, compressor
         counted = list(brute_force_pages(calls, *rule))
         assert counted == [pages for *_, pages in calls], backend
         final[backend] = counted[-1]
-    expected = {("swapcache-churn", "lz4"): (893, 902), ("swapcache-churn", "zstd"): (903, 900),
-                ("python-job", "lz4"): (1758, 1755)}
+    expected = {("swapcache-churn", "lz4-upstream"): (893, 902),
+                ("swapcache-churn", "zstd-upstream"): (903, 900),
+                ("python-job", "lz4-upstream"): (1758, 1755)}
     assert (final["zcache-zbud"], final["zbud"]) == expected[trace, compressor]
 
 
@@ -586,7 +587,8 @@ def test_replay_verified_with_reclaim_biting(kernel):
 
 def test_compare_and_zram_take_it_and_the_help_says_what_if():
     churn = str(TRACES / "swapcache-churn.trace")
-    result = run("compare", churn, "--backend", "zbud,zcache-zbud", "--compressor", "lz4",
+    result = run("compare", churn, "--backend", "zbud,zcache-zbud", "--compressor",
+                 "lz4-upstream",
                  "--json", "-q")
     assert result.returncode == 0, result.stderr
     pages = {r["backend"]: r["pool_pages"] for r in json.loads(result.stdout)}

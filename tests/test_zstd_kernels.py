@@ -175,17 +175,17 @@ def test_bindings_bundle_the_pinned_releases():
         "6.1": "1.5.0", "6.3": "1.5.6", "6.6": "1.5.6", "6.12": "1.5.6", "6.18": "1.5.7"}
 
 
-# SHA-256 of the default zstd's frames for mix2000's pages, in page order,
+# SHA-256 of the userspace zstd's frames for mix2000's pages, in page order,
 # recorded with python-zstandard 0.25.0 (libzstd 1.5.7) before zstd had
-# kernels: existing callers get the same bytes.
+# kernels, when it was called "zstd": zstd-upstream gives the same bytes.
 DEFAULT_ZSTD_DIGESTS = {
-    "zstd": "7ee38db09db96f1cfff379f2e60970bd9a73f41a61644460129ca99da9e4f307",
-    "zstd-19": "0e2df5445f91a1dbf490743dd8165baf664ec54d4c5f31589aab9652cae488c9",
+    "zstd-upstream": "7ee38db09db96f1cfff379f2e60970bd9a73f41a61644460129ca99da9e4f307",
+    "zstd-upstream-19": "0e2df5445f91a1dbf490743dd8165baf664ec54d4c5f31589aab9652cae488c9",
 }
 
 
 @pytest.mark.parametrize("name", list(DEFAULT_ZSTD_DIGESTS))
-def test_default_zstd_unchanged(name):
+def test_upstream_zstd_unchanged(name):
     _, pages = kernel_run("6.1", "mix2000")
     zstd = get_compressor(name)
     digest = hashlib.sha256(b"".join(zstd.compress(page) for page in pages)).hexdigest()
@@ -202,10 +202,22 @@ def test_kernel_zstd_names_and_levels():
 @pytest.mark.parametrize("call, message", [
     (lambda: kernel_zstd("3.11", "zswap"), "no zstd for Linux 3.11"),
     (lambda: kernel_zstd("6.1", "zcache"), "unknown zstd user 'zcache'"),
-    (lambda: kernel_zstd("6.12", "zswap", 5), "zswap zstd is always level 3"),
-    (lambda: kernel_zstd("6.6", "zram", 5), "zram zstd is always level 3"),
+    (lambda: get_compressor("zstd", kernel="3.11"), "3.11's zswap has no zstd"),
+    (lambda: get_compressor("zstd", kernel="4.14", user="zram"), "4.14's zram has no zstd"),
     (lambda: get_compressor("zstd-23", kernel="6.18"), "unknown compressor 'zstd-23'"),
 ])
 def test_bad_kernel_zstd(call, message):
     with pytest.raises(ConfigError, match=message):
         call()
+
+
+def test_a_level_the_crypto_api_cannot_ask_for_is_a_what_if():
+    """crypto/zstd.c always asks for level 3: zstd-5 under zswap, or under
+    zram before its own backends (6.12), runs as a what-if saying so; zram
+    6.12's backend_zstd.c takes the level (algorithm_params)."""
+    from zswapsim.compress import compressor_what_if
+    assert get_compressor("zstd-5", kernel="6.12").level == 5
+    assert "6.12's zswap zstd is always level 3" in compressor_what_if("zstd-5", "6.12")
+    assert "6.6's zram zstd is always level 3" in compressor_what_if("zstd-5", "6.6", "zram")
+    assert compressor_what_if("zstd-5", "6.12", "zram") is None
+    assert compressor_what_if("zstd-3", "6.1") is None

@@ -12,6 +12,7 @@ import sys
 
 import click
 
+from .compress import compressor_what_if
 from .cpu_cost import MEASURED, TOTAL_RULE
 from .config import DEFAULT, DEFAULT_RAM, RANGES, ZswapConfig, parse_list
 from .errors import PoolCorrupted, Terminated, UserError, WorkerLost
@@ -139,11 +140,15 @@ def _description_option(command):
                         help="Free-form description to store (at most 64 KiB).")(command)
 
 
+COMPRESSOR_HELP = ("The --kernel's own lz4, lz4hc, lzo, lzo-rle, zstd, deflate or 842 "
+                   "(zstd-N, lz4hc-N: a level); lz4-upstream, lz4hc-upstream, "
+                   "zstd-upstream[-N]: userspace libraries, as what-ifs.")
+
 @cli.command("replay")
 @click.argument("trace_path", metavar="TRACE", callback=_input_file)
 @_backend_option(default=DEFAULT.backend)
 @click.option("--compressor", default=DEFAULT.compressor, show_default=True,
-              help="lz4, lz4hc, zstd, zstd-N or deflate.")
+              help=COMPRESSOR_HELP)
 @_ram_option()
 @click.option("--max-pool-percent", type=int, default=DEFAULT.max_pool_percent,
               show_default=True, help=MAX_POOL_PERCENT_HELP)
@@ -222,9 +227,11 @@ def replay_cmd(trace_path, backend, compressor, ram, max_pool_percent,
                    f"or {result['resident_pages']} left in RAM)")
 
 
-def _what_if(profile, allocator):
-    """The line saying a run is a what-if: this kernel never had the allocator there."""
-    note = profile.what_if(allocator)
+def _what_if(profile, allocator, compressor):
+    """The line saying a zram run is a what-if: this kernel never had the
+    allocator there, or the compressor's bytes are not this kernel's."""
+    notes = [profile.what_if(allocator), compressor_what_if(compressor, profile, "zram")]
+    note = "; ".join(note for note in notes if note)
     if note:
         click.echo(f"what-if: {note}")
 
@@ -297,7 +304,7 @@ def _sweep_progress(trace_path, configs, dask_scheduler, quiet):
 @_backend_option("backends", default=",".join(ALL_BACKENDS), callback=_list_of(str, "backends"))
 @click.option("--compressor", "compressors", default=",".join(DEFAULT_COMPRESSORS),
               show_default=True, callback=_list_of(str, "compressors"),
-              help="Comma-separated compressors.")
+              help="Comma-separated compressors (as --compressor of replay).")
 @click.option("--max-pool-percent", type=int, default=DEFAULT.max_pool_percent,
               show_default=True, help=MAX_POOL_PERCENT_HELP)
 @click.option("--retries", type=int, default=DEFAULT.retries, show_default=True,
@@ -338,7 +345,8 @@ def compare_cmd(trace_path, backends, compressors, max_pool_percent, retries, ra
 @cli.command("tune-retries")
 @click.argument("trace_path", metavar="TRACE", callback=_input_file)
 @_backend_option(default=DEFAULT.backend)
-@click.option("--compressor", default=DEFAULT.compressor, show_default=True, help="Compressor.")
+@click.option("--compressor", default=DEFAULT.compressor, show_default=True,
+              help=COMPRESSOR_HELP)
 @click.option("--retries", "retries_values", default=",".join(map(str, DEFAULT_RETRIES)),
               show_default=True, callback=_list_of(int, "retries values"),
               help=f"Comma-separated retries values to sweep (each {_range('retries')}).")
@@ -422,7 +430,7 @@ def _cell(value):
 @click.option("--raw", "raw_path", type=click.Path(dir_okay=False), default=None,
               help="A raw page dump instead of a trace: page i is written to index i.")
 @click.option("--compressor", default="lz4", show_default=True,
-              help="lz4, lz4hc, zstd, zstd-N or deflate.")
+              help=COMPRESSOR_HELP)
 @click.option("--allocator", default="zsmalloc", show_default=True,
               help="zsmalloc (the kernel's), or zbud, z3fold, xvmalloc, zcache-zbud to "
                    "compare.")
@@ -486,7 +494,7 @@ def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, k
     if as_json:
         click.echo(json.dumps(stats, indent=1))
         return
-    _what_if(device.profile, allocator)
+    _what_if(device.profile, allocator, compressor)
     for name, values in stats.items():
         click.echo(f"{name}: " + " ".join(str(v) for v in values.values()))
         for field, value in values.items():
@@ -577,7 +585,7 @@ def _fact_text(value):
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):
-        return ", ".join(value)
+        return ", ".join(value) or "none"
     return "-" if value is None else str(value)
 
 

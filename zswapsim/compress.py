@@ -1,23 +1,29 @@
-"""Compressors as the kernel's crypto API drives them for zswap and zram.
+"""Compressors as zswap and zram drive them, the kernel's own by name.
 
-Each compressor turns one page image into the bytes the kernel would store.
-The parameters follow the kernel's defaults: lz4 block format with no size
-prefix (LZ4_compress_default), lz4hc at LZ4HC_DEFAULT_CLEVEL 9, zstd as
-below, and deflate as crypto/deflate.c sets up zlib: a raw stream, level 6,
-window bits 11, memLevel 8.  The Python lz4 binding links a newer liblz4
-than Linux 6.1's, so its lengths differ from the kernel's by about 1%; the
-fidelity tests feed the kernel's own lengths where exactness matters.
+Each compressor turns one page image into the bytes the kernel would store,
+chosen by name for a kernel and its caller (get_compressor): lz4, lz4hc,
+lzo, lzo-rle and 842 are the kernel's lib/ code compiled (zswapsim/_kcompress,
+byte for byte from KERNEL-COMPRESSORS.md), into the destination size that
+caller's kernel path gives (zswap's compress_dst_size, zram's two pages), so
+"did not fit" falls where the kernel's does; deflate is crypto/deflate.c's
+zlib stream (raw, level 6, window bits 11, memLevel 8), which Python's zlib
+gives byte for byte.  Kernels older than the code zswapsim has say so in
+their profile's compressor_limits: 3.11's lib/lz4 predates 4.11's, and a
+compressor a kernel lacks is one error naming the release that brought it.
 
 zstd's bytes depend on the libzstd release a kernel's lib/zstd imports and
-on the parameters its caller asks zstd_get_params() for, so zstd is chosen
-by kernel: get_compressor("zstd", kernel="6.12", user="zram") is 6.12's zram
-zstd, byte for byte.  Two declared tables say how: profiles.KERNEL_ZSTD (per
-kernel, the release and each user's call) and ZSTD_LIBRARIES (per release, the
-pinned binding whose bundled libzstd gives the same bytes; the bindings have
-different module names, so all three install side by side).  Without a
-kernel, "zstd" and "zstd-N" are what they always were here: libzstd 1.5.7
-with the parameters for an unknown source size, which no kernel uses (6.18
-has 1.5.7, but asks for the 256 KiB row or the page's size).
+on the parameters its caller asks zstd_get_params() for, so zstd too is
+chosen by kernel: get_compressor("zstd", kernel="6.12", user="zram") is
+6.12's zram zstd, byte for byte.  Two declared tables say how:
+profiles.KERNEL_ZSTD (per kernel, the release and each user's call) and
+ZSTD_LIBRARIES (per release, the pinned binding whose bundled libzstd gives
+the same bytes; the bindings have different module names, so all three
+install side by side).
+
+The userspace libraries stay as what-ifs under their own names:
+lz4-upstream and lz4hc-upstream (python-lz4's liblz4, whose 5-byte hash and
+end rule give other bytes on most pages) and zstd-upstream[-N] (libzstd
+1.5.7 for an unknown source size, which no kernel asks for).
 
 Compression is the one cost a simulator cannot avoid, so `CompressionCache`
 compresses each distinct page image once per run and hands back the same
@@ -40,7 +46,7 @@ from xxhash import xxh3_128_digest
 
 from . import _kcompress
 from .errors import ConfigError
-from .profiles import KERNEL_ZSTD
+from .profiles import DEFAULT_ZRAM_KERNEL, DEFAULT_ZSWAP_KERNEL, KERNEL_ZSTD, kernel_profile
 
 PAGE_SIZE = 4096
 
@@ -49,6 +55,12 @@ class Compressor:
     """One algorithm: `compress(page) -> bytes`, `decompress(data) -> page`."""
 
     name = ""
+    PARAMS = ()         # the attributes that, with the class, decide the bytes
+
+    def identity(self):
+        """What decides this compressor's output and its name in results:
+        lanes whose compressors have the same identity share one cache."""
+        return (type(self).__name__, self.name) + tuple(getattr(self, p) for p in self.PARAMS)
 
     def batch_compressor(self):
         """A function for another thread that compresses a list of pages
@@ -69,6 +81,9 @@ class GivenLengths(Compressor):
     length, so the store paths and allocators run exactly as on the
     kernel's output; 0 means "did not fit" and gives `too_big` bytes.
     Pages are matched by content; decompress() gives the page back."""
+
+    def identity(self):
+        return (type(self).__name__, id(self))
 
     def __init__(self, name, pages, lengths, too_big=PAGE_SIZE + 1):
         self.name = f"{name} (given lengths)"
@@ -97,9 +112,11 @@ class GivenLengths(Compressor):
 
 
 class Lz4(Compressor):
-    """LZ4_compress_fast at `acceleration` (1: LZ4_compress_default)."""
+    """Userspace liblz4 (python-lz4's) LZ4_compress_fast at `acceleration`
+    (1: LZ4_compress_default): the lz4-upstream what-if."""
 
-    name = "lz4"
+    name = "lz4-upstream"
+    PARAMS = ("acceleration",)
 
     def __init__(self, acceleration=1):
         self.acceleration = acceleration
@@ -113,7 +130,10 @@ class Lz4(Compressor):
 
 
 class Lz4hc(Lz4):
-    name = "lz4hc"
+    """Userspace liblz4's LZ4_compress_HC at `level`: lz4hc-upstream."""
+
+    name = "lz4hc-upstream"
+    PARAMS = ("level",)
 
     def __init__(self, level=9):
         self.level = level
@@ -218,7 +238,8 @@ ZSTD_LIBRARIES = {"1.4.10": PYZSTD, "1.5.2": ZSTANDARD, "1.5.6": ZSTANDARD,
                   "1.5.7": BACKPORTS_ZSTD}
 
 ZSTD_DEF_LEVEL = 3
-ZSTD_USERS = ("zswap", "zram")
+ZCOMP_DST_SIZE = 2 * PAGE_SIZE     # zram's zcomp_compress: dst_len of the 2-page buffer
+DEFAULT_KERNEL = {"zswap": DEFAULT_ZSWAP_KERNEL, "zram": DEFAULT_ZRAM_KERNEL}
 
 _ROW_FIELDS = ("window_log", "chain_log", "hash_log", "search_log", "min_match",
                "target_length", "strategy")
@@ -241,9 +262,11 @@ class Zstd(Compressor):
     python-zstandard's, which keeps its context across calls."""
 
     name = "zstd"
+    PARAMS = ("level", "estimated_size", "release")
 
     def __init__(self, level=ZSTD_DEF_LEVEL, estimated_size=0, release="1.5.7"):
         self.level = level
+        self.estimated_size = estimated_size
         self.release = release
         self.library = ZSTD_LIBRARIES[release]
         self._row = zstd_row(level, estimated_size)
@@ -261,20 +284,23 @@ class Zstd(Compressor):
 
 
 def kernel_zstd(kernel, user, level=None):
-    """The zstd of Linux `kernel` as `user` (zswap or zram) calls it; `level`
-    is zram's algorithm_params level (6.12 on), None for the default."""
-    if user not in ZSTD_USERS:
-        raise ConfigError(f"unknown zstd user '{user}'; known: {', '.join(ZSTD_USERS)}")
+    """The zstd of Linux `kernel` as `user` (zswap or zram) calls it: the
+    row zstd_get_params(level, size) gives for that caller's size, from the
+    kernel's libzstd.  `level` None is the default 3; the crypto API's zstd
+    (zswap, and zram before its own backends) is always 3, so another level
+    there is a what-if (compressor_what_if)."""
+    if user not in DEFAULT_KERNEL:
+        raise ConfigError(f"unknown zstd user '{user}'; known: {', '.join(DEFAULT_KERNEL)}")
     if kernel not in KERNEL_ZSTD:
-        raise ConfigError(f"no zstd for Linux {kernel}: known {', '.join(KERNEL_ZSTD)} (Linux "
-                          "3.11 and 4.14 have no crypto zstd)")
+        raise ConfigError(f"no zstd for Linux {kernel}: known {', '.join(KERNEL_ZSTD)}")
     release, crypto_size, zram_size = KERNEL_ZSTD[kernel]
-    if user == "zram" and zram_size is not None:
-        return Zstd(level or ZSTD_DEF_LEVEL, zram_size, release)
-    if level not in (None, ZSTD_DEF_LEVEL):
-        raise ConfigError(f"Linux {kernel}'s {user} zstd is always level {ZSTD_DEF_LEVEL} "
-                          "(crypto/zstd.c); levels are zram's algorithm_params from 6.12")
-    return Zstd(ZSTD_DEF_LEVEL, crypto_size, release)
+    size = zram_size if user == "zram" and zram_size is not None else crypto_size
+    return Zstd(level or ZSTD_DEF_LEVEL, size, release)
+
+
+def _crypto_zstd(kernel, user):
+    """Whether `user` under `kernel` reaches zstd through crypto/zstd.c."""
+    return user == "zswap" or KERNEL_ZSTD[kernel][2] is None
 
 
 class Deflate(Compressor):
@@ -282,6 +308,7 @@ class Deflate(Compressor):
     bits `wbits` (negative: a raw stream) and memLevel 8."""
 
     name = "deflate"
+    PARAMS = ("level", "wbits")
     WBITS = -11
 
     def __init__(self, level=6, wbits=WBITS):
@@ -303,6 +330,8 @@ class KernelCompressor(Compressor):
     compress() gives `dlen + 1` zero bytes, so every caller's "too big"
     test fires as the kernel's does; such bytes never decompress."""
 
+    PARAMS = ("dlen",)
+
     def __init__(self, dlen=PAGE_SIZE):
         self.dlen = dlen
 
@@ -312,11 +341,20 @@ class KernelCompressor(Compressor):
 
 
 class KernelLz4(KernelCompressor):
-    """lib/lz4's LZ4_compress_default: limited mode below the bound
-    (n + n/255 + 16 = 4128 for a page), so dlen 4096 fails where zswap's does."""
+    """lib/lz4's LZ4_compress_fast at `acceleration` (1: LZ4_compress_default,
+    what crypto/lz4.c calls; zram's backend_lz4.c passes its level from
+    6.12): limited mode below the bound (n + n/255 + 16 = 4128 for a page),
+    so dlen 4096 fails where zswap's does."""
 
-    name = "kernel-lz4"
-    _compress = staticmethod(_kcompress.lz4_compress)
+    name = "lz4"
+    PARAMS = ("dlen", "acceleration")
+
+    def __init__(self, dlen=PAGE_SIZE, acceleration=1):
+        super().__init__(dlen)
+        self.acceleration = acceleration
+
+    def _compress(self, page, dlen):
+        return _kcompress.lz4_compress(page, dlen, self.acceleration)
 
     def decompress(self, data, size=PAGE_SIZE):
         return _kcompress.lz4_decompress(data, size)
@@ -325,10 +363,11 @@ class KernelLz4(KernelCompressor):
 class KernelLz4hc(KernelLz4):
     """lib/lz4's LZ4_compress_HC at `level` (1-16; the kernel's default 9)."""
 
-    name = "kernel-lz4hc"
+    name = "lz4hc"
+    PARAMS = ("dlen", "level")
 
     def __init__(self, level=9, dlen=PAGE_SIZE):
-        super().__init__(dlen)
+        KernelCompressor.__init__(self, dlen)
         self.level = level
 
     def _compress(self, page, dlen):
@@ -365,51 +404,87 @@ class Sw842(KernelCompressor):
 
 _ZSTD_LEVELS = range(1, 23)
 _LZ4HC_LEVELS = range(1, 17)
+UPSTREAM = "-upstream"
 
 
 def known_compressors():
     """Names accepted by `get_compressor`, in the order users see them."""
-    return ["lz4", "lz4hc", "zstd", "zstd-N (N = 1..22)", "deflate", "lzo", "lzo-rle", "842",
-            "kernel-lz4", "kernel-lz4hc", "kernel-lz4hc-N (N = 1..16)"]
+    return ["lz4", "lz4hc", "lz4hc-N (N = 1..16)", "lzo", "lzo-rle", "zstd",
+            "zstd-N (N = 1..22)", "deflate", "842", "lz4-upstream", "lz4hc-upstream",
+            "zstd-upstream", "zstd-upstream-N"]
 
 
-def get_compressor(name, kernel=None, user="zswap"):
-    """Look a compressor up by name: lz4, lz4hc, zstd (level 3), zstd-N, deflate,
-    and the kernel's own (compiled) lzo, lzo-rle, 842, kernel-lz4, kernel-lz4hc[-N],
-    these with zswap's 4096-byte destination.  With `kernel`, zstd and zstd-N
-    are that kernel's as `user` (zswap or zram) calls it (kernel_zstd)."""
-    if name == "zstd" or name.startswith("zstd-"):
-        level = _zstd_level(name)
-        zstd = Zstd(level or ZSTD_DEF_LEVEL) if kernel is None \
-            else kernel_zstd(kernel, user, level)
-        zstd.name = name
-        return zstd
-    if name == "lz4":
+def get_compressor(name, kernel=None, user="zswap", dst_size=None):
+    """The compressor `name` as Linux `kernel` (a profile name or profile;
+    None: the default kernel of `user`) runs it for `user`, zswap or zram:
+    - lz4, lz4hc[-N], lzo, lzo-rle, 842: the kernel's own, compiled, into
+      a destination of `dst_size` bytes (None: the caller's, zswap's
+      profile compress_dst_size or zram's 2 * PAGE_SIZE), so "did not fit"
+      falls where the kernel's does;
+    - zstd[-N]: the kernel's lib/zstd as `user` calls it (kernel_zstd);
+    - deflate: crypto/deflate.c's zlib stream;
+    - lz4-upstream, lz4hc-upstream, zstd-upstream[-N]: the userspace
+      libraries (python-lz4's liblz4, libzstd 1.5.7 for an unknown source
+      size), what-ifs no kernel runs (compressor_what_if says so).
+    A compressor the kernel lacks is a ConfigError naming the release that
+    brought it (the profile's compressor_limits)."""
+    if user not in DEFAULT_KERNEL:
+        raise ConfigError(f"unknown compressor user '{user}'; known: {', '.join(DEFAULT_KERNEL)}")
+    if name.startswith("zstd-upstream"):
+        level = _level(name, "zstd-upstream", _ZSTD_LEVELS) or ZSTD_DEF_LEVEL
+        return _named(name, Zstd(level, release=BACKPORTS_ZSTD.libzstd))
+    if name == "lz4-upstream":
         return Lz4()
-    if name == "lz4hc":
+    if name == "lz4hc-upstream":
         return Lz4hc()
+    profile = kernel_profile(user, kernel if kernel is not None else DEFAULT_KERNEL[user])
+    if dst_size is None:
+        dst_size = profile.compress_dst_size if user == "zswap" else ZCOMP_DST_SIZE
+    if name == "zstd" or name.startswith("zstd-"):
+        profile.check_compressor("zstd")
+        return _named(name, kernel_zstd(profile.name, user, _level(name, "zstd", _ZSTD_LEVELS)))
+    if name == "lz4hc" or name.startswith("lz4hc-"):
+        profile.check_compressor("lz4hc")
+        return _named(name, KernelLz4hc(_level(name, "lz4hc", _LZ4HC_LEVELS) or 9, dst_size))
+    kernel_own = {"lz4": KernelLz4, "lzo": Lzo, "lzo-rle": LzoRle, "842": Sw842}
+    if name in kernel_own:
+        profile.check_compressor(name)
+        return kernel_own[name](dst_size)
     if name == "deflate":
         return Deflate()
-    kernel_own = {"lzo": Lzo, "lzo-rle": LzoRle, "842": Sw842, "kernel-lz4": KernelLz4,
-                  "kernel-lz4hc": KernelLz4hc}
-    if name in kernel_own:
-        return kernel_own[name]()
-    if name.startswith("kernel-lz4hc-"):
-        level = name[len("kernel-lz4hc-"):]
-        if _ascii_number(level) in _LZ4HC_LEVELS:
-            lz4hc = KernelLz4hc(int(level))
-            lz4hc.name = name
-            return lz4hc
     raise _unknown(name)
 
 
-def _zstd_level(name):
-    """None for "zstd", N for "zstd-N"."""
-    if name == "zstd":
+def compressor_what_if(name, kernel=None, user="zswap"):
+    """Why compressor `name` under `kernel` for `user` is not what the kernel
+    ran, or None when it is (or comes as close as zswapsim has)."""
+    if not isinstance(name, str):
         return None
-    level = name[len("zstd-"):]
-    if _ascii_number(level) in _ZSTD_LEVELS:
-        return int(level)
+    if name.endswith(UPSTREAM) or name.startswith("zstd-upstream"):
+        library = "libzstd " + BACKPORTS_ZSTD.libzstd if name.startswith("zstd") \
+            else "liblz4 " + lz4.library_version_string()
+        return f"{name} is userspace {library}, not a kernel's compressor"
+    profile = kernel_profile(user, kernel if kernel is not None else DEFAULT_KERNEL[user])
+    level = _level(name, "zstd", _ZSTD_LEVELS) if name.startswith("zstd-") else None
+    if level not in (None, ZSTD_DEF_LEVEL) and _crypto_zstd(profile.name, user):
+        return (f"Linux {profile.name}'s {user} zstd is always level {ZSTD_DEF_LEVEL} "
+                f"(crypto/zstd.c): level {level} is a what-if")
+    return profile.compressor_note(name.partition("-")[0] if name.startswith("lz4hc-")
+                                   else name)
+
+
+def _named(name, compressor):
+    compressor.name = name
+    return compressor
+
+
+def _level(name, stem, levels):
+    """None for `stem` itself, N for "stem-N" with N in `levels`."""
+    if name == stem:
+        return None
+    level = _ascii_number(name[len(stem) + 1:]) if name.startswith(stem + "-") else None
+    if level in levels:
+        return level
     raise _unknown(name)
 
 

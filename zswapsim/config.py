@@ -42,7 +42,7 @@ from dataclasses import InitVar, dataclass, field
 from numbers import Integral, Real
 
 from . import memory
-from .compress import get_compressor
+from .compress import compressor_what_if, get_compressor
 from .errors import ConfigError
 from .memory import MAX_SIZE, PAGE_SIZE, parse_size
 from .profiles import DEFAULT_ZSWAP_KERNEL, NOT_SPECIAL, SWAP_ZEROMAP, kernel_profile
@@ -125,7 +125,7 @@ class ZswapConfig:
         set_field("pool_options", dict(self.pool_options or {}))
         check_pool_options(self.backend, self.pool_options)
         if isinstance(self.compressor, str):
-            get_compressor(self.compressor)
+            get_compressor(self.compressor, kernel=profile)
         for name, (low, high) in RANGES.items():
             value = getattr(self, name)
             if value is None and name in ("swap_capacity", "shrink_delay"):
@@ -185,7 +185,8 @@ class ZswapConfig:
 
     def what_if(self):
         """What in these settings no real kernel had, or None."""
-        notes = [self.profile.what_if(self.backend)]
+        notes = [self.profile.what_if(self.backend),
+                 compressor_what_if(self.compressor, self.profile)]
         if self.same_filled() and self.profile.zero_pages == NOT_SPECIAL:
             notes.append(f"{self.kernel}'s zswap had no same-filled pages")
         return "; ".join(note for note in notes if note) or None

@@ -9,11 +9,11 @@ model (zram or zswap) has a profile for the set's kernel line is run twice
 where it can be: with the kernel's own per-page compressed lengths (zram's
 per_page_compr_size; for zswap with lz4, kernel_lz4_len), which must match
 exactly since only our write paths and allocators run; and end to end with
-zswapsim's own twin of the kernel's compressor (KERNEL_TWINS, each kernel's
-zstd), whose differences are measured, and are none today.  Cases with no
-profile for their kernel are listed as skipped, never run with the wrong
-model.  zswap cases are held to 6.1's four debugfs fields on the
-allocator-LRU kernels, and to every debugfs and vmstat counter the kernel
+zswapsim's own compressor of that name for that kernel (get_compressor),
+whose differences are measured, and are none today.  Cases with no profile
+for their kernel are listed as skipped, never run with the wrong model.
+zswap cases are held to 6.1's four debugfs fields on the allocator-LRU
+kernels, and to every debugfs and vmstat counter the kernel
 reported from 6.12 (zswap.reported_counters).  These rows are exact checks
 (`check` "exact").
 
@@ -470,11 +470,6 @@ def replay_limited(run, pages, compressor, line, **settings):
     return zswap.counters()
 
 
-# The kernel's algorithm by its name here, where that differs: our compiled
-# twins of lib/lz4 (the "lz4" and "lz4hc" names are python-lz4's liblz4).
-KERNEL_TWINS = {"lz4": "kernel-lz4", "lz4hc": "kernel-lz4hc"}
-
-
 def _compressors(alg, pages, given_lengths, line, user):
     """(mode, compressor) pairs a case can run with: the kernel's own sizes
     when given, and ours, the kernel's algorithm (zstd as kernel `line`'s
@@ -482,10 +477,9 @@ def _compressors(alg, pages, given_lengths, line, user):
     if given_lengths is not None:
         yield KERNEL_SIZES, GivenLengths(alg, pages, given_lengths)
     try:
-        ours = get_compressor(KERNEL_TWINS.get(alg, alg), kernel=line, user=user)
+        ours = get_compressor(alg, kernel=line, user=user)
     except ConfigError:
-        return                          # a compressor with no userspace twin here
-    ours.name = alg
+        return                          # a compressor zswapsim lacks for this kernel
     yield OURS, ours
 
 

@@ -369,9 +369,9 @@ def _models(pages, lengths, disksize, algorithm, profile):
         return {}
     compressors = {KERNEL_SIZES: GivenLengths(algorithm, pages, lengths)}
     try:
-        compressors[OURS] = get_compressor(algorithm)
+        compressors[OURS] = get_compressor(algorithm, kernel=profile, user="zram")
     except ConfigError:
-        pass                            # lzo, lzo-rle, 842: no userspace twin here
+        pass                            # a compressor this kernel lacks: its sizes alone
     results = {}
     for mode, compressor in compressors.items():
         device = Zram(disksize, compressor=compressor, kernel=profile)

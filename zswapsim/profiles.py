@@ -37,6 +37,7 @@ from .memory import PAGE_SIZE
 from .zpool.zsmalloc import DEFAULT_CHAIN_SIZE as ZSMALLOC_MODEL_CHAIN_SIZE
 
 SHIPPED, WHAT_IF, ABSENT = "shipped", "what-if", "absent"
+APPROXIMATE = "approximate"     # a compressor whose bytes zswapsim has only from a later kernel
 
 # limit_rule
 RECLAIM_ON_STORE = "reclaim on store"
@@ -82,15 +83,17 @@ def fact(label, changed):
 
 
 @dataclass(frozen=True)
-class Allocator:
+class Availability:
+    """Whether a kernel has an allocator or a compressor."""
     name: str
-    status: str                 # SHIPPED, WHAT_IF or ABSENT
-    note: str = ""              # why it is a what-if, or which release removed it
+    status: str                 # SHIPPED, WHAT_IF, ABSENT or (compressors) APPROXIMATE
+    note: str = ""              # why it is a what-if, which release removed or brought it
 
 
 class Profile:
     """What zswap and zram profiles share: a name, a version to order
-    releases by, and the allocator table with its lookups."""
+    releases by, the allocator table and the compressors' limits, with
+    their lookups."""
 
     def allocator(self, name):
         """This kernel's entry for allocator `name`, None if unlisted."""
@@ -108,6 +111,20 @@ class Profile:
         if entry is not None and entry.status == ABSENT:
             raise ConfigError(f"Linux {self.name} has no {name} for {self.model}: "
                               f"{entry.note}")
+
+    def _compressor_entry(self, name):
+        return next((entry for entry in self.compressor_limits if entry.name == name), None)
+
+    def check_compressor(self, name):
+        """Refuse a compressor this kernel lacks (or zswapsim lacks for it)."""
+        entry = self._compressor_entry(name)
+        if entry is not None and entry.status == ABSENT:
+            raise ConfigError(f"Linux {self.name}'s {self.model} has no {name}: {entry.note}")
+
+    def compressor_note(self, name):
+        """How compressor `name` here differs from this kernel's, else None."""
+        entry = self._compressor_entry(name)
+        return f"{name}: {entry.note}" if entry is not None else None
 
 
 @dataclass(frozen=True)
@@ -185,6 +202,10 @@ class ZswapProfile(Profile):
     # the swap-outs between queueing and running it (ZswapConfig.shrink_delay),
     # fitted to the fidelity runs of the kernels that have them (fidelity.py).
     shrink_delay: int = 0
+    compressor_limits: tuple = field(default=(), **fact(
+        "compressors it lacks, or whose bytes zswapsim has only from a later kernel",
+        "lib/lz4 became LZ4 v1.7.3 in 4.11 (r90 before); crypto/842.c in software in 4.1; "
+        "crypto zstd in 4.17; lzo-rle in 5.1"))
     model = "zswap"
 
     def pool_options(self, backend):
@@ -267,6 +288,10 @@ class ZramProfile(Profile):
     idle_skips_same_and_written: bool = field(**fact(
         "idle marking skips same-filled and written-back slots, clears younger ones",
         "6.13 (the idle rework of Sep 2024; release assumed, not verified)"))
+    compressor_limits: tuple = field(default=(), **fact(
+        "compressors it lacks, or whose bytes zswapsim has only from a later kernel",
+        "lib/lz4 became LZ4 v1.7.3 in 4.11 (r90 before); crypto/842.c in software in 4.1; "
+        "crypto zstd in 4.17; lzo-rle in 5.1"))
     model = "zram"
 
     def backend(self, name):
@@ -304,23 +329,34 @@ DEBUGFS_6_18 = ("pool_limit_hit", "reject_reclaim_fail", "reject_alloc_fail",
 # page_io.c swap_zeromap_folio_set / swap_read_folio_zeromap).
 VMSTAT_6_12 = ("zswpout", "zswpin", "zswpwb", "pswpout", "pswpin", "swpout_zero", "swpin_zero")
 
-XVMALLOC_NEVER_IN_ZSWAP = Allocator(
+XVMALLOC_NEVER_IN_ZSWAP = Availability(
     "xvmalloc", WHAT_IF, "xvmalloc never shipped in zswap (zram's allocator until zsmalloc "
     "replaced it in 3.3-3.4); run with zbud's LRU reclaim contract")
-ZCACHE_ZBUD_NEVER_IN_ZSWAP = Allocator(
+ZCACHE_ZBUD_NEVER_IN_ZSWAP = Availability(
     "zcache-zbud", WHAT_IF, "zcache's zbud never shipped in zswap (drivers/staging/zcache, "
     "2010-2012, behind frontswap and cleancache); run with zbud's LRU reclaim contract")
-ZPOOL_DRIVERS = (Allocator("zbud", SHIPPED), Allocator("z3fold", SHIPPED),
-                 Allocator("zsmalloc", SHIPPED), XVMALLOC_NEVER_IN_ZSWAP,
+ZPOOL_DRIVERS = (Availability("zbud", SHIPPED), Availability("z3fold", SHIPPED),
+                 Availability("zsmalloc", SHIPPED), XVMALLOC_NEVER_IN_ZSWAP,
                  ZCACHE_ZBUD_NEVER_IN_ZSWAP)
 
 # The what-ifs behind zswap's own LRU (6.6, 6.12): no allocator reclaim.
 LRU_WHAT_IFS = (
-    Allocator("xvmalloc", WHAT_IF, "xvmalloc never shipped in zswap (zram's allocator until "
+    Availability("xvmalloc", WHAT_IF, "xvmalloc never shipped in zswap (zram's allocator until "
               "3.3-3.4); runs behind zswap's own LRU through the zpool malloc/free contract"),
-    Allocator("zcache-zbud", WHAT_IF, "zcache's zbud never shipped in zswap "
+    Availability("zcache-zbud", WHAT_IF, "zcache's zbud never shipped in zswap "
               "(drivers/staging/zcache, 2010-2012); runs behind zswap's own LRU through the "
               "zpool malloc/free contract"))
+
+# Compressors before the kernels whose bytes zswapsim has (KERNEL-COMPRESSORS.md:
+# lib/lz4 as LZ4 v1.7.3 from 4.11, "lib: update LZ4 compressor module", Sven
+# Schmidt; lzo-rle from 5.1, "lib/lzo: implement run-length encoding", Dave
+# Rodgman; crypto/zstd.c from 4.17; crypto/842.c driving lib/842 from 4.1).
+LZO_RLE_FROM_5_1 = Availability("lzo-rle", ABSENT, "lzo-rle came in 5.1 ('lib/lzo: implement "
+                                "run-length encoding')")
+ZSTD_FROM_4_17 = Availability("zstd", ABSENT, "the crypto API's zstd came in 4.17 "
+                              "(zstd-upstream runs as a what-if)")
+LIB_LZ4_R90 = ("3.11's lib/lz4 is LZ4 r90, replaced by v1.7.3 in 4.11; the lengths here are "
+               "4.11's and later kernels'")
 
 # Where each zpool driver fixes the retries it passes to its reclaim_page.
 DRIVER_SHRINK_OPS = {"zbud": "zbud_zpool_shrink() in mm/zbud.c",
@@ -333,10 +369,10 @@ ZSWAP_3_11 = ZswapProfile(
     # and calls zbud_* directly; the zpool layer that let zswap use zsmalloc came
     # in 3.18 (Dan Streetman, Jul 2014), z3fold in 4.8 (9a001fc19ccc "z3fold: the
     # 3-fold allocator for compressed pages", May 2016).
-    allocators=(Allocator("zbud", SHIPPED),
-                Allocator("z3fold", WHAT_IF, "z3fold came in 4.8, after 3.11's zswap, which "
+    allocators=(Availability("zbud", SHIPPED),
+                Availability("z3fold", WHAT_IF, "z3fold came in 4.8, after 3.11's zswap, which "
                           "used zbud alone; run with zbud's contract"),
-                Allocator("zsmalloc", WHAT_IF, "zswap could use zsmalloc only from 3.18 (the "
+                Availability("zsmalloc", WHAT_IF, "zswap could use zsmalloc only from 3.18 (the "
                           "zpool layer); run with zbud's contract, evictable"),
                 XVMALLOC_NEVER_IN_ZSWAP, ZCACHE_ZBUD_NEVER_IN_ZSWAP),
     # zbud's evict op is zswap_writeback_entry; the what-ifs get the same.
@@ -367,6 +403,11 @@ ZSWAP_3_11 = ZswapProfile(
     zswap_header_size=8,                # struct zswap_header { swp_entry_t swpentry; }
     debugfs_counters=DEBUGFS_3_11,
     vmstat_counters=None,
+    compressor_limits=(Availability("lz4", APPROXIMATE, LIB_LZ4_R90),
+                       Availability("lz4hc", APPROXIMATE, LIB_LZ4_R90),
+                       Availability("842", ABSENT, "3.11's crypto 842 is the nx-842 hardware; "
+                                    "crypto/842.c in software came in 4.1"),
+                       LZO_RLE_FROM_5_1, ZSTD_FROM_4_17),
 )
 
 ZSWAP_6_1 = ZswapProfile(
@@ -414,8 +455,8 @@ ZSWAP_6_3 = dataclasses.replace(
 
 ZSWAP_6_6 = ZswapProfile(
     name="6.6", version=(6, 6),
-    allocators=(Allocator("zbud", SHIPPED), Allocator("z3fold", SHIPPED),
-                Allocator("zsmalloc", SHIPPED)) + LRU_WHAT_IFS,
+    allocators=(Availability("zbud", SHIPPED), Availability("z3fold", SHIPPED),
+                Availability("zsmalloc", SHIPPED)) + LRU_WHAT_IFS,
     evictable=(),                       # zpool evict/shrink dropped in 6.5
     pool_per_swap_type=False,
     # mm/zswap.c of 6.6 (read as torvalds/linux's 6.6/6.7-era copy): struct
@@ -461,10 +502,10 @@ ZSWAP_6_12 = ZswapProfile(
     # CONFIG_ZSWAP_ZPOOL_DEFAULT_{ZBUD,Z3FOLD_DEPRECATED,ZSMALLOC} in 6.12's
     # mm/Kconfig; z3fold was deprecated in 6.12 and Debian's 6.12 build leaves
     # it out (CONFIG_Z3FOLD_DEPRECATED off, ../shared/fidelity/README.md).
-    allocators=(Allocator("zbud", SHIPPED),
-                Allocator("z3fold", SHIPPED, "mainline 6.12 has it, deprecated "
+    allocators=(Availability("zbud", SHIPPED),
+                Availability("z3fold", SHIPPED, "mainline 6.12 has it, deprecated "
                           "(CONFIG_Z3FOLD_DEPRECATED); Debian's 6.12 does not build it"),
-                Allocator("zsmalloc", SHIPPED)) + LRU_WHAT_IFS,
+                Availability("zsmalloc", SHIPPED)) + LRU_WHAT_IFS,
     evictable=(),                       # zpool evict/shrink dropped in 6.5
     pool_per_swap_type=False,           # one zswap_pool, one zpool (ZSWAP_NR_ZPOOLS gone)
     # mm/zswap.c 6.12: list_lru zswap_list_lru, zswap_lru_add at store,
@@ -506,14 +547,14 @@ ZSWAP_6_18 = dataclasses.replace(
     ZSWAP_6_12, name="6.18", version=(6, 18),
     # "mm: zswap: interact directly with zsmalloc" (6.18): no zpool layer; the
     # same commit's message says zbud and z3fold were removed in 6.15.
-    allocators=(Allocator("zbud", ABSENT, "zbud was removed in 6.15, and 6.18 has no zpool "
+    allocators=(Availability("zbud", ABSENT, "zbud was removed in 6.15, and 6.18 has no zpool "
                           "layer (zsmalloc only)"),
-                Allocator("z3fold", ABSENT, "z3fold was removed in 6.15, and 6.18 has no "
+                Availability("z3fold", ABSENT, "z3fold was removed in 6.15, and 6.18 has no "
                           "zpool layer (zsmalloc only)"),
-                Allocator("zsmalloc", SHIPPED),
-                Allocator("xvmalloc", ABSENT, "6.18 has no zpool layer: zswap calls zsmalloc "
+                Availability("zsmalloc", SHIPPED),
+                Availability("xvmalloc", ABSENT, "6.18 has no zpool layer: zswap calls zsmalloc "
                           "directly, so no other allocator can serve it"),
-                Allocator("zcache-zbud", ABSENT, "6.18 has no zpool layer: zswap calls "
+                Availability("zcache-zbud", ABSENT, "6.18 has no zpool layer: zswap calls "
                           "zsmalloc directly, so no other allocator can serve it")),
     # zswap_compress 6.18: comp_ret || !dlen || dlen >= PAGE_SIZE with writeback
     # enabled: dlen = PAGE_SIZE, the page copied as-is; zswap_store_page counts
@@ -538,7 +579,7 @@ ZSWAP_PROFILES = {profile.name: profile for profile in (ZSWAP_6_1, ZSWAP_6_3, ZS
 # means zram goes through crypto/zstd.c.  6.1 is 1.4.10 (zstd_lib.h), 6.12
 # and 6.18 are 1.5.6 and 1.5.7 (../shared/fidelity/README.md), and 6.3 and
 # 6.6 have the 1.5.2 that Linux 6.2 imported.  Linux 3.11 and 4.14 have no
-# crypto zstd (it came in 4.17).
+# crypto zstd (it came in 4.17: ZSTD_FROM_4_17).
 KERNEL_ZSTD = {
     #        release  crypto/zstd.c  zram's backend
     "6.1": ("1.4.10", 0, None),
@@ -552,11 +593,11 @@ DEFAULT_ZSWAP_KERNEL = ZSWAP_6_1.name
 # -- zram --------------------------------------------------------------------
 
 ZRAM_ALLOCATORS = (
-    Allocator("zsmalloc", SHIPPED),
-    Allocator("zbud", WHAT_IF, "zram only ever used zsmalloc; zbud runs to compare density"),
-    Allocator("z3fold", WHAT_IF, "zram only ever used zsmalloc; z3fold runs to compare "
+    Availability("zsmalloc", SHIPPED),
+    Availability("zbud", WHAT_IF, "zram only ever used zsmalloc; zbud runs to compare density"),
+    Availability("z3fold", WHAT_IF, "zram only ever used zsmalloc; z3fold runs to compare "
               "density"),
-    Allocator("xvmalloc", WHAT_IF, "zram's allocator until zsmalloc replaced it in 3.3-3.4 "
+    Availability("xvmalloc", WHAT_IF, "zram's allocator until zsmalloc replaced it in 3.3-3.4 "
               "('zram: replace xvmalloc with zsmalloc'); runs to compare density"),
 )
 
@@ -660,6 +701,7 @@ ZRAM_4_14 = dataclasses.replace(
     # 4.14 had CONFIG_ZRAM_WRITEBACK for huge pages only ("zram: add
     # writeback"), not modelled: the profile has no backing device.
     writeback=False,
+    compressor_limits=(LZO_RLE_FROM_5_1, ZSTD_FROM_4_17),
 )
 
 ZRAM_PROFILES = {profile.name: profile
@@ -713,7 +755,7 @@ def nearest_profile(model, release):
 
 def _plain(value):
     """A fact as JSON holds it."""
-    if isinstance(value, tuple) and value and isinstance(value[0], Allocator):
+    if isinstance(value, tuple) and value and isinstance(value[0], Availability):
         return {entry.name: {"status": entry.status, "note": entry.note} for entry in value}
     if isinstance(value, tuple) and value and isinstance(value[0], Backend):
         return {entry.name: {"source": entry.source, "params": entry.describe()}

@@ -74,14 +74,15 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
     with the events done; `timeline_points` > 0 adds to each result a
     "timeline" of (event, pool pages) samples about that many long."""
     configs = [as_config(config) for config in configs]
-    caches = {}
+    caches = {}         # _cache_key -> CompressionCache
+    lane_keys = []
     lanes = []
     for config in configs:
-        name = config.compressor
-        if name not in caches:
-            compressor = get_compressor(name) if isinstance(name, str) else name
-            caches[name] = CompressionCache(compressor)
-        zswap = Zswap(config, compressor=caches[name])
+        key = _cache_key(config)
+        if key not in caches:
+            caches[key] = CompressionCache(_compressor(config))
+        lane_keys.append(key)
+        zswap = Zswap(config, compressor=caches[key])
         if classes and not zswap.has_class_stats():
             raise ConfigError("--classes needs a backend with size classes (zsmalloc), "
                               f"not {config.backend}")
@@ -172,11 +173,11 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
     if progress is not None:
         progress(events)
     elapsed = time.perf_counter() - started
-    costs = page_costs({name: cache.compressor for name, cache in caches.items()},
+    costs = page_costs({key: cache.compressor for key, cache in caches.items()},
                        sample.pages, elapsed)
 
     results = []
-    for config, zswap, timeline, kept in zip(configs, lanes, timelines, resident):
+    for config, key, zswap, timeline, kept in zip(configs, lane_keys, lanes, timelines, resident):
         live_pages = check_conservation(zswap, live, verify, kept)
         counts = zswap.counters()
         result = {
@@ -192,7 +193,7 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
         }
         result.update(counts)
         result.update(derived(counts))
-        result.update(cpu_cost(costs[config.compressor], counts))
+        result.update(cpu_cost(costs[key], counts))
         result["resident_pages"] = len(kept)
         if zswap.faults is not None:
             result.update({f"injected_{kind}": n for kind, n in zswap.faults.injected.items()})
@@ -228,6 +229,20 @@ def store_dropped_page(zswap, kept, swap_type, offset):
     page = zswap.peek(swap_type, offset)
     if zswap.evict_loaded(swap_type, offset) is None:
         kept[swap_type, offset] = page
+
+
+def _compressor(config):
+    """The compressor `config` names, as its kernel runs it."""
+    name = config.compressor
+    return get_compressor(name, kernel=config.kernel) if isinstance(name, str) else name
+
+
+def _cache_key(config):
+    """Lanes share a compression cache when they compress alike: the same
+    compressor object, or named compressors of the same identity (lz4 is
+    one under 6.12 and 6.18, two under 6.1 and 6.12: their dlen differs)."""
+    name = config.compressor
+    return _compressor(config).identity() if isinstance(name, str) else name
 
 
 def _compress_ahead(caches):

@@ -45,11 +45,12 @@ layer there and no longer counts in invalid_io (6.4).  mm_stat, io_stat and
 bd_stat print the profile's fields in its order.
 """
 
-from .compress import CompressionCache, Deflate, Lz4, Lz4hc, get_compressor, kernel_zstd
+from .compress import (ZCOMP_DST_SIZE, CompressionCache, Deflate, KernelLz4, KernelLz4hc,
+                       get_compressor, kernel_zstd)
 from .errors import ConfigError, NoMemory, NoSpace
 from .memory import PAGE_SIZE, Memory, same_filled_word
 from .profiles import (BD_STAT, DEFAULT_ZRAM_KERNEL, HUGE_ABOVE_MAX_ZPAGE, IO_STAT, MM_STAT,
-                       ZRAM_BACKENDS, kernel_profile)
+                       kernel_profile)
 from .zpool import create_pool
 from .zram_writeback import Writeback
 
@@ -105,13 +106,15 @@ def _backend_params(profile, algorithm, params):
 
 def _backend_compressor(profile, algorithm, params):
     """The compressor zram's backend `algorithm` runs with checked `params`
-    under `profile`: zstd is that kernel's (backend_zstd.c asks its lib/zstd
-    for zstd_get_params(level, PAGE_SIZE): compress.kernel_zstd)."""
+    under `profile`, into zcomp's two-page buffer: lib/lz4 at the level as
+    LZ4_compress_fast's acceleration or LZ4_compress_HC's level, zstd as that
+    kernel's (backend_zstd.c asks its lib/zstd for zstd_get_params(level,
+    PAGE_SIZE): compress.kernel_zstd), deflate at the level and window bits."""
     level = params.get("level")
     if algorithm == "lz4":
-        return Lz4(acceleration=level)
+        return KernelLz4(ZCOMP_DST_SIZE, acceleration=level)
     if algorithm == "lz4hc":
-        return Lz4hc(level)
+        return KernelLz4hc(level, ZCOMP_DST_SIZE)
     if algorithm == "zstd":
         return kernel_zstd(profile.name, "zram", level)
     # Z_DEFAULT_COMPRESSION (-1) is zlib's level 6
@@ -155,10 +158,8 @@ class Zram(Writeback):
         self.limit_pages = -(-mem_limit // PAGE_SIZE)
         if isinstance(compressor, str):
             params = _backend_params(profile, compressor, algorithm_params)
-            if params is None and compressor == "zstd" and profile.compressors == ZRAM_BACKENDS:
-                params = {"level": None}        # zram's own zstd backend, at its default
-            compressor = (get_compressor(compressor) if params is None
-                          else _backend_compressor(profile, compressor, params))
+            compressor = (get_compressor(compressor, kernel=profile, user="zram")
+                          if params is None else _backend_compressor(profile, compressor, params))
         self.compressor = compressor if isinstance(compressor, CompressionCache) \
             else CompressionCache(compressor)
         self.memory = memory if memory is not None else Memory()

@@ -173,7 +173,7 @@ class Zswap:
         self.backend = backend = config.backend
         compressor = config.compressor
         if isinstance(compressor, str):
-            compressor = get_compressor(compressor)
+            compressor = get_compressor(compressor, kernel=profile)
         self.compressor = compressor if isinstance(compressor, CompressionCache) \
             else CompressionCache(compressor)
         self.memory = memory if memory is not None \

@@ -18,8 +18,11 @@
 #include <string.h>
 
 #define KC_MAX_INPUT 65536
+/* LZ4_ACCELERATION_MAX of zram's level range; probes (a << 6) stay in 32 bits */
+#define KC_LZ4_MAX_ACCELERATION 65537
 
-size_t kc_lz4_compress(const uint8_t *src, size_t n, uint8_t *dst, size_t dlen);
+size_t kc_lz4_compress(const uint8_t *src, size_t n, uint8_t *dst, size_t dlen,
+		       unsigned int acceleration);
 size_t kc_lz4hc_compress(const uint8_t *src, size_t n, uint8_t *dst, size_t dlen,
 			 int level);
 int kc_lz4_decompress(const uint8_t *src, size_t n, uint8_t *dst, size_t cap,

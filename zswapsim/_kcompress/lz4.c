@@ -1,8 +1,10 @@
 /*
  * lz4.c - Linux's lz4 as zswap and zram call it: LZ4_compress_default()
  * from lib/lz4/lz4_compress.c (identical in 6.1.192, 6.12.117 and 6.18.15),
- * rewritten from shared/KERNEL-COMPRESSORS.md section 3.1, and a decoder
- * for the lz4 block format with lib/lz4/lz4_decompress.c's end rules.
+ * rewritten from shared/KERNEL-COMPRESSORS.md section 3.1, at any
+ * acceleration as LZ4_compress_fast takes it (zram's backend_lz4.c passes
+ * its algorithm_params level from 6.12), and a decoder for the lz4 block
+ * format with lib/lz4/lz4_decompress.c's end rules.
  *
  * The kernel's lz4 is the LZ4 1.7 era code: for inputs under 64 KiB a table
  * of 8,192 16-bit offsets, hashed from 4 bytes, and a search that gives up
@@ -36,7 +38,8 @@ static uint8_t *put_length(uint8_t *op, size_t len)
 	return op;
 }
 
-size_t kc_lz4_compress(const uint8_t *src, size_t n, uint8_t *dst, size_t dlen)
+size_t kc_lz4_compress(const uint8_t *src, size_t n, uint8_t *dst, size_t dlen,
+		       unsigned int acceleration)
 {
 	uint16_t table[1 << HASH_BITS];
 	const int limited = dlen < n + n / 255 + 16;
@@ -60,7 +63,8 @@ size_t kc_lz4_compress(const uint8_t *src, size_t n, uint8_t *dst, size_t dlen)
 	for (;;) {
 		const uint8_t *match, *forward_ip = ip;
 		uint8_t *token;
-		unsigned int step = 1, probes = 1U << SKIP_TRIGGER;
+		/* LZ4_compress_fast_extState: an acceleration below 1 is 1 */
+		unsigned int step = 1, probes = (acceleration ? acceleration : 1) << SKIP_TRIGGER;
 		size_t literals, extra;
 
 		do {

@@ -28,11 +28,11 @@ static PyObject *compress(enum algorithm algorithm, PyObject *args)
 {
 	Py_buffer page;
 	Py_ssize_t dlen;
-	int level = 9;
+	int level = algorithm == LZ4 ? 1 : 9;	/* lz4: the acceleration */
 	PyObject *out;
 	size_t length = 0;
 
-	if (algorithm == LZ4HC) {
+	if (algorithm == LZ4 || algorithm == LZ4HC) {
 		if (!PyArg_ParseTuple(args, "y*n|i", &page, &dlen, &level))
 			return NULL;
 	} else if (!PyArg_ParseTuple(args, "y*n", &page, &dlen)) {
@@ -42,6 +42,12 @@ static PyObject *compress(enum algorithm algorithm, PyObject *args)
 		PyBuffer_Release(&page);
 		PyErr_Format(PyExc_ValueError, "input of %zd bytes (at most %d) or dlen %zd < 0",
 			     page.len, KC_MAX_INPUT, dlen);
+		return NULL;
+	}
+	if (algorithm == LZ4 && (level < 1 || level > KC_LZ4_MAX_ACCELERATION)) {
+		PyBuffer_Release(&page);
+		PyErr_Format(PyExc_ValueError, "lz4 acceleration %d outside 1..%d", level,
+			     KC_LZ4_MAX_ACCELERATION);
 		return NULL;
 	}
 	out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)output_room((size_t)page.len,
@@ -54,7 +60,7 @@ static PyObject *compress(enum algorithm algorithm, PyObject *args)
 		Py_BEGIN_ALLOW_THREADS
 		switch (algorithm) {
 		case LZ4:
-			length = kc_lz4_compress(src, n, dst, (size_t)dlen);
+			length = kc_lz4_compress(src, n, dst, (size_t)dlen, (unsigned int)level);
 			break;
 		case LZ4HC:
 			length = kc_lz4hc_compress(src, n, dst, (size_t)dlen, level);
@@ -172,7 +178,7 @@ static PyObject *py_lzo_decompress(PyObject *self, PyObject *args)
 
 static PyMethodDef methods[] = {
 	{"lz4_compress", py_lz4_compress, METH_VARARGS,
-	 "lz4_compress(page, dlen): LZ4_compress_default's bytes, None if they do not fit"},
+	 "lz4_compress(page, dlen, acceleration=1): LZ4_compress_fast's bytes, None if no fit"},
 	{"lz4hc_compress", py_lz4hc_compress, METH_VARARGS,
 	 "lz4hc_compress(page, dlen, level=9): LZ4_compress_HC's bytes, None if no fit"},
 	{"lzo_compress", py_lzo_compress, METH_VARARGS,

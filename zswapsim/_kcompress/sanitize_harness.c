@@ -118,8 +118,11 @@ int main(int argc, char **argv)
 		for (d = 0; d < 2; d++) {
 			uint8_t *dst = malloc(dlens[d]);
 
-			failed |= check("lz4", kc_lz4_compress(page, PAGE, dst, dlens[d]), dst, page,
+			failed |= check("lz4", kc_lz4_compress(page, PAGE, dst, dlens[d], 1), dst, page,
 					kc_lz4_decompress, fuzz);
+			failed |= check("lz4 fast", kc_lz4_compress(page, PAGE, dst, dlens[d],
+								    KC_LZ4_MAX_ACCELERATION),
+					dst, page, kc_lz4_decompress, fuzz);
 			failed |= check("lz4hc", kc_lz4hc_compress(page, PAGE, dst, dlens[d], 9), dst,
 					page, kc_lz4_decompress, fuzz);
 			failed |= check("lzo", kc_lzo_compress(page, PAGE, dst, dlens[d], 0), dst, page,
@@ -136,7 +139,7 @@ int main(int argc, char **argv)
 			for (d = 0; d < sizeof(small) / sizeof(small[0]); d++) {
 				uint8_t *dst = malloc(small[d] ? small[d] : 1);
 
-				kc_lz4_compress(page, PAGE, dst, small[d]);
+				kc_lz4_compress(page, PAGE, dst, small[d], 1);
 				kc_lz4hc_compress(page, PAGE, dst, small[d], 9);
 				kc_lzo_compress(page, PAGE, dst, small[d], 0);
 				kc_lzo_compress(page, PAGE, dst, small[d], 1);
