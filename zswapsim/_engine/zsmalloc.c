@@ -398,9 +398,11 @@ static int alloc_zspage(struct zs_pool *pool, struct size_class *cls, struct zsp
 	}
 	for (i = 0; i < cls->pages_per_zspage; i++) {
 		status = src->alloc(src->ctx, &zspage->pfns[i], &zspage->frames[i]);
-		if (status) {
-			while (i--)
-				src->free(src->ctx, zspage->pfns[i]);
+		if (status) {			/* give back those taken, in order */
+			uint32_t j;
+
+			for (j = 0; j < i; j++)
+				src->free(src->ctx, zspage->pfns[j]);
 			release_zspage(zspage);
 			return status;
 		}
@@ -790,7 +792,7 @@ int zs_class_stats(const struct zs_pool *pool, uint32_t index, struct zs_class_s
 }
 
 static int check_zspage(struct zs_pool *pool, const struct size_class *cls,
-			const struct zspage *z, int group, uint64_t *lru_seen)
+			const struct zspage *z, int group)
 {
 	struct zpool_common *c = &pool->common;
 	uint32_t i, objects = 0, free_slots = 0;
@@ -831,19 +833,25 @@ static int check_zspage(struct zs_pool *pool, const struct size_class *cls,
 	if (link_empty(&z->lru))
 		return zpool_corrupted(c, "zspage %llu: not on the LRU",
 				       (unsigned long long)z->id);
-	(*lru_seen)++;
 	return 0;
 }
 
 int zs_check(struct zs_pool *pool)
 {
 	struct zpool_common *c = &pool->common;
-	uint64_t pages = 0, lru = 0, lru_seen = 0, i;
+	uint64_t pages = 0, lru = 0, lru_live = 0, live = 0, i;
 	const struct link *node;
 	int index, group, status;
 
-	for (node = pool->lru.next; node != &pool->lru; node = node->next)
-		lru++;
+	/* the zspages holding an object are exactly those on the LRU */
+	for (node = pool->lru.next; node != &pool->lru; node = node->next, lru++)
+		lru_live += link_entry(node, const struct zspage, lru)->inuse > 0;
+	for (node = pool->zspages.next; node != &pool->zspages; node = node->next)
+		live += link_entry(node, const struct zspage, all)->inuse > 0;
+	if (lru != live || lru_live != lru)
+		return zpool_corrupted(c, "LRU holds exactly the live zspages: %llu LRU entries "
+				       "for %llu zspages", (unsigned long long)lru,
+				       (unsigned long long)live);
 	for (index = 0; index < ZS_SIZE_CLASSES; index++) {
 		const struct size_class *cls = pool->size_class[index];
 		uint64_t listed = 0, in_use = 0;
@@ -869,16 +877,12 @@ int zs_check(struct zs_pool *pool)
 			     node = node->next) {
 				status = check_zspage(pool, cls, link_entry(node, const struct
 									    zspage, list),
-						      group, &lru_seen);
+						      group);
 				if (status)
 					return status;
 			}
 		pages += cls->zspages * cls->pages_per_zspage;
 	}
-	if (lru != lru_seen)
-		return zpool_corrupted(c, "LRU holds exactly the live zspages: %llu LRU entries "
-				       "for %llu zspages", (unsigned long long)lru,
-				       (unsigned long long)lru_seen);
 	for (i = 0; i < pool->table_cap; i++) {
 		const struct handle_entry *entry = &pool->table[i];
 
