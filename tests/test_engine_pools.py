@@ -431,15 +431,21 @@ TestDifferential = Differential.TestCase
 
 # -- once under the sanitizers -----------------------------------------------------------
 
-# What the sanitized subprocess runs: the built module stands in for
-# zswapsim._engine before anything imports it, then pytest runs this file.
+# What the sanitized subprocess runs: a finder ahead of the others makes the
+# sanitized build the zswapsim._engine every import gets, then pytest runs
+# this file.
 SANITIZED_RUN = """
 import importlib.machinery, importlib.util, sys
-loader = importlib.machinery.ExtensionFileLoader("zswapsim._engine", sys.argv[1])
-spec = importlib.util.spec_from_file_location("zswapsim._engine", sys.argv[1], loader=loader)
-module = importlib.util.module_from_spec(spec)
-sys.modules["zswapsim._engine"] = module
-spec.loader.exec_module(module)
+
+class Sanitized:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "zswapsim._engine":
+            loader = importlib.machinery.ExtensionFileLoader(name, sys.argv[1])
+            return importlib.util.spec_from_file_location(name, sys.argv[1], loader=loader)
+        return None
+
+sys.meta_path.insert(0, Sanitized)
 import pytest, zswapsim.zpool.native as native
 assert native._engine.__file__ == sys.argv[1], native._engine.__file__
 sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-k", "not sanitizers", sys.argv[2]]))
