@@ -291,7 +291,10 @@ SIZES = st.one_of(st.integers(1, 300), st.integers(1, 4096),
 
 class Lane:
     """One engine's side: its Memory (faults drawn from the same seed), pool,
-    and a record of its evict calls."""
+    a neighbour zbud pool of the same engine on the same Memory (so the two
+    pools' frames interleave), and a record of its evict calls.  A greedy
+    callback first takes a neighbour object, a frame allocation in the
+    middle of reclaim as zswap's writeback makes one."""
 
     def __init__(self, engine, backend, options, ram, fault_rate, shared):
         self.memory = Memory(ram, FaultPlan(seed=7, alloc=fault_rate) if fault_rate else None)
@@ -299,15 +302,27 @@ class Lane:
         self.calls = []
         self.pool = create_pool(backend, memory=self.memory, evict=self.evict, engine=engine,
                                 **options)
+        self.neighbour = create_pool("zbud", memory=self.memory, engine=engine)
+        self.neighbour_live = []
 
     def evict(self, pool, handle):
         self.calls.append(handle)
+        if self.shared.greedy:
+            self.calls.append(outcome(self.neighbour_malloc, 1000))
         if handle in self.shared.refuse:
             ret = -errno.EEXIST
             return pool.unchanged(ret) if self.shared.unchanged else ret
         pool.free(handle)
         self.shared.evicted(self, handle)
         return 0
+
+    def neighbour_malloc(self, size):
+        handle = self.neighbour.malloc(size)
+        self.neighbour_live.append(handle)
+        return handle
+
+    def neighbour_free(self):
+        self.neighbour.free(self.neighbour_live.pop(0))
 
 
 def outcome(call, *args):
@@ -321,11 +336,11 @@ def outcome(call, *args):
 class Differential(RuleBasedStateMachine):
     @initialize(backend=st.sampled_from(PORTED), chain=st.sampled_from([4, 8, 16]),
                 ram=st.sampled_from([None, 6, 40]), fault_rate=st.sampled_from([0, 0.2]),
-                unchanged=st.booleans())
-    def start(self, backend, chain, ram, fault_rate, unchanged):
+                unchanged=st.booleans(), greedy=st.booleans())
+    def start(self, backend, chain, ram, fault_rate, unchanged, greedy):
         self.backend = backend
         options = {"chain_size": chain} if backend == "zsmalloc" else {}
-        self.refuse, self.unchanged = set(), unchanged
+        self.refuse, self.unchanged, self.greedy = set(), unchanged, greedy
         self.live = {}                             # handle -> bytes written
         self.sizes = {}                            # handle -> size asked for
         self.gone = {}                             # lane -> handles its evict freed
@@ -385,6 +400,17 @@ class Differential(RuleBasedStateMachine):
         self.settle_evictions()
         assert self.lanes[0].calls == self.lanes[1].calls
 
+    @rule(size=st.integers(1, 3968))
+    def neighbour_malloc(self, size):
+        results = [outcome(lane.neighbour_malloc, size) for lane in self.lanes]
+        assert results[0] == results[1]
+
+    @precondition(lambda self: self.lanes[0].neighbour_live)
+    @rule()
+    def neighbour_free(self):
+        for lane in self.lanes:
+            lane.neighbour_free()
+
     @precondition(lambda self: self.backend == "zsmalloc")
     @rule()
     def compact(self):
@@ -416,6 +442,10 @@ class Differential(RuleBasedStateMachine):
             assert native.pages_compacted == python.pages_compacted
         else:
             assert native.lru_pfns() == python.lru_pfns()
+        assert self.lanes[0].neighbour_live == self.lanes[1].neighbour_live
+        assert self.lanes[0].calls == self.lanes[1].calls
+        for lane in self.lanes:
+            lane.neighbour.check()
         memories = [lane.memory for lane in self.lanes]
         assert memories[0].used_pages == memories[1].used_pages
         assert memories[0].free_pfns() == memories[1].free_pfns()
