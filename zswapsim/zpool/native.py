@@ -9,8 +9,10 @@ pfns, budgets and injected faults are the Memory's own, and stores its bytes
 in the Memory's frames (zswapsim/_engine/module.c).  Handles, return values,
 exceptions and their messages, counters, list orders and check() are the
 Python pools'; map() gives a view of the frame as they do.  What differs:
-handles must be ints (TypeError otherwise), and the internals the Python
-classes expose to their own tests (pages, handles, size_class) are not here.
+handles, sizes and retries must be ints (TypeError otherwise; retries
+past 2**63 - 1 raise OverflowError), evict callbacks must return ints, and
+the internals the Python classes expose to their own tests (pages,
+handles, size_class) are not here.
 """
 
 from .. import _engine
