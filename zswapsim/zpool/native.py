@@ -10,7 +10,7 @@ in the Memory's frames (zswapsim/_engine/module.c).  Handles, return values,
 exceptions and their messages, counters, list orders and check() are the
 Python pools'; map() gives a view of the frame as they do.  What differs:
 handles, sizes and retries must be ints (TypeError otherwise; retries
-past 2**63 - 1 raise OverflowError), evict callbacks must return ints, and
+beyond 63 bits raise OverflowError), evict callbacks must return ints, and
 the internals the Python classes expose to their own tests (pages,
 handles, size_class) are not here.
 """
