@@ -1,9 +1,10 @@
-"""Builds zswapsim._kcompress, the kernel's compressors in C.
+"""Builds zswapsim's two C extensions: _kcompress, the kernel's compressors,
+and _engine, the compiled twins of the allocator models.
 
-setuptools already builds this package, and one small extension of plain C
-files needs nothing more: ext_modules here keeps `pip install -e '.[test]'`
+setuptools already builds this package, and two small extensions of plain C
+files need nothing more: ext_modules here keeps `pip install -e '.[test]'`
 the whole set-up, with no second build system (meson-python or
-scikit-build-core would add one for five files).  Warnings are errors so a
+scikit-build-core would add one for a dozen files).  Warnings are errors so a
 compiler complaint cannot slip by.  The C code reads words in host byte order
 as little-endian, as the x86_64 kernel whose bytes it reproduces.
 """
@@ -13,13 +14,24 @@ import sys
 from setuptools import Extension, setup
 
 if sys.byteorder != "little":
-    raise SystemExit("zswapsim._kcompress needs a little-endian host")
+    raise SystemExit("zswapsim's C extensions need a little-endian host")
 
-SOURCES = ["module.c", "lz4.c", "lz4hc.c", "lzo.c", "842.c"]
+FLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror"]
+KCOMPRESS = ["module.c", "lz4.c", "lz4hc.c", "lzo.c", "842.c"]
+# tests/test_engine_pools.py builds these same files under the sanitizers.
+ENGINE = ["module.c", "zpool.c", "zbud.c", "zsmalloc.c"]
 
-setup(ext_modules=[Extension(
-    "zswapsim._kcompress",
-    sources=[f"zswapsim/_kcompress/{name}" for name in SOURCES],
-    depends=["zswapsim/_kcompress/kcompress.h"],
-    extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror"],
-)])
+setup(ext_modules=[
+    Extension(
+        "zswapsim._kcompress",
+        sources=[f"zswapsim/_kcompress/{name}" for name in KCOMPRESS],
+        depends=["zswapsim/_kcompress/kcompress.h"],
+        extra_compile_args=FLAGS,
+    ),
+    Extension(
+        "zswapsim._engine",
+        sources=[f"zswapsim/_engine/{name}" for name in ENGINE],
+        depends=[f"zswapsim/_engine/{name}" for name in ("engine.h", "zbud.h", "zsmalloc.h")],
+        extra_compile_args=FLAGS,
+    ),
+])

@@ -5,19 +5,19 @@ under AddressSanitizer and UBSan."""
 
 import functools
 import random
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import sanitize
 from kernel_data import SETS, load_set
 from zswapsim import _kcompress
 from zswapsim.compress import PAGE_SIZE, get_compressor
 from zswapsim.errors import ConfigError
 
-SOURCES = Path(__file__).resolve().parents[1] / "zswapsim" / "_kcompress"
+SOURCES = sanitize.PACKAGE / "_kcompress"
 HUGE_THRESHOLD = 3257       # zram 6.1 stores a page whole from here (huge_class_size)
 ZRAM_DLEN = 2 * PAGE_SIZE   # zcomp_compress: *dst_len = PAGE_SIZE * 2
 ZSWAP_DLEN = PAGE_SIZE      # zswap 6.1: the request's dlen
@@ -328,24 +328,15 @@ def test_decompressors_survive_damaged_pages(algorithm, data):
 def test_sanitizers_find_nothing(tmp_path):
     """The C files built with -fsanitize=address,undefined (any report
     aborts) and run over every public page and fuzzed decoder input."""
-    compiler = shutil.which("gcc")
-    assert compiler, "gcc is needed to build the sanitizer harness"
-    harness = tmp_path / "harness"
-    build = subprocess.run(
-        [compiler, "-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
-         "-fsanitize=address,undefined", "-fno-sanitize-recover=all", f"-I{SOURCES}",
-         *(str(SOURCES / name) for name in
-           ("sanitize_harness.c", "lz4.c", "lz4hc.c", "lzo.c", "842.c")),
-         "-o", str(harness)], capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
+    harness = sanitize.build(
+        [SOURCES / name for name in ("sanitize_harness.c", "lz4.c", "lz4hc.c", "lzo.c", "842.c")],
+        tmp_path / "harness", f"-I{SOURCES}")
     for name in SETS:
         pages_file = tmp_path / f"{name}.raw"
         pages_file.write_bytes(b"".join(page_set(name)[1]))
         stride = {"mix2000": "8", "mix10000": "40"}[name]     # fuzz 250 pages of each set
         run = subprocess.run([str(harness), str(pages_file), stride],
-                             capture_output=True, text=True,
-                             env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0",
-                                  "UBSAN_OPTIONS": "print_stacktrace=1"})
+                             capture_output=True, text=True, env=sanitize.HARNESS_ENV)
         assert run.returncode == 0 and run.stderr == "", run.stderr[-4000:]
         pages_run = int(run.stdout.split()[0])
         assert pages_run == len(page_set(name)[1])

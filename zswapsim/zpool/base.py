@@ -17,6 +17,10 @@ in the swap cache) may be returned as pool.unchanged(-errno): reclaim_page
 then counts the rounds of the LRU such failures would repeat instead of
 running them (ReclaimTries), so a huge `retries` costs no more than a few
 rounds.
+
+Each allocator has two engines: the Python model here (the readable
+reference) and its compiled twin in zswapsim/_engine (native.py), which must
+agree with it call for call; create_pool(..., engine=...) picks one.
 """
 
 from collections import OrderedDict
@@ -138,15 +142,7 @@ class PagePool(Zpool):
         return len(self.pages)
 
     def _check_frames(self):
-        """The audit these pools share: every page is a frame of the Memory
-        and not on its free list, and total_pages counts them all."""
-        free_frames, frames = self.memory.free_pfns(), len(self.memory.frames)
-        for pfn in self.pages:
-            if pfn >= frames or pfn in free_frames:
-                self._corrupted(f"page {pfn}: not a frame the pool holds")
-        if not self.total_pages() == len(self.pages) <= self.memory.used_pages:
-            self._corrupted(f"total_pages {self.total_pages()} for {len(self.pages)} pages, "
-                            f"{self.memory.used_pages} frames in use")
+        check_frames(self, self.pages)
 
     def _reclaim_order(self):
         return tuple(self.lru)
@@ -156,6 +152,20 @@ class PagePool(Zpool):
     def lru_pfns(self):
         """Page frame numbers from the LRU head (newest) to the tail."""
         return list(reversed(self.lru))
+
+
+def check_frames(pool, pfns):
+    """The audit the page pools share (either engine): every page in `pfns`
+    is a frame of the pool's Memory and not on its free list, and
+    total_pages counts them all."""
+    memory = pool.memory
+    free_frames, frames = memory.free_pfns(), len(memory.frames)
+    for pfn in pfns:
+        if pfn >= frames or pfn in free_frames:
+            pool._corrupted(f"page {pfn}: not a frame the pool holds")
+    if not pool.total_pages() == len(pfns) <= memory.used_pages:
+        pool._corrupted(f"total_pages {pool.total_pages()} for {len(pfns)} pages, "
+                        f"{memory.used_pages} frames in use")
 
 
 class UnbuddiedLists(list):
@@ -275,25 +285,33 @@ class ReclaimTries:
         self.first, self.results = None, []
 
 
-_DRIVERS = {}
+ENGINES = ("native", "python")
+DEFAULT_ENGINE = "python"      # until zswap and replay run in the native engine too
+_DRIVERS = {engine: {} for engine in ENGINES}
 
 
 def register(cls):
-    """Class decorator: make an allocator available to create_pool by name."""
-    _DRIVERS[cls.name] = cls
+    """Class decorator: make an allocator available to create_pool by name,
+    in the engine its class names (`engine`, "python" unless it says)."""
+    _DRIVERS[getattr(cls, "engine", "python")][cls.name] = cls
     return cls
 
 
-def known_pools():
-    return sorted(_DRIVERS)
+def known_pools(engine="python"):
+    return sorted(_DRIVERS[engine])
 
 
-def pool_driver(name):
-    """The registered driver class of allocator `name`."""
-    try:
-        return _DRIVERS[name]
-    except KeyError:
-        raise ConfigError(f"unknown backend '{name}'; known: {', '.join(known_pools())}") from None
+def pool_driver(name, engine="python"):
+    """The registered driver class of allocator `name` in `engine`."""
+    if engine not in _DRIVERS:
+        raise ConfigError(f"unknown engine '{engine}'; known: {', '.join(ENGINES)}")
+    drivers = _DRIVERS[engine]
+    if name not in drivers:
+        if name in _DRIVERS["python"]:
+            raise ConfigError(f"the {engine} engine has no {name} yet; "
+                              f"it has {', '.join(known_pools(engine))}")
+        raise ConfigError(f"unknown backend '{name}'; known: {', '.join(known_pools())}")
+    return drivers[name]
 
 
 def check_pool_options(name, options):
@@ -311,8 +329,10 @@ def check_pool_options(name, options):
                               f"{values.start}..{values.stop - 1}")
 
 
-def create_pool(name, memory=None, evict=None, **options):
+def create_pool(name, memory=None, evict=None, engine=DEFAULT_ENGINE, **options):
     """A new pool of allocator `name` over `memory` (None: its own, unbounded),
-    calling `evict(pool, handle) -> 0 | -errno` when reclaim needs room."""
+    calling `evict(pool, handle) -> 0 | -errno` when reclaim needs room; in
+    the Python model or its compiled twin (`engine` "python" or "native")."""
+    driver = pool_driver(name, engine)
     check_pool_options(name, options)
-    return pool_driver(name)(memory=memory, evict=evict, **options)
+    return driver(memory=memory, evict=evict, **options)

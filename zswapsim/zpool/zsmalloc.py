@@ -494,3 +494,12 @@ class ZsmallocPool(Zpool):
     def lru_zspages(self):
         """Zspages from the LRU head (newest) to the tail."""
         return list(reversed(self.lru.values()))
+
+    def lru_zspage_ids(self):
+        """Zspage ids from the LRU head (newest) to the tail."""
+        return list(reversed(self.lru))
+
+    def locate(self, handle):
+        """(zspage id, object index) of a live object."""
+        zspage, index, _ = self._lookup(handle)
+        return zspage.id, index

@@ -1,0 +1,958 @@
+/*
+ * module.c - zswapsim._engine: the compiled allocators (zbud.c, zsmalloc.c)
+ * exposed to Python one call at a time, with the API of the Python pools in
+ * zswapsim/zpool/ (zswapsim/zpool/native.py puts the last touches on it).
+ *
+ * Frames: a pool takes each new page from its Python Memory (alloc_page,
+ * free_page), so pfns, budgets and injected faults are the Memory's own, call
+ * for call, and the bytes it stores live in the Memory's frames: the pool
+ * keeps a buffer of memory.frames[pfn] for every pfn it has held (the frame
+ * arena of this path), so stale bytes, and frames shared with zswap's swap
+ * cache, are the Python pools' too.  A failing alloc_page raises its own
+ * exception out of malloc; the pool is left as the Python pool leaves it.
+ *
+ * The evict callback is called as evict(pool, handle) and must return an
+ * int; an exception it raises propagates out of reclaim_page, leaving the
+ * page under reclaim exactly as the Python pool does.  Status codes become
+ * the Python pools' exceptions, in their words.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <limits.h>
+
+#include "engine.h"
+#include "zbud.h"
+#include "zsmalloc.h"
+
+static PyObject *Invalid, *NoSpace, *PoolCorrupted, *ConfigError;
+
+enum kind { ZBUD, ZSMALLOC };
+
+/* A frame the pool has held: the memoryview memory.frames[pfn] and its bytes. */
+struct frame_slot {
+	PyObject *view;
+	Py_buffer buf;
+};
+
+typedef struct {
+	PyObject_HEAD
+	PyObject *memory;
+	PyObject *evict;
+	struct frame_slot *frames;	/* by pfn; view NULL where never held */
+	uint32_t frames_cap;
+	enum kind kind;
+	void *impl;			/* struct zbud_pool or struct zs_pool */
+	struct zpool_common *common;
+} PoolObject;
+
+/* -- the frame source and the evict callback --------------------------------- */
+
+static int frame_alloc(void *ctx, uint32_t *pfn_out, uint8_t **bytes)
+{
+	PoolObject *self = ctx;
+	PyObject *result = PyObject_CallMethod(self->memory, "alloc_page", NULL);
+	long long pfn;
+
+	if (!result)
+		return -ENOMEM;		/* the Memory's NoMemory, or whatever it raised */
+	pfn = PyLong_AsLongLong(result);
+	Py_DECREF(result);
+	if (pfn == -1 && PyErr_Occurred())
+		return ZE_CALLBACK;
+	if (pfn < 0 || pfn > INT32_MAX) {
+		PyErr_Format(PyExc_RuntimeError, "alloc_page returned pfn %lld", pfn);
+		return ZE_CALLBACK;
+	}
+	if ((uint32_t)pfn >= self->frames_cap) {
+		uint32_t cap = self->frames_cap ? self->frames_cap : 64;
+		struct frame_slot *grown;
+
+		while (cap <= (uint32_t)pfn)
+			cap *= 2;
+		grown = PyMem_Realloc(self->frames, cap * sizeof(*grown));
+		if (!grown)
+			goto no_memory;
+		memset(grown + self->frames_cap, 0, (cap - self->frames_cap) * sizeof(*grown));
+		self->frames = grown;
+		self->frames_cap = cap;
+	}
+	if (!self->frames[pfn].view) {
+		struct frame_slot *slot = &self->frames[pfn];
+		PyObject *frames = PyObject_GetAttrString(self->memory, "frames");
+		PyObject *view = frames ? PySequence_GetItem(frames, (Py_ssize_t)pfn) : NULL;
+
+		Py_XDECREF(frames);
+		if (!view)
+			goto failed;
+		if (PyObject_GetBuffer(view, &slot->buf, PyBUF_WRITABLE)) {
+			Py_DECREF(view);
+			goto failed;
+		}
+		if (slot->buf.len != PAGE_SIZE) {
+			PyBuffer_Release(&slot->buf);
+			Py_DECREF(view);
+			PyErr_Format(PyExc_RuntimeError, "frame %lld is not %u bytes", pfn, PAGE_SIZE);
+			goto failed;
+		}
+		slot->view = view;
+	}
+	*pfn_out = (uint32_t)pfn;
+	*bytes = self->frames[pfn].buf.buf;
+	return 0;
+no_memory:
+	PyErr_NoMemory();
+failed:
+	{	/* give the frame back, keeping the error */
+		PyObject *type, *value, *traceback, *ret;
+
+		PyErr_Fetch(&type, &value, &traceback);
+		ret = PyObject_CallMethod(self->memory, "free_page", "L", pfn);
+		Py_XDECREF(ret);
+		PyErr_Clear();
+		PyErr_Restore(type, value, traceback);
+	}
+	return ZE_CALLBACK;
+}
+
+static void frame_free(void *ctx, uint32_t pfn)
+{
+	PoolObject *self = ctx;
+	PyObject *type, *value, *traceback, *ret;
+
+	PyErr_Fetch(&type, &value, &traceback);	/* a malloc may be unwinding */
+	ret = PyObject_CallMethod(self->memory, "free_page", "I", pfn);
+	if (ret)
+		Py_DECREF(ret);
+	else
+		PyErr_WriteUnraisable(self->memory);
+	PyErr_Restore(type, value, traceback);
+}
+
+static int call_evict(void *ctx, uint64_t handle, int *ret)
+{
+	PoolObject *self = ctx;
+	PyObject *result;
+	long value;
+
+	if (!self->evict) {
+		PyErr_SetString(PyExc_RuntimeError, "the pool's evict callback was cleared");
+		return ZE_CALLBACK;
+	}
+	result = PyObject_CallFunction(self->evict, "OK", (PyObject *)self,
+				       (unsigned long long)handle);
+	if (!result)
+		return ZE_CALLBACK;
+	value = PyLong_AsLong(result);
+	Py_DECREF(result);
+	if (value == -1 && PyErr_Occurred())
+		return ZE_CALLBACK;
+	if (value < INT_MIN || value > INT_MAX) {
+		PyErr_Format(PyExc_OverflowError, "evict returned %ld, not 0 or -errno", value);
+		return ZE_CALLBACK;
+	}
+	*ret = (int)value;
+	return 0;
+}
+
+/* -- arguments and errors ----------------------------------------------------- */
+
+static const char *pool_name(const PoolObject *self)
+{
+	return self->kind == ZBUD ? "zbud" : "zsmalloc";
+}
+
+static int ready(PoolObject *self)
+{
+	if (self->impl)
+		return 1;
+	PyErr_SetString(PyExc_ValueError, "the pool's __init__ has not run");
+	return 0;
+}
+
+/* A Python int as a handle: 1, 0 for an int no handle can be (negative or
+ * too large), -1 with TypeError for anything else. */
+static int parse_handle(PyObject *obj, uint64_t *handle)
+{
+	if (!PyLong_Check(obj)) {
+		PyErr_Format(PyExc_TypeError, "a handle is an int, not %s", Py_TYPE(obj)->tp_name);
+		return -1;
+	}
+	*handle = PyLong_AsUnsignedLongLong(obj);
+	if (*handle == (uint64_t)-1 && PyErr_Occurred()) {
+		PyErr_Clear();
+		return 0;
+	}
+	return 1;
+}
+
+/* A Python int as a size or count, clamped to long long (the checks only compare). */
+static int parse_count(PyObject *obj, const char *what, long long *value)
+{
+	int overflow;
+
+	if (!PyLong_Check(obj)) {
+		PyErr_Format(PyExc_TypeError, "%s is an int, not %s", what, Py_TYPE(obj)->tp_name);
+		return -1;
+	}
+	*value = PyLong_AsLongLongAndOverflow(obj, &overflow);
+	if (overflow)
+		*value = overflow > 0 ? LLONG_MAX : LLONG_MIN;
+	return *value == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+static PyObject *not_in_pool(PoolObject *self, PyObject *handle, int status)
+{
+	PyObject *text = self->kind == ZBUD ? PyNumber_ToBase(handle, 16) : PyObject_Str(handle);
+
+	if (!text)
+		return NULL;
+	if (status == ZE_NO_LIVE_BUDDY)
+		PyErr_Format(Invalid, "handle %U names no live buddy", text);
+	else
+		PyErr_Format(Invalid, "handle %U is not in this pool", text);
+	Py_DECREF(text);
+	return NULL;
+}
+
+/* NULL with the exception a status stands for; `handle` for the handle errors. */
+static PyObject *fail(PoolObject *self, int status, PyObject *handle)
+{
+	switch (status) {
+	case ZE_CALLBACK:
+		if (!PyErr_Occurred())
+			PyErr_SetString(PyExc_SystemError, "a callback failed without an error");
+		return NULL;
+	case -ENOMEM:
+		if (!PyErr_Occurred())
+			PyErr_SetString(PyExc_SystemError, "ENOMEM without the Memory's error");
+		return NULL;
+	case ZE_OOM:
+		return PyErr_NoMemory();
+	case ZE_NOT_IN_POOL:
+	case ZE_NO_LIVE_BUDDY:
+		return not_in_pool(self, handle, status);
+	case ZE_CORRUPTED:
+		PyErr_Format(PoolCorrupted, "%s pool: %s", pool_name(self), self->common->message);
+		return NULL;
+	default:
+		PyErr_Format(PyExc_SystemError, "%s pool: status %d", pool_name(self), status);
+		return NULL;
+	}
+}
+
+/* -- construction ----------------------------------------------------------------- */
+
+static int pool_setup(PoolObject *self, PyObject *memory, PyObject *evict,
+		      struct frame_source *src)
+{
+	if (self->impl) {
+		PyErr_SetString(PyExc_TypeError, "a pool is initialised once");
+		return -1;
+	}
+	src->alloc = frame_alloc;
+	src->free = frame_free;
+	src->evict = call_evict;
+	src->ctx = self;
+	Py_INCREF(memory);
+	self->memory = memory;
+	if (evict != Py_None) {
+		Py_INCREF(evict);
+		self->evict = evict;
+	}
+	return 0;
+}
+
+static int zbud_init(PoolObject *self, PyObject *args, PyObject *kwargs)
+{
+	static char *keywords[] = { "memory", "evict", NULL };
+	PyObject *memory, *evict = Py_None;
+	struct frame_source src;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O", keywords, &memory, &evict) ||
+	    pool_setup(self, memory, evict, &src))
+		return -1;
+	self->kind = ZBUD;
+	self->impl = zbud_create(&src, self->evict != NULL);
+	if (!self->impl) {
+		PyErr_NoMemory();
+		return -1;
+	}
+	self->common = zbud_common(self->impl);
+	return 0;
+}
+
+static int zsmalloc_init(PoolObject *self, PyObject *args, PyObject *kwargs)
+{
+	static char *keywords[] = { "memory", "evict", "chain_size", NULL };
+	PyObject *memory, *evict = Py_None, *chain = NULL;
+	struct frame_source src;
+	long chain_size = 4;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OO", keywords, &memory, &evict, &chain))
+		return -1;
+	if (chain) {
+		int overflow = 0;
+
+		chain_size = PyLong_Check(chain) && !PyBool_Check(chain)
+			? PyLong_AsLongAndOverflow(chain, &overflow) : -1;
+		if (overflow || chain_size < ZS_CHAIN_MIN || chain_size > ZS_CHAIN_MAX) {
+			PyErr_Clear();
+			PyErr_Format(ConfigError, "zsmalloc chain_size %R is outside %d..%d", chain,
+				     ZS_CHAIN_MIN, ZS_CHAIN_MAX);
+			return -1;
+		}
+	}
+	if (pool_setup(self, memory, evict, &src))
+		return -1;
+	self->kind = ZSMALLOC;
+	self->impl = zs_create(&src, self->evict != NULL, (uint32_t)chain_size);
+	if (!self->impl) {
+		PyErr_NoMemory();
+		return -1;
+	}
+	self->common = zs_common(self->impl);
+	return 0;
+}
+
+static int pool_traverse(PoolObject *self, visitproc visit, void *arg)
+{
+	uint32_t pfn;
+
+	Py_VISIT(self->memory);
+	Py_VISIT(self->evict);
+	for (pfn = 0; pfn < self->frames_cap; pfn++)
+		Py_VISIT(self->frames[pfn].view);
+	return 0;
+}
+
+static int pool_clear(PoolObject *self)
+{
+	if (self->common)
+		self->common->has_evict = false;
+	Py_CLEAR(self->evict);
+	return 0;
+}
+
+static void pool_dealloc(PoolObject *self)
+{
+	uint32_t pfn;
+
+	PyObject_GC_UnTrack(self);
+	if (self->impl) {
+		if (self->kind == ZBUD)
+			zbud_destroy(self->impl);
+		else
+			zs_destroy(self->impl);
+	}
+	for (pfn = 0; pfn < self->frames_cap; pfn++)
+		if (self->frames[pfn].view) {
+			PyBuffer_Release(&self->frames[pfn].buf);
+			Py_DECREF(self->frames[pfn].view);
+		}
+	PyMem_Free(self->frames);
+	Py_CLEAR(self->memory);
+	Py_CLEAR(self->evict);
+	Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* -- the zpool API ---------------------------------------------------------------- */
+
+static PyObject *pool_malloc(PoolObject *self, PyObject *size_obj)
+{
+	long long size;
+	uint64_t handle;
+	int status;
+
+	if (!ready(self) || parse_count(size_obj, "a size", &size))
+		return NULL;
+	status = self->kind == ZBUD ? zbud_malloc(self->impl, size, &handle)
+		: zs_malloc(self->impl, size, &handle);
+	if (status == -EINVAL && self->kind == ZBUD)
+		return PyErr_Format(Invalid, "zbud_alloc of size 0");
+	if (status == -EINVAL)
+		return PyErr_Format(Invalid, "zs_malloc of %S bytes", size_obj);
+	if (status == -ENOSPC)
+		return PyErr_Format(NoSpace, "zbud_alloc of %S bytes > %u", size_obj,
+				    PAGE_SIZE - 128);
+	if (status)
+		return fail(self, status, NULL);
+	return PyLong_FromUnsignedLongLong(handle);
+}
+
+static PyObject *pool_free(PoolObject *self, PyObject *handle_obj)
+{
+	uint64_t handle;
+	int status, known;
+
+	if (!ready(self) || (known = parse_handle(handle_obj, &handle)) < 0)
+		return NULL;
+	if (!known)
+		return not_in_pool(self, handle_obj, ZE_NOT_IN_POOL);
+	status = self->kind == ZBUD ? zbud_free(self->impl, handle) : zs_free(self->impl, handle);
+	if (status)
+		return fail(self, status, handle_obj);
+	Py_RETURN_NONE;
+}
+
+/* Where a live object's bytes lie: in one frame, or straddling into next. */
+struct span {
+	uint8_t *frame, *next;
+	uint32_t pfn, offset, size;
+};
+
+static int object_span(PoolObject *self, PyObject *handle_obj, struct span *span)
+{
+	uint64_t handle;
+	int status, known;
+
+	if (!ready(self) || (known = parse_handle(handle_obj, &handle)) < 0)
+		return -1;
+	if (!known) {
+		not_in_pool(self, handle_obj, ZE_NOT_IN_POOL);
+		return -1;
+	}
+	if (self->kind == ZBUD) {
+		span->next = NULL;
+		status = zbud_extent(self->impl, handle, &span->pfn, &span->frame, &span->offset,
+				     &span->size);
+	} else {
+		struct zs_object obj;
+
+		status = zs_object(self->impl, handle, &obj);
+		span->frame = obj.frame;
+		span->next = obj.next_frame;
+		span->pfn = obj.pfn;
+		span->offset = obj.offset;
+		span->size = obj.size;
+	}
+	if (status) {
+		fail(self, status, handle_obj);
+		return -1;
+	}
+	return 0;
+}
+
+static PyObject *pool_write(PoolObject *self, PyObject *args)
+{
+	PyObject *handle_obj;
+	Py_buffer data;
+	struct span span;
+	size_t n, first;
+
+	if (!PyArg_ParseTuple(args, "Oy*:write", &handle_obj, &data))
+		return NULL;
+	if (object_span(self, handle_obj, &span)) {
+		PyBuffer_Release(&data);
+		return NULL;
+	}
+	n = (size_t)data.len;
+	if (n > span.size) {
+		PyErr_Format(Invalid, "write of %zd bytes into a %u-byte object", data.len,
+			     span.size);
+		PyBuffer_Release(&data);
+		return NULL;
+	}
+	first = span.next && n > PAGE_SIZE - span.offset ? PAGE_SIZE - span.offset : n;
+	memcpy(span.frame + span.offset, data.buf, first);
+	if (first < n)
+		memcpy(span.next, (const uint8_t *)data.buf + first, n - first);
+	PyBuffer_Release(&data);
+	Py_RETURN_NONE;
+}
+
+static PyObject *copy_out(const struct span *span)
+{
+	PyObject *out = PyBytes_FromStringAndSize(NULL, span->size);
+	uint32_t first = span->next ? PAGE_SIZE - span->offset : span->size;
+	char *dst;
+
+	if (!out)
+		return NULL;
+	dst = PyBytes_AS_STRING(out);
+	memcpy(dst, span->frame + span->offset, first);
+	if (first < span->size)
+		memcpy(dst + first, span->next, span->size - first);
+	return out;
+}
+
+static PyObject *pool_read(PoolObject *self, PyObject *handle_obj)
+{
+	struct span span;
+
+	return object_span(self, handle_obj, &span) ? NULL : copy_out(&span);
+}
+
+/* A view into the frame, as the Python pools give; a copy of an object
+ * that straddles two pages, as zs_map_object copies one out. */
+static PyObject *pool_map(PoolObject *self, PyObject *handle_obj)
+{
+	struct span span;
+
+	if (object_span(self, handle_obj, &span))
+		return NULL;
+	if (span.next)
+		return copy_out(&span);
+	return PySequence_GetSlice(self->frames[span.pfn].view, span.offset,
+				   (Py_ssize_t)span.offset + span.size);
+}
+
+static PyObject *pool_reclaim_page(PoolObject *self, PyObject *retries_obj)
+{
+	long long retries;
+	int result, status;
+
+	if (!ready(self) || parse_count(retries_obj, "retries", &retries))
+		return NULL;
+	if (retries == LLONG_MAX || retries == LLONG_MIN)
+		return PyErr_Format(PyExc_OverflowError, "retries %S is beyond 64 bits",
+				    retries_obj);
+	status = self->kind == ZBUD ? zbud_reclaim_page(self->impl, retries, &result)
+		: zs_reclaim_page(self->impl, retries, &result);
+	if (status)
+		return fail(self, status, NULL);
+	return PyLong_FromLong(result);
+}
+
+static PyObject *pool_total_pages(PoolObject *self, PyObject *unused)
+{
+	(void)unused;
+	if (!ready(self))
+		return NULL;
+	return PyLong_FromUnsignedLongLong(self->kind == ZBUD ? zbud_total_pages(self->impl)
+					   : zs_total_pages(self->impl));
+}
+
+static PyObject *pool_total_size(PoolObject *self, PyObject *unused)
+{
+	(void)unused;
+	if (!ready(self))
+		return NULL;
+	return PyLong_FromUnsignedLongLong(PAGE_SIZE * (self->kind == ZBUD
+							? zbud_total_pages(self->impl)
+							: zs_total_pages(self->impl)));
+}
+
+static PyObject *pool_unchanged(PoolObject *self, PyObject *ret)
+{
+	long value;
+
+	if (!ready(self))
+		return NULL;
+	value = PyLong_AsLong(ret);
+	if (value == -1 && PyErr_Occurred())
+		return NULL;
+	if (value < INT_MIN || value > INT_MAX)
+		return PyErr_Format(PyExc_OverflowError, "unchanged(%ld): not -errno", value);
+	self->common->unchanged_result = (int)value;
+	Py_INCREF(ret);
+	return ret;
+}
+
+/* The pool's own audit; native.py adds the Memory's side. */
+static PyObject *pool_check(PoolObject *self, PyObject *unused)
+{
+	int status;
+
+	(void)unused;
+	if (!ready(self))
+		return NULL;
+	status = self->kind == ZBUD ? zbud_check(self->impl) : zs_check(self->impl);
+	if (status)
+		return fail(self, status, NULL);
+	Py_RETURN_NONE;
+}
+
+/* -- _reclaim_order: the Python models' value, built from the flat snapshot -- */
+
+/* The words up to the next separator, as a tuple of ints. */
+static PyObject *take_run(const struct order *order, size_t *pos)
+{
+	size_t start = *pos, i;
+	PyObject *run;
+
+	while (*pos < order->len && order->words[*pos] != UINT64_MAX)
+		(*pos)++;
+	run = PyTuple_New((Py_ssize_t)(*pos - start));
+	for (i = start; run && i < *pos; i++) {
+		PyObject *item = PyLong_FromUnsignedLongLong(order->words[i]);
+
+		if (!item) {
+			Py_CLEAR(run);
+			break;
+		}
+		PyTuple_SET_ITEM(run, (Py_ssize_t)(i - start), item);
+	}
+	(*pos)++;			/* the separator */
+	return run;
+}
+
+static PyObject *take_runs(const struct order *order, size_t *pos, Py_ssize_t n)
+{
+	PyObject *runs = PyTuple_New(n);
+	Py_ssize_t i;
+
+	for (i = 0; runs && i < n; i++) {
+		PyObject *run = take_run(order, pos);
+
+		if (!run)
+			Py_CLEAR(runs);
+		else
+			PyTuple_SET_ITEM(runs, i, run);
+	}
+	return runs;
+}
+
+static Py_ssize_t distinct_classes(PoolObject *self)
+{
+	struct zs_class_stats row;
+	Py_ssize_t n = 0;
+	uint32_t index;
+
+	for (index = 0; index < ZS_NR_CLASSES; index++)
+		n += zs_class_stats(self->impl, index, &row);
+	return n;
+}
+
+static PyObject *pool_reclaim_order(PoolObject *self, PyObject *unused)
+{
+	struct order order = { 0 };
+	PyObject *lru = NULL, *lists = NULL, *result = NULL;
+	size_t pos = 0;
+	int status;
+
+	(void)unused;
+	if (!ready(self))
+		return NULL;
+	status = self->kind == ZBUD ? zbud_order(self->impl, &order)
+		: zs_order(self->impl, &order);
+	if (status) {
+		order_release(&order);
+		return fail(self, status, NULL);
+	}
+	lru = take_run(&order, &pos);
+	if (lru && self->kind == ZBUD) {
+		PyObject *buddied = take_run(&order, &pos);
+		uint64_t mask = order.words[pos++];
+
+		lists = buddied ? take_runs(&order, &pos, PAGE_SIZE / 64 - 1) : NULL;
+		if (lists)
+			result = Py_BuildValue("(NN(KN))", lru, buddied, (unsigned long long)mask,
+					       lists);
+		else
+			Py_XDECREF(buddied);
+	} else if (lru) {
+		lists = take_runs(&order, &pos, 4 * distinct_classes(self));
+		if (lists)
+			result = Py_BuildValue("(NN)", lru, lists);
+	}
+	if (!result && !lists)
+		Py_XDECREF(lru);
+	order_release(&order);
+	return result;
+}
+
+/* -- counters ---------------------------------------------------------------------- */
+
+static PyObject *get_memory(PoolObject *self, void *unused)
+{
+	(void)unused;
+	return Py_NewRef(self->memory ? self->memory : Py_None);
+}
+
+static PyObject *get_evict(PoolObject *self, void *unused)
+{
+	(void)unused;
+	return Py_NewRef(self->evict ? self->evict : Py_None);
+}
+
+static int set_evict(PoolObject *self, PyObject *evict, void *unused)
+{
+	(void)unused;
+	if (!evict) {
+		PyErr_SetString(PyExc_AttributeError, "evict cannot be deleted; set it to None");
+		return -1;
+	}
+	if (!ready(self))
+		return -1;
+	Py_CLEAR(self->evict);
+	if (evict != Py_None)
+		self->evict = Py_NewRef(evict);
+	self->common->has_evict = self->evict != NULL;
+	return 0;
+}
+
+#define COUNTER(field)								\
+static PyObject *get_##field(PoolObject *self, void *unused)			\
+{										\
+	(void)unused;								\
+	if (!ready(self))							\
+		return NULL;							\
+	return PyLong_FromUnsignedLongLong(self->common->field);		\
+}
+COUNTER(reclaim_calls)
+COUNTER(reclaim_pages_scanned)
+COUNTER(evict_calls)
+
+static PyObject *get_unchanged_result(PoolObject *self, void *unused)
+{
+	(void)unused;
+	if (!ready(self))
+		return NULL;
+	return PyLong_FromLong(self->common->unchanged_result);
+}
+
+static PyObject *get_evict_results(PoolObject *self, void *unused)
+{
+	PyObject *results;
+	size_t i;
+
+	(void)unused;
+	if (!ready(self) || !(results = PyDict_New()))
+		return NULL;
+	for (i = 0; i < self->common->nresults; i++) {
+		PyObject *key = PyLong_FromLong(self->common->results[i].ret);
+		PyObject *count = PyLong_FromUnsignedLongLong(self->common->results[i].count);
+		int failed = !key || !count || PyDict_SetItem(results, key, count);
+
+		Py_XDECREF(key);
+		Py_XDECREF(count);
+		if (failed) {
+			Py_DECREF(results);
+			return NULL;
+		}
+	}
+	return results;
+}
+
+static PyGetSetDef pool_getset[] = {
+	{ "memory", (getter)get_memory, NULL, "the Memory the frames come from", NULL },
+	{ "evict", (getter)get_evict, (setter)set_evict, "the owner's evict callback, or None", NULL },
+	{ "reclaim_calls", (getter)get_reclaim_calls, NULL, NULL, NULL },
+	{ "reclaim_pages_scanned", (getter)get_reclaim_pages_scanned, NULL, NULL, NULL },
+	{ "evict_calls", (getter)get_evict_calls, NULL, NULL, NULL },
+	{ "evict_results", (getter)get_evict_results, NULL, "evict results by value", NULL },
+	{ "unchanged_result", (getter)get_unchanged_result, NULL, NULL, NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
+};
+
+#define POOL_METHODS								\
+	{ "malloc", (PyCFunction)pool_malloc, METH_O, NULL },			\
+	{ "free", (PyCFunction)pool_free, METH_O, NULL },			\
+	{ "write", (PyCFunction)pool_write, METH_VARARGS, NULL },		\
+	{ "read", (PyCFunction)pool_read, METH_O, NULL },			\
+	{ "map", (PyCFunction)pool_map, METH_O, NULL },				\
+	{ "reclaim_page", (PyCFunction)pool_reclaim_page, METH_O, NULL },	\
+	{ "total_pages", (PyCFunction)pool_total_pages, METH_NOARGS, NULL },	\
+	{ "total_size", (PyCFunction)pool_total_size, METH_NOARGS, NULL },	\
+	{ "unchanged", (PyCFunction)pool_unchanged, METH_O, NULL },		\
+	{ "_check", (PyCFunction)pool_check, METH_NOARGS, NULL },		\
+	{ "_reclaim_order", (PyCFunction)pool_reclaim_order, METH_NOARGS, NULL }
+
+/* -- zbud's extras ------------------------------------------------------------------ */
+
+static PyObject *zbud_pfn_list(PoolObject *self, PyObject *unused)
+{
+	uint64_t n, i;
+	uint32_t *pfns;
+	PyObject *list;
+
+	(void)unused;
+	if (!ready(self))
+		return NULL;
+	n = zbud_pfns(self->impl, NULL, 0);
+	pfns = PyMem_Malloc((n ? n : 1) * sizeof(*pfns));
+	if (!pfns)
+		return PyErr_NoMemory();
+	zbud_pfns(self->impl, pfns, n);
+	list = PyList_New((Py_ssize_t)n);
+	for (i = 0; list && i < n; i++) {
+		PyObject *item = PyLong_FromUnsignedLong(pfns[i]);
+
+		if (!item) {
+			Py_CLEAR(list);
+			break;
+		}
+		PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+	}
+	PyMem_Free(pfns);
+	return list;
+}
+
+static PyMethodDef zbud_methods[] = {
+	POOL_METHODS,
+	{ "_pfns", (PyCFunction)zbud_pfn_list, METH_NOARGS, "the held pages, by pfn" },
+	{ NULL, NULL, 0, NULL },
+};
+
+/* -- zsmalloc's extras ---------------------------------------------------------------- */
+
+static PyObject *zs_compact_method(PoolObject *self, PyObject *unused)
+{
+	(void)unused;
+	if (!ready(self))
+		return NULL;
+	return PyLong_FromUnsignedLongLong(zs_compact(self->impl));
+}
+
+static PyObject *zs_class_stats_method(PoolObject *self, PyObject *unused)
+{
+	struct zs_class_stats r;
+	PyObject *rows;
+	uint32_t index;
+
+	(void)unused;
+	if (!ready(self) || !(rows = PyList_New(0)))
+		return NULL;
+	for (index = 0; index < ZS_NR_CLASSES; index++) {
+		PyObject *row;
+
+		if (!zs_class_stats(self->impl, index, &r))
+			continue;
+		row = Py_BuildValue("{sIsIsKsKsKsKsKsIsK}", "class", r.index, "size", r.size,
+				    "almost_full", (unsigned long long)r.almost_full,
+				    "almost_empty", (unsigned long long)r.almost_empty,
+				    "obj_allocated", (unsigned long long)r.obj_allocated,
+				    "obj_used", (unsigned long long)r.obj_used,
+				    "pages_used", (unsigned long long)r.pages_used,
+				    "pages_per_zspage", r.pages_per_zspage,
+				    "freeable", (unsigned long long)r.freeable);
+		if (!row || PyList_Append(rows, row)) {
+			Py_XDECREF(row);
+			Py_DECREF(rows);
+			return NULL;
+		}
+		Py_DECREF(row);
+	}
+	return rows;
+}
+
+static PyObject *zs_distinct_classes(PoolObject *self, PyObject *unused)
+{
+	(void)unused;
+	return ready(self) ? PyLong_FromSsize_t(distinct_classes(self)) : NULL;
+}
+
+static PyObject *zs_locate(PoolObject *self, PyObject *handle_obj)
+{
+	struct zs_object obj;
+	uint64_t handle;
+	int status, known;
+
+	if (!ready(self) || (known = parse_handle(handle_obj, &handle)) < 0)
+		return NULL;
+	status = known ? zs_object(self->impl, handle, &obj) : ZE_NOT_IN_POOL;
+	if (status)
+		return fail(self, status, handle_obj);
+	return Py_BuildValue("(KI)", (unsigned long long)obj.zspage_id, obj.index);
+}
+
+#define ZS_GETTER(name, expr)							\
+static PyObject *get_##name(PoolObject *self, void *unused)			\
+{										\
+	(void)unused;								\
+	if (!ready(self))							\
+		return NULL;							\
+	return PyLong_FromUnsignedLongLong(expr);				\
+}
+ZS_GETTER(huge_class_size, zs_huge_class_size(self->impl))
+ZS_GETTER(chain_size, zs_chain_size(self->impl))
+ZS_GETTER(pages_allocated, zs_total_pages(self->impl))
+ZS_GETTER(pages_compacted, zs_pages_compacted(self->impl))
+
+static PyGetSetDef zs_getset[] = {
+	{ "huge_class_size", (getter)get_huge_class_size, NULL, NULL, NULL },
+	{ "chain_size", (getter)get_chain_size, NULL, NULL, NULL },
+	{ "pages_allocated", (getter)get_pages_allocated, NULL, NULL, NULL },
+	{ "pages_compacted", (getter)get_pages_compacted, NULL, NULL, NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
+};
+
+static PyMethodDef zs_methods[] = {
+	POOL_METHODS,
+	{ "compact", (PyCFunction)zs_compact_method, METH_NOARGS, "zs_compact: pages freed" },
+	{ "class_stats", (PyCFunction)zs_class_stats_method, METH_NOARGS,
+	  "the rows of debugfs `classes` (6.1 columns)" },
+	{ "distinct_classes", (PyCFunction)zs_distinct_classes, METH_NOARGS, NULL },
+	{ "locate", (PyCFunction)zs_locate, METH_O, "(zspage id, object index) of a handle" },
+	{ NULL, NULL, 0, NULL },
+};
+
+/* -- types and the module ------------------------------------------------------------ */
+
+static PyTypeObject PoolType = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "zswapsim._engine.Pool",
+	.tp_doc = "What the compiled pools share: counters and the evict callback.",
+	.tp_basicsize = sizeof(PoolObject),
+	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+	.tp_traverse = (traverseproc)pool_traverse,
+	.tp_clear = (inquiry)pool_clear,
+	.tp_dealloc = (destructor)pool_dealloc,
+	.tp_getset = pool_getset,
+};
+
+static PyTypeObject ZbudType = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "zswapsim._engine.Zbud",
+	.tp_doc = "zbud.c: Zbud(memory, evict=None)",
+	.tp_basicsize = sizeof(PoolObject),
+	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+	.tp_traverse = (traverseproc)pool_traverse,
+	.tp_clear = (inquiry)pool_clear,
+	.tp_dealloc = (destructor)pool_dealloc,
+	.tp_methods = zbud_methods,
+	.tp_init = (initproc)zbud_init,
+	.tp_new = PyType_GenericNew,
+};
+
+static PyTypeObject ZsmallocType = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "zswapsim._engine.Zsmalloc",
+	.tp_doc = "zsmalloc.c: Zsmalloc(memory, evict=None, chain_size=4)",
+	.tp_basicsize = sizeof(PoolObject),
+	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+	.tp_traverse = (traverseproc)pool_traverse,
+	.tp_clear = (inquiry)pool_clear,
+	.tp_dealloc = (destructor)pool_dealloc,
+	.tp_methods = zs_methods,
+	.tp_getset = zs_getset,
+	.tp_init = (initproc)zsmalloc_init,
+	.tp_new = PyType_GenericNew,
+};
+
+static struct PyModuleDef engine_module = {
+	PyModuleDef_HEAD_INIT,
+	.m_name = "zswapsim._engine",
+	.m_doc = "The compiled allocators, one call at a time (see module.c).",
+	.m_size = -1,
+};
+
+PyMODINIT_FUNC PyInit__engine(void)
+{
+	PyObject *errors = PyImport_ImportModule("zswapsim.errors"), *module;
+
+	if (!errors)
+		return NULL;
+	Invalid = PyObject_GetAttrString(errors, "Invalid");
+	NoSpace = PyObject_GetAttrString(errors, "NoSpace");
+	PoolCorrupted = PyObject_GetAttrString(errors, "PoolCorrupted");
+	ConfigError = PyObject_GetAttrString(errors, "ConfigError");
+	Py_DECREF(errors);
+	if (!Invalid || !NoSpace || !PoolCorrupted || !ConfigError)
+		return NULL;
+	ZbudType.tp_base = &PoolType;
+	ZsmallocType.tp_base = &PoolType;
+	if (PyType_Ready(&PoolType) || PyType_Ready(&ZbudType) || PyType_Ready(&ZsmallocType))
+		return NULL;
+	module = PyModule_Create(&engine_module);
+	if (!module)
+		return NULL;
+	if (PyModule_AddObjectRef(module, "Pool", (PyObject *)&PoolType) ||
+	    PyModule_AddObjectRef(module, "Zbud", (PyObject *)&ZbudType) ||
+	    PyModule_AddObjectRef(module, "Zsmalloc", (PyObject *)&ZsmallocType) ||
+	    PyModule_AddIntConstant(module, "PAGE_SIZE", PAGE_SIZE)) {
+		Py_DECREF(module);
+		return NULL;
+	}
+	return module;
+}

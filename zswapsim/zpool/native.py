@@ -1,0 +1,76 @@
+"""The native engine's allocators: the compiled twins in zswapsim/_engine
+(zbud.c of zbud.py, zsmalloc.c of zsmalloc.py), reachable one call at a
+time with the Python pools' API, as _heapq stands behind heapq.
+
+The Python models stay the reference; these must agree with them call for
+call (tests/test_engine_pools.py drives both with the same operations).  A
+native pool takes every new frame from its Memory through alloc_page, so
+pfns, budgets and injected faults are the Memory's own, and stores its bytes
+in the Memory's frames (zswapsim/_engine/module.c).  Handles, return values,
+exceptions and their messages, counters, list orders and check() are the
+Python pools'; map() gives a view of the frame as they do.  What differs:
+handles, sizes and retries must be ints (TypeError otherwise; retries
+beyond 63 bits raise OverflowError), evict callbacks must return ints, and
+the internals the Python classes expose to their own tests (pages,
+handles, size_class) are not here.
+"""
+
+from .. import _engine
+from ..errors import PoolCorrupted
+from ..memory import Memory
+from .base import check_frames, register
+from .zbud import NCHUNKS
+from .zsmalloc import CHAIN_SIZES, DEFAULT_CHAIN_SIZE
+
+
+class _NativePool:
+    """What both native pools add in Python: the Memory default and the
+    audit's wording (base.Zpool's)."""
+
+    __slots__ = ()
+    engine = "native"
+    options = {}
+
+    def _corrupted(self, message):
+        raise PoolCorrupted(f"{self.name} pool: {message}")
+
+
+@register
+class NativeZbudPool(_NativePool, _engine.Zbud):
+    __slots__ = ()
+    name = "zbud"
+
+    def __init__(self, memory=None, evict=None):
+        super().__init__(Memory() if memory is None else memory, evict)
+
+    def check(self):
+        """zbud.py's audit: the Memory's side here, the pool's in zbud.c."""
+        check_frames(self, self._pfns())
+        self._check()
+
+    def lru_pfns(self):
+        """Page frame numbers from the LRU head (newest) to the tail."""
+        return list(reversed(self._reclaim_order()[0]))
+
+    def unbuddied_pfns(self, free_chunks):
+        """Pages on unbuddied[free_chunks], head first."""
+        if not 0 <= free_chunks < NCHUNKS:
+            raise IndexError(f"unbuddied[{free_chunks}] is not one of the {NCHUNKS} lists")
+        return list(reversed(self._reclaim_order()[2][1][free_chunks]))
+
+
+@register
+class NativeZsmallocPool(_NativePool, _engine.Zsmalloc):
+    __slots__ = ()
+    name = "zsmalloc"
+    options = {"chain_size": CHAIN_SIZES}
+
+    def __init__(self, memory=None, evict=None, chain_size=DEFAULT_CHAIN_SIZE):
+        super().__init__(Memory() if memory is None else memory, evict, chain_size)
+
+    def check(self):
+        self._check()
+
+    def lru_zspage_ids(self):
+        """Zspage ids from the LRU head (newest) to the tail."""
+        return list(reversed(self._reclaim_order()[0]))
