@@ -105,7 +105,8 @@ def test_zramctl_under_6_18_has_no_streams_and_an_empty_device_ratio():
     device = Zram(1 << 30, kernel="6.18")
     row = zramctl_row(device)
     assert row["STREAMS"] is None and row["COMP-RATIO"] == "-nan"     # 0.0 / 0.0
-    assert zramctl_table([row])[1] == "/dev/zram0 lz4             1G   0B    0B    0B         [SWAP]"
+    assert zramctl_table([row])[1] == ("/dev/zram0 lz4             1G   0B    0B    0B"
+                                       "         [SWAP]")
     device.write(0, b"\x01" * PAGE_SIZE)        # same-filled: data, no pool page
     assert zramctl_row(device)["COMP-RATIO"] == "inf"
 
