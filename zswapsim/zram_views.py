@@ -230,20 +230,20 @@ def size_report(device, timeline, baseline=None):
 def size_report_lines(report):
     """The size report as text."""
     def both(value):
-        return f"{value:>14} B {value / MIB:>10.2f} MiB"
+        return f"{value} B ({value / MIB:.2f} MiB)"
 
+    ok, failing = report["mem_limit_no_failed_write"], report["mem_limit_failing"]
     lines = [f"size report: mem_used_total over {report['events']} events "
-             f"({len(report['timeline'])} points, {report['events_per_point']} event(s) each)",
-             f"  peak (mem_used_max)    {both(report['peak_bytes'])}   "
-             f"at event {report['peak_event']}",
-             f"  at the end             {both(report['end_bytes'])}",
-             f"  mem_limit for no failed write  >= {report['mem_limit_no_failed_write']} B "
-             f"({report['mem_limit_no_failed_write'] // PAGE_SIZE} pages); writes fail at "
-             f"<= {report['mem_limit_failing']} B (and above 0)"]
+             f"({len(report['timeline'])} points of {report['events_per_point']} event(s))",
+             f"  peak (mem_used_max)  {both(report['peak_bytes'])} at event "
+             f"{report['peak_event']}",
+             f"  at the end           {both(report['end_bytes'])}",
+             f"  mem_limit            {ok} B ({ok // PAGE_SIZE} pages) or more fails no write; "
+             f"{failing} B or less (but not 0) fails at least one"]
     if "saved" in report:
         base, saved = report["baseline"], report["saved"]
-        lines += [f"  without post-processing: peak {both(base['peak_bytes']).strip()}, "
-                  f"end {both(base['end_bytes']).strip()}",
-                  f"  post-processing saves:   peak {both(saved['peak_bytes']).strip()}, "
-                  f"end {both(saved['end_bytes']).strip()}"]
+        lines += [f"  without post-processing: peak {both(base['peak_bytes'])}, "
+                  f"end {both(base['end_bytes'])}",
+                  f"  post-processing saves:   peak {both(saved['peak_bytes'])}, "
+                  f"end {both(saved['end_bytes'])}"]
     return lines
