@@ -269,14 +269,15 @@ class ZramProfile(Profile):
         "6.13 (the idle rework of Sep 2024; release assumed, not verified)"))
     debug_stat_fields: tuple = field(**fact(
         "debug_stat fields (after the 'version: 1' line)",
-        "writestall alone from 4.7 ('zram: rename num_recompress to writestall'); miss_free "
-        "added after 4.14 and before 6.1 (release unverified); writestall printed as a "
+        "writestall alone from 2016 (debug_stat's num_recompress renamed, Minchan Kim; 4.7, "
+        "unverified); miss_free added after 4.14, by 6.1 (release unverified); writestall "
+        "printed as a "
         "literal 0 from 6.15 ('zram: remove writestall zram_stats member', Senozhatsky, "
         "Feb 2025)"))
     counts_writestall: bool = field(**fact(
         "writestall counted (zs_malloc's fast path failed, the GFP_NOIO retry ran)",
-        "6.15: 'zram: remove second stage of handle allocation' with the writestall removal "
-        "(Senozhatsky's preemptible-zram series, Feb-Mar 2025; release assumed)"))
+        "6.15: the second (GFP_NOIO) zs_malloc stage removed, and writestall with it, in "
+        "Senozhatsky's preemptible-zram series (Feb-Mar 2025; release assumed)"))
     max_comp_streams: bool = field(**fact(
         "max_comp_streams attribute (shows num_online_cpus())",
         "defunct from 4.7 (per-CPU streams); removed in 6.15, 'zram: remove max_comp_streams "

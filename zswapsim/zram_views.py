@@ -1,8 +1,9 @@
 """Views of a modelled zram device: what util-linux's zramctl prints for it,
 and the RAM it costs over a trace (its sizing answer).
 
-zramctl (sys-utils/zramctl.c, util-linux 2.40-2.41) reads the device's
-sysfs files and prints one libsmartcols table.  Columns, with their width
+zramctl (sys-utils/zramctl.c of util-linux's current tree; COMP-RATIO is
+its newest column, the release that added it unverified) reads the
+device's sysfs files and prints one libsmartcols table.  Columns, with their width
 hints and alignment as `infos[]` declares them: NAME (/dev/zram0),
 DISKSIZE, DATA (orig_data_size), COMPR (compr_data_size), ALGORITHM (the
 bracketed entry of comp_algorithm), STREAMS (max_comp_streams, which the
