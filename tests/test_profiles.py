@@ -191,8 +191,15 @@ def test_kernels_lists_what_differs_and_where_it_changed(capsys):
                          "compressors", "backends", "counts_invalid_io",
                          "swap_zero_map", "writeback", "writeback_incompressible",
                          "writeback_largest_first", "idle_skips_same_and_written",
+                         "debug_stat_fields", "counts_writestall", "max_comp_streams",
                          "compressor_limits"}
     assert set(rows["compressor_limits"]["values"]["4.14"]) == {"lzo-rle", "zstd"}
+    # debug_stat: writestall alone in 4.14, then writestall and miss_free;
+    # 6.15 prints writestall as 0 and drops max_comp_streams
+    assert rows["debug_stat_fields"]["values"]["4.14"] == ["writestall"]
+    assert rows["debug_stat_fields"]["values"]["6.18"] == ["writestall", "miss_free"]
+    assert rows["counts_writestall"]["values"] == rows["max_comp_streams"]["values"] == {
+        "4.14": True, "6.1": True, "6.6": True, "6.12": True, "6.18": False}
     # zram writeback from 5.0, incompressible writeback 6.2, largest first 6.13
     assert rows["writeback"]["values"] == {"4.14": False, "6.1": True, "6.6": True,
                                            "6.12": True, "6.18": True}

@@ -274,7 +274,7 @@ def test_the_cli_prints_the_three_stat_files(capsys, tmp_path):
     main(["zram", "--raw", str(dump), "--kernel", "6.18", "--compressor", "deflate",
           "--algorithm-params", "level=1", "--json"])
     stats = json.loads(capsys.readouterr().out)
-    assert tuple(stats) == ("mm_stat", "io_stat", "bd_stat")
+    assert tuple(stats) == ("mm_stat", "io_stat", "bd_stat", "debug_stat")
     assert stats["mm_stat"]["compr_data_size"] == \
         stored_bytes(len(raw_deflate(p, 1, -11)) for p in text_pages(4))
     assert stats["bd_stat"] == dict.fromkeys(BD_STAT_SHOW, 0)

@@ -35,6 +35,8 @@ from .trace.synth import PATTERNS, parse_mix, parse_phase, synthesize, synthesiz
 from .profiles import DEFAULT_ZRAM_KERNEL, PROFILES, ZRAM_PROFILES, ZSWAP_PROFILES, facts_table
 from .zram import Zram
 from .zram_replay import zram_replay
+from .zram_views import (ZRAMCTL_ALL, ZRAMCTL_DEFAULT, MemUsedTimeline, size_report,
+                         size_report_lines, zramctl_row, zramctl_table)
 from .zpool.zsmalloc import CHAIN_SIZES
 from .zswap import CLASS_COUNTS, DEBUGFS_COUNTERS, reported_counters
 
@@ -455,23 +457,45 @@ def _cell(value):
 @click.option("--writeback-limit", type=click.IntRange(min=0), default=None,
               help="writeback_limit in 4 KiB units, with writeback_limit_enable=1.")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print mm_stat, io_stat and bd_stat as JSON.")
+              help="Print mm_stat, io_stat, bd_stat and debug_stat as JSON.")
+@click.option("--zramctl", "zramctl", is_flag=True,
+              help="Print what util-linux's zramctl shows for the device (zram0).")
+@click.option("--output-all", is_flag=True, help="With --zramctl: every column.")
+@click.option("--bytes", "in_bytes", is_flag=True,
+              help="With --zramctl: sizes in bytes, not in zramctl's human units.")
+@click.option("--cpus", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Online CPUs of the modelled machine: zramctl's STREAMS "
+                   "(max_comp_streams, num_online_cpus(), until 6.15).")
+@click.option("--size-report", is_flag=True,
+              help="The RAM the device costs over the trace: mem_used_total's timeline, "
+                   "peak and end, the mem_limit that fails no write, and what "
+                   "post-processing saves.")
+@click.option("--plot", "plot_path", callback=_output_file(".png"), default=None,
+              help="With --size-report: draw the timeline to this PNG file.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_max_trace_memory
 def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, kernel,
              algorithm_params, compact, backing_dev, idle, writeback, writeback_limit,
-             as_json, quiet):
+             as_json, zramctl, output_all, in_bytes, cpus, size_report, plot_path, quiet):
     """Write a trace's pages (or a raw dump's) to a modelled zram device and
-    print its mm_stat, io_stat and bd_stat; for a trace also the swap
-    layer's live pages and those kept in RAM because zram refused their
-    write."""
+    print its mm_stat, io_stat, bd_stat and debug_stat; for a trace also
+    the swap layer's live pages and those kept in RAM because zram refused
+    their write."""
     if (trace_path is None) == (raw_path is None):
         raise click.UsageError("give a TRACE or --raw DUMP")
-    device = Zram(parse_size(disksize), compressor=compressor, allocator=allocator,
-                  mem_limit=parse_size(mem_limit), kernel=kernel,
-                  algorithm_params=algorithm_params,
-                  backing_dev_pages=parse_size(backing_dev) // PAGE_SIZE if backing_dev else 0)
+    _check_zram_views(raw_path, mem_limit, zramctl, output_all, in_bytes, size_report,
+                      plot_path)
+
+    def make_device():
+        return Zram(parse_size(disksize), compressor=compressor, allocator=allocator,
+                    mem_limit=parse_size(mem_limit), kernel=kernel,
+                    algorithm_params=algorithm_params,
+                    backing_dev_pages=parse_size(backing_dev) // PAGE_SIZE if backing_dev
+                    else 0)
+
+    device = make_device()
     post = _zram_post_processing(device, idle, writeback, writeback_limit)
+    timeline = MemUsedTimeline(device) if size_report else None
     swap = None
     if raw_path:
         for index, page in enumerate(raw_pages(raw_path)):
@@ -479,26 +503,73 @@ def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, k
         post(device)
     else:
         with Progress(TraceReader(trace_path).event_count(), "event", quiet) as progress:
-            swap = zram_replay(device, trace_path, progress, at_end=post)
+            swap = zram_replay(device, trace_path, progress, at_end=post, sample=timeline)
         if post.report:
             post.report["clock"] = ("trace timestamps" if TraceReader(trace_path).has_timestamps
                                     else "event indices, one second each")
     if compact:
         device.compact()
     stats = {"mm_stat": device.mm_stat(), "io_stat": device.io_stat(),
-             "bd_stat": device.bd_stat()}
+             "bd_stat": device.bd_stat(), "debug_stat": device.debug_stat()}
     if swap is not None:
         stats["swap"] = swap
     if post.report:
         stats["post_processing"] = post.report
+    views = _zram_views(device, trace_path, make_device, timeline, bool(post.report) or compact,
+                        zramctl, output_all, in_bytes, cpus, plot_path)
     if as_json:
-        click.echo(json.dumps(stats, indent=1))
+        click.echo(json.dumps(stats | {name: view for name, (view, _) in views.items()},
+                              indent=1))
         return
     _what_if(device.profile, allocator, compressor)
+    if views:
+        for _view, lines in views.values():
+            click.echo("\n".join(lines))
+        return
     for name, values in stats.items():
         click.echo(f"{name}: " + " ".join(str(v) for v in values.values()))
         for field, value in values.items():
             click.echo(f"  {field:<20} {value:>14}")
+
+
+def _check_zram_views(raw_path, mem_limit, zramctl, output_all, in_bytes, size_report,
+                      plot_path):
+    """Refuse view options that do not go together, before any work."""
+    if (output_all or in_bytes) and not zramctl:
+        raise click.UsageError("--output-all and --bytes need --zramctl")
+    if plot_path and not size_report:
+        raise click.UsageError("--plot needs --size-report")
+    if size_report and raw_path:
+        raise click.UsageError("--size-report needs a TRACE (a raw dump has no events)")
+    if size_report and parse_size(mem_limit):
+        raise click.UsageError("--size-report finds the mem_limit itself: drop --mem-limit")
+
+
+def _zram_views(device, trace_path, make_device, timeline, post_processed, zramctl,
+                output_all, in_bytes, cpus, plot_path):
+    """{name: (JSON value, text lines)} of the --zramctl and --size-report
+    views asked for; the size report replays the trace once more without
+    post-processing when there was some."""
+    views = {}
+    if zramctl:
+        row = zramctl_row(device, cpus, swap=trace_path is not None, in_bytes=in_bytes)
+        views["zramctl"] = (row, zramctl_table([row], ZRAMCTL_ALL if output_all
+                                               else ZRAMCTL_DEFAULT))
+    if timeline is not None:
+        baseline = None
+        if post_processed:
+            base = make_device()
+            base_timeline = MemUsedTimeline(base)
+            zram_replay(base, trace_path, sample=base_timeline)
+            baseline = (base, base_timeline)
+        report = size_report(device, timeline, baseline)
+        views["size_report"] = (report, size_report_lines(report))
+        if plot_path:
+            from .plots import size_report_plot
+            with ReplacingFile(plot_path) as out:
+                size_report_plot(report, out.file, f"zram {device.kernel}, "
+                                                   f"{device.compressor.name}: {trace_path}")
+    return views
 
 
 def _zram_post_processing(device, idle, writeback, writeback_limit):

@@ -7,7 +7,10 @@ each configuration's pool size over the trace's events on the right, with
 the pool limit.  The tune-retries picture has, per max_pool_percent against
 retries, the swap writes the advice goes by, the LRU pages reclaim scanned,
 and the peak pool size beside the pool limit; the recommended value is
-ringed and the kernel's fixed value is a vertical line.
+ringed and the kernel's fixed value is a vertical line.  The zram size report
+plots mem_used_total over the events in MiB, beside a replay without
+post-processing, with the peak (mem_used_max, the smallest mem_limit that
+fails no write) marked.
 """
 
 import matplotlib
@@ -121,4 +124,38 @@ def sizes_plot(sizes, path, title):
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=100)
+    plt.close(fig)
+
+
+def size_report_plot(report, path, title):
+    mib = 1 << 20
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    events, peak, end = report["events"], report["peak_bytes"] / mib, report["end_bytes"] / mib
+    baseline = report.get("baseline")
+    if baseline is not None:
+        ax.step([e for e, _ in baseline["timeline"]], [b / mib for _, b in baseline["timeline"]],
+                where="post", color="grey", linestyle="--", linewidth=2.5,
+                label="without post-processing")
+        ax.plot(events, baseline["end_bytes"] / mib, marker="s", color="grey", linestyle="",
+                label=f"end without post-processing: {baseline['end_bytes'] / mib:.2f} MiB")
+    timeline = report["timeline"]
+    ax.step([e for e, _ in timeline], [b / mib for _, b in timeline], where="post", color="C0",
+            label="mem_used_total (highest in each interval)")
+    if timeline and timeline[-1][1] / mib != end:
+        ax.plot([events, events], [timeline[-1][1] / mib, end], color="C2", linestyle=":",
+                label="post-processing at the end")
+    ax.axhline(peak, color="C3", linestyle=":",
+               label=f"smallest mem_limit that fails no write: {peak:.2f} MiB")
+    ax.plot(report["peak_event"], peak, marker="o", color="C3", linestyle="",
+            label=f"peak = mem_used_max: {peak:.2f} MiB at event {report['peak_event']}")
+    ax.plot(events, end, marker="s", color="C2", linestyle="", label=f"end: {end:.2f} MiB")
+    ax.set_ylim(bottom=0, top=peak * 1.12 or 1)
+    ax.set_xlim(left=0, right=max(events, 1) * 1.04)
+    ax.set_xlabel("trace events")
+    ax.set_ylabel("mem_used_total (MiB)")
+    ax.set_title(title)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize="small")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=80)
     plt.close(fig)

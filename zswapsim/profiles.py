@@ -288,6 +288,21 @@ class ZramProfile(Profile):
     idle_skips_same_and_written: bool = field(**fact(
         "idle marking skips same-filled and written-back slots, clears younger ones",
         "6.13 (the idle rework of Sep 2024; release assumed, not verified)"))
+    debug_stat_fields: tuple = field(**fact(
+        "debug_stat fields (after the 'version: 1' line)",
+        "writestall alone from 2016 (debug_stat's num_recompress renamed, Minchan Kim; 4.7, "
+        "unverified); miss_free added after 4.14, by 6.1 (release unverified); writestall "
+        "printed as a "
+        "literal 0 from 6.15 ('zram: remove writestall zram_stats member', Senozhatsky, "
+        "Feb 2025)"))
+    counts_writestall: bool = field(**fact(
+        "writestall counted (zs_malloc's fast path failed, the GFP_NOIO retry ran)",
+        "6.15: the second (GFP_NOIO) zs_malloc stage removed, and writestall with it, in "
+        "Senozhatsky's preemptible-zram series (Feb-Mar 2025; release assumed)"))
+    max_comp_streams: bool = field(**fact(
+        "max_comp_streams attribute (shows num_online_cpus())",
+        "defunct from 4.7 (per-CPU streams); removed in 6.15, 'zram: remove max_comp_streams "
+        "device attr' (Senozhatsky, Mar 2025; release assumed)"))
     compressor_limits: tuple = field(default=(), **fact(
         "compressors it lacks, or whose bytes zswapsim has only from a later kernel",
         "lib/lz4 became LZ4 v1.7.3 in 4.11 (r90 before); crypto/842.c in software in 4.1; "
@@ -608,6 +623,14 @@ MM_STAT = ("orig_data_size", "compr_data_size", "mem_used_total", "mem_limit",
            "mem_used_max", "same_pages", "pages_compacted", "huge_pages", "huge_pages_since")
 IO_STAT = ("failed_reads", "failed_writes", "invalid_io", "notify_free")
 BD_STAT = ("bd_count", "bd_reads", "bd_writes")         # in 4 KiB units
+# debug_stat_show: "version: %d\n" (version 1 in every release), then one
+# line: writestall alone in 4.14 (4.13/4.14 zram_drv.c); writestall and
+# miss_free in 6.1 to 6.12 ("%8llu %8llu", as the 2022 and 2025 patches'
+# context lines show it); "0 %8llu" from 6.15, the literal 0 where
+# writestall stood.
+DEBUG_STAT_VERSION = 1
+DEBUG_STAT_4_14 = ("writestall",)
+DEBUG_STAT = ("writestall", "miss_free")
 
 # Before 6.12 zram named a crypto API compressor and had no parameters.
 CRYPTO_BACKENDS = tuple(Backend(name, "crypto/" + source) for name, source in (
@@ -656,6 +679,9 @@ ZRAM_6_1 = ZramProfile(
     writeback_incompressible=False,
     writeback_largest_first=False,      # writeback_store walks the indexes in order
     idle_skips_same_and_written=False,  # idle_store marks every allocated slot
+    debug_stat_fields=DEBUG_STAT,
+    counts_writestall=True,             # __zram_bvec_write: fast zs_malloc failed
+    max_comp_streams=True,              # max_comp_streams_show: num_online_cpus()
 )
 ZRAM_6_6 = dataclasses.replace(
     ZRAM_6_1, name="6.6", version=(6, 6),
@@ -691,6 +717,10 @@ ZRAM_6_18 = dataclasses.replace(
     backends=zram_backends((("deflate.winbits", ((-15, -9), (9, 15)), -11),)),
     writeback_largest_first=True,       # scan_slots_for_writeback into pp buckets (6.13)
     idle_skips_same_and_written=True,
+    # 6.15: one zs_malloc(GFP_NOIO) and no writestall ("0 %8llu" in
+    # debug_stat_show); the max_comp_streams attribute is gone.
+    counts_writestall=False,
+    max_comp_streams=False,
 )
 ZRAM_4_14 = dataclasses.replace(
     ZRAM_6_1, name="4.14", version=(4, 14),
@@ -702,6 +732,7 @@ ZRAM_4_14 = dataclasses.replace(
     # writeback"), not modelled: the profile has no backing device.
     writeback=False,
     compressor_limits=(LZO_RLE_FROM_5_1, ZSTD_FROM_4_17),
+    debug_stat_fields=DEBUG_STAT_4_14,  # zram_compress: writestall on the slow path
 )
 
 ZRAM_PROFILES = {profile.name: profile

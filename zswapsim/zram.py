@@ -41,16 +41,22 @@ exactly) with 6.12's compressors: zram's own backends, whose
 algorithm_params (`algorithm_params`, "level=N deflate.winbits=W") pick a
 compression level (lz4's acceleration, lz4hc, zstd, deflate) and, from
 6.16, deflate's window bits; a past-the-end request is refused by the block
-layer there and no longer counts in invalid_io (6.4).  mm_stat, io_stat and
-bd_stat print the profile's fields in its order.
+layer there and no longer counts in invalid_io (6.4).  mm_stat, io_stat,
+bd_stat and debug_stat print the profile's fields in its order.
+
+debug_stat (debug_stat_show): writestall counts writes whose first,
+non-sleeping zs_malloc failed (the kernel retries with GFP_NOIO; here the
+retry fails alike, so each is also a failed write) until 6.15 removed that
+second stage; miss_free counts slot-free notifies that found the slot
+locked, which a single caller never does, so it stays 0.
 """
 
 from .compress import (ZCOMP_DST_SIZE, CompressionCache, Deflate, KernelLz4, KernelLz4hc,
                        get_compressor, kernel_zstd)
 from .errors import ConfigError, NoMemory, NoSpace
 from .memory import PAGE_SIZE, Memory, same_filled_word
-from .profiles import (BD_STAT, DEFAULT_ZRAM_KERNEL, HUGE_ABOVE_MAX_ZPAGE, IO_STAT, MM_STAT,
-                       kernel_profile)
+from .profiles import (BD_STAT, DEBUG_STAT_VERSION, DEFAULT_ZRAM_KERNEL, HUGE_ABOVE_MAX_ZPAGE,
+                       IO_STAT, MM_STAT, kernel_profile)
 from .zpool import create_pool
 from .zram_writeback import Writeback
 
@@ -171,7 +177,8 @@ class Zram(Writeback):
         self.slots = {}             # index -> Slot
         self.stats = dict.fromkeys(("compr_data_size", "mem_used_max", "same_pages",
                                     "pages_compacted", "huge_pages", "huge_pages_since",
-                                    "pages_stored", "bd_reads", "bd_writes") + IO_STAT, 0)
+                                    "pages_stored", "bd_reads", "bd_writes", "writestall",
+                                    "miss_free") + IO_STAT, 0)
         self._init_writeback(backing_dev_pages)
 
     def is_huge(self, length):
@@ -206,6 +213,10 @@ class Zram(Writeback):
             try:
                 handle = self.pool.malloc(len(data))
             except (NoSpace, NoMemory):
+                # the fast zs_malloc failed: writestall, then the GFP_NOIO
+                # retry, which fails alike (nothing here reclaims memory)
+                if self.profile.counts_writestall:
+                    stats["writestall"] += 1
                 return self._write_failed(index)
             pages = self.pool.total_pages()
             stats["mem_used_max"] = max(stats["mem_used_max"], pages)
@@ -312,3 +323,9 @@ class Zram(Writeback):
 
     def io_stat(self):
         return {name: self.stats[name] for name in self.profile.io_stat_fields}
+
+    def debug_stat(self):
+        """debug_stat's version and fields; miss_free (a slot-free notify that
+        found the slot locked) stays 0, as one caller never contends."""
+        fields = {name: self.stats[name] for name in self.profile.debug_stat_fields}
+        return {"version": DEBUG_STAT_VERSION} | fields

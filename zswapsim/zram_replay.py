@@ -34,14 +34,15 @@ from .zram_writeback import NSEC_PER_SEC
 ZERO_PAGE = bytes(PAGE_SIZE)
 
 
-def zram_replay(device, trace_path, progress=None, at_end=None):
+def zram_replay(device, trace_path, progress=None, at_end=None, sample=None):
     """Play the trace at `trace_path` on `device` (a Zram); returns the swap
     layer's view at the end: live pages and the resident ones among them,
     and where the kernel has the zero map, the pages in it and its
     swpout_zero and swpin_zero.  The device's clock follows the trace's
     timestamps, or in a trace without them the event index in seconds.
     `at_end(device)`, if given, runs after the last event (sysfs actions),
-    before every page is checked."""
+    before every page is checked; `sample(event)`, if given, after each
+    event (zram_views.MemUsedTimeline)."""
     swap_type_seen = None
     live = {}           # offset -> page_key of the page the trace stored there
     held = {}           # index -> page_key of what zram holds (stale for a resident page)
@@ -97,6 +98,8 @@ def zram_replay(device, trace_path, progress=None, at_end=None):
             for pages in (live, held, resident):
                 pages.clear()
             zero_map.clear()
+        if sample is not None:
+            sample(event)
         if progress is not None and event % 256 == 0:
             progress(event)
     if at_end is not None:
