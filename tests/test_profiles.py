@@ -184,7 +184,18 @@ def test_kernels_lists_what_differs_and_where_it_changed(capsys):
     assert set(rows) == {"zsmalloc_chain_size", "huge_rule", "max_zpage_size", "rw_page",
                          "compressors", "backends", "counts_invalid_io",
                          "swap_zero_map", "writeback", "writeback_incompressible",
-                         "writeback_largest_first", "idle_skips_same_and_written"}
+                         "writeback_largest_first", "idle_skips_same_and_written",
+                         "recompress", "recompress_priority", "recompress_largest_first",
+                         "recompress_clears_idle", "recompress_limits_priority"}
+    # recompression from 6.2 (CONFIG_ZRAM_MULTI_COMP), priority=N 6.12, the pp buckets
+    # and the IDLE clearing 6.13, the priority cap 6.15
+    assert rows["recompress"]["values"] == {"4.14": False, "6.1": False, "6.6": True,
+                                            "6.12": True, "6.18": True}
+    assert rows["recompress_priority"]["values"] == {"4.14": False, "6.1": False,
+                                                     "6.6": False, "6.12": True, "6.18": True}
+    assert rows["recompress_limits_priority"]["values"] == {"4.14": False, "6.1": False,
+                                                            "6.6": False, "6.12": False,
+                                                            "6.18": True}
     # zram writeback from 5.0, incompressible writeback 6.2, largest first 6.13
     assert rows["writeback"]["values"] == {"4.14": False, "6.1": True, "6.6": True,
                                            "6.12": True, "6.18": True}
