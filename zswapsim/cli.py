@@ -33,6 +33,7 @@ from .trace.recording import accesses as recording_accesses
 from .trace.synth import PATTERNS, parse_mix, parse_phase, synthesize, synthesize_from_accesses
 from .profiles import DEFAULT_ZRAM_KERNEL, PROFILES, ZRAM_PROFILES, ZSWAP_PROFILES, facts_table
 from .zram import Zram
+from .zram_policy import Policy
 from .zram_replay import zram_replay
 from .zpool.zsmalloc import CHAIN_SIZES
 from .zswap import CLASS_COUNTS, DEBUGFS_COUNTERS, reported_counters
@@ -446,13 +447,23 @@ def _cell(value):
                    "page_index=N > writeback.")
 @click.option("--writeback-limit", type=click.IntRange(min=0), default=None,
               help="writeback_limit in 4 KiB units, with writeback_limit_enable=1.")
+@click.option("--recomp-algorithm", "recomp_algorithms", multiple=True,
+              help="A secondary algorithm before the run (6.2+), e.g. 'algo=zstd priority=1'; "
+                   "repeatable.")
+@click.option("--recompress", default=None,
+              help="At the end, after --idle and before --writeback: echo 'type=idle|huge|"
+                   "huge_idle threshold=BYTES max_pages=N algo=NAME priority=N' > recompress.")
+@click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None,
+              callback=_input_file,
+              help="A TOML file of timed sysfs writes made during the replay (idle, writeback, "
+                   "writeback_limit, recomp_algorithm, recompress, compact; README: zram).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print mm_stat, io_stat and bd_stat as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_max_trace_memory
 def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, kernel,
              algorithm_params, compact, backing_dev, idle, writeback, writeback_limit,
-             as_json, quiet):
+             recomp_algorithms, recompress, policy_path, as_json, quiet):
     """Write a trace's pages (or a raw dump's) to a modelled zram device and
     print its mm_stat, io_stat and bd_stat; for a trace also the swap
     layer's live pages and those kept in RAM because zram refused their
@@ -463,7 +474,15 @@ def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, k
                   mem_limit=parse_size(mem_limit), kernel=kernel,
                   algorithm_params=algorithm_params,
                   backing_dev_pages=parse_size(backing_dev) // PAGE_SIZE if backing_dev else 0)
-    post = _zram_post_processing(device, idle, writeback, writeback_limit)
+    for text in recomp_algorithms:
+        device.recomp_algorithm(text)
+    policy = None
+    if policy_path is not None:
+        if raw_path:
+            raise click.UsageError("--policy needs a TRACE (a raw dump has no clock)")
+        policy = Policy.load(policy_path)
+        policy.prepare(device)
+    post = _zram_post_processing(device, idle, writeback, writeback_limit, recompress)
     swap = None
     if raw_path:
         for index, page in enumerate(raw_pages(raw_path)):
@@ -471,10 +490,11 @@ def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, k
         post(device)
     else:
         with Progress(TraceReader(trace_path).event_count(), "event", quiet) as progress:
-            swap = zram_replay(device, trace_path, progress, at_end=post)
+            swap = zram_replay(device, trace_path, progress, at_end=post, policy=policy)
+        clock = ("trace timestamps" if TraceReader(trace_path).has_timestamps
+                 else "event indices, one second each")
         if post.report:
-            post.report["clock"] = ("trace timestamps" if TraceReader(trace_path).has_timestamps
-                                    else "event indices, one second each")
+            post.report["clock"] = clock
     if compact:
         device.compact()
     stats = {"mm_stat": device.mm_stat(), "io_stat": device.io_stat(),
@@ -483,20 +503,41 @@ def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, k
         stats["swap"] = swap
     if post.report:
         stats["post_processing"] = post.report
+    if policy is not None:
+        stats["policy"] = {"clock": clock, "actions": policy.report()}
     if as_json:
         click.echo(json.dumps(stats, indent=1))
         return
     _what_if(device.profile, allocator)
     for name, values in stats.items():
+        if name == "policy":
+            _policy_table(values)
+            continue
         click.echo(f"{name}: " + " ".join(str(v) for v in values.values()))
         for field, value in values.items():
             click.echo(f"  {field:<20} {value:>14}")
 
 
-def _zram_post_processing(device, idle, writeback, writeback_limit):
-    """The sysfs writes --idle, --writeback and --writeback-limit stand for,
-    checked on the fresh device before the run; a callable that applies
-    them to the filled device, its `report` the outcome."""
+def _policy_table(policy):
+    """Per policy action: when it ran, how often, and what it did."""
+    click.echo(f"policy (clock: {policy['clock']}):")
+    for entry in policy["actions"]:
+        when = f"at {entry['at']:g} s" + (f", every {entry['every']:g} s"
+                                          if "every" in entry else "")
+        click.echo(f"  {entry['action']}  ({when}; {entry['runs']} runs)")
+        done = {key: value for key, value in entry.items()
+                if key not in ("action", "at", "every", "runs", "stopped_by")}
+        done |= {f"stopped_by {error}": runs
+                 for error, runs in entry.get("stopped_by", {}).items()}
+        for field, value in done.items():
+            click.echo(f"    {field:<22} {value:>12}")
+
+
+def _zram_post_processing(device, idle, writeback, writeback_limit, recompress=None):
+    """The sysfs writes --idle, --recompress, --writeback and
+    --writeback-limit stand for, checked on the fresh device before the
+    run; a callable that applies them to the filled device, its `report`
+    the outcome."""
     age = idle
     if idle is not None and idle != "all":
         if not idle.isascii() or not idle.isdigit():
@@ -504,6 +545,8 @@ def _zram_post_processing(device, idle, writeback, writeback_limit):
         age = int(idle)
     if idle is not None:
         device.mark_idle(age)
+    if recompress is not None:
+        device.parse_recompress(recompress)
     if writeback is not None:
         device.writeback(writeback)
     elif writeback_limit is not None:
@@ -514,6 +557,13 @@ def _zram_post_processing(device, idle, writeback, writeback_limit):
             device.set_writeback_limit(writeback_limit)
         if idle is not None:
             apply.report["idle_marked"] = device.mark_idle(age)
+        if recompress is not None:
+            outcome = device.recompress(recompress)
+            apply.report["recompressed"] = outcome["recompressed"]
+            apply.report["recompress_attempted"] = outcome["attempted"]
+            apply.report["marked_incompressible"] = outcome["incompressible"]
+            if "stopped_by" in outcome:
+                apply.report["recompress_stopped_by"] = outcome["stopped_by"]
         if writeback is not None:
             written, error = device.writeback(writeback)
             apply.report["written_back"] = written
