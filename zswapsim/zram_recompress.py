@@ -17,8 +17,8 @@ its first write.  From 6.12 each priority may have its own algorithm_params
 max_pages=N algo=NAME", and from 6.12 "priority=N" (0 meaning 1); no type
 means every slot.  threshold (kstrtouint) at or above huge_class_size is
 -EINVAL; max_pages (kstrtoull) bounds the slots tried; algo=NAME looks
-for the name from the start priority up and limits the walk to the
-priority found (none: -EINVAL); priority=N starts and ends the walk at N.
+for the name from the start priority up and makes the walk that one
+priority (none found: -EINVAL); priority=N starts and ends the walk at N.
 From 6.15 ("zram: limit max recompress prio to num_active_comps") the last
 priority is capped at the algorithms configured and an empty walk is
 -EINVAL; before, the walk ran to ZRAM_MAX_COMPS and skipped holes, so a
@@ -197,7 +197,7 @@ class Recompress:
             if found is None:
                 raise ConfigError(f"{what}: no secondary algorithm {algo} at priority "
                                   f"{prio} or above (-EINVAL)")
-            prio_max = found + 1
+            prio, prio_max = found, found + 1
         active = sum(comp is not None for comp in self.comps)
         if profile.recompress_limits_priority:
             prio_max = min(prio_max, active)
