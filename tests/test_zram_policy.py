@@ -143,7 +143,8 @@ def test_recompress_option_at_the_end(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("text, argv, message", [
-    ("[[action]\nat = 1", [], "policy P: Expected ']]' at the end of an array declaration (at line 1"),
+    ("[[action]\nat = 1", [], "policy P: Expected ']]' at the end of an array "
+                              "declaration (at line 1"),
     ("[[action]]\nat = 1\nidel = 'all'", [], "action 1: unknown key 'idel'"),
     ("[[action]]\nat = 'soon'\nidle = 'all'", [], "at = 'soon': expected seconds or a "
                                                   "number with s, m, h or d"),
