@@ -210,6 +210,22 @@ def test_recomp_algorithm_params_per_priority():
         old.recomp_algorithm("algo=zstd", params="level=19")
 
 
+def test_algorithm_params_by_priority_or_name():
+    # algorithm_params_store: priority=N names the slot; algo=NAME the first
+    # priority with that name; backend_zstd's default level is 3
+    device = Zram(1 << 20, compressor="lz4", kernel="6.12")
+    device.recomp_algorithm("algo=zstd priority=1")
+    device.recomp_algorithm("algo=zstd priority=2")
+    device.recomp_algorithm_params("priority=2 level=1")
+    assert (device.comps[1].level, device.comps[2].level) == (3, 1)
+    device.recomp_algorithm_params("algo=zstd level=19")
+    assert (device.comps[1].level, device.comps[2].level) == (19, 1)
+    with pytest.raises(ConfigError, match="name a secondary algorithm"):
+        device.recomp_algorithm_params("priority=3 level=1")
+    with pytest.raises(ConfigError, match="no secondary algorithm lz4hc"):
+        device.recomp_algorithm_params("algo=lz4hc level=1")
+
+
 @pytest.mark.parametrize("text, message", [
     ("algo=zstd priority=4", "priority 4 is not 1..3 (-EINVAL)"),
     ("algo=zstd priority=0", "priority 0 is not 1..3 (-EINVAL)"),

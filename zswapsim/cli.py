@@ -450,6 +450,9 @@ def _cell(value):
 @click.option("--recomp-algorithm", "recomp_algorithms", multiple=True,
               help="A secondary algorithm before the run (6.2+), e.g. 'algo=zstd priority=1'; "
                    "repeatable.")
+@click.option("--recomp-params", "recomp_params", multiple=True,
+              help="A secondary algorithm's algorithm_params (6.12+), e.g. 'priority=1 "
+                   "level=9'; repeatable.")
 @click.option("--recompress", default=None,
               help="At the end, after --idle and before --writeback: echo 'type=idle|huge|"
                    "huge_idle threshold=BYTES max_pages=N algo=NAME priority=N' > recompress.")
@@ -463,7 +466,7 @@ def _cell(value):
 @_max_trace_memory
 def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, kernel,
              algorithm_params, compact, backing_dev, idle, writeback, writeback_limit,
-             recomp_algorithms, recompress, policy_path, as_json, quiet):
+             recomp_algorithms, recomp_params, recompress, policy_path, as_json, quiet):
     """Write a trace's pages (or a raw dump's) to a modelled zram device and
     print its mm_stat, io_stat and bd_stat; for a trace also the swap
     layer's live pages and those kept in RAM because zram refused their
@@ -476,6 +479,8 @@ def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, k
                   backing_dev_pages=parse_size(backing_dev) // PAGE_SIZE if backing_dev else 0)
     for text in recomp_algorithms:
         device.recomp_algorithm(text)
+    for text in recomp_params:
+        device.recomp_algorithm_params(text)
     policy = None
     if policy_path is not None:
         if raw_path:

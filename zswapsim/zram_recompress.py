@@ -11,7 +11,8 @@ unknown algorithm -EINVAL.  __comp_algorithm_store refuses an initialized
 device (-EBUSY): the algorithms are set before disksize.  The modelled
 device has its disksize from the start, so recomp_algorithm is taken until
 its first write.  From 6.12 each priority may have its own algorithm_params
-(algorithm_params_store's priority=N), here the `params` argument.
+(algorithm_params_store's priority=N or algo=NAME), here the `params`
+argument or recomp_algorithm_params.
 
 `recompress` (recompress_store): "type=idle|huge|huge_idle threshold=BYTES
 max_pages=N algo=NAME", and from 6.12 "priority=N" (0 meaning 1); no type
@@ -143,6 +144,31 @@ class Recompress:
             raise ConfigError("algorithm_params need a compressor named by its algorithm")
         self.comps[prio] = compressor
         self.comp_algs[prio] = algo
+
+    def recomp_algorithm_params(self, text):
+        """echo "priority=N level=L" (or "algo=NAME level=L") > algorithm_params
+        for a secondary algorithm already set (6.12+); the other keys are
+        the backend's algorithm_params."""
+        what = f"algorithm_params '{text}'"
+        prio, algo, params = None, None, []
+        for key, value in sysfs_args(text, "algorithm_params"):
+            if key == "priority":
+                prio = _signed(value, what, key)
+            elif key == "algo":
+                algo = value
+            else:
+                params.append(f"{key}={value}")
+        if algo is not None:
+            prio = next((p for p in range(ZRAM_SECONDARY_COMP, ZRAM_MAX_COMPS)
+                         if self.comp_algs[p] == algo), None)
+            if prio is None:
+                raise ConfigError(f"{what}: no secondary algorithm {algo} (-EINVAL)")
+        if prio is None or not ZRAM_SECONDARY_COMP <= prio < ZRAM_MAX_COMPS \
+                or self.comps[prio] is None:
+            raise ConfigError(f"{what}: name a secondary algorithm set by recomp_algorithm, "
+                              "by priority=1..3 or algo=NAME")
+        self.recomp_algorithm(f"algo={self.comp_algs[prio]} priority={prio}",
+                              params=" ".join(params))
 
     def _secondary_compressor(self, algo, params):
         from .zram import _backend_compressor, _backend_params, parse_algorithm_params
