@@ -12,8 +12,9 @@ import sys
 import pytest
 
 from test_profiles import one_line_error
-from test_zram import write_trace
+from test_zram import page, write_trace
 from zswapsim.cli import main
+from zswapsim.trace import TraceWriter
 
 
 def stores(tmp_path, count):
@@ -53,6 +54,25 @@ idle = "all"
     assert actions[1]["runs"] == 1 and actions[1]["pages_compacted"] == 0
     assert actions[2] == {"action": "idle=all", "at": 10, "runs": 0}
     assert out["policy"]["clock"] == "event indices, one second each"
+
+
+def test_a_trace_with_timestamps_sets_the_clock(tmp_path, capsys):
+    # stores at 10 s, 20 s, 30 s, 40 s; idle=all every 15 s from 0: runs at
+    # 0 (nothing stored), 15 (1 slot), 30 (after the 30 s store: it is not
+    # later than 30, so 3 slots; the action waits for a later event), 45
+    # is past the last event (40 s): not run.  6.12 marks every slot.
+    trace = tmp_path / "ts.trace"
+    with TraceWriter(trace, timestamps=True) as writer:
+        for n in range(4):
+            writer.store(0, n, page(n), ts=(n + 1) * 10 * 10 ** 9)
+    out = run_policy(tmp_path, capsys, trace, """
+[[action]]
+every = "15s"
+idle = "all"
+""")
+    assert out["policy"]["actions"][0]["runs"] == 3
+    assert out["policy"]["actions"][0]["marked"] == 0 + 1 + 3
+    assert out["policy"]["clock"] == "trace timestamps"
 
 
 def test_the_clock_during_an_action_is_its_own_time(tmp_path, capsys):
