@@ -192,7 +192,9 @@ def test_kernels_lists_what_differs_and_where_it_changed(capsys):
                          "swap_zero_map", "writeback", "writeback_incompressible",
                          "writeback_largest_first", "idle_skips_same_and_written",
                          "debug_stat_fields", "counts_writestall", "max_comp_streams",
-                         "compressor_limits"}
+                         "compressor_limits",
+                         "recompress", "recompress_priority", "recompress_largest_first",
+                         "recompress_clears_idle", "recompress_limits_priority"}
     assert set(rows["compressor_limits"]["values"]["4.14"]) == {"lzo-rle", "zstd"}
     # debug_stat: writestall alone in 4.14, then writestall and miss_free;
     # 6.15 prints writestall as 0 and drops max_comp_streams
@@ -200,6 +202,15 @@ def test_kernels_lists_what_differs_and_where_it_changed(capsys):
     assert rows["debug_stat_fields"]["values"]["6.18"] == ["writestall", "miss_free"]
     assert rows["counts_writestall"]["values"] == rows["max_comp_streams"]["values"] == {
         "4.14": True, "6.1": True, "6.6": True, "6.12": True, "6.18": False}
+    # recompression from 6.2 (CONFIG_ZRAM_MULTI_COMP), priority=N 6.12, the pp buckets
+    # and the IDLE clearing 6.13, the priority cap 6.15
+    assert rows["recompress"]["values"] == {"4.14": False, "6.1": False, "6.6": True,
+                                            "6.12": True, "6.18": True}
+    assert rows["recompress_priority"]["values"] == {"4.14": False, "6.1": False,
+                                                     "6.6": False, "6.12": True, "6.18": True}
+    assert rows["recompress_limits_priority"]["values"] == {"4.14": False, "6.1": False,
+                                                            "6.6": False, "6.12": False,
+                                                            "6.18": True}
     # zram writeback from 5.0, incompressible writeback 6.2, largest first 6.13
     assert rows["writeback"]["values"] == {"4.14": False, "6.1": True, "6.6": True,
                                            "6.12": True, "6.18": True}

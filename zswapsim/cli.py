@@ -34,6 +34,7 @@ from .trace.recording import accesses as recording_accesses
 from .trace.synth import PATTERNS, parse_mix, parse_phase, synthesize, synthesize_from_accesses
 from .profiles import DEFAULT_ZRAM_KERNEL, PROFILES, ZRAM_PROFILES, ZSWAP_PROFILES, facts_table
 from .zram import Zram
+from .zram_policy import Policy
 from .zram_replay import zram_replay
 from .zram_views import (ZRAMCTL_ALL, ZRAMCTL_DEFAULT, MemUsedTimeline, size_report,
                          size_report_lines, zramctl_row, zramctl_table)
@@ -456,6 +457,19 @@ def _cell(value):
                    "page_index=N > writeback.")
 @click.option("--writeback-limit", type=click.IntRange(min=0), default=None,
               help="writeback_limit in 4 KiB units, with writeback_limit_enable=1.")
+@click.option("--recomp-algorithm", "recomp_algorithms", multiple=True,
+              help="A secondary algorithm before the run (6.2+), e.g. 'algo=zstd priority=1'; "
+                   "repeatable.")
+@click.option("--recomp-params", "recomp_params", multiple=True,
+              help="A secondary algorithm's algorithm_params (6.12+), e.g. 'priority=1 "
+                   "level=9'; repeatable.")
+@click.option("--recompress", default=None,
+              help="At the end, after --idle and before --writeback: echo 'type=idle|huge|"
+                   "huge_idle threshold=BYTES max_pages=N algo=NAME priority=N' > recompress.")
+@click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None,
+              callback=_input_file,
+              help="A TOML file of timed sysfs writes made during the replay (idle, writeback, "
+                   "writeback_limit, recomp_algorithm, recompress, compact; README: zram).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print mm_stat, io_stat, bd_stat and debug_stat as JSON.")
 @click.option("--zramctl", "zramctl", is_flag=True,
@@ -476,7 +490,8 @@ def _cell(value):
 @_max_trace_memory
 def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, kernel,
              algorithm_params, compact, backing_dev, idle, writeback, writeback_limit,
-             as_json, zramctl, output_all, in_bytes, cpus, size_report, plot_path, quiet):
+             recomp_algorithms, recomp_params, recompress, policy_path, as_json, zramctl,
+             output_all, in_bytes, cpus, size_report, plot_path, quiet):
     """Write a trace's pages (or a raw dump's) to a modelled zram device and
     print its mm_stat, io_stat, bd_stat and debug_stat; for a trace also
     the swap layer's live pages and those kept in RAM because zram refused
@@ -487,14 +502,25 @@ def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, k
                       plot_path)
 
     def make_device():
-        return Zram(parse_size(disksize), compressor=compressor, allocator=allocator,
-                    mem_limit=parse_size(mem_limit), kernel=kernel,
-                    algorithm_params=algorithm_params,
-                    backing_dev_pages=parse_size(backing_dev) // PAGE_SIZE if backing_dev
-                    else 0)
+        device = Zram(parse_size(disksize), compressor=compressor, allocator=allocator,
+                      mem_limit=parse_size(mem_limit), kernel=kernel,
+                      algorithm_params=algorithm_params,
+                      backing_dev_pages=parse_size(backing_dev) // PAGE_SIZE if backing_dev
+                      else 0)
+        for text in recomp_algorithms:
+            device.recomp_algorithm(text)
+        for text in recomp_params:
+            device.recomp_algorithm_params(text)
+        return device
 
     device = make_device()
-    post = _zram_post_processing(device, idle, writeback, writeback_limit)
+    policy = None
+    if policy_path is not None:
+        if raw_path:
+            raise click.UsageError("--policy needs a TRACE (a raw dump has no clock)")
+        policy = Policy.load(policy_path)
+        policy.prepare(device)
+    post = _zram_post_processing(device, idle, writeback, writeback_limit, recompress)
     timeline = MemUsedTimeline(device) if size_report else None
     swap = None
     if raw_path:
@@ -503,10 +529,12 @@ def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, k
         post(device)
     else:
         with Progress(TraceReader(trace_path).event_count(), "event", quiet) as progress:
-            swap = zram_replay(device, trace_path, progress, at_end=post, sample=timeline)
+            swap = zram_replay(device, trace_path, progress, at_end=post, sample=timeline,
+                               policy=policy)
+        clock = ("trace timestamps" if TraceReader(trace_path).has_timestamps
+                 else "event indices, one second each")
         if post.report:
-            post.report["clock"] = ("trace timestamps" if TraceReader(trace_path).has_timestamps
-                                    else "event indices, one second each")
+            post.report["clock"] = clock
     if compact:
         device.compact()
     stats = {"mm_stat": device.mm_stat(), "io_stat": device.io_stat(),
@@ -515,7 +543,10 @@ def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, k
         stats["swap"] = swap
     if post.report:
         stats["post_processing"] = post.report
-    views = _zram_views(device, trace_path, make_device, timeline, bool(post.report) or compact,
+    if policy is not None:
+        stats["policy"] = {"clock": clock, "actions": policy.report()}
+    views = _zram_views(device, trace_path, make_device, timeline,
+                        bool(post.report) or compact or policy is not None,
                         zramctl, output_all, in_bytes, cpus, plot_path)
     if as_json:
         click.echo(json.dumps(stats | {name: view for name, (view, _) in views.items()},
@@ -527,6 +558,9 @@ def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, k
             click.echo("\n".join(lines))
         return
     for name, values in stats.items():
+        if name == "policy":
+            _policy_table(values)
+            continue
         click.echo(f"{name}: " + " ".join(str(v) for v in values.values()))
         for field, value in values.items():
             click.echo(f"  {field:<20} {value:>14}")
@@ -572,10 +606,26 @@ def _zram_views(device, trace_path, make_device, timeline, post_processed, zramc
     return views
 
 
-def _zram_post_processing(device, idle, writeback, writeback_limit):
-    """The sysfs writes --idle, --writeback and --writeback-limit stand for,
-    checked on the fresh device before the run; a callable that applies
-    them to the filled device, its `report` the outcome."""
+def _policy_table(policy):
+    """Per policy action: when it ran, how often, and what it did."""
+    click.echo(f"policy (clock: {policy['clock']}):")
+    for entry in policy["actions"]:
+        when = f"at {entry['at']:g} s" + (f", every {entry['every']:g} s"
+                                          if "every" in entry else "")
+        click.echo(f"  {entry['action']}  ({when}; {entry['runs']} runs)")
+        done = {key: value for key, value in entry.items()
+                if key not in ("action", "at", "every", "runs", "stopped_by")}
+        done |= {f"stopped_by {error}": runs
+                 for error, runs in entry.get("stopped_by", {}).items()}
+        for field, value in done.items():
+            click.echo(f"    {field:<22} {value:>12}")
+
+
+def _zram_post_processing(device, idle, writeback, writeback_limit, recompress=None):
+    """The sysfs writes --idle, --recompress, --writeback and
+    --writeback-limit stand for, checked on the fresh device before the
+    run; a callable that applies them to the filled device, its `report`
+    the outcome."""
     age = idle
     if idle is not None and idle != "all":
         if not idle.isascii() or not idle.isdigit():
@@ -583,6 +633,8 @@ def _zram_post_processing(device, idle, writeback, writeback_limit):
         age = int(idle)
     if idle is not None:
         device.mark_idle(age)
+    if recompress is not None:
+        device.parse_recompress(recompress)
     if writeback is not None:
         device.writeback(writeback)
     elif writeback_limit is not None:
@@ -593,6 +645,13 @@ def _zram_post_processing(device, idle, writeback, writeback_limit):
             device.set_writeback_limit(writeback_limit)
         if idle is not None:
             apply.report["idle_marked"] = device.mark_idle(age)
+        if recompress is not None:
+            outcome = device.recompress(recompress)
+            apply.report["recompressed"] = outcome["recompressed"]
+            apply.report["recompress_attempted"] = outcome["attempted"]
+            apply.report["marked_incompressible"] = outcome["incompressible"]
+            if "stopped_by" in outcome:
+                apply.report["recompress_stopped_by"] = outcome["stopped_by"]
         if writeback is not None:
             written, error = device.writeback(writeback)
             apply.report["written_back"] = written

@@ -303,6 +303,26 @@ class ZramProfile(Profile):
         "max_comp_streams attribute (shows num_online_cpus())",
         "defunct from 4.7 (per-CPU streams); removed in 6.15, 'zram: remove max_comp_streams "
         "device attr' (Senozhatsky, Mar 2025; release assumed)"))
+    recompress: bool = field(**fact(
+        "recomp_algorithm and recompress (CONFIG_ZRAM_MULTI_COMP)",
+        "6.2 ('zram: introduce recompress sysfs knob', 84b33bf78889, Senozhatsky, Nov 2022)"))
+    recompress_priority: bool = field(**fact(
+        "recompress takes priority=N (and algorithm_params one per priority)",
+        "6.12 ('zram: support priority parameter in recompression', the custom comp "
+        "backends series, Sep 2024)"))
+    recompress_largest_first: bool = field(**fact(
+        "recompress takes the largest objects first (post-processing buckets)",
+        "6.13 (scan_slots_for_recompress into the pp buckets writeback uses)"))
+    recompress_clears_idle: bool = field(**fact(
+        "recompress clears IDLE on every slot it reads, kept or not",
+        "6.13 ('zram: clear IDLE flag after recompression', Oct 2024; release assumed)"))
+    recompress_limits_priority: bool = field(**fact(
+        "recompress refuses priorities past the device's algorithms (-EINVAL); "
+        "INCOMPRESSIBLE once the loop has run to the last priority",
+        "6.15 ('zram: limit max recompress prio to num_active_comps', 'zram: rework "
+        "recompression loop', Feb 2025; release assumed); before, every priority up to "
+        "ZRAM_MAX_COMPS was walked and INCOMPRESSIBLE needed all secondaries tried in one "
+        "call"))
     compressor_limits: tuple = field(default=(), **fact(
         "compressors it lacks, or whose bytes zswapsim has only from a later kernel",
         "lib/lz4 became LZ4 v1.7.3 in 4.11 (r90 before); crypto/842.c in software in 4.1; "
@@ -682,12 +702,18 @@ ZRAM_6_1 = ZramProfile(
     debug_stat_fields=DEBUG_STAT,
     counts_writestall=True,             # __zram_bvec_write: fast zs_malloc failed
     max_comp_streams=True,              # max_comp_streams_show: num_online_cpus()
+    recompress=False,                   # CONFIG_ZRAM_MULTI_COMP came in 6.2
+    recompress_priority=False,
+    recompress_largest_first=False,
+    recompress_clears_idle=False,
+    recompress_limits_priority=False,
 )
 ZRAM_6_6 = dataclasses.replace(
     ZRAM_6_1, name="6.6", version=(6, 6),
     zsmalloc_chain_size=8,              # CONFIG_ZSMALLOC_CHAIN_SIZE 8: huge from 3625
     rw_page=False,                      # zram_rw_page removed in 6.3
     writeback_incompressible=True,      # ZRAM_INCOMPRESSIBLE writeback, 6.2
+    recompress=True,                    # recomp_algorithm_store, recompress_store (6.2)
     # 6.4, "zram: remove valid_io_request": the block layer refuses I/O past
     # the device before zram sees it, and io_stat_show prints a literal 0.
     counts_invalid_io=False,
@@ -703,6 +729,7 @@ ZRAM_6_12 = dataclasses.replace(
     ZRAM_6_6, name="6.12", version=(6, 12),
     compressors=ZRAM_BACKENDS,          # zcomp.c: backends[] of backend_*.c
     backends=zram_backends(()),         # algorithm_params_store: priority, level, algo, dict
+    recompress_priority=True,           # recompress_store parses priority=N
     counts_invalid_io=False,
     # swap_writepage: a zero-filled folio sets its bits in the swap zeromap and
     # is not written (count_vm_event SWPOUT_ZERO); a load of it is filled with
@@ -721,6 +748,9 @@ ZRAM_6_18 = dataclasses.replace(
     # debug_stat_show); the max_comp_streams attribute is gone.
     counts_writestall=False,
     max_comp_streams=False,
+    recompress_largest_first=True,      # scan_slots_for_recompress into pp buckets (6.13)
+    recompress_clears_idle=True,        # recompress_slot: zram_clear_flag(ZRAM_IDLE) (6.13)
+    recompress_limits_priority=True,    # prio_max = min(prio_max, num_active_comps) (6.15)
 )
 ZRAM_4_14 = dataclasses.replace(
     ZRAM_6_1, name="4.14", version=(4, 14),

@@ -25,7 +25,8 @@ bio (__swap_writepage): one failed swap-out is two failed writes, or two
 invalid_io, in those kernels' io_stat.  `rw_page` says which; zram_replay.py
 plays the swap layer.
 
-The backing device, idle marking and writeback are zram_writeback.py's.
+The backing device, idle marking and writeback are zram_writeback.py's;
+recompression (recomp_algorithm, recompress) is zram_recompress.py's.
 
 Kernel profiles (`kernel`, from profiles.py): 6.1 (zsmalloc chains of 4
 pages, huge from huge_class_size = 3257 bytes), 6.6 (chains of 8 with 6.3's
@@ -58,6 +59,7 @@ from .memory import PAGE_SIZE, Memory, same_filled_word
 from .profiles import (BD_STAT, DEBUG_STAT_VERSION, DEFAULT_ZRAM_KERNEL, HUGE_ABOVE_MAX_ZPAGE,
                        IO_STAT, MM_STAT, kernel_profile)
 from .zpool import create_pool
+from .zram_recompress import Recompress
 from .zram_writeback import Writeback
 
 __all__ = ["BD_STAT", "IO_STAT", "MM_STAT", "Zram", "parse_algorithm_params"]
@@ -129,7 +131,7 @@ def _backend_compressor(profile, algorithm, params):
 
 class Slot:
     __slots__ = ("handle", "size", "word", "huge", "block", "ac_time", "idle",
-                 "incompressible")
+                 "incompressible", "priority")
 
     def __init__(self, handle=None, size=0, word=None, huge=False, block=None, ac_time=0):
         self.handle = handle        # the allocator's handle, None for a same-filled page
@@ -140,9 +142,10 @@ class Slot:
         self.ac_time = ac_time      # last access, ns on the device's clock
         self.idle = False           # ZRAM_IDLE
         self.incompressible = False     # ZRAM_INCOMPRESSIBLE (set by recompression)
+        self.priority = 0           # ZRAM_COMP_PRIORITY: the algorithm that compressed it
 
 
-class Zram(Writeback):
+class Zram(Writeback, Recompress):
     Slot = Slot
 
     def __init__(self, disksize, compressor="lz4", allocator="zsmalloc", mem_limit=0,
@@ -172,7 +175,8 @@ class Zram(Writeback):
         chain_size = profile.zsmalloc_chain_size
         options = {"chain_size": chain_size} if allocator == "zsmalloc" else {}
         self.pool = create_pool(allocator, memory=self.memory, **options)
-        self.huge_class_size = create_pool("zsmalloc", chain_size=chain_size).huge_class_size
+        self.geometry = create_pool("zsmalloc", chain_size=chain_size)     # the class table
+        self.huge_class_size = self.geometry.huge_class_size
         self.huge_above_max_zpage = profile.huge_rule == HUGE_ABOVE_MAX_ZPAGE
         self.slots = {}             # index -> Slot
         self.stats = dict.fromkeys(("compr_data_size", "mem_used_max", "same_pages",
@@ -180,6 +184,7 @@ class Zram(Writeback):
                                     "pages_stored", "bd_reads", "bd_writes", "writestall",
                                     "miss_free") + IO_STAT, 0)
         self._init_writeback(backing_dev_pages)
+        self._init_recompress()
 
     def is_huge(self, length):
         if self.huge_above_max_zpage:
@@ -272,7 +277,10 @@ class Zram(Writeback):
         if slot.handle is None:
             return slot.word * (PAGE_SIZE // len(slot.word))
         data = self.pool.read(slot.handle)
-        return data if slot.huge else self.compressor.decompress(data, PAGE_SIZE)
+        if slot.huge:
+            return data
+        return (self.comps[slot.priority] if slot.priority else self.compressor).decompress(
+            data, PAGE_SIZE)
 
     def discard(self, index):
         """Swap's slot-free notify (or a discard) for one page."""

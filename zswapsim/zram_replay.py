@@ -19,7 +19,8 @@ the swap cache, 6.9 on); a read from zram (swap_read_folio ->
 zram_read_page) leaves the slot's data in place, so the page needs no store.
 zram is one swap area, so a trace must use one swap type.
 
-Every load is checked against the trace, and at the end every live page is
+A policy (zram_policy.py) makes its timed sysfs writes as the clock
+passes their times.  Every load is checked against the trace, and at the end every live page is
 accounted for: resident, in the zero map, or in zram with the bytes last
 written there; and zram holds nothing the trace has freed.
 """
@@ -34,15 +35,17 @@ from .zram_writeback import NSEC_PER_SEC
 ZERO_PAGE = bytes(PAGE_SIZE)
 
 
-def zram_replay(device, trace_path, progress=None, at_end=None, sample=None):
+def zram_replay(device, trace_path, progress=None, at_end=None, sample=None, policy=None):
     """Play the trace at `trace_path` on `device` (a Zram); returns the swap
     layer's view at the end: live pages and the resident ones among them,
     and where the kernel has the zero map, the pages in it and its
     swpout_zero and swpin_zero.  The device's clock follows the trace's
     timestamps, or in a trace without them the event index in seconds.
-    `at_end(device)`, if given, runs after the last event (sysfs actions),
-    before every page is checked; `sample(event)`, if given, after each
-    event (zram_views.MemUsedTimeline)."""
+    `policy` (a zram_policy.Policy, prepared on `device`) runs its actions
+    as the clock passes their times, and those due by the last event's
+    time after it; `at_end(device)`, if given, runs after the last event
+    (sysfs actions), before every page is checked; `sample(event)`, if
+    given, after each event (zram_views.MemUsedTimeline)."""
     swap_type_seen = None
     live = {}           # offset -> page_key of the page the trace stored there
     held = {}           # index -> page_key of what zram holds (stale for a resident page)
@@ -50,8 +53,14 @@ def zram_replay(device, trace_path, progress=None, at_end=None, sample=None):
     zero_map = set()    # offsets whose page is zero-filled, kept by the swap layer
     zero_events = {"swpout_zero": 0, "swpin_zero": 0}
     reader = TraceReader(trace_path)
+    due = float("inf") if policy is None else policy.next_ns
+    clock = 0
     for event, (op, swap_type, offset, image, ts) in enumerate(reader, 1):
-        device.clock_ns = ts if reader.has_timestamps else event * NSEC_PER_SEC
+        clock = ts if reader.has_timestamps else event * NSEC_PER_SEC
+        if clock > due:
+            policy.run_due(device, clock)
+            due = policy.next_ns
+        device.clock_ns = clock
         if swap_type_seen is None:
             swap_type_seen = swap_type
         elif swap_type != swap_type_seen:
@@ -102,6 +111,9 @@ def zram_replay(device, trace_path, progress=None, at_end=None, sample=None):
             sample(event)
         if progress is not None and event % 256 == 0:
             progress(event)
+    if policy is not None:
+        policy.run_due(device, clock, inclusive=True)
+        device.clock_ns = clock
     if at_end is not None:
         at_end(device)
     check_zram_conservation(device, live, held, resident, zero_map)

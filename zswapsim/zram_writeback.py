@@ -26,7 +26,8 @@ event, one second).
 
 `writeback` (writeback_store): `idle`, `huge`, `huge_idle` (both flags),
 `incompressible` (6.2: ZRAM_INCOMPRESSIBLE, which only recompression sets,
-so nothing here has it) or `page_index=N`.  Same-filled and already
+zram_recompress.py, when no secondary algorithm could shrink a slot) or
+`page_index=N`.  Same-filled and already
 written-back slots are skipped.  A chosen slot's page is written to a free
 block (bd_writes), its allocator object freed (compr_data_size, huge_pages
 and the zsmalloc pages fall), and the slot then names the block: it still

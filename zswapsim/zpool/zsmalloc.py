@@ -190,6 +190,11 @@ class ZsmallocPool(Zpool):
     def distinct_classes(self):
         return len(self.classes())
 
+    def lookup_class_index(self, size):
+        """zs_lookup_class_index: the index of the (merged) class serving
+        `size` bytes as given, without the handle header zs_malloc adds."""
+        return self.size_class[class_index(size)].index
+
     # -- fullness lists --------------------------------------------------
 
     def _insert(self, zspage, group):
