@@ -10,6 +10,17 @@ checked by zswapsim.config as the command line's options are.
 
 __version__ = "0.1.0"
 
+# The compiled parts: without a build their source folders would import as
+# empty namespace packages, so say what is missing before anything uses them.
+import importlib.util as _util  # noqa: E402
+
+for _name in ("_kcompress", "_engine"):
+    _spec = _util.find_spec(f"{__name__}.{_name}")
+    if _spec is None or _spec.origin in (None, "namespace"):
+        raise ImportError(f"zswapsim.{_name} is not built: install with pip install -e . "
+                          "(or python setup.py build_ext --inplace in a checkout)")
+del _name, _spec, _util
+
 from .config import ZswapConfig  # noqa: E402
 from .sweep import compare, recommend, tune_retries  # noqa: E402
 

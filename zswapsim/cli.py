@@ -839,11 +839,14 @@ def record_cmd(pid, output, interval_ms, duration_s, shared, file_dirty, write_t
 @click.option("--source", type=click.Path(dir_okay=False), default=None,
               help="Real pages to sample: a trace or a raw page dump.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--accesses-per-second", "rate", type=float, default=None,
+              help="Give every event its access's time (access i at i / RATE s, 1..10^9): "
+                   "the clock of zram's idle marking and --policy. Default: no timestamps.")
 @_description_option
 @click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def synth_cmd(output, ram, recording, accesses, footprint, pattern, skew, write_fraction,
-              phases, mix, source, seed, description, as_json, quiet):
+              phases, mix, source, seed, rate, description, as_json, quiet):
     """Write a trace of the swap events a kernel with --ram of memory would
     produce for a modelled program or a recorded one."""
     model_options = (accesses, footprint, phases, mix, source)
@@ -857,13 +860,13 @@ def synth_cmd(output, ram, recording, accesses, footprint, pattern, skew, write_
                     output, recording_accesses(reader), ram_pages(ram),
                     description=description or f"{reader.description}; "
                                                f"swap events for --ram {ram}",
-                    progress=progress)
+                    progress=progress, rate=rate)
         else:
             stats = synthesize(output, ram_pages(ram), accesses=accesses, footprint=footprint,
                                pattern=pattern, zipf_skew=skew, write_fraction=write_fraction,
                                phases=[parse_phase(text) for text in phases] or None,
                                mix=parse_mix(mix) if mix else None, source=source, seed=seed,
-                               description=description, progress=progress)
+                               description=description, progress=progress, rate=rate)
     if as_json:
         click.echo(json.dumps(stats, indent=1))
         return

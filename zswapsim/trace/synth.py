@@ -25,6 +25,12 @@ mutated cumulatively, so a page is remembered by its kind and a seed, and
 its bytes are made only when RamModel stores it: memory does not grow with
 the footprint or RAM, and pages that never reach swap cost nothing.
 
+With a rate (accesses per second) every event carries the time of the
+access that made it, access i at i / rate seconds, in the trace's
+nanosecond timestamps: the clock zram's idle marking and a --policy read.
+Without one the trace has no timestamps (replays then count one second
+per event).
+
 Everything random comes from one random.Random(seed): the same options and
 seed give the same trace, byte for byte.
 """
@@ -336,7 +342,7 @@ def _phase_pages(phase, count, rng, zipf_weights):
 
 def synthesize(output, ram_pages, accesses=None, footprint=None, pattern="zipf",
                zipf_skew=0.8, write_fraction=0.3, phases=None, mix=None, source=None,
-               seed=0, description=None, progress=None):
+               seed=0, description=None, progress=None, rate=None):
     """Write a synthetic trace to `output`; return the RamModel statistics
     and the pages made of each content kind (content_KIND).
 
@@ -347,8 +353,9 @@ def synthesize(output, ram_pages, accesses=None, footprint=None, pattern="zipf",
     fields take footprint, zipf_skew and write_fraction.  mix maps content
     kinds to relative weights (default DEFAULT_MIX, or all source pages
     when a source is given).  progress(done, total) is called now and then
-    with the accesses made."""
+    with the accesses made.  rate: accesses per second, for timestamps."""
     _check_count("RAM in pages", ram_pages, 1)
+    check_rate(rate)
     footprint = 2 * ram_pages if footprint is None else footprint
     _check_count("footprint in pages", footprint, 1)
     defaults = dict(footprint=footprint, skew=zipf_skew, write_fraction=write_fraction)
@@ -375,30 +382,75 @@ def synthesize(output, ram_pages, accesses=None, footprint=None, pattern="zipf",
         description = _describe(phases, accesses, mix, source, ram_pages, seed)
 
     stats = synthesize_from_accesses(output, generate_accesses(phases, accesses, content, rng),
-                                     ram_pages, description, progress, total=accesses)
+                                     ram_pages, description, progress, total=accesses,
+                                     rate=rate)
     stats.update({f"content_{kind}": content.drawn[kind] for kind in content.kinds})
     return stats
 
 
 def synthesize_from_accesses(output, accesses, ram_pages, description=None, progress=None,
-                             total=None):
+                             total=None, rate=None):
     """Write the trace that `accesses`, an iterable of (kind, page_key,
     content) as RamModel.access takes them, gives with `ram_pages` of RAM;
     return the RamModel statistics.  progress(done, total) is called now
-    and then with the accesses consumed and `total` as given."""
+    and then with the accesses consumed and `total` as given.  With `rate`
+    (accesses per second) the events carry their access's time."""
     _check_count("RAM in pages", ram_pages, 1)
+    check_rate(rate)
     if description is None:
         description = f"synthesized from an access sequence with {ram_pages} pages of RAM"
-    with TraceWriter(output, description=description) as writer:
-        model = RamModel(writer, ram_pages)
+    with TraceWriter(output, description=description, timestamps=rate is not None) as writer:
+        clocked = writer if rate is None else ClockedWriter(writer, rate)
+        model = RamModel(clocked, ram_pages)
         done = 0
         for done, (kind, key, content) in enumerate(accesses, 1):
+            if rate is not None:
+                clocked.at_access(done - 1)
             model.access(kind, key, content)
             if progress is not None and done % PROGRESS_EVERY == 0:
                 progress(done, total)
         if progress is not None:
             progress(done, total)
         return model.finish()
+
+
+NSEC_PER_SEC = 10 ** 9      # the unit of a trace's timestamps
+MAX_RATE = NSEC_PER_SEC     # accesses per second: one a nanosecond at most
+
+
+def check_rate(rate):
+    """Refuse a rate that is not a number of accesses per second in 1..10^9
+    (from 1 a second, 2^64 ns last 18 billion accesses)."""
+    if rate is None:
+        return
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or \
+            not 1 <= rate <= MAX_RATE:
+        raise ConfigError(f"accesses per second {rate!r} is outside 1..{MAX_RATE}")
+
+
+class ClockedWriter:
+    """A TraceWriter whose events carry the time of the access that made
+    them: access i at i / rate seconds, in nanoseconds."""
+
+    def __init__(self, writer, rate):
+        self.writer = writer
+        self.ns_per_access = NSEC_PER_SEC / rate
+        self.now = 0
+
+    def at_access(self, index):
+        self.now = round(index * self.ns_per_access)
+
+    def store(self, swap_type, offset, page):
+        self.writer.store(swap_type, offset, page, self.now)
+
+    def load(self, swap_type, offset):
+        self.writer.load(swap_type, offset, self.now)
+
+    def drop_clean(self, swap_type, offset):
+        self.writer.drop_clean(swap_type, offset, self.now)
+
+    def invalidate_page(self, swap_type, offset):
+        self.writer.invalidate_page(swap_type, offset, self.now)
 
 
 def _describe(phases, accesses, mix, source, ram_pages, seed):
