@@ -264,3 +264,35 @@ def test_size_report_refuses_a_raw_dump(tmp_path, capsys):
     assert exit_info.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "--size-report needs a TRACE" in lines[0], lines
+
+
+def test_each_post_processing_step_saves_what_leaving_it_out_costs(capsys):
+    """With writeback and recompression both given, the size report says
+    what each saves beside the other: the end and peak of a separate run
+    without that step, less this run's (the separate runs are made here
+    through the command line, not by the report)."""
+    trace = TRACES / "python-heap.trace"
+    common = ["zram", str(trace), "--kernel", "6.18", "--backing-dev", "16M", "--idle", "all",
+              "--recomp-algorithm", "algo=zstd priority=1", "-q", "--json"]
+    steps = {"writeback": ["--writeback", "idle", "--writeback-limit", "512"],
+             "recompress": ["--recompress", "type=idle max_pages=500"]}
+
+    def mm_stat(*args):
+        try:
+            main(common + list(args))
+        except SystemExit as exc:
+            assert exc.code in (0, None)
+        return json.loads(capsys.readouterr().out)
+
+    both = mm_stat(*steps["writeback"], *steps["recompress"], "--size-report")
+    saved_by = both["size_report"]["saved_by"]
+    assert set(saved_by) == {"writeback", "recompress"}
+    for kind, args in steps.items():
+        other, = (steps[name] for name in steps if name != kind)
+        alone = mm_stat(*other)["mm_stat"]
+        assert saved_by[kind] == {
+            "end_bytes": alone["mem_used_total"] - both["mm_stat"]["mem_used_total"],
+            "peak_bytes": alone["mem_used_max"] - both["mm_stat"]["mem_used_max"]}
+    # writeback frees zsmalloc objects of whole pages' worth; recompression
+    # only shrinks objects inside zspages, which without compaction may cost
+    assert saved_by["writeback"]["end_bytes"] > 0

@@ -545,8 +545,33 @@ def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, k
         stats["post_processing"] = post.report
     if policy is not None:
         stats["policy"] = {"clock": clock, "actions": policy.report()}
-    views = _zram_views(device, trace_path, make_device, timeline,
-                        bool(post.report) or compact or policy is not None,
+
+    def replay_leaving_out(kind):
+        """The trace replayed on a fresh device with every post-processing
+        step but those of `kind` (writeback, recompress or compact), or with
+        none when `kind` is None: (device, its MemUsedTimeline)."""
+        variant = make_device()
+        kept = {} if kind is None else {"writeback": writeback, "recompress": recompress}
+        kept.pop(kind, None)
+        variant_policy = None
+        if policy is not None and kind is not None:
+            variant_policy = Policy.load(policy_path)
+            variant_policy.actions = [a for a in variant_policy.actions if a.name != kind]
+            variant_policy.prepare(variant)
+        variant_post = _zram_post_processing(
+            variant, None if kind is None else idle, kept.get("writeback"),
+            writeback_limit if kept.get("writeback") else None, kept.get("recompress"))
+        sampled = MemUsedTimeline(variant)
+        zram_replay(variant, trace_path, at_end=variant_post, sample=sampled,
+                    policy=variant_policy)
+        if compact and kind not in (None, "compact"):
+            variant.compact()
+        return variant, sampled
+
+    kinds = [kind for kind, given in (("writeback", writeback), ("recompress", recompress),
+                                      ("compact", compact))
+             if given or policy is not None and any(a.name == kind for a in policy.actions)]
+    views = _zram_views(device, trace_path, replay_leaving_out, timeline, kinds,
                         zramctl, output_all, in_bytes, cpus, plot_path)
     if as_json:
         click.echo(json.dumps(stats | {name: view for name, (view, _) in views.items()},
@@ -579,24 +604,22 @@ def _check_zram_views(raw_path, mem_limit, zramctl, output_all, in_bytes, size_r
         raise click.UsageError("--size-report finds the mem_limit itself: drop --mem-limit")
 
 
-def _zram_views(device, trace_path, make_device, timeline, post_processed, zramctl,
+def _zram_views(device, trace_path, replay_leaving_out, timeline, kinds, zramctl,
                 output_all, in_bytes, cpus, plot_path):
     """{name: (JSON value, text lines)} of the --zramctl and --size-report
-    views asked for; the size report replays the trace once more without
-    post-processing when there was some."""
+    views asked for; with post-processing steps of `kinds`, the size report
+    replays the trace once more without any (the baseline), and with two or
+    more kinds once without each, for what each saves."""
     views = {}
     if zramctl:
         row = zramctl_row(device, cpus, swap=trace_path is not None, in_bytes=in_bytes)
         views["zramctl"] = (row, zramctl_table([row], ZRAMCTL_ALL if output_all
                                                else ZRAMCTL_DEFAULT))
     if timeline is not None:
-        baseline = None
-        if post_processed:
-            base = make_device()
-            base_timeline = MemUsedTimeline(base)
-            zram_replay(base, trace_path, sample=base_timeline)
-            baseline = (base, base_timeline)
-        report = size_report(device, timeline, baseline)
+        baseline = replay_leaving_out(None) if kinds else None
+        without = {kind: replay_leaving_out(kind)[0] for kind in kinds} \
+            if len(kinds) > 1 else {}
+        report = size_report(device, timeline, baseline, without)
         views["size_report"] = (report, size_report_lines(report))
         if plot_path:
             from .plots import size_report_plot

@@ -196,10 +196,12 @@ class MemUsedTimeline:
         return self.points
 
 
-def size_report(device, timeline, baseline=None):
+def size_report(device, timeline, baseline=None, without=None):
     """The sizing answer for a replayed `device` sampled by `timeline`; with
     `baseline` (the same trace's device and timeline without any
-    post-processing) also what post-processing saved."""
+    post-processing) also what post-processing saved, and with `without`
+    ({kind: the device replayed with every step but that kind's}) what each
+    kind saves beside the others: its device's figures less this one's."""
     points = timeline.finish()
     mm = device.mm_stat()
     peak_pages = mm["mem_used_max"] // PAGE_SIZE
@@ -225,6 +227,11 @@ def size_report(device, timeline, baseline=None):
         report["saved"] = {
             "end_bytes": base_mm["mem_used_total"] - mm["mem_used_total"],
             "peak_bytes": base_mm["mem_used_max"] - mm["mem_used_max"]}
+    if without:
+        report["saved_by"] = {
+            kind: {"end_bytes": other.mm_stat()["mem_used_total"] - mm["mem_used_total"],
+                   "peak_bytes": other.mm_stat()["mem_used_max"] - mm["mem_used_max"]}
+            for kind, other in without.items()}
     return report
 
 
@@ -247,4 +254,7 @@ def size_report_lines(report):
                   f"end {both(base['end_bytes'])}",
                   f"  post-processing saves:   peak {both(saved['peak_bytes'])}, "
                   f"end {both(saved['end_bytes'])}"]
+    for kind, saved in report.get("saved_by", {}).items():
+        lines.append(f"  {kind + ' saves':<24} peak {both(saved['peak_bytes'])}, "
+                     f"end {both(saved['end_bytes'])} (beside the other steps)")
     return lines
