@@ -74,14 +74,9 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
     with the events done; `timeline_points` > 0 adds to each result a
     "timeline" of (event, pool pages) samples about that many long."""
     configs = [as_config(config) for config in configs]
-    caches = {}         # _cache_key -> CompressionCache
-    lane_keys = []
+    caches, lane_keys = _compression_caches(configs)
     lanes = []
-    for config in configs:
-        key = _cache_key(config)
-        if key not in caches:
-            caches[key] = CompressionCache(_compressor(config))
-        lane_keys.append(key)
+    for config, key in zip(configs, lane_keys):
         zswap = Zswap(config, compressor=caches[key])
         if classes and not zswap.has_class_stats():
             raise ConfigError("--classes needs a backend with size classes (zsmalloc), "
@@ -231,18 +226,26 @@ def store_dropped_page(zswap, kept, swap_type, offset):
         kept[swap_type, offset] = page
 
 
-def _compressor(config):
-    """The compressor `config` names, as its kernel runs it."""
-    name = config.compressor
-    return get_compressor(name, kernel=config.kernel) if isinstance(name, str) else name
-
-
-def _cache_key(config):
-    """Lanes share a compression cache when they compress alike: the same
-    compressor object, or named compressors of the same identity (lz4 is
-    one under 6.12 and 6.18, two under 6.1 and 6.12: their dlen differs)."""
-    name = config.compressor
-    return _compressor(config).identity() if isinstance(name, str) else name
+def _compression_caches(configs):
+    """({key: CompressionCache}, each config's key).  Lanes share a cache
+    when they compress alike: the same compressor object, or named
+    compressors of the same identity (lz4 is one under 6.12 and 6.18, two
+    under 6.1 and 6.12: their dlen differs).  Each name is looked up once
+    per kernel."""
+    caches, keys, named = {}, [], {}
+    for config in configs:
+        name = config.compressor
+        if not isinstance(name, str):
+            key, compressor = name, name
+        elif (name, config.kernel) in named:
+            key, compressor = named[name, config.kernel], None
+        else:
+            compressor = get_compressor(name, kernel=config.kernel)
+            key = named[name, config.kernel] = compressor.identity()
+        if key not in caches:
+            caches[key] = CompressionCache(compressor)
+        keys.append(key)
+    return caches, keys
 
 
 def _compress_ahead(caches):
