@@ -147,23 +147,19 @@ def test_compressors_without_a_batch_call_say_so(name):
     assert get_compressor(name).batch_compressor() is None
 
 
-def test_cache_takes_the_compressions_made_ahead_for_the_remembered_image():
+def test_cache_takes_the_compressions_made_ahead_on_a_miss_and_only_then():
     from zswapsim.compress import page_key
     zstd = Counting("zstd")
     cache = CompressionCache(zstd)
     pages = sample_pages()
-    cache.take_ahead(10, cache.batch(pages))             # images 10..14
-    for image_id, page in enumerate(pages, start=10):
-        cache.remember(page, page_key(page), image_id)
-        assert cache.compress(page) == zstd.inner.compress(page)
+    for page, ahead in zip(pages, cache.batch(pages)):
+        assert cache.compress(page, page_key(page), ahead) == zstd.inner.compress(page)
     assert zstd.calls == 0 and cache.misses == len(pages)
-    # Three pages the batch does not hold: ids before and after its range,
-    # and a page other than the one remembered, must be compressed there.
-    first, last, stranger = (bytes(4095) + bytes([tag]) for tag in (1, 2, 3))
-    cache.remember(first, page_key(first), 9)
-    assert cache.compress(first) == zstd.inner.compress(first)
-    cache.remember(last, page_key(last), 15)
+    # A hit ignores what is handed ahead; a miss with nothing ahead, and
+    # one with no key given, compress on the spot.
+    assert cache.compress(pages[0], page_key(pages[0]), memoryview(b"other")) == \
+        zstd.inner.compress(pages[0])
+    first, last = (bytes(4095) + bytes([tag]) for tag in (1, 2))
+    assert cache.compress(first, page_key(first)) == zstd.inner.compress(first)
     assert cache.compress(last) == zstd.inner.compress(last)
-    cache.remember(pages[2], page_key(pages[2]), 12)
-    assert cache.compress(stranger) == zstd.inner.compress(stranger)
-    assert zstd.calls == 3
+    assert zstd.calls == 2 and cache.hits == 1

@@ -583,13 +583,12 @@ def test_work_ahead_sees_each_blocks_new_images_in_order(tmp_path):
         workers.add(threading.current_thread().name)
         return [bytes(image) for image in new]
 
-    for _, images in reader.blocks(ahead=ahead):
-        first, done = reader.ahead_done
+    for block in reader.blocks(ahead=ahead):
+        first, done = block.first_image, block.ahead
         seen.append((first, done))
-        assert [images[first + index] for index in range(len(done))] == done
+        assert [block.images[first + index] for index in range(len(done))] == done
     # Block 1 brings images 0 and 1, block 2 image 2 (two_block_spec).
     assert seen == [(0, [page(10), page(11)]), (2, [page(12)])]
-    assert reader.ahead_done is None
     assert workers == {"trace-prefetch"}                 # off the consumer's thread
 
 

@@ -513,8 +513,9 @@ class CompressionCache:
 
     Where the compressor has a batch call (`batch`), the trace reader's
     helper thread compresses each block's new images with it while the
-    replayer works through the block before (`take_ahead`); a miss on one
-    of them takes that result instead of compressing on the spot."""
+    replayer works through the block before; the replayer hands a page's
+    result to compress() as `ahead`, which a miss takes instead of
+    compressing on the spot."""
 
     def __init__(self, compressor, budget_bytes=64 << 20):
         self.compressor = compressor
@@ -525,25 +526,12 @@ class CompressionCache:
         self.misses = 0
         self.batch = compressor.batch_compressor()
         self._results = OrderedDict()
-        self._last_page = self._last_key = None
-        self._last_id = -1
-        self._ahead_first, self._ahead = 0, ()
 
-    def take_ahead(self, first, results):
-        """Compressions of the trace's images first, first + 1, ..., made
-        ahead by `batch`; they replace the previous block's."""
-        self._ahead_first, self._ahead = first, results or ()
-
-    def remember(self, page, key, image_id=-1):
-        """The key (and trace image id) of the page object about to be
-        compressed, already known."""
-        self._last_page, self._last_key, self._last_id = page, key, image_id
-
-    def compress(self, page):
-        if page is self._last_page:
-            key, index = self._last_key, self._last_id - self._ahead_first
-        else:
-            key, index = page_key(page), -1
+    def compress(self, page, key=None, ahead=None):
+        """The page's compressed bytes; `key` is its page_key when the
+        caller knows it, `ahead` its compression made ahead (a buffer)."""
+        if key is None:
+            key = page_key(page)
         results = self._results
         data = results.get(key)
         if data is not None:
@@ -551,10 +539,7 @@ class CompressionCache:
             self.hits += 1
             return data
         self.misses += 1
-        if 0 <= index < len(self._ahead):
-            data = self._ahead[index].tobytes()
-        else:
-            data = self.compressor.compress(page)
+        data = ahead.tobytes() if ahead is not None else self.compressor.compress(page)
         results[key] = data
         self.cached_bytes += len(data) + len(key)
         while self.cached_bytes > self.budget_bytes:

@@ -66,6 +66,58 @@ def replay(trace_path, config=None, *, verify=True, classes=False, progress=None
                         classes=classes, progress=progress)[0]
 
 
+class Lane:
+    """One configuration riding the pass: its Zswap (with its own RAM and
+    swap device), the pages it kept in RAM because they could not leave
+    ((swap type, offset) -> page), the compression cache it shares with
+    the lanes that compress alike, and its timeline of pool sizes."""
+
+    __slots__ = ("config", "cache", "zswap", "resident", "timeline")
+
+    def __init__(self, config, cache, classes):
+        self.config, self.cache = config, cache
+        self.zswap = Zswap(config, compressor=cache)
+        if classes and not self.zswap.has_class_stats():
+            raise ConfigError("--classes needs a backend with size classes (zsmalloc), "
+                              f"not {config.backend}")
+        self.resident = {}
+        self.timeline = []
+
+    def store(self, swap_type, offset, image, key, ahead):
+        """The swap core's swap-out of `image`; it stays in RAM if it cannot leave."""
+        resident = self.resident
+        if resident:
+            resident.pop((swap_type, offset), None)
+        if self.zswap.store(swap_type, offset, image, key, ahead) is None:
+            resident[swap_type, offset] = image
+
+    def load(self, swap_type, offset):
+        page = self.resident.get((swap_type, offset)) if self.resident else None
+        return page if page is not None else self.zswap.load(swap_type, offset)
+
+    def invalidate_page(self, swap_type, offset):
+        if self.resident:
+            self.resident.pop((swap_type, offset), None)
+        self.zswap.invalidate_page(swap_type, offset)
+
+    def invalidate_area(self, swap_type):
+        for slot in [slot for slot in self.resident if slot[0] == swap_type]:
+            del self.resident[slot]
+        self.zswap.invalidate_area(swap_type)
+
+    def drop_clean(self, swap_type, offset):
+        """A clean page loaded exclusively from zswap left RAM: it is stored
+        again, and stays in RAM if it still cannot leave.  A page this lane
+        kept in RAM all along, or read from the swap device or the zero map
+        (whose copy stays), needs nothing."""
+        zswap = self.zswap
+        if (swap_type, offset) in self.resident or zswap.where(swap_type, offset) != "ram":
+            return
+        page = zswap.peek(swap_type, offset)
+        if zswap.evict_loaded(swap_type, offset) is None:
+            self.resident[swap_type, offset] = page
+
+
 def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
                  timeline_points=0):
     """One pass over the trace for every configuration in `configs`
@@ -75,49 +127,38 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
     "timeline" of (event, pool pages) samples about that many long."""
     configs = [as_config(config) for config in configs]
     caches, lane_keys = _compression_caches(configs)
-    lanes = []
-    for config, key in zip(configs, lane_keys):
-        zswap = Zswap(config, compressor=caches[key])
-        if classes and not zswap.has_class_stats():
-            raise ConfigError("--classes needs a backend with size classes (zsmalloc), "
-                              f"not {config.backend}")
-        lanes.append(zswap)
+    lanes = [Lane(config, caches[key], classes) for config, key in zip(configs, lane_keys)]
 
     reader = TraceReader(trace_path)
     sample = PageSample(reader)
     sample_every = 0
     if timeline_points:
         sample_every = max(1, (reader.event_count() or 1) // timeline_points)
-    timelines = [[] for _ in lanes]
     live = {}           # swap type -> {offset: page_key of the expected image}
-    resident = [{} for _ in lanes]   # per lane: (swap type, offset) -> page kept in RAM
-    exclusive_lanes = [(zswap, kept) for zswap, kept in zip(lanes, resident)
-                       if zswap.profile.exclusive_loads]
+    exclusive_lanes = [lane for lane in lanes if lane.zswap.profile.exclusive_loads]
     # A trace older than drop_clean loses nothing until its first load.
     old_trace_note = bool(exclusive_lanes) and reader.version < DROP_CLEAN_VERSION
-    cache_list = list(caches.values())
-    batching = [cache for cache in cache_list if cache.batch is not None]
+    batching = [cache for cache in caches.values() if cache.batch is not None]
+    # Per lane, the index of its cache's results made ahead, or None.
+    ahead_index = [batching.index(lane.cache) if lane.cache in batching else None
+                   for lane in lanes]
     events = 0
     started = time.perf_counter()
-    lane_state = list(zip(lanes, resident))
-    for block, images in reader.blocks(_compress_ahead(batching)):
+    for block in reader.blocks(_compress_ahead(batching)):
+        images = block.images
         sample.take(images, reader.images_defined)
-        if batching:
-            first, done = reader.ahead_done
-            for cache, results in zip(batching, done or [()] * len(batching)):
-                cache.take_ahead(first, results)
-        for op, swap_type, image_id, offset in columns(block):
+        first, done = block.first_image, block.ahead or [()] * len(batching)
+        lane_ahead = [(lane, None if index is None else done[index])
+                      for lane, index in zip(lanes, ahead_index)]
+        for op, swap_type, image_id, offset in columns(block.events):
             events += 1
             if op == STORE:
                 image = images[image_id]
                 key = page_key(image)
-                for cache in cache_list:
-                    cache.remember(image, key, image_id)
-                for zswap, kept in lane_state:
-                    if kept:
-                        kept.pop((swap_type, offset), None)
-                    if zswap.store(swap_type, offset, image) is None:
-                        kept[swap_type, offset] = image
+                new = image_id - first
+                for lane, results in lane_ahead:
+                    lane.store(swap_type, offset, image, key,
+                               results[new] if results and 0 <= new < len(results) else None)
                 live_offsets = live.get(swap_type)
                 if live_offsets is None:
                     live_offsets = live[swap_type] = {}
@@ -125,7 +166,7 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
             elif op == LOAD:
                 if old_trace_note:
                     note_old_trace(trace_path, reader.version,
-                                   [zswap.profile.name for zswap, _kept in exclusive_lanes])
+                                   [lane.zswap.profile.name for lane in exclusive_lanes])
                     old_trace_note = False
                 image = images.get(image_id)
                 if verify:
@@ -133,71 +174,69 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
                     expected = live_offsets.get(offset) if live_offsets else None
                     if (image is None) != (expected is None):
                         raise inconsistent_load(events, swap_type, offset, image, expected)
-                for zswap, kept in lane_state:
-                    page = kept.get((swap_type, offset)) if kept else None
-                    if page is None:
-                        page = zswap.load(swap_type, offset)
+                for lane in lanes:
+                    page = lane.load(swap_type, offset)
                     if verify and page != image:
                         if image is not None and page_key(image) != expected:
                             raise inconsistent_load(events, swap_type, offset, image, expected)
                         raise VerifyError(_mismatch(events, swap_type, offset, page, image))
             elif op == INVALIDATE_PAGE:
-                for zswap, kept in lane_state:
-                    if kept:
-                        kept.pop((swap_type, offset), None)
-                    zswap.invalidate_page(swap_type, offset)
+                for lane in lanes:
+                    lane.invalidate_page(swap_type, offset)
                 live.get(swap_type, {}).pop(offset, None)
             elif op == DROP_CLEAN:
                 if verify and offset not in live.get(swap_type, ()):
                     raise inconsistent_drop(events, swap_type, offset)
-                for zswap, kept in exclusive_lanes:
-                    store_dropped_page(zswap, kept, swap_type, offset)
+                for lane in exclusive_lanes:
+                    lane.drop_clean(swap_type, offset)
             elif op == INVALIDATE_AREA:
-                for zswap, kept in lane_state:
-                    for slot in [slot for slot in kept if slot[0] == swap_type]:
-                        del kept[slot]
-                    zswap.invalidate_area(swap_type)
+                for lane in lanes:
+                    lane.invalidate_area(swap_type)
                 live.pop(swap_type, None)
             if sample_every and events % sample_every == 0:
-                for zswap, timeline in zip(lanes, timelines):
-                    timeline.append((events, zswap.pool_pages()))
+                for lane in lanes:
+                    lane.timeline.append((events, lane.zswap.pool_pages()))
             if progress is not None and events % 256 == 0:
                 progress(events)
-    for zswap in lanes:
-        zswap.run_pending_work()
+    for lane in lanes:
+        lane.zswap.run_pending_work()
     if progress is not None:
         progress(events)
     elapsed = time.perf_counter() - started
     costs = page_costs({key: cache.compressor for key, cache in caches.items()},
                        sample.pages, elapsed)
+    return [_result(trace_path, lane, costs[key], live, verify, events, elapsed, classes,
+                    timeline_points)
+            for lane, key in zip(lanes, lane_keys)]
 
-    results = []
-    for config, key, zswap, timeline, kept in zip(configs, lane_keys, lanes, timelines, resident):
-        live_pages = check_conservation(zswap, live, verify, kept)
-        counts = zswap.counters()
-        result = {
-            "trace": str(trace_path), "backend": config.backend,
-            "compressor": zswap.compressor.name, "kernel": config.kernel,
-            "pool_options": zswap.pool_options, "ram_pages": config.ram_pages,
-            "max_pool_percent": config.max_pool_percent,
-            "accept_threshold_percent": config.accept_threshold_percent,
-            "retries": config.retries,
-            "same_filled_pages_enabled": zswap.same_filled_pages_enabled,
-            "what_if": config.what_if(), "events": events, "live_pages": live_pages,
-            "verified": verify, "seconds": round(elapsed, 3),
-        }
-        result.update(counts)
-        result.update(derived(counts))
-        result.update(cpu_cost(costs[key], counts))
-        result["resident_pages"] = len(kept)
-        if zswap.faults is not None:
-            result.update({f"injected_{kind}": n for kind, n in zswap.faults.injected.items()})
-        if classes:
-            result["classes"] = zswap.class_stats()
-        if timeline_points:
-            result["timeline"] = timeline + [(events, zswap.pool_pages())]
-        results.append(result)
-    return results
+
+def _result(trace_path, lane, cost, live, verify, events, elapsed, classes, timeline_points):
+    """A lane's result dict: its settings, counters and figures."""
+    config, zswap = lane.config, lane.zswap
+    live_pages = check_conservation(zswap, live, verify, lane.resident)
+    counts = zswap.counters()
+    result = {
+        "trace": str(trace_path), "backend": config.backend,
+        "compressor": zswap.compressor.name, "kernel": config.kernel,
+        "pool_options": zswap.pool_options, "ram_pages": config.ram_pages,
+        "max_pool_percent": config.max_pool_percent,
+        "accept_threshold_percent": config.accept_threshold_percent,
+        "retries": config.retries,
+        "same_filled_pages_enabled": zswap.same_filled_pages_enabled,
+        "what_if": config.what_if(), "events": events, "live_pages": live_pages,
+        "verified": verify, "seconds": round(elapsed, 3),
+    }
+    result.update(counts)
+    result.update(derived(counts))
+    result.update(cpu_cost(cost, counts))
+    result["resident_pages"] = len(lane.resident)
+    if zswap.faults is not None:
+        result.update({f"injected_{kind}": n for kind, n in zswap.faults.injected.items()})
+    if classes:
+        result["classes"] = zswap.class_stats()
+    if timeline_points:
+        result["timeline"] = lane.timeline + [(events, zswap.pool_pages())]
+    return result
 
 
 def note_old_trace(trace_path, version, kernels):
@@ -212,18 +251,6 @@ def note_old_trace(trace_path, version, kernels):
           f"under the exclusive loads of Linux {kernels} zswpout and the pool count too few "
           "stores and such pages stay in RAM (swapcache_hits) as if never reclaimed; make "
           "the trace again with `zswapsim trace synth` to have them", file=sys.stderr)
-
-
-def store_dropped_page(zswap, kept, swap_type, offset):
-    """A clean page loaded exclusively from zswap left RAM: it is stored
-    again, and stays in RAM (`kept`) if it still cannot leave.  A page this
-    lane kept in RAM all along, or read from the swap device or the zero
-    map (whose copy stays), needs nothing."""
-    if kept and (swap_type, offset) in kept or zswap.where(swap_type, offset) != "ram":
-        return
-    page = zswap.peek(swap_type, offset)
-    if zswap.evict_loaded(swap_type, offset) is None:
-        kept[swap_type, offset] = page
 
 
 def _compression_caches(configs):

@@ -467,10 +467,12 @@ class Zswap:
 
     # -- frontswap operations --------------------------------------------
 
-    def store(self, swap_type, offset, page):
+    def store(self, swap_type, offset, page, key=None, ahead=None):
         """Swap a page out; True when zswap keeps it, False when it went to
         the swap device instead, None when it could not leave RAM (no free
-        swap slot, or the device write failed)."""
+        swap slot, or the device write failed).  `key` and `ahead`, when the
+        caller has them, are the page's page_key and its compression made
+        ahead, for the compression cache (CompressionCache.compress)."""
         if self.shrink_pending:
             self._run_due_work(swap_out=True)
         self.stores += 1
@@ -490,8 +492,8 @@ class Zswap:
                     self.duplicate_entry += 1       # 6.6: zswap itself
                 self._drop(swap_type, offset)       # frontswap's invalidate first
         if self.zswap_lru:
-            return self._swap_writepage(swap_type, offset, page, tree)
-        entry = self._zswap_store(swap_type, offset, page)
+            return self._swap_writepage(swap_type, offset, page, tree, key, ahead)
+        entry = self._zswap_store(swap_type, offset, page, key, ahead)
         if entry is None:
             return self._write_to_device(swap_type, offset, page)
         if offset in tree:                          # zswap sees the duplicate
@@ -520,7 +522,7 @@ class Zswap:
             self.peak_pool_pages = pages
         self.swapdev.discard(swap_type, offset)     # the slot's old data is dead
 
-    def _swap_writepage(self, swap_type, offset, page, tree):
+    def _swap_writepage(self, swap_type, offset, page, tree, key, ahead):
         """swap_writepage of 6.12: a zero page to the zero map (True: it
         left RAM with no I/O), any other through zswap_store (True), or to
         the device when zswap refuses it (False, None as store())."""
@@ -537,7 +539,7 @@ class Zswap:
             self.swpout_zero += 1
             return True
         self._forget_zero(swap_type, offset)        # swap_zeromap_folio_clear
-        entry = self._zswap_store_lru(offset, page)
+        entry = self._zswap_store_lru(offset, page, key, ahead)
         if entry is None:
             if self.pool_reached_full and self.profile.limit_rule == CHECK_LIMITS:
                 self._queue_shrink_work()           # 6.12: every refusal while full
@@ -574,7 +576,7 @@ class Zswap:
         self._queue_shrink_work()
         return True
 
-    def _zswap_store_lru(self, offset, page):
+    def _zswap_store_lru(self, offset, page, key, ahead):
         """zswap_store of 6.6 / 6.12 / 6.18 up to the tree insert: an entry,
         or None with the reason counted."""
         refused = self._check_limits() if self.profile.limit_rule == CHECK_LIMITS \
@@ -585,7 +587,7 @@ class Zswap:
         entry = self._same_filled_entry(page)
         if entry is not None:
             return entry
-        compressed = self.compressor.compress(page)
+        compressed = self.compressor.compress(page, key, ahead)
         length = len(compressed)
         value = None
         if self.store_as_is and length >= PAGE_SIZE:     # also what did not fit
@@ -626,7 +628,7 @@ class Zswap:
             self.reject_alloc_fail += 1
         return None
 
-    def _zswap_store(self, swap_type, offset, page):
+    def _zswap_store(self, swap_type, offset, page, key, ahead):
         """zswap_frontswap_store up to the tree insert: an entry, or None."""
         pool = self.pool_for(swap_type)
         if self.reclaim_on_store:
@@ -654,7 +656,7 @@ class Zswap:
         if entry is not None:
             return entry
 
-        compressed = self.compressor.compress(page)
+        compressed = self.compressor.compress(page, key, ahead)
         length = len(compressed)
         if length > self.compress_buffer:
             self.reject_too_big += 1

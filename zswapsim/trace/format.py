@@ -28,7 +28,7 @@ import tempfile
 import threading
 import zlib
 from array import array
-from collections import deque
+from collections import deque, namedtuple
 from types import MappingProxyType
 
 import numpy as np
@@ -290,7 +290,6 @@ class TraceReader:
                            else check_max_memory(max_memory))
         self._live = {}
         self._images_defined = 0
-        self.ahead_done = None
         require_file(self.path, "a trace", "it is read more than once")
         with open(self.path, "rb") as f:
             self._read_header(f, expect_page_size)
@@ -340,14 +339,15 @@ class TraceReader:
                 yield op, swap_type, offset, images.get(image), ts
 
     def blocks(self, ahead=None):
-        """Yield (events, images) per block: a read-only EVENT_DTYPE array, and a
-        read-only mapping id -> page bytes of every image alive for this block
-        (it changes once the next block is requested).  A helper thread reads,
-        checks and decompresses the next block while this one is used.
+        """Yield a Block per block: (events, images), a read-only EVENT_DTYPE
+        array and a read-only mapping id -> page bytes of every image alive
+        for this block (it changes once the next block is requested).  A
+        helper thread reads, checks and decompresses the next block while
+        this one is used.
 
         With `ahead`, the helper thread also calls ahead(new images) on the
-        list of images a block introduces, and while the block is in use
-        `ahead_done` is (id of its first new image, what ahead returned)."""
+        list of images a block introduces; the Block carries what it
+        returned (`ahead`) and the id of its first new image (`first_image`)."""
         self._live = live = {}
         self._images_defined = 0
         decoded = _with_work_ahead(_prefetched(self._decoded_blocks()), ahead)
@@ -358,11 +358,9 @@ class TraceReader:
             live.update(zip(range(first, first + len(images)), images))
             self._images_defined = first + len(images)
             del images      # the live set holds them; a released one goes with its release
-            self.ahead_done = (first, done)
-            yield events, MappingProxyType(live)
+            yield Block(events, MappingProxyType(live), first, done)
             for image in release:
                 del live[image]
-        self.ahead_done = None
 
     def _decoded_blocks(self):
         """Yield (new images, events, release list) per block, every rule of
@@ -556,6 +554,17 @@ class _BlockState:
         self.events = 0
         # Release counts of the last blocks: what the caller may not have dropped yet.
         self.recent_releases = deque(maxlen=READ_AHEAD_BLOCKS)
+
+
+class Block(namedtuple("Block", "events images")):
+    """A block as TraceReader.blocks yields it: (events, images), with the
+    id of the first image it defines and what the reader's work ahead
+    returned for its new images (None without)."""
+
+    def __new__(cls, events, images, first_image=0, ahead=None):
+        block = super().__new__(cls, events, images)
+        block.first_image, block.ahead = first_image, ahead
+        return block
 
 
 def _with_work_ahead(decoded, ahead):
