@@ -4,7 +4,9 @@
  * pages from, the owner's evict callback, the reclaim counters, ReclaimTries
  * (the `retries` tries of one reclaim_page call, finished arithmetically once
  * they stop changing anything), the audit's disjointness test, and the small
- * doubly linked list the kernel's lists become.
+ * doubly linked list the kernel's lists become; and the driver table each
+ * allocator fills (struct zpool_driver, mm/zpool.c's zpool_driver), through
+ * which module.c and the compiled zswap call every pool alike.
  *
  * None of this knows Python: module.c supplies the frame source (the Python
  * Memory, one call per new frame) and the evict callback, and turns status
@@ -119,6 +121,45 @@ uint64_t *zpool_result_slot(struct zpool_common *common, int ret);
 /* Format a PoolCorrupted message into common->message; returns ZE_CORRUPTED. */
 int zpool_corrupted(struct zpool_common *common, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* -- the driver table: one per allocator, what zswap and module.c call ------ */
+
+/* Where a live object's bytes lie: in one frame, or straddling into `next`. */
+struct zpool_span {
+	uint8_t *frame, *next;
+	uint32_t pfn, offset, size;
+};
+
+/* The keyword options a pool is created with (the Python pools' `options`). */
+struct zpool_options {
+	uint32_t chain_size;	/* zsmalloc: CONFIG_ZSMALLOC_CHAIN_SIZE */
+	uint32_t key_in_handle;	/* zcache zbud: bytes of the swap entry kept in its tmem handle */
+};
+
+struct order;
+
+struct zpool_driver {
+	const char *name;			/* the Python pool's name */
+	/* NULL when an option is out of range or the C heap is exhausted */
+	void *(*create)(const struct frame_source *src, bool has_evict,
+			const struct zpool_options *options);
+	void (*destroy)(void *pool);
+	struct zpool_common *(*common)(void *pool);
+	/* 0, -EINVAL, -ENOSPC, -ENOMEM, ZE_CALLBACK or ZE_OOM */
+	int (*malloc)(void *pool, long long size, uint64_t *handle);
+	int (*free)(void *pool, uint64_t handle);
+	/* 0, ZE_NOT_IN_POOL or an allocator's own "no such object" status */
+	int (*span)(void *pool, uint64_t handle, struct zpool_span *span);
+	/* *result is reclaim_page's return value; the status is 0, ZE_CALLBACK or ZE_OOM */
+	int (*reclaim_page)(void *pool, long long retries, int *result);
+	uint64_t (*total_pages)(const void *pool);
+	int (*order)(void *pool, struct order *out);	/* the _reclaim_order snapshot */
+	int (*check)(void *pool);
+};
+
+extern const struct zpool_driver zbud_driver, zsmalloc_driver;
+/* The driver of a pool name, NULL when there is none. */
+const struct zpool_driver *zpool_driver_named(const char *name);
 
 /* -- the order a reclaim try can still move (base.Zpool._reclaim_order) ---- */
 

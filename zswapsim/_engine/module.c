@@ -1,7 +1,8 @@
 /*
  * module.c - zswapsim._engine: the compiled allocators (zbud.c, zsmalloc.c)
- * exposed to Python one call at a time, with the API of the Python pools in
- * zswapsim/zpool/ (zswapsim/zpool/native.py puts the last touches on it).
+ * exposed to Python one call at a time, each through its driver table
+ * (engine.h), with the API of the Python pools in zswapsim/zpool/
+ * (zswapsim/zpool/native.py puts the last touches on it).
  *
  * Frames: a pool takes each new page from its Python Memory (alloc_page,
  * free_page), so pfns, budgets and injected faults are the Memory's own, call
@@ -26,8 +27,6 @@
 
 static PyObject *Invalid, *NoSpace, *PoolCorrupted, *ConfigError;
 
-enum kind { ZBUD, ZSMALLOC };
-
 /* A frame the pool has held: the memoryview memory.frames[pfn] and its bytes. */
 struct frame_slot {
 	PyObject *view;
@@ -40,10 +39,23 @@ typedef struct {
 	PyObject *evict;
 	struct frame_slot *frames;	/* by pfn; view NULL where never held */
 	uint32_t frames_cap;
-	enum kind kind;
-	void *impl;			/* struct zbud_pool or struct zs_pool */
+	const struct pool_binding *binding;
+	void *impl;			/* the driver's pool */
 	struct zpool_common *common;
 } PoolObject;
+
+/* What this file adds to an allocator's driver for its Python type. */
+struct pool_binding {
+	const struct zpool_driver *driver;
+	bool hex_handles;		/* errors name handles in hex (zbud's are addresses) */
+	/* NULL with the exception of malloc's -EINVAL or -ENOSPC, in the Python pool's words */
+	PyObject *(*malloc_error)(PyObject *size, int status);
+	/* _reclaim_order's value: `lru` (stolen) and the lists after it in `order` */
+	PyObject *(*order_value)(PoolObject *self, PyObject *lru, const struct order *order,
+				 size_t *pos);
+};
+
+static const struct pool_binding zbud_binding, zsmalloc_binding;
 
 /* -- the frame source and the evict callback --------------------------------- */
 
@@ -158,7 +170,7 @@ static int call_evict(void *ctx, uint64_t handle, int *ret)
 
 static const char *pool_name(const PoolObject *self)
 {
-	return self->kind == ZBUD ? "zbud" : "zsmalloc";
+	return self->binding->driver->name;
 }
 
 static int ready(PoolObject *self)
@@ -202,7 +214,7 @@ static int parse_count(PyObject *obj, const char *what, long long *value)
 
 static PyObject *not_in_pool(PoolObject *self, PyObject *handle, int status)
 {
-	PyObject *text = self->kind == ZBUD ? PyNumber_ToBase(handle, 16) : PyObject_Str(handle);
+	PyObject *text = self->binding->hex_handles ? PyNumber_ToBase(handle, 16) : PyObject_Str(handle);
 
 	if (!text)
 		return NULL;
@@ -242,23 +254,29 @@ static PyObject *fail(PoolObject *self, int status, PyObject *handle)
 
 /* -- construction ----------------------------------------------------------------- */
 
-static int pool_setup(PoolObject *self, PyObject *memory, PyObject *evict,
-		      struct frame_source *src)
+/* 0 once the pool of `binding` is made with `options`, else -1 with an error. */
+static int pool_setup(PoolObject *self, const struct pool_binding *binding, PyObject *memory,
+		      PyObject *evict, const struct zpool_options *options)
 {
+	struct frame_source src = { frame_alloc, frame_free, call_evict, self };
+
 	if (self->impl) {
 		PyErr_SetString(PyExc_TypeError, "a pool is initialised once");
 		return -1;
 	}
-	src->alloc = frame_alloc;
-	src->free = frame_free;
-	src->evict = call_evict;
-	src->ctx = self;
 	Py_INCREF(memory);
 	self->memory = memory;
 	if (evict != Py_None) {
 		Py_INCREF(evict);
 		self->evict = evict;
 	}
+	self->binding = binding;
+	self->impl = binding->driver->create(&src, self->evict != NULL, options);
+	if (!self->impl) {
+		PyErr_NoMemory();
+		return -1;
+	}
+	self->common = binding->driver->common(self->impl);
 	return 0;
 }
 
@@ -266,26 +284,18 @@ static int zbud_init(PoolObject *self, PyObject *args, PyObject *kwargs)
 {
 	static char *keywords[] = { "memory", "evict", NULL };
 	PyObject *memory, *evict = Py_None;
-	struct frame_source src;
+	struct zpool_options options = { 0 };
 
-	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O", keywords, &memory, &evict) ||
-	    pool_setup(self, memory, evict, &src))
+	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O", keywords, &memory, &evict))
 		return -1;
-	self->kind = ZBUD;
-	self->impl = zbud_create(&src, self->evict != NULL);
-	if (!self->impl) {
-		PyErr_NoMemory();
-		return -1;
-	}
-	self->common = zbud_common(self->impl);
-	return 0;
+	return pool_setup(self, &zbud_binding, memory, evict, &options);
 }
 
 static int zsmalloc_init(PoolObject *self, PyObject *args, PyObject *kwargs)
 {
 	static char *keywords[] = { "memory", "evict", "chain_size", NULL };
 	PyObject *memory, *evict = Py_None, *chain = NULL;
-	struct frame_source src;
+	struct zpool_options options = { 0 };
 	long chain_size = 4;
 
 	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OO", keywords, &memory, &evict, &chain))
@@ -302,16 +312,8 @@ static int zsmalloc_init(PoolObject *self, PyObject *args, PyObject *kwargs)
 			return -1;
 		}
 	}
-	if (pool_setup(self, memory, evict, &src))
-		return -1;
-	self->kind = ZSMALLOC;
-	self->impl = zs_create(&src, self->evict != NULL, (uint32_t)chain_size);
-	if (!self->impl) {
-		PyErr_NoMemory();
-		return -1;
-	}
-	self->common = zs_common(self->impl);
-	return 0;
+	options.chain_size = (uint32_t)chain_size;
+	return pool_setup(self, &zsmalloc_binding, memory, evict, &options);
 }
 
 static int pool_traverse(PoolObject *self, visitproc visit, void *arg)
@@ -338,12 +340,8 @@ static void pool_dealloc(PoolObject *self)
 	uint32_t pfn;
 
 	PyObject_GC_UnTrack(self);
-	if (self->impl) {
-		if (self->kind == ZBUD)
-			zbud_destroy(self->impl);
-		else
-			zs_destroy(self->impl);
-	}
+	if (self->impl)
+		self->binding->driver->destroy(self->impl);
 	for (pfn = 0; pfn < self->frames_cap; pfn++)
 		if (self->frames[pfn].view) {
 			PyBuffer_Release(&self->frames[pfn].buf);
@@ -365,15 +363,9 @@ static PyObject *pool_malloc(PoolObject *self, PyObject *size_obj)
 
 	if (!ready(self) || parse_count(size_obj, "a size", &size))
 		return NULL;
-	status = self->kind == ZBUD ? zbud_malloc(self->impl, size, &handle)
-		: zs_malloc(self->impl, size, &handle);
-	if (status == -EINVAL && self->kind == ZBUD)
-		return PyErr_Format(Invalid, "zbud_alloc of size 0");
-	if (status == -EINVAL)
-		return PyErr_Format(Invalid, "zs_malloc of %S bytes", size_obj);
-	if (status == -ENOSPC)
-		return PyErr_Format(NoSpace, "zbud_alloc of %S bytes > %u", size_obj,
-				    PAGE_SIZE - 128);
+	status = self->binding->driver->malloc(self->impl, size, &handle);
+	if (status == -EINVAL || status == -ENOSPC)
+		return self->binding->malloc_error(size_obj, status);
 	if (status)
 		return fail(self, status, NULL);
 	return PyLong_FromUnsignedLongLong(handle);
@@ -388,19 +380,13 @@ static PyObject *pool_free(PoolObject *self, PyObject *handle_obj)
 		return NULL;
 	if (!known)
 		return not_in_pool(self, handle_obj, ZE_NOT_IN_POOL);
-	status = self->kind == ZBUD ? zbud_free(self->impl, handle) : zs_free(self->impl, handle);
+	status = self->binding->driver->free(self->impl, handle);
 	if (status)
 		return fail(self, status, handle_obj);
 	Py_RETURN_NONE;
 }
 
-/* Where a live object's bytes lie: in one frame, or straddling into next. */
-struct span {
-	uint8_t *frame, *next;
-	uint32_t pfn, offset, size;
-};
-
-static int object_span(PoolObject *self, PyObject *handle_obj, struct span *span)
+static int object_span(PoolObject *self, PyObject *handle_obj, struct zpool_span *span)
 {
 	uint64_t handle;
 	int status, known;
@@ -411,20 +397,7 @@ static int object_span(PoolObject *self, PyObject *handle_obj, struct span *span
 		not_in_pool(self, handle_obj, ZE_NOT_IN_POOL);
 		return -1;
 	}
-	if (self->kind == ZBUD) {
-		span->next = NULL;
-		status = zbud_extent(self->impl, handle, &span->pfn, &span->frame, &span->offset,
-				     &span->size);
-	} else {
-		struct zs_object obj;
-
-		status = zs_object(self->impl, handle, &obj);
-		span->frame = obj.frame;
-		span->next = obj.next_frame;
-		span->pfn = obj.pfn;
-		span->offset = obj.offset;
-		span->size = obj.size;
-	}
+	status = self->binding->driver->span(self->impl, handle, span);
 	if (status) {
 		fail(self, status, handle_obj);
 		return -1;
@@ -436,7 +409,7 @@ static PyObject *pool_write(PoolObject *self, PyObject *args)
 {
 	PyObject *handle_obj;
 	Py_buffer data;
-	struct span span;
+	struct zpool_span span;
 	size_t n, first;
 
 	if (!PyArg_ParseTuple(args, "Oy*:write", &handle_obj, &data))
@@ -460,7 +433,7 @@ static PyObject *pool_write(PoolObject *self, PyObject *args)
 	Py_RETURN_NONE;
 }
 
-static PyObject *copy_out(const struct span *span)
+static PyObject *copy_out(const struct zpool_span *span)
 {
 	PyObject *out = PyBytes_FromStringAndSize(NULL, span->size);
 	uint32_t first = span->next ? PAGE_SIZE - span->offset : span->size;
@@ -477,7 +450,7 @@ static PyObject *copy_out(const struct span *span)
 
 static PyObject *pool_read(PoolObject *self, PyObject *handle_obj)
 {
-	struct span span;
+	struct zpool_span span;
 
 	return object_span(self, handle_obj, &span) ? NULL : copy_out(&span);
 }
@@ -486,7 +459,7 @@ static PyObject *pool_read(PoolObject *self, PyObject *handle_obj)
  * that straddles two pages, as zs_map_object copies one out. */
 static PyObject *pool_map(PoolObject *self, PyObject *handle_obj)
 {
-	struct span span;
+	struct zpool_span span;
 
 	if (object_span(self, handle_obj, &span))
 		return NULL;
@@ -506,8 +479,7 @@ static PyObject *pool_reclaim_page(PoolObject *self, PyObject *retries_obj)
 	if (retries == LLONG_MAX || retries == LLONG_MIN)
 		return PyErr_Format(PyExc_OverflowError, "retries %S is beyond 64 bits",
 				    retries_obj);
-	status = self->kind == ZBUD ? zbud_reclaim_page(self->impl, retries, &result)
-		: zs_reclaim_page(self->impl, retries, &result);
+	status = self->binding->driver->reclaim_page(self->impl, retries, &result);
 	if (status)
 		return fail(self, status, NULL);
 	return PyLong_FromLong(result);
@@ -518,8 +490,7 @@ static PyObject *pool_total_pages(PoolObject *self, PyObject *unused)
 	(void)unused;
 	if (!ready(self))
 		return NULL;
-	return PyLong_FromUnsignedLongLong(self->kind == ZBUD ? zbud_total_pages(self->impl)
-					   : zs_total_pages(self->impl));
+	return PyLong_FromUnsignedLongLong(self->binding->driver->total_pages(self->impl));
 }
 
 static PyObject *pool_total_size(PoolObject *self, PyObject *unused)
@@ -527,9 +498,8 @@ static PyObject *pool_total_size(PoolObject *self, PyObject *unused)
 	(void)unused;
 	if (!ready(self))
 		return NULL;
-	return PyLong_FromUnsignedLongLong(PAGE_SIZE * (self->kind == ZBUD
-							? zbud_total_pages(self->impl)
-							: zs_total_pages(self->impl)));
+	return PyLong_FromUnsignedLongLong(PAGE_SIZE *
+					   self->binding->driver->total_pages(self->impl));
 }
 
 static PyObject *pool_unchanged(PoolObject *self, PyObject *ret)
@@ -556,7 +526,7 @@ static PyObject *pool_check(PoolObject *self, PyObject *unused)
 	(void)unused;
 	if (!ready(self))
 		return NULL;
-	status = self->kind == ZBUD ? zbud_check(self->impl) : zs_check(self->impl);
+	status = self->binding->driver->check(self->impl);
 	if (status)
 		return fail(self, status, NULL);
 	Py_RETURN_NONE;
@@ -616,37 +586,20 @@ static Py_ssize_t distinct_classes(PoolObject *self)
 static PyObject *pool_reclaim_order(PoolObject *self, PyObject *unused)
 {
 	struct order order = { 0 };
-	PyObject *lru = NULL, *lists = NULL, *result = NULL;
+	PyObject *lru, *result;
 	size_t pos = 0;
 	int status;
 
 	(void)unused;
 	if (!ready(self))
 		return NULL;
-	status = self->kind == ZBUD ? zbud_order(self->impl, &order)
-		: zs_order(self->impl, &order);
+	status = self->binding->driver->order(self->impl, &order);
 	if (status) {
 		order_release(&order);
 		return fail(self, status, NULL);
 	}
 	lru = take_run(&order, &pos);
-	if (lru && self->kind == ZBUD) {
-		PyObject *buddied = take_run(&order, &pos);
-		uint64_t mask = order.words[pos++];
-
-		lists = buddied ? take_runs(&order, &pos, PAGE_SIZE / 64 - 1) : NULL;
-		if (lists)
-			result = Py_BuildValue("(NN(KN))", lru, buddied, (unsigned long long)mask,
-					       lists);
-		else
-			Py_XDECREF(buddied);
-	} else if (lru) {
-		lists = take_runs(&order, &pos, 4 * distinct_classes(self));
-		if (lists)
-			result = Py_BuildValue("(NN)", lru, lists);
-	}
-	if (!result && !lists)
-		Py_XDECREF(lru);
+	result = lru ? self->binding->order_value(self, lru, &order, &pos) : NULL;
 	order_release(&order);
 	return result;
 }
@@ -778,6 +731,40 @@ static PyObject *zbud_pfn_list(PoolObject *self, PyObject *unused)
 	return list;
 }
 
+static PyObject *zbud_malloc_error(PyObject *size, int status)
+{
+	if (status == -EINVAL)
+		return PyErr_Format(Invalid, "zbud_alloc of size 0");
+	return PyErr_Format(NoSpace, "zbud_alloc of %S bytes > %u", size, PAGE_SIZE - 128);
+}
+
+/* (lru, buddied, (unbuddied mask, unbuddied lists)) */
+static PyObject *zbud_order_value(PoolObject *self, PyObject *lru, const struct order *order,
+				  size_t *pos)
+{
+	PyObject *buddied = take_run(order, pos), *lists = NULL;
+	uint64_t mask = 0;
+
+	(void)self;
+	if (buddied) {
+		mask = order->words[(*pos)++];
+		lists = take_runs(order, pos, PAGE_SIZE / 64 - 1);
+	}
+	if (!lists) {
+		Py_XDECREF(buddied);
+		Py_DECREF(lru);
+		return NULL;
+	}
+	return Py_BuildValue("(NN(KN))", lru, buddied, (unsigned long long)mask, lists);
+}
+
+static const struct pool_binding zbud_binding = {
+	.driver = &zbud_driver,
+	.hex_handles = true,
+	.malloc_error = zbud_malloc_error,
+	.order_value = zbud_order_value,
+};
+
 static PyMethodDef zbud_methods[] = {
 	POOL_METHODS,
 	{ "_pfns", (PyCFunction)zbud_pfn_list, METH_NOARGS, "the held pages, by pfn" },
@@ -865,6 +852,32 @@ static PyGetSetDef zs_getset[] = {
 	{ "pages_allocated", (getter)get_pages_allocated, NULL, NULL, NULL },
 	{ "pages_compacted", (getter)get_pages_compacted, NULL, NULL, NULL },
 	{ NULL, NULL, NULL, NULL, NULL },
+};
+
+/* zs_malloc refuses a size only with -EINVAL */
+static PyObject *zs_malloc_error(PyObject *size, int status)
+{
+	(void)status;
+	return PyErr_Format(Invalid, "zs_malloc of %S bytes", size);
+}
+
+/* (lru, the four fullness lists of each distinct class) */
+static PyObject *zs_order_value(PoolObject *self, PyObject *lru, const struct order *order,
+				size_t *pos)
+{
+	PyObject *lists = take_runs(order, pos, 4 * distinct_classes(self));
+
+	if (!lists) {
+		Py_DECREF(lru);
+		return NULL;
+	}
+	return Py_BuildValue("(NN)", lru, lists);
+}
+
+static const struct pool_binding zsmalloc_binding = {
+	.driver = &zsmalloc_driver,
+	.malloc_error = zs_malloc_error,
+	.order_value = zs_order_value,
 };
 
 static PyMethodDef zs_methods[] = {

@@ -97,8 +97,10 @@ struct zbud_pool *zbud_create(const struct frame_source *src, bool has_evict)
 	return pool;
 }
 
-void zbud_destroy(struct zbud_pool *pool)
+void zbud_destroy(void *opaque)
 {
+	struct zbud_pool *pool = opaque;
+
 	uint32_t pfn;
 
 	for (pfn = 0; pfn < pool->pages_cap; pfn++)
@@ -108,8 +110,10 @@ void zbud_destroy(struct zbud_pool *pool)
 	free(pool);
 }
 
-struct zpool_common *zbud_common(struct zbud_pool *pool)
+struct zpool_common *zbud_common(void *opaque)
 {
+	struct zbud_pool *pool = opaque;
+
 	return &pool->common;
 }
 
@@ -223,8 +227,9 @@ static int hold_page(struct zbud_pool *pool, uint32_t pfn, uint8_t *frame,
 
 /* -- the zpool API ---------------------------------------------------------- */
 
-int zbud_malloc(struct zbud_pool *pool, long long size, uint64_t *handle)
+int zbud_malloc(void *opaque, long long size, uint64_t *handle)
 {
+	struct zbud_pool *pool = opaque;
 	struct zbud_header *zhdr;
 	enum buddy bud;
 	uint32_t chunks;
@@ -265,8 +270,9 @@ int zbud_malloc(struct zbud_pool *pool, long long size, uint64_t *handle)
 	return 0;
 }
 
-int zbud_free(struct zbud_pool *pool, uint64_t handle)
+int zbud_free(void *opaque, uint64_t handle)
 {
+	struct zbud_pool *pool = opaque;
 	struct zbud_header *zhdr = header_of(pool, handle);
 
 	if (!zhdr)
@@ -307,8 +313,10 @@ int zbud_extent(struct zbud_pool *pool, uint64_t handle, uint32_t *pfn, uint8_t 
 	return 0;
 }
 
-uint64_t zbud_total_pages(const struct zbud_pool *pool)
+uint64_t zbud_total_pages(const void *opaque)
 {
+	const struct zbud_pool *pool = opaque;
+
 	return pool->nr_pages;
 }
 
@@ -342,8 +350,9 @@ int zbud_order(void *opaque, struct order *out)
 	return status;
 }
 
-int zbud_reclaim_page(struct zbud_pool *pool, long long retries, int *result)
+int zbud_reclaim_page(void *opaque, long long retries, int *result)
 {
+	struct zbud_pool *pool = opaque;
 	struct reclaim_tries tries;
 	int status;
 
@@ -450,8 +459,9 @@ static long long count_list(const struct link *head, int list)
 	return n;
 }
 
-int zbud_check(struct zbud_pool *pool)
+int zbud_check(void *opaque)
 {
+	struct zbud_pool *pool = opaque;
 	struct zpool_common *c = &pool->common;
 	char unmarked[ZE_MESSAGE_LEN] = "";
 	size_t used = 0;
@@ -504,3 +514,32 @@ uint64_t zbud_pfns(const struct zbud_pool *pool, uint32_t *out, uint64_t cap)
 		}
 	return n;
 }
+
+/* -- the driver table --------------------------------------------------------- */
+
+static void *driver_create(const struct frame_source *src, bool has_evict,
+			   const struct zpool_options *options)
+{
+	(void)options;
+	return zbud_create(src, has_evict);
+}
+
+static int driver_span(void *pool, uint64_t handle, struct zpool_span *span)
+{
+	span->next = NULL;
+	return zbud_extent(pool, handle, &span->pfn, &span->frame, &span->offset, &span->size);
+}
+
+const struct zpool_driver zbud_driver = {
+	.name = "zbud",
+	.create = driver_create,
+	.destroy = zbud_destroy,
+	.common = zbud_common,
+	.malloc = zbud_malloc,
+	.free = zbud_free,
+	.span = driver_span,
+	.reclaim_page = zbud_reclaim_page,
+	.total_pages = zbud_total_pages,
+	.order = zbud_order,
+	.check = zbud_check,
+};

@@ -251,3 +251,20 @@ int check_disjoint(struct zpool_common *common, uint32_t pfn, struct extent *ext
 				       extents[n - 1].name);
 	return 0;
 }
+
+/* -- the drivers, by the Python pools' names --------------------------------- */
+
+static const struct zpool_driver *const drivers[] = {
+	&zbud_driver,
+	&zsmalloc_driver,
+};
+
+const struct zpool_driver *zpool_driver_named(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++)
+		if (!strcmp(drivers[i]->name, name))
+			return drivers[i];
+	return NULL;
+}

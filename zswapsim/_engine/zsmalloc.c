@@ -240,8 +240,10 @@ static void release_zspage(struct zspage *zspage)
 	free(zspage);
 }
 
-void zs_destroy(struct zs_pool *pool)
+void zs_destroy(void *opaque)
 {
+	struct zs_pool *pool = opaque;
+
 	while (!link_empty(&pool->zspages)) {
 		struct zspage *zspage = link_entry(pool->zspages.next, struct zspage, all);
 
@@ -253,8 +255,10 @@ void zs_destroy(struct zs_pool *pool)
 	free(pool);
 }
 
-struct zpool_common *zs_common(struct zs_pool *pool)
+struct zpool_common *zs_common(void *opaque)
 {
+	struct zs_pool *pool = opaque;
+
 	return &pool->common;
 }
 
@@ -457,8 +461,9 @@ static void copy_span(struct zspage *zspage, uint32_t offset, uint8_t *buf, uint
 
 /* -- the zpool API ---------------------------------------------------------- */
 
-int zs_malloc(struct zs_pool *pool, long long size, uint64_t *handle_out)
+int zs_malloc(void *opaque, long long size, uint64_t *handle_out)
 {
+	struct zs_pool *pool = opaque;
 	struct size_class *cls;
 	struct zspage *zspage;
 	struct handle_entry entry;
@@ -515,8 +520,9 @@ int zs_malloc(struct zs_pool *pool, long long size, uint64_t *handle_out)
 	return 0;
 }
 
-int zs_free(struct zs_pool *pool, uint64_t handle)
+int zs_free(void *opaque, uint64_t handle)
 {
+	struct zs_pool *pool = opaque;
 	struct handle_entry *entry = lookup(pool, handle);
 	struct zspage *zspage;
 	struct size_class *cls;
@@ -568,8 +574,10 @@ int zs_object(struct zs_pool *pool, uint64_t handle, struct zs_object *obj)
 	return 0;
 }
 
-uint64_t zs_total_pages(const struct zs_pool *pool)
+uint64_t zs_total_pages(const void *opaque)
 {
+	const struct zs_pool *pool = opaque;
+
 	return pool->pages_allocated;
 }
 
@@ -613,8 +621,9 @@ int zs_order(void *opaque, struct order *out)
 	return status;
 }
 
-int zs_reclaim_page(struct zs_pool *pool, long long retries, int *result)
+int zs_reclaim_page(void *opaque, long long retries, int *result)
 {
+	struct zs_pool *pool = opaque;
 	struct reclaim_tries tries;
 	int status;
 
@@ -836,8 +845,9 @@ static int check_zspage(struct zs_pool *pool, const struct size_class *cls,
 	return 0;
 }
 
-int zs_check(struct zs_pool *pool)
+int zs_check(void *opaque)
 {
+	struct zs_pool *pool = opaque;
 	struct zpool_common *c = &pool->common;
 	uint64_t pages = 0, lru = 0, lru_live = 0, live = 0, i;
 	const struct link *node;
@@ -896,3 +906,40 @@ int zs_check(struct zs_pool *pool)
 				       (unsigned long long)pages);
 	return 0;
 }
+
+/* -- the driver table --------------------------------------------------------- */
+
+static void *driver_create(const struct frame_source *src, bool has_evict,
+			   const struct zpool_options *options)
+{
+	return zs_create(src, has_evict, options->chain_size);
+}
+
+static int driver_span(void *pool, uint64_t handle, struct zpool_span *span)
+{
+	struct zs_object obj;
+	int status = zs_object(pool, handle, &obj);
+
+	if (status)
+		return status;
+	span->frame = obj.frame;
+	span->next = obj.next_frame;
+	span->pfn = obj.pfn;
+	span->offset = obj.offset;
+	span->size = obj.size;
+	return 0;
+}
+
+const struct zpool_driver zsmalloc_driver = {
+	.name = "zsmalloc",
+	.create = driver_create,
+	.destroy = zs_destroy,
+	.common = zs_common,
+	.malloc = zs_malloc,
+	.free = zs_free,
+	.span = driver_span,
+	.reclaim_page = zs_reclaim_page,
+	.total_pages = zs_total_pages,
+	.order = zs_order,
+	.check = zs_check,
+};
