@@ -184,11 +184,12 @@ static PyObject *zo_load(ZswapObject *self, PyObject *const *args, Py_ssize_t na
 	uint8_t page[PAGE_SIZE];
 	uint32_t type;
 	uint64_t offset;
-	int found = 0;
+	int found = 0, status;
 
 	if (parse_slot(self, args, nargs, 2, &type, &offset))
 		return NULL;
-	return page_result(zswap_load(self->z, type, offset, page, &found), found, page);
+	status = zswap_load(self->z, type, offset, page, &found);
+	return page_result(status, found, page);
 }
 
 static PyObject *zo_peek(ZswapObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -196,11 +197,12 @@ static PyObject *zo_peek(ZswapObject *self, PyObject *const *args, Py_ssize_t na
 	uint8_t page[PAGE_SIZE];
 	uint32_t type;
 	uint64_t offset;
-	int found = 0;
+	int found = 0, status;
 
 	if (parse_slot(self, args, nargs, 2, &type, &offset))
 		return NULL;
-	return page_result(zswap_peek(self->z, type, offset, page, &found), found, page);
+	status = zswap_peek(self->z, type, offset, page, &found);
+	return page_result(status, found, page);
 }
 
 static PyObject *zo_compressed(ZswapObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -253,11 +255,12 @@ static PyObject *zo_evict_loaded(ZswapObject *self, PyObject *const *args, Py_ss
 {
 	uint32_t type;
 	uint64_t offset;
-	int result = 0;
+	int result = 0, status;
 
 	if (parse_slot(self, args, nargs, 2, &type, &offset))
 		return NULL;
-	return store_result(zswap_evict_loaded(self->z, type, offset, &result), result);
+	status = zswap_evict_loaded(self->z, type, offset, &result);
+	return store_result(status, result);
 }
 
 static PyObject *zo_run_pending_work(ZswapObject *self, PyObject *unused)
