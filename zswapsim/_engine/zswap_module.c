@@ -626,9 +626,45 @@ static PyTypeObject ZswapType = {
 	.tp_new = PyType_GenericNew,
 };
 
+/* random_stream(seed_words, n): the first n random() of faults.c's generator
+ * seeded with those words, for the test that holds it against random.Random */
+static PyObject *random_stream(PyObject *unused, PyObject *args)
+{
+	struct fault_plan plan;
+	PyObject *words, *faults, *list;
+	Py_ssize_t n, i;
+
+	(void)unused;
+	if (!PyArg_ParseTuple(args, "O!n", &PyTuple_Type, &words, &n))
+		return NULL;
+	faults = Py_BuildValue("((ddd)O)", 0.0, 0.0, 0.0, words);
+	if (!faults)
+		return NULL;
+	i = parse_faults(faults, &plan);
+	Py_DECREF(faults);
+	if (i)
+		return NULL;
+	list = PyList_New(n > 0 ? n : 0);
+	for (i = 0; list && i < n; i++) {
+		PyObject *value = PyFloat_FromDouble(faults_random(&plan));
+
+		if (!value)
+			Py_CLEAR(list);
+		else
+			PyList_SET_ITEM(list, i, value);
+	}
+	return list;
+}
+
+static PyMethodDef functions[] = {
+	{ "random_stream", random_stream, METH_VARARGS,
+	  "random_stream(seed_words, n): faults.c's first n random() draws" },
+	{ NULL, NULL, 0, NULL },
+};
+
 int zswap_module_add(PyObject *module)
 {
-	if (PyType_Ready(&ZswapType))
+	if (PyType_Ready(&ZswapType) || PyModule_AddFunctions(module, functions))
 		return -1;
 	return PyModule_AddObjectRef(module, "Zswap", (PyObject *)&ZswapType);
 }
