@@ -185,6 +185,15 @@ class NativeZswap:
         return self._engine.counts()["slots_in_use"]
 
     @property
+    def shrink_pending(self):
+        """Whether the shrink work is queued."""
+        return bool(self._engine.counts()["shrink_pending"])
+
+    @property
+    def pool_reached_full(self):
+        return bool(self._engine.counts()["pool_reached_full"])
+
+    @property
     def pool_total_size(self):
         return self.pool_pages() * PAGE_SIZE
 

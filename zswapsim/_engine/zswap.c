@@ -1177,6 +1177,8 @@ void zswap_counts(const struct zswap *z, struct zswap_counts *out)
 	out->ram_used_pages = z->memory.used_pages;
 	out->ram_peak_pages = z->memory.peak_pages;
 	out->ram_free_pages = memory_free_pages(&z->memory);
+	out->shrink_pending = z->shrink_pending;
+	out->pool_reached_full = z->pool_reached_full;
 }
 
 const struct fault_plan *zswap_faults(const struct zswap *z)

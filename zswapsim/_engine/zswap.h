@@ -84,12 +84,14 @@ enum zswap_where { WHERE_NONE, WHERE_POOL, WHERE_SWAP, WHERE_ZERO_MAP, WHERE_RAM
 	X(compressed_bytes) X(peak_pool_pages) X(zeromap_pages) X(loaded_pages)	\
 	X(reclaim_success) X(reclaim_eagain) X(reclaim_einval)			\
 	X(writeback_eexist) X(writeback_enomem) X(writeback_eio)
-/* ... and those read off the pools, the swap device and the RAM. */
+/* ... and those read off the pools, the swap device and the RAM, with two
+ * flags of zswap's state (0 or 1). */
 #define ZSWAP_DERIVED_COUNTERS(X)						\
 	X(pool_pages) X(reclaim_calls) X(reclaim_pages_scanned) X(evict_calls)	\
 	X(evict_eexist) X(evict_enomem) X(evict_eio) X(swap_writes)		\
 	X(swap_reads) X(swap_discards) X(swap_used_slots) X(slots_in_use)	\
-	X(ram_used_pages) X(ram_peak_pages) X(ram_free_pages)
+	X(ram_used_pages) X(ram_peak_pages) X(ram_free_pages)			\
+	X(shrink_pending) X(pool_reached_full)
 
 struct zswap_counts {
 #define ZSWAP_FIELD(name) uint64_t name;
