@@ -106,6 +106,52 @@ def test_native_bounds_swap_types_and_offsets():
         native.store(0, 0, b"x")
 
 
+def test_swapoff_discards_every_slot_of_the_type_sharing_a_page():
+    """Slots holding one page share it; swapoff must free every one of them."""
+    native = NativeZswap(ram_pages=100, max_pool_percent=0)
+    page = random.Random(3).randbytes(PAGE)            # incompressible: to the device
+    for swap_type in (0, 1):
+        for offset in range(500):
+            assert native.store(swap_type, offset, page) is False
+    native.invalidate_area(0)
+    assert native.swapdev.used_slots() == 500 and native.swapdev.discards == 500
+    assert native.where(0, 7) is None and native.peek(1, 7) == page
+    native.invalidate_area(1)
+    assert native.slots_in_use() == 0
+
+
+def test_a_long_random_run_agrees():
+    """Beside the state machine's short runs: a few thousand operations over
+    sixty offsets per case, so the maps grow, collide and shrink."""
+    for case_number, (kernel, backend) in enumerate(CASES):
+        config = ZswapConfig(kernel=kernel, backend=backend, ram_pages=200,
+                             max_pool_percent=10, shrink_delay=case_number % 3,
+                             faults={"seed": case_number, "evict": 0.1, "swap_write": 0.05})
+        engines = (Zswap(config), NativeZswap(config))
+        rng = random.Random(case_number)
+        for step in range(2500):
+            swap_type, offset, choice = rng.randrange(2), rng.randrange(60), rng.random()
+            if choice < 0.5:
+                call = ("store", swap_type, offset, rng.choice(PAGES))
+            elif choice < 0.75:
+                call = ("load", swap_type, offset)
+            elif choice < 0.9:
+                call = ("invalidate_page", swap_type, offset)
+            elif choice < 0.96:
+                call = ("evict_loaded", swap_type, offset)
+            elif choice < 0.99:
+                call = ("run_pending_work",)
+            else:
+                call = ("invalidate_area", swap_type)
+            python, native = (getattr(z, call[0])(*call[1:]) for z in engines)
+            assert native == python, (kernel, backend, step, call[:3])
+            if step % 50 == 0 or call[0] == "invalidate_area":
+                assert engines[1].counters() == engines[0].counters(), (kernel, backend, step)
+        for swap_type in (0, 1):
+            for offset in range(60):
+                assert engines[1].peek(swap_type, offset) == engines[0].peek(swap_type, offset)
+
+
 # -- the differential state machine ---------------------------------------------------------
 
 def _pages():

@@ -8,7 +8,10 @@
  *
  * The slots live in a hash map from the swap entry (type above offset),
  * open addressing with linear probing and backward-shift deletion; zswap.c
- * keeps its per-slot records in the same map.
+ * keeps its per-slot records in the same kind of map.  A slot holds a
+ * reference to its page in a page store that keeps each content once, as
+ * the Python device holds a reference to the page object it was given (a
+ * trace's image swapped out to many slots costs one page, not one each).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +74,13 @@ int slot_map_put(struct slot_map *map, uint64_t key, void *value)
 {
 	size_t i;
 
+	if (map->cap) {
+		i = find(map, key);
+		if (map->values[i]) {			/* a replacement */
+			map->values[i] = value;
+			return 0;
+		}
+	}
 	if (4 * (map->len + 1) > 3 * map->cap) {	/* at most three quarters full */
 		int status = grow(map);
 
@@ -134,7 +144,8 @@ void slot_map_release(struct slot_map *map)
 /* A deletion moves records back only into the hole it made, at or after
  * bucket i cyclically, so staying on i after one visits every record once
  * or, for a record wrapped round from the start, twice (visits must not
- * mind: each is told the record's current key). */
+ * mind: each is told the record's current key).  Whether the record at i
+ * was kept is told by its key: records may share a value (a page). */
 int slot_map_each_of_type(struct slot_map *map, uint32_t type,
 			  int (*visit)(void *ctx, uint64_t key, void *value), void *ctx)
 {
@@ -152,10 +163,88 @@ int slot_map_each_of_type(struct slot_map *map, uint32_t type,
 		status = visit(ctx, key, value);
 		if (status)
 			return status;
-		if (map->values[i] == value)	/* kept: move on */
+		if (map->values[i] && map->keys[i] == key)	/* kept: move on */
 			i++;
 	}
 	return 0;
+}
+
+/* -- the page store: a slot holds a reference, as the Python device holds
+ * the page object it was given, so a page swapped out to many slots is kept
+ * once -------------------------------------------------------------------------- */
+
+static uint64_t page_hash(const uint8_t *page)
+{
+	uint64_t hash = UINT64_C(0x9e3779b97f4a7c15), word;
+	uint32_t i;
+
+	for (i = 0; i < PAGE_SIZE; i += 8) {
+		memcpy(&word, page + i, 8);
+		hash = (hash ^ word) * UINT64_C(0x100000001b3);
+		hash ^= hash >> 29;
+	}
+	return hash;
+}
+
+struct shared_page *page_intern(struct page_store *store, const uint8_t *page)
+{
+	uint64_t hash = page_hash(page);
+	struct shared_page *head = slot_map_get(&store->by_hash, hash), *found;
+
+	for (found = head; found; found = found->next)
+		if (!memcmp(found->bytes, page, PAGE_SIZE)) {
+			found->refs++;
+			return found;
+		}
+	found = malloc(sizeof(*found));
+	if (!found)
+		return NULL;
+	found->hash = hash;
+	found->refs = 1;
+	found->next = head;
+	memcpy(found->bytes, page, PAGE_SIZE);
+	if (slot_map_put(&store->by_hash, hash, found)) {
+		free(found);
+		return NULL;
+	}
+	return found;
+}
+
+void page_release(struct page_store *store, struct shared_page *page)
+{
+	struct shared_page *head;
+
+	if (--page->refs)
+		return;
+	head = slot_map_get(&store->by_hash, page->hash);
+	if (head == page) {
+		if (page->next)		/* a replacement, which never grows the map */
+			slot_map_put(&store->by_hash, page->hash, page->next);
+		else
+			slot_map_del(&store->by_hash, page->hash);
+	} else {
+		while (head->next != page)
+			head = head->next;
+		head->next = page->next;
+	}
+	free(page);
+}
+
+void page_store_release(struct page_store *store)
+{
+	size_t i;
+
+	for (i = 0; i < store->by_hash.cap; i++) {
+		struct shared_page *page = store->by_hash.values[i];
+
+		while (page) {
+			struct shared_page *next = page->next;
+
+			free(page);
+			page = next;
+		}
+	}
+	slot_map_release(&store->by_hash);
 }
 
 /* -- the device ------------------------------------------------------------------- */
@@ -167,57 +256,56 @@ void swapdev_init(struct swapdev *dev, uint64_t nr_slots, struct fault_plan *fau
 
 void swapdev_release(struct swapdev *dev)
 {
-	size_t i;
-
-	for (i = 0; i < dev->slots.cap; i++)
-		free(dev->slots.values[i]);
 	slot_map_release(&dev->slots);
+	page_store_release(&dev->pages);
 }
 
 int swapdev_write(struct swapdev *dev, uint32_t type, uint64_t offset, const uint8_t *page)
 {
 	uint64_t key = swp_entry(type, offset);
-	uint8_t *slot;
+	struct shared_page *old, *new;
 
 	if (dev->nr_slots && offset >= dev->nr_slots)
 		return -EINVAL;
 	if (dev->faults && faults_fail(dev->faults, FAULT_SWAP_WRITE))
 		return -EIO;
-	slot = slot_map_get(&dev->slots, key);
-	if (!slot) {
-		slot = malloc(PAGE_SIZE);
-		if (!slot)
-			return ZE_OOM;
-		if (slot_map_put(&dev->slots, key, slot)) {
-			free(slot);
-			return ZE_OOM;
-		}
+	new = page_intern(&dev->pages, page);
+	if (!new)
+		return ZE_OOM;
+	old = slot_map_get(&dev->slots, key);
+	if (slot_map_put(&dev->slots, key, new)) {
+		page_release(&dev->pages, new);
+		return ZE_OOM;
 	}
-	memcpy(slot, page, PAGE_SIZE);
+	if (old)
+		page_release(&dev->pages, old);
 	dev->writes++;
 	return 0;
 }
 
 const uint8_t *swapdev_read(struct swapdev *dev, uint32_t type, uint64_t offset)
 {
-	const uint8_t *page = slot_map_get(&dev->slots, swp_entry(type, offset));
+	const struct shared_page *page = slot_map_get(&dev->slots, swp_entry(type, offset));
 
-	if (page)
-		dev->reads++;
-	return page;
+	if (!page)
+		return NULL;
+	dev->reads++;
+	return page->bytes;
 }
 
 const uint8_t *swapdev_peek(const struct swapdev *dev, uint32_t type, uint64_t offset)
 {
-	return slot_map_get(&dev->slots, swp_entry(type, offset));
+	const struct shared_page *page = slot_map_get(&dev->slots, swp_entry(type, offset));
+
+	return page ? page->bytes : NULL;
 }
 
 void swapdev_discard(struct swapdev *dev, uint32_t type, uint64_t offset)
 {
-	uint8_t *page = slot_map_del(&dev->slots, swp_entry(type, offset));
+	struct shared_page *page = slot_map_del(&dev->slots, swp_entry(type, offset));
 
 	if (page) {
-		free(page);
+		page_release(&dev->pages, page);
 		dev->discards++;
 	}
 }
@@ -227,7 +315,7 @@ static int discard_one(void *ctx, uint64_t key, void *page)
 	struct swapdev *dev = ctx;
 
 	slot_map_del(&dev->slots, key);
-	free(page);
+	page_release(&dev->pages, page);
 	dev->discards++;
 	return 0;
 }

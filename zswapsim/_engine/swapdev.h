@@ -44,10 +44,30 @@ void slot_map_release(struct slot_map *map);
 int slot_map_each_of_type(struct slot_map *map, uint32_t type,
 			  int (*visit)(void *ctx, uint64_t key, void *value), void *ctx);
 
+/* -- pages kept once per content, shared by reference ------------------------------ */
+
+struct shared_page {
+	uint64_t hash;
+	uint64_t refs;
+	struct shared_page *next;	/* the next page of the same hash */
+	uint8_t bytes[PAGE_SIZE];
+};
+
+struct page_store {
+	struct slot_map by_hash;	/* content hash -> its pages, chained */
+};
+
+/* The stored page equal to `page`, one reference more; NULL when the C heap
+ * is exhausted. */
+struct shared_page *page_intern(struct page_store *store, const uint8_t *page);
+void page_release(struct page_store *store, struct shared_page *page);
+void page_store_release(struct page_store *store);
+
 /* -- the swap device ------------------------------------------------------------- */
 
 struct swapdev {
-	struct slot_map slots;		/* swap entry -> its PAGE_SIZE page */
+	struct page_store pages;	/* the slots' pages, each content once */
+	struct slot_map slots;		/* swap entry -> its struct shared_page */
 	uint64_t nr_slots;		/* offsets 0..nr_slots-1; 0: unbounded */
 	struct fault_plan *faults;	/* NULL: no injected failures */
 	uint64_t writes, reads, discards;
