@@ -4,6 +4,7 @@ extension module under test_engine_pools.py and test_zswap_engines.py): one
 set of flags, one builder, one sanitized test run, and the check that a run
 ended without a report."""
 
+import ast
 import os
 import shutil
 import subprocess
@@ -12,9 +13,17 @@ import sysconfig
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "zswapsim"
-# zswapsim._engine's C files, as setup.py's ENGINE lists them.
-ENGINE_SOURCES = ["module.c", "zpool.c", "zbud.c", "zsmalloc.c", "zswap.c", "memory.c",
-                  "swapdev.c", "faults.c", "zswap_module.c"]
+
+
+def _setup_list(name):
+    """The list setup.py assigns to `name`, read without running setup.py."""
+    tree = ast.parse((PACKAGE.parent / "setup.py").read_text())
+    return next(ast.literal_eval(node.value) for node in tree.body
+                if isinstance(node, ast.Assign) and node.targets[0].id == name)
+
+
+# zswapsim._engine's C files: setup.py's ENGINE, the one list of them.
+ENGINE_SOURCES = _setup_list("ENGINE")
 FLAGS = ["-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
          "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
 # Leaks matter in a standalone harness; CPython itself leaks at exit.
