@@ -16,13 +16,14 @@ The same machine runs once through a build under AddressSanitizer and UBSan.
 
 import os
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 import sanitize
-from zswapsim import _engine
+from zswapsim import _engine, replay
 from zswapsim.config import ZswapConfig
 from zswapsim.errors import ConfigError
 from zswapsim.faults import FaultPlan
@@ -260,3 +261,28 @@ def test_sanitizers_find_nothing(tmp_path):
     """The extension built with -fsanitize=address,undefined runs this file
     (the state machine included) without a report."""
     sanitize.run_engine_tests(tmp_path, __file__)
+
+
+# -- replay.py with the native engine ---------------------------------------------------------
+
+TRACES = Path(__file__).resolve().parents[1] / "traces"
+
+
+@pytest.mark.parametrize("trace", ["python-heap", "swapcache-churn"])
+@pytest.mark.parametrize("kernel, backend", [("3.11", "zbud"), ("6.1", "zbud"),
+                                             ("6.3", "zsmalloc"), ("6.6", "zbud"),
+                                             ("6.12", "zsmalloc"), ("6.18", "zsmalloc")])
+def test_a_replay_through_the_native_engine_is_the_pythons(monkeypatch, trace, kernel,
+                                                           backend):
+    """replay.py driving NativeZswap in its Zswap's place (everything it
+    asks of a Zswap, the end-of-run checks included) reports what it
+    reports driving zswap.Zswap, timing aside, with the limit biting."""
+    settings = dict(kernel=kernel, backend=backend, ram_pages=2048, max_pool_percent=5,
+                    classes=backend == "zsmalloc")
+    python = replay.replay(TRACES / f"{trace}.trace", **settings)
+    monkeypatch.setattr(replay, "Zswap", NativeZswap)
+    native = replay.replay(TRACES / f"{trace}.trace", **settings)
+    for result in (python, native):
+        for field in replay.TIMING_FIELDS:
+            result.pop(field)
+    assert native == python and python["verified"] and python["pool_limit_hit"] > 0

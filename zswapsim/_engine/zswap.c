@@ -132,7 +132,6 @@ static int new_pool(struct zswap *z, uint32_t index)
 	struct zpool_ref *ref = &z->pools[index];
 	struct frame_source src = { src_alloc, src_free, src_evict, ref };
 
-	ref->z = z;
 	ref->pool = z->cfg.driver->create(&src, z->cfg.evictable, &z->cfg.pool_options);
 	return ref->pool ? 0 : ZE_OOM;
 }
@@ -343,7 +342,7 @@ static int decompress_entry(struct zswap *z, const struct zentry *entry, uint8_t
 }
 
 /* _malloc: 0 with *ok and the handle, or *ok false with the refusal counted */
-static int zs_alloc(struct zswap *z, uint32_t index, long long size, uint64_t *handle,
+static int pool_malloc(struct zswap *z, uint32_t index, long long size, uint64_t *handle,
 		    bool *ok)
 {
 	int status = z->cfg.driver->malloc(z->pools[index].pool, size, handle);
@@ -715,7 +714,7 @@ static int store_entry(struct zswap *z, uint32_t type, uint64_t offset, const ui
 		z->c.reject_too_big++;
 		return 0;
 	}
-	status = zs_alloc(z, index, (long long)(z->cfg.header_len + length), &entry->handle, ok);
+	status = pool_malloc(z, index, (long long)(z->cfg.header_len + length), &entry->handle, ok);
 	if (status || !*ok)
 		return status;
 	status = write_object(z, index, entry->handle, swp_entry(type, offset), compressed,
@@ -810,7 +809,7 @@ static int store_lru_entry(struct zswap *z, uint64_t offset, const uint8_t *page
 	}
 	if (z->cfg.zpools_per_pool > 1)
 		index = hash_32(offset, log2_of(z->cfg.zpools_per_pool));
-	status = zs_alloc(z, index, (long long)length, &entry->handle, ok);
+	status = pool_malloc(z, index, (long long)length, &entry->handle, ok);
 	if (status || !*ok)
 		return status;
 	status = write_object(z, index, entry->handle, 0, compressed, (uint32_t)length, 0);
@@ -1239,6 +1238,8 @@ struct zswap *zswap_create(const struct zswap_config *config, const struct zswap
 		z->has_faults = true;
 		z->faults = *faults;
 	}
+	for (i = 0; i < ZSWAP_MAX_POOLS; i++)
+		z->pools[i].z = z;
 	for (i = 0; i < MAX_SWAPFILES; i++)
 		link_init(&z->trees[i]);
 	link_init(&z->lru);
