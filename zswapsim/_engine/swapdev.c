@@ -1,10 +1,12 @@
 /*
  * swapdev.c - the compiled twin of zswapsim/swapdev.py: the backing swap
  * device, one PAGE_SIZE slot per (swap type, offset).  Pages land here when
- * zswap refuses them and when zswap writes an entry back; a device of
- * nr_slots slots refuses offsets past its end (-EINVAL); discards free
+ * zswap refuses them and when zswap writes an entry back; discards free
  * slots (invalidate_page, swapoff); an injected fault fails a write with
  * -EIO.  It counts writes, reads (of slots holding a page) and discards.
+ * How many pages may be out at once (SwapDevice.capacity) zswap.c checks,
+ * as zswap.py's store does; SwapDevice's nr_slots, which no Zswap sets, is
+ * not modelled.
  *
  * The slots live in a hash map from the swap entry (type above offset),
  * open addressing with linear probing and backward-shift deletion; zswap.c
@@ -249,9 +251,9 @@ void page_store_release(struct page_store *store)
 
 /* -- the device ------------------------------------------------------------------- */
 
-void swapdev_init(struct swapdev *dev, uint64_t nr_slots, struct fault_plan *faults)
+void swapdev_init(struct swapdev *dev, struct fault_plan *faults)
 {
-	*dev = (struct swapdev){ .nr_slots = nr_slots, .faults = faults };
+	*dev = (struct swapdev){ .faults = faults };
 }
 
 void swapdev_release(struct swapdev *dev)
@@ -265,8 +267,6 @@ int swapdev_write(struct swapdev *dev, uint32_t type, uint64_t offset, const uin
 	uint64_t key = swp_entry(type, offset);
 	struct shared_page *old, *new;
 
-	if (dev->nr_slots && offset >= dev->nr_slots)
-		return -EINVAL;
 	if (dev->faults && faults_fail(dev->faults, FAULT_SWAP_WRITE))
 		return -EIO;
 	new = page_intern(&dev->pages, page);

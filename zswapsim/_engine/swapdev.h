@@ -68,15 +68,13 @@ void page_store_release(struct page_store *store);
 struct swapdev {
 	struct page_store pages;	/* the slots' pages, each content once */
 	struct slot_map slots;		/* swap entry -> its struct shared_page */
-	uint64_t nr_slots;		/* offsets 0..nr_slots-1; 0: unbounded */
 	struct fault_plan *faults;	/* NULL: no injected failures */
 	uint64_t writes, reads, discards;
 };
 
-void swapdev_init(struct swapdev *dev, uint64_t nr_slots, struct fault_plan *faults);
+void swapdev_init(struct swapdev *dev, struct fault_plan *faults);
 void swapdev_release(struct swapdev *dev);
-/* 0, -EINVAL (an offset past the device), -EIO (an injected failure; the
- * slot keeps what it held) or ZE_OOM */
+/* 0, -EIO (an injected failure; the slot keeps what it held) or ZE_OOM */
 int swapdev_write(struct swapdev *dev, uint32_t type, uint64_t offset, const uint8_t *page);
 /* The page in the slot (counted as a read), or NULL when it holds nothing. */
 const uint8_t *swapdev_read(struct swapdev *dev, uint32_t type, uint64_t offset);

@@ -1243,7 +1243,7 @@ struct zswap *zswap_create(const struct zswap_config *config, const struct zswap
 	for (i = 0; i < MAX_SWAPFILES; i++)
 		link_init(&z->trees[i]);
 	link_init(&z->lru);
-	swapdev_init(&z->swapdev, 0, faults ? &z->faults : NULL);
+	swapdev_init(&z->swapdev, faults ? &z->faults : NULL);
 	if (memory_init(&z->memory, config->ram_pages, faults ? &z->faults : NULL) ||
 	    config->zpools_per_pool < 1 || config->zpools_per_pool > ZSWAP_MAX_POOLS ||
 	    config->zpools_per_pool & (config->zpools_per_pool - 1)) {
