@@ -18,8 +18,11 @@ if sys.byteorder != "little":
 
 FLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror"]
 KCOMPRESS = ["module.c", "lz4.c", "lz4hc.c", "lzo.c", "842.c"]
-# tests/test_engine_pools.py builds these same files under the sanitizers.
-ENGINE = ["module.c", "zpool.c", "zbud.c", "zsmalloc.c"]
+# tests/sanitize.py builds these same files under the sanitizers.
+ENGINE = ["module.c", "zpool.c", "zbud.c", "zsmalloc.c", "zswap.c", "memory.c", "swapdev.c",
+          "faults.c", "zswap_module.c"]
+ENGINE_HEADERS = ["engine.h", "zbud.h", "zsmalloc.h", "zswap.h", "memory.h", "swapdev.h",
+                  "faults.h"]
 
 setup(ext_modules=[
     Extension(
@@ -31,7 +34,7 @@ setup(ext_modules=[
     Extension(
         "zswapsim._engine",
         sources=[f"zswapsim/_engine/{name}" for name in ENGINE],
-        depends=[f"zswapsim/_engine/{name}" for name in ("engine.h", "zbud.h", "zsmalloc.h")],
+        depends=[f"zswapsim/_engine/{name}" for name in ENGINE_HEADERS],
         extra_compile_args=FLAGS,
     ),
 ])

@@ -1,14 +1,29 @@
 """Building zswapsim's C files under AddressSanitizer and UBSan, for the
-tests that run them so (test_kernel_compress.py's standalone harness,
-test_engine_pools.py's extension module): one set of flags, one builder, and
-the check that a run ended without a report."""
+tests that run them so (test_kernel_compress.py's standalone harness, the
+extension module under test_engine_pools.py and test_zswap_engines.py): one
+set of flags, one builder, one sanitized test run, and the check that a run
+ended without a report."""
 
+import ast
+import os
 import shutil
 import subprocess
+import sys
 import sysconfig
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "zswapsim"
+
+
+def _setup_list(name):
+    """The list setup.py assigns to `name`, read without running setup.py."""
+    tree = ast.parse((PACKAGE.parent / "setup.py").read_text())
+    return next(ast.literal_eval(node.value) for node in tree.body
+                if isinstance(node, ast.Assign) and node.targets[0].id == name)
+
+
+# zswapsim._engine's C files: setup.py's ENGINE, the one list of them.
+ENGINE_SOURCES = _setup_list("ENGINE")
 FLAGS = ["-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
          "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
 # Leaks matter in a standalone harness; CPython itself leaks at exit.
@@ -53,3 +68,38 @@ def assert_clean(run):
     report = run.stderr[-4000:]
     assert run.returncode == 0, report
     assert "Sanitizer" not in run.stderr and "runtime error" not in run.stderr, report
+
+
+# What a sanitized subprocess runs: a finder ahead of the others makes the
+# sanitized build the zswapsim._engine every import gets, then pytest runs
+# the test file given, all but its sanitizer test.
+SANITIZED_RUN = """
+import importlib.machinery, importlib.util, sys
+
+class Sanitized:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "zswapsim._engine":
+            loader = importlib.machinery.ExtensionFileLoader(name, sys.argv[1])
+            return importlib.util.spec_from_file_location(name, sys.argv[1], loader=loader)
+        return None
+
+sys.meta_path.insert(0, Sanitized)
+import pytest, zswapsim._engine as engine
+assert engine.__file__ == sys.argv[1], engine.__file__
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-k", "not sanitizers", sys.argv[2]]))
+"""
+
+
+def run_engine_tests(directory, test_file, examples=25):
+    """Build zswapsim._engine under the sanitizers in `directory` and run
+    `test_file` with it (its differential machines for `examples`
+    examples), failing on any report or failed test."""
+    built = build_extension(directory, "_engine", [PACKAGE / "_engine" / name
+                                                   for name in ENGINE_SOURCES])
+    env = dict(os.environ, LD_PRELOAD=preload(), ZSWAPSIM_DIFFERENTIAL_EXAMPLES=str(examples),
+               **PYTHON_ENV)
+    run = subprocess.run([sys.executable, "-c", SANITIZED_RUN, str(built), str(test_file)],
+                         capture_output=True, text=True, env=env, cwd=PACKAGE.parent)
+    assert_clean(run)
+    assert " passed" in run.stdout and "failed" not in run.stdout, run.stdout[-3000:]

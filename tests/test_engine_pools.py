@@ -21,8 +21,6 @@ differential run goes once through a build under AddressSanitizer and UBSan.
 import errno
 import gc
 import os
-import subprocess
-import sys
 import weakref
 
 import pytest
@@ -38,7 +36,6 @@ from zswapsim.zpool import create_pool
 from zswapsim.zpool.base import ENGINES, known_pools
 
 PORTED = ["zbud", "zsmalloc"]
-ENGINE_SOURCES = ["module.c", "zpool.c", "zbud.c", "zsmalloc.c"]
 
 
 @pytest.fixture(params=[(backend, engine) for backend in PORTED for engine in ENGINES],
@@ -461,37 +458,8 @@ TestDifferential = Differential.TestCase
 
 # -- once under the sanitizers -----------------------------------------------------------
 
-# What the sanitized subprocess runs: a finder ahead of the others makes the
-# sanitized build the zswapsim._engine every import gets, then pytest runs
-# this file.
-SANITIZED_RUN = """
-import importlib.machinery, importlib.util, sys
-
-class Sanitized:
-    @staticmethod
-    def find_spec(name, path=None, target=None):
-        if name == "zswapsim._engine":
-            loader = importlib.machinery.ExtensionFileLoader(name, sys.argv[1])
-            return importlib.util.spec_from_file_location(name, sys.argv[1], loader=loader)
-        return None
-
-sys.meta_path.insert(0, Sanitized)
-import pytest, zswapsim.zpool.native as native
-assert native._engine.__file__ == sys.argv[1], native._engine.__file__
-sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "-k", "not sanitizers", sys.argv[2]]))
-"""
-
-
 def test_sanitizers_find_nothing(tmp_path):
     """The extension built with -fsanitize=address,undefined runs this
     whole file (the contract suite and the differential machine) without a
     report."""
-    built = sanitize.build_extension(tmp_path, "_engine", [sanitize.PACKAGE / "_engine" / name
-                                                          for name in ENGINE_SOURCES])
-    env = dict(os.environ, LD_PRELOAD=sanitize.preload(), ZSWAPSIM_DIFFERENTIAL_EXAMPLES="25",
-               **sanitize.PYTHON_ENV)
-    run = subprocess.run([sys.executable, "-c", SANITIZED_RUN, str(built), __file__],
-                         capture_output=True, text=True, env=env,
-                         cwd=sanitize.PACKAGE.parent)
-    sanitize.assert_clean(run)
-    assert " passed" in run.stdout and "failed" not in run.stdout, run.stdout[-3000:]
+    sanitize.run_engine_tests(tmp_path, __file__)

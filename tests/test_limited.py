@@ -19,9 +19,11 @@ from zswapsim.errors import ConfigError, FidelityError
 from zswapsim.fidelity import (EXACT, KERNEL_SIZES, LIMITED_HELD, RANGE, exact_failures,
                                find_sets, range_difference, range_misses, read_kernel_json,
                                replay_limited, run_fidelity)
-from zswapsim.memory import PAGE_SIZE, Memory
+from zswapsim.memory import PAGE_SIZE
 from zswapsim.profiles import ZSWAP_PROFILES
+from zswapsim.zpool.base import known_pools
 from zswapsim.zswap import Zswap
+from zswapsim.zswap_native import NativeZswap
 
 # -- the hand case: K = 2 -----------------------------------------------------
 #
@@ -46,13 +48,18 @@ HAND_LENGTH = 3000
 HAND_PAGES = [bytes([index]) * 8 + bytes(PAGE_SIZE - 8) for index in range(1, 11)]
 
 
-def hand_zswap(shrink_delay):
-    return Zswap(backend="zbud", kernel="6.12", memory=Memory(100), max_pool_percent=4,
-                 accept_threshold_percent=50, shrink_delay=shrink_delay,
-                 compressor=GivenLengths("lz4", HAND_PAGES, [HAND_LENGTH] * len(HAND_PAGES)))
+@pytest.fixture
+def hand_zswap(zswap_engine):
+    """hand_zswap(shrink_delay): the hand case's zswap, of each engine in turn."""
+    def make_zswap(shrink_delay):
+        return zswap_engine(backend="zbud", kernel="6.12", ram_pages=100, max_pool_percent=4,
+                            accept_threshold_percent=50, shrink_delay=shrink_delay,
+                            compressor=GivenLengths("lz4", HAND_PAGES,
+                                                    [HAND_LENGTH] * len(HAND_PAGES)))
+    return make_zswap
 
 
-def test_hand_case_the_shrink_work_waits_exactly_two_stores():
+def test_hand_case_the_shrink_work_waits_exactly_two_stores(hand_zswap):
     z = hand_zswap(2)
     assert (z.limit_pages, z.accept_pages) == (4, 2)
     for offset, page in enumerate(HAND_PAGES[:7], start=1):
@@ -73,7 +80,7 @@ def test_hand_case_the_shrink_work_waits_exactly_two_stores():
     assert z.where(0, 9) == "pool" and z.where(0, 10) == "swap" and z.shrink_pending
 
 
-def test_a_load_does_not_count_as_a_swap_out_nor_run_work_still_waiting():
+def test_a_load_does_not_count_as_a_swap_out_nor_run_work_still_waiting(hand_zswap):
     z = hand_zswap(2)
     for offset, page in enumerate(HAND_PAGES[:6], start=1):
         z.store(0, offset, page)                # store 6 counted one of the two
@@ -86,7 +93,7 @@ def test_a_load_does_not_count_as_a_swap_out_nor_run_work_still_waiting():
     assert not z.shrink_pending and z.pool_pages() <= z.accept_pages
 
 
-def test_delay_zero_runs_the_work_right_after_the_store_that_queued_it():
+def test_delay_zero_runs_the_work_right_after_the_store_that_queued_it(hand_zswap):
     """Hand case at K = 0: store 5 is refused (hit 1) and the work runs
     before store 6: four rotations, entries 1 and 2 written back; stores 6
     and 7 kept (4 pages); store 8 hits (2) and the work runs before store
@@ -111,16 +118,20 @@ def mix2000():
     return GivenLengths("lz4", pages, kernel["kernel_lz4_len"]["max_out_4096"]), pages
 
 
-@pytest.mark.parametrize("line, pool", KERNEL_CASES)
-def test_delay_zero_is_the_old_path(mix2000, line, pool):
+@pytest.mark.parametrize("zswap_engine, line, pool",
+                         [(Zswap, line, pool) for line, pool in KERNEL_CASES]
+                         + [(NativeZswap, line, pool) for line, pool in KERNEL_CASES
+                            if pool in known_pools("native")])
+def test_delay_zero_is_the_old_path(mix2000, zswap_engine, line, pool):
     """K = 0 is the old rule, stated independently: the work queued by a
     store runs right after it.  A zswap whose work never runs by itself
     (K past the run) with the work run after every store gives every
     counter alike, on a run where the limit bites (mix2000, 1 % of 208 MB)."""
     compressor, pages = mix2000
-    settings = dict(backend=pool, kernel=line, compressor=compressor, memory=Memory(52174),
+    settings = dict(backend=pool, kernel=line, compressor=compressor, ram_pages=52174,
                     max_pool_percent=1)
-    delayed, old = Zswap(shrink_delay=0, **settings), Zswap(shrink_delay=2**32 - 1, **settings)
+    delayed = zswap_engine(shrink_delay=0, **settings)
+    old = zswap_engine(shrink_delay=2**32 - 1, **settings)
     for offset, page in enumerate(pages, start=1):
         delayed.store(0, offset, page)
         old.store(0, offset, page)

@@ -108,11 +108,12 @@ class Fixed(Compressor):
 
 
 @pytest.mark.parametrize("kernel, poor, too_big", [("3.11", 1, 0), ("6.1", 0, 1)])
-def test_output_past_one_page_reaches_the_allocator_only_in_3_11(kernel, poor, too_big):
+def test_output_past_one_page_reaches_the_allocator_only_in_3_11(zswap_engine, kernel, poor,
+                                                                 too_big):
     """5000 bytes fit 3.11's two-page buffer, so zbud refuses them (-ENOSPC,
     5008 > 3968): reject_compress_poor; 6.1's compressor is given one page
     and fails first, with no counter (reject_too_big is ours)."""
-    zswap = Zswap(backend="zbud", compressor=Fixed(5000), kernel=kernel, memory=Memory(4096))
+    zswap = zswap_engine(backend="zbud", compressor=Fixed(5000), kernel=kernel, ram_pages=4096)
     assert zswap.store(0, 1, bytes(range(256)) * 16) is False
     assert (zswap.reject_compress_poor, zswap.reject_too_big) == (poor, too_big)
 

@@ -8,7 +8,6 @@ limit = totalram * max_pool_percent // 100, full when pool pages > limit,
 accepting again when pool pages < totalram * 90 // 100 * pct // 100.
 """
 
-import errno
 import random
 
 import lz4.block
@@ -30,11 +29,15 @@ def test_half_random_pages_take_half_a_zbud_page():
         assert 23 * 64 < length <= 31 * 64       # two fit in 63 chunks, as the tests assume
 
 
-def make(ram=100, pct=10, **kw):
-    return Zswap(memory=Memory(ram), max_pool_percent=pct, **kw)
+@pytest.fixture
+def make(zswap_engine):
+    """make(ram=100, pct=10, **settings): a Zswap of each engine in turn."""
+    def make_zswap(ram=100, pct=10, **settings):
+        return zswap_engine(ram_pages=ram, max_pool_percent=pct, **settings)
+    return make_zswap
 
 
-def test_store_load_invalidate_round_trip():
+def test_store_load_invalidate_round_trip(make):
     z = make(ram=1000)
     pages = [half_random_page(i) for i in range(5)]
     for i, page in enumerate(pages):
@@ -49,7 +52,7 @@ def test_store_load_invalidate_round_trip():
     assert z.load(0, 0) is None
 
 
-def test_same_filled_pages_use_no_pool():
+def test_same_filled_pages_use_no_pool(make):
     z = make(ram=1000)
     zero = bytes(4096)
     word = bytes([1, 2, 3, 4, 5, 6, 7, 8]) * 512
@@ -64,7 +67,7 @@ def test_same_filled_pages_use_no_pool():
     assert z.same_filled_pages == 1 and z.stored_pages == 2
 
 
-def test_page_too_big_for_buffer_goes_to_swap_uncounted():
+def test_page_too_big_for_buffer_goes_to_swap_uncounted(make):
     z = make(ram=1000)
     noise = random.Random(7).randbytes(4096)      # lz4 output > 4096 bytes
     assert len(lz4.block.compress(noise, store_size=False)) > 4096
@@ -75,14 +78,14 @@ def test_page_too_big_for_buffer_goes_to_swap_uncounted():
     assert z.load(0, 0) == noise and z.load_misses == 1
 
 
-def test_3_11_sends_poor_pages_to_the_allocator():
+def test_3_11_sends_poor_pages_to_the_allocator(make):
     z = make(ram=1000, kernel="3.11")
     noise = random.Random(7).randbytes(4096)
     assert z.store(0, 0, noise) is False          # 4112 + 8 > 3968: -ENOSPC
     assert z.reject_compress_poor == 1 and z.load(0, 0) == noise
 
 
-def test_compress_poor_limit_is_3960_bytes_of_output_for_zbud():
+def test_compress_poor_limit_is_3960_bytes_of_output_for_zbud(make):
     z = make(ram=1000)
     rng = random.Random(3)
     too_big = 0
@@ -96,7 +99,7 @@ def test_compress_poor_limit_is_3960_bytes_of_output_for_zbud():
     assert z.reject_compress_poor == too_big
 
 
-def test_duplicate_store_6_1_frontswap_invalidates_first():
+def test_duplicate_store_6_1_frontswap_invalidates_first(make):
     z = make(ram=1000)
     z.store(0, 5, half_random_page(1))
     z.store(0, 5, half_random_page(2))
@@ -104,7 +107,7 @@ def test_duplicate_store_6_1_frontswap_invalidates_first():
     assert z.stored_pages == 1 and z.load(0, 5) == half_random_page(2)
 
 
-def test_duplicate_store_3_11_counts_duplicate_entry():
+def test_duplicate_store_3_11_counts_duplicate_entry(make):
     z = make(ram=1000, kernel="3.11")
     z.store(0, 5, half_random_page(1))
     z.store(0, 5, half_random_page(2))
@@ -113,7 +116,7 @@ def test_duplicate_store_3_11_counts_duplicate_entry():
     assert z.pool_pages() == 1                    # the old object was freed
 
 
-def test_failed_duplicate_store_leaves_no_stale_copy():
+def test_failed_duplicate_store_leaves_no_stale_copy(make):
     z = make(ram=1000, kernel="3.11")
     z.store(0, 5, half_random_page(1))
     noise = random.Random(7).randbytes(4096)
@@ -126,7 +129,7 @@ def fill(z, count, start=0):
     return [z.store(0, start + i, p) for i, p in enumerate(pages)], pages
 
 
-def test_6_1_limit_rejects_then_shrink_writes_back_lru_tail():
+def test_6_1_limit_rejects_then_shrink_writes_back_lru_tail(make):
     z = make()                                    # limit 10 pages, accept below 9
     stored, pages = fill(z, 21)                   # 21 objects: pages 1..10 full, 11th half
     assert all(stored) and z.pool_pages() == 11
@@ -145,10 +148,10 @@ def test_6_1_limit_rejects_then_shrink_writes_back_lru_tail():
         z.invalidate_page(0, offset)
     assert z.pool_pages() == 7
     assert z.store(0, 23, half_random_page(23)) is True
-    assert z.pool_reached_full is False
+    assert not z.pool_reached_full
 
 
-def test_pages_in_swap_cache_refuse_writeback_with_eexist():
+def test_pages_in_swap_cache_refuse_writeback_with_eexist(make):
     z = make()
     fill(z, 21)
     z.load(0, 0)                                  # offsets 0, 1 share the tail page
@@ -162,7 +165,7 @@ def test_pages_in_swap_cache_refuse_writeback_with_eexist():
     assert z.where(0, 0) == "pool" and z.where(0, 2) == "swap"
 
 
-def test_retries_one_fails_where_eight_succeed():
+def test_retries_one_fails_where_eight_succeed(make):
     z = make(retries=1)
     fill(z, 21)
     z.load(0, 0)
@@ -173,7 +176,7 @@ def test_retries_one_fails_where_eight_succeed():
 
 
 def test_writeback_enomem_when_no_frame_for_swap_cache_page():
-    memory = Memory(30)
+    memory = Memory(30)                              # the Python model's: RAM used outside
     z = Zswap(memory=memory, max_pool_percent=20)   # limit 6 pages
     fill(z, 13)                                      # 7 pages: over the limit
     while memory.free_pages():
@@ -187,7 +190,7 @@ def test_writeback_enomem_when_no_frame_for_swap_cache_page():
 
 
 def test_evict_of_invalidated_entry_returns_zero():
-    z = make(ram=1000)
+    z = Zswap(ram_pages=1000, max_pool_percent=10)      # the Python model's insides
     z.store(0, 0, half_random_page(0))
     z.store(0, 1, half_random_page(1))
     handle = z.trees[0][0].handle
@@ -196,7 +199,7 @@ def test_evict_of_invalidated_entry_returns_zero():
     assert z._writeback(pool, handle) == 0 and z.written_back_pages == 0
 
 
-def test_3_11_reclaims_synchronously_inside_store():
+def test_3_11_reclaims_synchronously_inside_store(make):
     z = make(kernel="3.11")
     stored, _ = fill(z, 21)
     assert all(stored) and z.pool_pages() == 11
@@ -206,17 +209,18 @@ def test_3_11_reclaims_synchronously_inside_store():
     assert z.pool_pages() == 10                   # one freed; the new object joins page 11
 
 
-def test_3_11_failed_reclaim_refuses_store():
+def test_3_11_failed_reclaim_refuses_store(make):
     z = make(kernel="3.11")
     fill(z, 21)
     for offset in range(21):
         z.load(0, offset)                         # everything is in the swap cache
     assert z.store(0, 21, half_random_page(21)) is False
     assert z.reject_reclaim_fail == 1 and z.pool_limit_hit == 1
-    assert z.pool_for(0).evict_results == {-errno.EEXIST: 8}
+    counts = z.counters()
+    assert counts["evict_calls"] == counts["evict_eexist"] == 8
 
 
-def test_bad_options():
+def test_bad_options(make):
     with pytest.raises(ConfigError):
         make(pct=101)
     with pytest.raises(ConfigError):
@@ -238,7 +242,7 @@ def test_swap_device_slots_end_at_its_size():
     assert device.used_slots() == 0 and device.discards == 1
 
 
-def test_zsmalloc_writes_back_only_from_6_3():
+def test_zsmalloc_writes_back_only_from_6_3(make):
     # Each page compresses to 1533 bytes of lz4.  6.1: no header, 1533 + 8 =
     # 1541 -> class 1552, merged up to 1632 (2 pages, 5 objects).  6.3: the
     # zswap header too, 1549 -> class 1552 with chain 8 (8 pages hold 21).
@@ -263,14 +267,14 @@ def test_zsmalloc_writes_back_only_from_6_3():
     assert z.where(0, 21) == "pool" and z.where(0, 23) == "pool"
 
 
-def test_zsmalloc_refusing_an_oversized_object_is_an_alloc_reject():
+def test_zsmalloc_refusing_an_oversized_object_is_an_alloc_reject(zswap_engine):
     # zs_malloc answers -EINVAL above 4096 bytes; zswap counts any
     # zpool_malloc error but -ENOSPC as reject_alloc_fail and refuses the page.
     noise = random.Random(0).randbytes(4096)                 # lz4: 4112 bytes
-    z = Zswap(backend="zsmalloc", kernel="3.11", memory=Memory(1024))   # 2-page buffer
+    z = zswap_engine(backend="zsmalloc", kernel="3.11", ram_pages=1024)   # 2-page buffer
     assert z.store(0, 0, noise) is False and z.reject_alloc_fail == 1
     page = random.Random(0).randbytes(4052) + bytes(44)       # lz4: 4089 bytes + 8 header
     assert len(lz4.block.compress(page, store_size=False)) == 4089
-    z = Zswap(backend="zsmalloc", kernel="6.3", memory=Memory(1024))
+    z = zswap_engine(backend="zsmalloc", kernel="6.3", ram_pages=1024)
     assert z.store(0, 0, page) is False and z.reject_alloc_fail == 1
     assert z.load(0, 0) == page                               # from the swap device

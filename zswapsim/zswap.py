@@ -132,6 +132,69 @@ def hash_32(value, bits):
     return (value * 0x61C88647 & 0xFFFFFFFF) >> (32 - bits)
 
 
+def compression_cache(config):
+    """The CompressionCache a Zswap of `config` compresses through: the
+    config's compressor, by name or object, or the cache it is."""
+    compressor = config.compressor
+    if isinstance(compressor, str):
+        compressor = get_compressor(compressor, kernel=config.profile)
+    return compressor if isinstance(compressor, CompressionCache) \
+        else CompressionCache(compressor)
+
+
+def derived_settings(config, totalram):
+    """What a Zswap of `config` over `totalram` pages of RAM derives from the
+    config and its kernel profile, by attribute name (either engine's)."""
+    profile, backend = config.profile, config.backend
+    # The limit and the hysteresis threshold in pages, as zswap computes
+    # them from totalram_pages on every store (RAM does not change here).
+    limit_pages = totalram * config.max_pool_percent // 100
+    if profile.limit_rule == CHECK_LIMITS:      # zswap_accept_thr_pages()
+        accept_pages = limit_pages * config.accept_threshold_percent // 100
+    else:                                       # zswap_can_accept()
+        accept_pages = totalram * config.accept_threshold_percent // 100 \
+            * config.max_pool_percent // 100
+    evictable = backend in profile.evictable
+    counts_invalidated_duplicates = profile.duplicate_store == ZSWAP_COUNTS_AND_INVALIDATES
+    return dict(
+        max_pool_percent=config.max_pool_percent,
+        accept_threshold_percent=config.accept_threshold_percent,
+        limit_pages=limit_pages, accept_pages=accept_pages, retries=config.retries,
+        zero_map=profile.zero_pages == SWAP_ZEROMAP,
+        same_filled_pages_enabled=config.same_filled(), evictable=evictable,
+        pool_options={**profile.pool_options(backend), **config.pool_options},
+        header_len=profile.zswap_header_size if evictable else 0,
+        compress_buffer=profile.compress_dst_size,
+        reclaim_on_store=profile.limit_rule == RECLAIM_ON_STORE,
+        counts_invalidated_duplicates=counts_invalidated_duplicates,
+        invalidate_duplicates=profile.duplicate_store == FRONTSWAP_INVALIDATES
+        or counts_invalidated_duplicates,
+        zswap_lru=profile.lru_owner == ZSWAP_LRU,
+        store_as_is=profile.incompressible == STORED_AS_IS,
+        count_compress_fail=profile.incompressible == REFUSED_COMPRESS_FAIL,
+        counter_names=reported_counters(profile),
+        shrink_delay=config.effective_shrink_delay())
+
+
+# counters() beyond the kernel's, in order; the zswap-LRU kernels add LRU_COUNTERS.
+COUNTERS = ("stores", "zswpout", "duplicate_stores", "reject_pool_full", "reject_too_big",
+            "loads", "zswpin", "load_misses", "load_unknown", "invalidates", "swap_writes",
+            "swap_reads", "pswpout", "pswpin", "swap_used_slots", "pool_pages",
+            "peak_pool_pages", "pool_limit_pages", "compressed_bytes", "shrink_runs",
+            "reclaim_calls", "reclaim_success", "reclaim_eagain", "reclaim_einval",
+            "reclaim_pages_scanned", "evict_calls", "evict_eexist", "evict_enomem", "evict_eio",
+            "swap_full", "swap_write_errors", "compress_cache_hits")
+LRU_COUNTERS = ("swapcache_hits", "shrink_rotations", "writeback_eexist", "writeback_enomem",
+                "writeback_eio")
+
+
+def ordered_counters(zswap, values):
+    """counters() of either engine's Zswap from `values`, every counter by
+    name: the kernel's (zswap.counter_names) first, then COUNTERS."""
+    names = zswap.counter_names + COUNTERS + (LRU_COUNTERS if zswap.zswap_lru else ())
+    return {name: values[name] for name in names}
+
+
 class ZswapEntry:
     __slots__ = ("handle", "length", "value", "referenced", "zpool")
 
@@ -170,50 +233,19 @@ class Zswap:
         self.config = config
         profile = self.profile = config.profile
         self.kernel = profile.name
-        self.backend = backend = config.backend
-        compressor = config.compressor
-        if isinstance(compressor, str):
-            compressor = get_compressor(compressor, kernel=profile)
-        self.compressor = compressor if isinstance(compressor, CompressionCache) \
-            else CompressionCache(compressor)
+        self.backend = config.backend
+        self.compressor = compression_cache(config)
         self.memory = memory if memory is not None \
             else Memory(config.ram_pages, faults=fault_plan)
         self.swapdev = swapdev if swapdev is not None \
             else SwapDevice(capacity=config.swap_capacity, faults=fault_plan)
-        self.max_pool_percent = config.max_pool_percent
-        self.accept_threshold_percent = config.accept_threshold_percent
-        # The limit and the hysteresis threshold in pages, as zswap computes
-        # them from totalram_pages on every store (RAM does not change here).
-        totalram = self.memory.totalram_pages
-        self.limit_pages = totalram * config.max_pool_percent // 100
-        if profile.limit_rule == CHECK_LIMITS:      # zswap_accept_thr_pages()
-            self.accept_pages = self.limit_pages * config.accept_threshold_percent // 100
-        else:                                       # zswap_can_accept()
-            self.accept_pages = totalram * config.accept_threshold_percent // 100 \
-                * config.max_pool_percent // 100
-        self.retries = config.retries
-        self.zero_map = profile.zero_pages == SWAP_ZEROMAP
-        self.same_filled_pages_enabled = config.same_filled()
-        self.evictable = backend in profile.evictable
-        self.pool_options = {**profile.pool_options(backend), **config.pool_options}
-        self.header_len = profile.zswap_header_size if self.evictable else 0
-        self.compress_buffer = profile.compress_dst_size
-        self.reclaim_on_store = profile.limit_rule == RECLAIM_ON_STORE
-        self.counts_invalidated_duplicates = \
-            profile.duplicate_store == ZSWAP_COUNTS_AND_INVALIDATES
-        self.invalidate_duplicates = profile.duplicate_store == FRONTSWAP_INVALIDATES \
-            or self.counts_invalidated_duplicates
-        self.zswap_lru = profile.lru_owner == ZSWAP_LRU
-        self.store_as_is = profile.incompressible == STORED_AS_IS
-        self.count_compress_fail = profile.incompressible == REFUSED_COMPRESS_FAIL
-        self.counter_names = reported_counters(profile)
+        vars(self).update(derived_settings(config, self.memory.totalram_pages))
 
         self.trees = {}             # swap type -> {offset: ZswapEntry}
         self.pools = {}             # swap type -> pool, or {None: the one pool}
         self.pool = None            # the one pool, unless the kernel has one per swap type
         self.swapcache = {}         # swap type -> offsets whose page is in the swap cache
         self.pool_reached_full = False
-        self.shrink_delay = config.effective_shrink_delay()
         self.shrink_pending = False     # the shrink work is queued
         self.stores_before_shrink = 0   # swap-outs still to come before it runs
         self.last_pool_pages = 0    # 3.11's zswap_pool_pages: the last tree's pool
@@ -841,7 +873,7 @@ class Zswap:
         compressed form (compression is deterministic, so equal output
         means the same page)."""
         entry = self.trees.get(swap_type, {}).get(offset)
-        if entry is not None and entry.length:
+        if entry is not None and entry.length and entry.value is not AS_IS:
             expected = self.compressor.cached(key)
             if expected is not None:
                 data = self._pool_of(swap_type, entry).read(entry.handle)
@@ -862,8 +894,9 @@ class Zswap:
     def counters(self):
         """Every counter by name: the kernel's debugfs ones first."""
         pools = list(self.pools.values())
-        counts = {name: getattr(self, name) for name in self.counter_names}
-        counts.update(
+        values = {name: getattr(self, name) for name in self.counter_names}
+        results = self.writeback_results
+        values.update(
             stores=self.stores, zswpout=self.zswpout, duplicate_stores=self.duplicate_stores,
             reject_pool_full=self.reject_pool_full, reject_too_big=self.reject_too_big,
             loads=self.loads, zswpin=self.zswpin, load_misses=self.load_misses,
@@ -889,12 +922,8 @@ class Zswap:
             evict_eio=sum(p.evict_results.get(-errno.EIO, 0) for p in pools),
             swap_full=self.swap_full, swap_write_errors=self.swap_write_errors,
             compress_cache_hits=self.compressor.hits,
-        )
-        if self.zswap_lru:
-            results = self.writeback_results
-            counts.update(swapcache_hits=self.swapcache_hits,
-                          shrink_rotations=self.shrink_rotations,
-                          writeback_eexist=results.get(-errno.EEXIST, 0),
-                          writeback_enomem=results.get(-errno.ENOMEM, 0),
-                          writeback_eio=results.get(-errno.EIO, 0))
-        return counts
+            swapcache_hits=self.swapcache_hits, shrink_rotations=self.shrink_rotations,
+            writeback_eexist=results.get(-errno.EEXIST, 0),
+            writeback_enomem=results.get(-errno.ENOMEM, 0),
+            writeback_eio=results.get(-errno.EIO, 0))
+        return ordered_counters(self, values)

@@ -25,6 +25,8 @@
 #include "zbud.h"
 #include "zsmalloc.h"
 
+int zswap_module_add(PyObject *module);	/* zswap_module.c: the Zswap type */
+
 static PyObject *Invalid, *NoSpace, *PoolCorrupted, *ConfigError;
 
 /* A frame the pool has held: the memoryview memory.frames[pfn] and its bytes. */
@@ -963,7 +965,7 @@ PyMODINIT_FUNC PyInit__engine(void)
 	if (PyModule_AddObjectRef(module, "Pool", (PyObject *)&PoolType) ||
 	    PyModule_AddObjectRef(module, "Zbud", (PyObject *)&ZbudType) ||
 	    PyModule_AddObjectRef(module, "Zsmalloc", (PyObject *)&ZsmallocType) ||
-	    PyModule_AddIntConstant(module, "PAGE_SIZE", PAGE_SIZE)) {
+	    PyModule_AddIntConstant(module, "PAGE_SIZE", PAGE_SIZE) || zswap_module_add(module)) {
 		Py_DECREF(module);
 		return NULL;
 	}

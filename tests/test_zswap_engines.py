@@ -1,0 +1,288 @@
+"""zswap in both engines: zswap.py's Zswap (the reference) and NativeZswap,
+its compiled twin (zswapsim/_engine/zswap.c with memory.c, swapdev.c and
+faults.c).
+
+First the one PRNG both engines draw faults from: faults.c's stream must be
+random.Random(seed).random()'s, seed for seed.  Then a hypothesis state
+machine drives a Python Zswap and a NativeZswap with the same operations
+(store, load, invalidate_page, invalidate_area, evict_loaded,
+run_pending_work) under every kernel profile with every backend that profile
+allows and the native engine has, a small RAM so the limit, its hysteresis,
+writeback and its -EEXIST / -ENOMEM cases happen, and a few shrink delays,
+retries and fault rates; after every step return values, counters(), the
+slots in use, and where() and peek() of every offset touched must be equal.
+The same machine runs once through a build under AddressSanitizer and UBSan.
+"""
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+import sanitize
+from zswapsim import _engine, replay
+from zswapsim.config import ZswapConfig
+from zswapsim.errors import ConfigError
+from zswapsim.faults import FaultPlan
+from zswapsim.memory import Memory
+from zswapsim.profiles import ZSWAP_PROFILES
+from zswapsim.zpool.base import known_pools
+from zswapsim.zswap import Zswap
+from zswapsim.zswap_native import NativeZswap, _seed_words
+
+NATIVE_BACKENDS = known_pools("native")
+PAGE = 4096
+
+
+def allowed(kernel, backend):
+    try:
+        ZswapConfig(kernel=kernel, backend=backend)
+    except ConfigError:
+        return False
+    return True
+
+
+CASES = [(kernel, backend) for kernel in ZSWAP_PROFILES for backend in NATIVE_BACKENDS
+         if allowed(kernel, backend)]
+
+
+# -- the one PRNG ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", [0, 1, 2**32 + 5, 3**200, -7, 2**64 - 1])
+def test_fault_stream_is_pythons(seed):
+    rng = random.Random(seed)
+    assert _engine.random_stream(_seed_words(seed), 2000) == [rng.random() for _ in range(2000)]
+
+
+def test_seed_words_are_randoms_key():
+    assert _seed_words(0) == (0,)
+    assert _seed_words(2**32 + 5) == (5, 1)
+    assert _seed_words(-(2**64 - 1)) == (2**32 - 1, 2**32 - 1)
+
+
+def test_a_fault_plan_given_goes_on_from_its_state():
+    """A FaultPlan part-drawn: the native engine continues its stream (and
+    counts what it injects from there)."""
+    plans = [FaultPlan(seed=11, swap_write=0.5), FaultPlan(seed=11, swap_write=0.5)]
+    for plan in plans:
+        for _ in range(7):
+            plan.fail("swap_write")
+    before = plans[0].injected["swap_write"]
+    python = Zswap(ram_pages=100, fault_plan=plans[0])
+    native = NativeZswap(ram_pages=100, fault_plan=plans[1])
+    page = random.Random(1).randbytes(PAGE)         # incompressible: to the device
+    results = [(python.store(0, i, page), native.store(0, i, page)) for i in range(60)]
+    assert all(a == b for a, b in results)
+    assert {a for a, _ in results} == {False, None}
+    assert native.faults.injected["swap_write"] == python.faults.injected["swap_write"] - before
+    assert native.faults.injected["swap_write"] == sum(a is None for a, _ in results)
+
+
+# -- the native engine's own refusals -------------------------------------------------------
+
+def test_native_keeps_its_own_ram_and_swap_device():
+    with pytest.raises(ConfigError, match="its own RAM and swap device.*memory="):
+        NativeZswap(memory=Memory(100))
+    with pytest.raises(ConfigError, match="swapdev="):
+        NativeZswap(swapdev=object())
+
+
+def test_native_names_the_backends_it_has():
+    missing = [name for name in known_pools() if name not in NATIVE_BACKENDS]
+    for name in missing:
+        with pytest.raises(ConfigError, match=f"no {name} pool yet; it has zbud, zsmalloc"):
+            NativeZswap(backend=name, kernel="6.1")
+
+
+def test_native_bounds_swap_types_and_offsets():
+    native = NativeZswap(ram_pages=100)
+    with pytest.raises(ValueError, match="swap type 32 out of range 0..31"):
+        native.store(32, 0, bytes(PAGE))
+    with pytest.raises(ValueError, match="swap offset -1"):
+        native.load(0, -1)
+    with pytest.raises(ValueError, match="a page is 4096 bytes"):
+        native.store(0, 0, b"x")
+
+
+def test_swapoff_discards_every_slot_of_the_type_sharing_a_page():
+    """Slots holding one page share it; swapoff must free every one of them."""
+    native = NativeZswap(ram_pages=100, max_pool_percent=0)
+    page = random.Random(3).randbytes(PAGE)            # incompressible: to the device
+    for swap_type in (0, 1):
+        for offset in range(500):
+            assert native.store(swap_type, offset, page) is False
+    native.invalidate_area(0)
+    assert native.swapdev.used_slots() == 500 and native.swapdev.discards == 500
+    assert native.where(0, 7) is None and native.peek(1, 7) == page
+    native.invalidate_area(1)
+    assert native.slots_in_use() == 0
+
+
+def test_a_long_random_run_agrees():
+    """Beside the state machine's short runs: a few thousand operations over
+    sixty offsets per case, so the maps grow, collide and shrink."""
+    for case_number, (kernel, backend) in enumerate(CASES):
+        config = ZswapConfig(kernel=kernel, backend=backend, ram_pages=200,
+                             max_pool_percent=10, shrink_delay=case_number % 3,
+                             faults={"seed": case_number, "evict": 0.1, "swap_write": 0.05})
+        engines = (Zswap(config), NativeZswap(config))
+        rng = random.Random(case_number)
+        for step in range(2500):
+            swap_type, offset, choice = rng.randrange(2), rng.randrange(60), rng.random()
+            if choice < 0.5:
+                call = ("store", swap_type, offset, rng.choice(PAGES))
+            elif choice < 0.75:
+                call = ("load", swap_type, offset)
+            elif choice < 0.9:
+                call = ("invalidate_page", swap_type, offset)
+            elif choice < 0.96:
+                call = ("evict_loaded", swap_type, offset)
+            elif choice < 0.99:
+                call = ("run_pending_work",)
+            else:
+                call = ("invalidate_area", swap_type)
+            python, native = (getattr(z, call[0])(*call[1:]) for z in engines)
+            assert native == python, (kernel, backend, step, call[:3])
+            if step % 50 == 0 or call[0] == "invalidate_area":
+                assert engines[1].counters() == engines[0].counters(), (kernel, backend, step)
+        for swap_type in (0, 1):
+            for offset in range(60):
+                assert engines[1].peek(swap_type, offset) == engines[0].peek(swap_type, offset)
+
+
+# -- the differential state machine ---------------------------------------------------------
+
+def _pages():
+    rng = random.Random(2026)
+    half = [rng.randbytes(1500) + bytes(PAGE - 1500) for _ in range(4)]
+    small = [rng.randbytes(300) + bytes(PAGE - 300) for _ in range(2)]
+    text = (b"zswap keeps compressed pages in RAM " * 120)[:PAGE]
+    return [bytes(PAGE), bytes(range(8)) * (PAGE // 8), b"\xff" * PAGE, rng.randbytes(PAGE),
+            rng.randbytes(PAGE), text] + half + small
+
+
+PAGES = _pages()
+TYPES = st.integers(0, 1)
+OFFSETS = st.integers(0, 11)
+
+
+class Engines(RuleBasedStateMachine):
+    @initialize(case=st.sampled_from(CASES), ram=st.sampled_from([8, 24, 60, 200]),
+                percent=st.sampled_from([5, 10, 20, 50, 100]),
+                accept=st.sampled_from([50, 90, 100]),
+                shrink_delay=st.sampled_from([None, 0, 1, 5]),
+                retries=st.sampled_from([0, 1, 8, 2**32 - 1]),
+                capacity=st.sampled_from([None, 6, 30]),
+                faults=st.sampled_from([None, {"seed": 5, "evict": 0.3},
+                                        {"seed": 2**40 + 3, "alloc": 0.1, "swap_write": 0.1,
+                                         "evict": 0.1}]))
+    def start(self, case, ram, percent, accept, shrink_delay, retries, capacity, faults):
+        kernel, backend = case
+        if faults and faults.get("evict") and retries > 8:
+            retries = 8         # evict faults make every try differ: all would run
+        config = ZswapConfig(kernel=kernel, backend=backend, ram_pages=ram,
+                             max_pool_percent=percent, accept_threshold_percent=accept,
+                             shrink_delay=shrink_delay, retries=retries,
+                             swap_capacity=capacity, faults=faults)
+        self.engines = (Zswap(config), NativeZswap(config))
+        self.touched = set()
+
+    def both(self, name, *args):
+        results = [getattr(zswap, name)(*args) for zswap in self.engines]
+        assert results[0] == results[1], name
+        return results[0]
+
+    @rule(swap_type=TYPES, offset=OFFSETS, page=st.sampled_from(range(len(PAGES))))
+    def store(self, swap_type, offset, page):
+        self.touched.add((swap_type, offset))
+        self.both("store", swap_type, offset, PAGES[page])
+
+    @rule(swap_type=TYPES, offset=OFFSETS)
+    def load(self, swap_type, offset):
+        self.touched.add((swap_type, offset))
+        self.both("load", swap_type, offset)
+
+    @rule(swap_type=TYPES, offset=OFFSETS)
+    def invalidate_page(self, swap_type, offset):
+        self.both("invalidate_page", swap_type, offset)
+
+    @rule(swap_type=TYPES)
+    def invalidate_area(self, swap_type):
+        self.both("invalidate_area", swap_type)
+
+    @rule(swap_type=TYPES, offset=OFFSETS)
+    def evict_loaded(self, swap_type, offset):
+        self.both("evict_loaded", swap_type, offset)
+
+    @rule()
+    def run_pending_work(self):
+        self.both("run_pending_work")
+
+    @invariant()
+    def agree(self):
+        if not hasattr(self, "engines"):
+            return
+        python, native = self.engines
+        assert native.counters() == python.counters()
+        assert native.slots_in_use() == python.slots_in_use()
+        for swap_type, offset in sorted(self.touched):
+            assert native.where(swap_type, offset) == python.where(swap_type, offset)
+            assert native.peek(swap_type, offset) == python.peek(swap_type, offset)
+        if python.faults is not None:
+            assert native.faults.injected == python.faults.injected
+        assert native.memory.used_pages == python.memory.used_pages
+        assert native.memory.peak_pages == python.memory.peak_pages
+        if python.has_class_stats():
+            assert native.class_stats() == python.class_stats()
+
+    def teardown(self):
+        if hasattr(self, "engines"):
+            self.both("run_pending_work")
+            self.agree()
+
+
+Engines.TestCase.settings = settings(
+    max_examples=int(os.environ.get("ZSWAPSIM_DIFFERENTIAL_EXAMPLES", 300)),
+    stateful_step_count=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+TestEngines = Engines.TestCase
+
+
+def test_every_profile_and_native_backend_is_a_case():
+    assert {kernel for kernel, _ in CASES} == set(ZSWAP_PROFILES)
+    assert ("6.18", "zbud") not in CASES and ("6.12", "zsmalloc") in CASES
+
+
+# -- once under the sanitizers --------------------------------------------------------------
+
+def test_sanitizers_find_nothing(tmp_path):
+    """The extension built with -fsanitize=address,undefined runs this file
+    (the state machine included) without a report."""
+    sanitize.run_engine_tests(tmp_path, __file__)
+
+
+# -- replay.py with the native engine ---------------------------------------------------------
+
+TRACES = Path(__file__).resolve().parents[1] / "traces"
+
+
+@pytest.mark.parametrize("trace", ["python-heap", "swapcache-churn"])
+@pytest.mark.parametrize("kernel, backend", [("3.11", "zbud"), ("6.1", "zbud"),
+                                             ("6.3", "zsmalloc"), ("6.6", "zbud"),
+                                             ("6.12", "zsmalloc"), ("6.18", "zsmalloc")])
+def test_a_replay_through_the_native_engine_is_the_pythons(monkeypatch, trace, kernel,
+                                                           backend):
+    """replay.py driving NativeZswap in its Zswap's place (everything it
+    asks of a Zswap, the end-of-run checks included) reports what it
+    reports driving zswap.Zswap, timing aside, with the limit biting."""
+    settings = dict(kernel=kernel, backend=backend, ram_pages=2048, max_pool_percent=5,
+                    classes=backend == "zsmalloc")
+    python = replay.replay(TRACES / f"{trace}.trace", **settings)
+    monkeypatch.setattr(replay, "Zswap", NativeZswap)
+    native = replay.replay(TRACES / f"{trace}.trace", **settings)
+    for result in (python, native):
+        for field in replay.TIMING_FIELDS:
+            result.pop(field)
+    assert native == python and python["verified"] and python["pool_limit_hit"] > 0
