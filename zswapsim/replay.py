@@ -40,11 +40,11 @@ from .compress import CompressionCache, get_compressor, page_key
 from .cpu_cost import MEASURED, PageSample, cpu_cost, page_costs
 from .errors import ConfigError, TraceError, ZswapsimError
 from .config import ZswapConfig, as_config
+from .engine import zswap_class
 from .stats import derived
 from .trace import (DROP_CLEAN, INVALIDATE_AREA, INVALIDATE_PAGE, LOAD, STORE, TraceReader,
                     columns)
 from .trace.format import DROP_CLEAN_VERSION
-from .zswap import Zswap
 
 # What differs between two runs of the same replay: its seconds, and the
 # CPU cost measured after it.
@@ -57,13 +57,15 @@ class VerifyError(ZswapsimError):
     """The simulator returned other bytes than were stored: a bug, said loudly."""
 
 
-def replay(trace_path, config=None, *, verify=True, classes=False, progress=None, **settings):
+def replay(trace_path, config=None, *, verify=True, classes=False, progress=None, engine=None,
+           **settings):
     """Replay a trace file through the zswap of `config` (a ZswapConfig),
     or of its settings given as keywords (replay(path, backend="zsmalloc",
     ram="32M")); returns a dict of settings, counters and figures, and with
-    `classes` the zsmalloc class table at the end."""
+    `classes` the zsmalloc class table at the end.  `engine` is "python"
+    or "native" (engine.py: ZSWAPSIM_ENGINE, else the default)."""
     return replay_lanes(trace_path, [ZswapConfig.of(config, **settings)], verify=verify,
-                        classes=classes, progress=progress)[0]
+                        classes=classes, progress=progress, engine=engine)[0]
 
 
 class Lane:
@@ -74,9 +76,9 @@ class Lane:
 
     __slots__ = ("config", "cache", "zswap", "resident", "timeline")
 
-    def __init__(self, config, cache, classes):
+    def __init__(self, config, cache, classes, zswap_class):
         self.config, self.cache = config, cache
-        self.zswap = Zswap(config, compressor=cache)
+        self.zswap = zswap_class(config, compressor=cache)
         if classes and not self.zswap.has_class_stats():
             raise ConfigError("--classes needs a backend with size classes (zsmalloc), "
                               f"not {config.backend}")
@@ -119,15 +121,17 @@ class Lane:
 
 
 def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
-                 timeline_points=0):
+                 timeline_points=0, engine=None):
     """One pass over the trace for every configuration in `configs`
-    (ZswapConfigs, or dicts of their settings).  Returns one result dict
-    per configuration, in order.  `progress(events)` is called now and then
+    (ZswapConfigs, or dicts of their settings), in `engine` (as replay's).
+    Returns one result dict per configuration, in order.  `progress(events)` is called now and then
     with the events done; `timeline_points` > 0 adds to each result a
     "timeline" of (event, pool pages) samples about that many long."""
     configs = [as_config(config) for config in configs]
     caches, lane_keys = _compression_caches(configs)
-    lanes = [Lane(config, caches[key], classes) for config, key in zip(configs, lane_keys)]
+    lane_class = zswap_class(engine)
+    lanes = [Lane(config, caches[key], classes, lane_class)
+             for config, key in zip(configs, lane_keys)]
 
     reader = TraceReader(trace_path)
     sample = PageSample(reader)

@@ -18,6 +18,7 @@ typedef struct {
 	PyObject *compressor;		/* a zswapsim.compress.CompressionCache */
 	const uint8_t *page_bytes;	/* the store under way: its page's bytes ... */
 	PyObject *page;			/* ... and the page object itself (borrowed) */
+	PyObject *key, *ahead;		/* ... its page_key and compression made ahead, or None */
 	PyObject *compressed;		/* the last compress() result, for its bytes */
 } ZswapObject;
 
@@ -26,13 +27,16 @@ typedef struct {
 static int codec_compress(void *ctx, const uint8_t *page, const uint8_t **out, size_t *len)
 {
 	ZswapObject *self = ctx;
-	PyObject *arg = page == self->page_bytes && self->page ? Py_NewRef(self->page)
+	bool storing = page == self->page_bytes && self->page;
+	PyObject *arg = storing ? Py_NewRef(self->page)
 		: PyBytes_FromStringAndSize((const char *)page, PAGE_SIZE);
 	PyObject *result, *data;
 
 	if (!arg)
 		return ZE_CALLBACK;
-	result = PyObject_CallMethod(self->compressor, "compress", "O", arg);
+	result = PyObject_CallMethod(self->compressor, "compress", "OOO", arg,
+				     storing ? self->key : Py_None,
+				     storing ? self->ahead : Py_None);
 	Py_DECREF(arg);
 	if (!result)
 		return ZE_CALLBACK;
@@ -162,7 +166,11 @@ static PyObject *zo_store(ZswapObject *self, PyObject *const *args, Py_ssize_t n
 	Py_buffer page;
 	int status, result = 0;
 
-	if (parse_slot(self, args, nargs, 3, &type, &offset) ||
+	/* store(type, offset, page, key=None, ahead=None), as Zswap.store */
+	if (nargs > 5)
+		return PyErr_Format(PyExc_TypeError, "expected at most 5 arguments, got %zd",
+				    nargs);
+	if (parse_slot(self, args, nargs < 3 ? nargs : 3, 3, &type, &offset) ||
 	    PyObject_GetBuffer(args[2], &page, PyBUF_SIMPLE))
 		return NULL;
 	if (page.len != PAGE_SIZE) {
@@ -172,9 +180,11 @@ static PyObject *zo_store(ZswapObject *self, PyObject *const *args, Py_ssize_t n
 	}
 	self->page_bytes = page.buf;
 	self->page = args[2];
+	self->key = nargs > 3 ? args[3] : Py_None;
+	self->ahead = nargs > 4 ? args[4] : Py_None;
 	status = zswap_store(self->z, type, offset, page.buf, &result);
 	self->page_bytes = NULL;
-	self->page = NULL;
+	self->page = self->key = self->ahead = NULL;
 	PyBuffer_Release(&page);
 	return store_result(status, result);
 }
