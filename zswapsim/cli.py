@@ -6,7 +6,9 @@ running out of memory (one line too) exits 1.
 """
 
 import csv
+import importlib.metadata
 import json
+import os
 import signal
 import sys
 
@@ -15,6 +17,8 @@ import click
 from .compress import compressor_what_if
 from .cpu_cost import MEASURED, TOTAL_RULE
 from .config import DEFAULT, DEFAULT_RAM, RANGES, ZswapConfig, parse_list
+from .engine import DEFAULT_ENGINE, ENGINE_VARIABLE, ENGINES, chosen_engine
+from .engine import describe as describe_engine
 from .errors import PoolCorrupted, Terminated, UserError, WorkerLost
 from .files import ReplacingFile, check_input, check_output
 from .memory import PAGE_SIZE, parse_size, ram_pages
@@ -73,8 +77,28 @@ def _option_name(param):
     return max(param.opts, key=len)
 
 
+def _version(ctx, param, value):
+    if value and not ctx.resilient_parsing:
+        click.echo(f"zswapsim {importlib.metadata.version('zswapsim')}, {describe_engine()}")
+        ctx.exit()
+
+
+def _engine(ctx, param, value):
+    """--engine for this process and the workers it starts (ZSWAPSIM_ENGINE);
+    a bad ZSWAPSIM_ENGINE is refused here, before any work."""
+    if value is not None:
+        os.environ[ENGINE_VARIABLE] = value
+    return chosen_engine()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="zswapsim")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_version,
+              help="Show the version and the engine in use, and exit.")
+@click.option("--engine", type=click.Choice(ENGINES), default=None, expose_value=False,
+              is_eager=True, callback=_engine,
+              help=f"Run zswap in the Python models or their compiled twins (also "
+                   f"{ENGINE_VARIABLE}); the results are the same.  [default: "
+                   f"{DEFAULT_ENGINE}]")
 def cli():
     """Replay recorded page workloads through models of Linux compressed swap."""
 

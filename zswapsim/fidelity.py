@@ -50,12 +50,13 @@ import zstandard
 
 from .compress import GivenLengths, get_compressor
 from .config import DEFAULT
+from .engine import zswap_class
 from .errors import ConfigError, FidelityError
-from .memory import PAGE_SIZE, Memory
+from .memory import PAGE_SIZE
 from .profiles import ALLOCATOR_LRU, ZRAM_PROFILES, ZSWAP_PROFILES
 from .zpool import known_pools
 from .zram import Zram
-from .zswap import Zswap, reported_counters
+from .zswap import reported_counters
 
 MAX_PAGES = 1 << 18                 # pages in one set (1 GiB of page images)
 MAX_KERNEL_JSON = 64 << 20          # bytes of one NAME.kernel.json, decompressed
@@ -432,9 +433,9 @@ def _run_set(name, line, kernel, pages):
         for comp, expected in by_compressor.items():
             given = lz4_lengths if comp == "lz4" else None
             for mode, compressor in _compressors(comp, pages, given, line, "zswap"):
-                zswap = Zswap(backend=pool, compressor=compressor, kernel=line,
-                              memory=Memory(expected["mem_total_kb"] * 1024 // PAGE_SIZE),
-                              max_pool_percent=expected["max_pool_percent"])
+                zswap = zswap_class()(backend=pool, compressor=compressor, kernel=line,
+                                      ram_pages=expected["mem_total_kb"] * 1024 // PAGE_SIZE,
+                                      max_pool_percent=expected["max_pool_percent"])
                 for offset, page in enumerate(pages, start=1):
                     zswap.store(0, offset, page)
                 rows += _rows(name, f"zswap {pool}/{comp}", mode, zswap.counters(),
@@ -458,12 +459,12 @@ def replay_limited(run, pages, compressor, line, **settings):
     """The counters of zswap_limited run `run` replayed under kernel `line`:
     each page stored once, in page order, at offsets 1..N, the shrink work
     left queued run at the end; `settings` (shrink_delay=K) go to Zswap."""
-    zswap = Zswap(backend=run["zpool"], compressor=compressor, kernel=line,
-                  memory=Memory(run["mem_total_kb"] * 1024 // PAGE_SIZE),
-                  max_pool_percent=run["max_pool_percent"],
-                  accept_threshold_percent=run.get("accept_threshold_percent",
-                                                   DEFAULT.accept_threshold_percent),
-                  **settings)
+    zswap = zswap_class()(backend=run["zpool"], compressor=compressor, kernel=line,
+                          ram_pages=run["mem_total_kb"] * 1024 // PAGE_SIZE,
+                          max_pool_percent=run["max_pool_percent"],
+                          accept_threshold_percent=run.get("accept_threshold_percent",
+                                                           DEFAULT.accept_threshold_percent),
+                          **settings)
     for offset, page in enumerate(pages, start=1):
         zswap.store(0, offset, page)
     zswap.run_pending_work()

@@ -1,0 +1,72 @@
+"""Choosing the engine (engine.py): `zswapsim --engine`, ZSWAPSIM_ENGINE and
+`engine=` pick the Python models or their compiled twins; the results are
+the same, `--version` says which runs, and a bad choice is one line."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from test_cli import SHIPPED, assert_one_line_error
+from zswapsim.engine import ENGINE_VARIABLE, chosen_engine, zswap_class
+from zswapsim.errors import ConfigError
+from zswapsim.replay import TIMING_FIELDS, replay
+from zswapsim.zswap import Zswap
+from zswapsim.zswap_native import NativeZswap
+
+
+def run(*args, env=None):
+    environment = {key: value for key, value in os.environ.items() if key != ENGINE_VARIABLE}
+    environment.update(env or {})
+    return subprocess.run([sys.executable, "-m", "zswapsim", *args], capture_output=True,
+                          text=True, timeout=300, env=environment)
+
+
+def without_timing(result):
+    return {key: value for key, value in result.items() if key not in TIMING_FIELDS}
+
+
+def test_the_choice_goes_argument_then_variable_then_default(monkeypatch):
+    monkeypatch.delenv(ENGINE_VARIABLE, raising=False)
+    assert zswap_class() is Zswap and chosen_engine() == "python"
+    monkeypatch.setenv(ENGINE_VARIABLE, "native")
+    assert zswap_class() is NativeZswap
+    assert zswap_class("python") is Zswap
+    monkeypatch.setenv(ENGINE_VARIABLE, "fast")
+    with pytest.raises(ConfigError, match="unknown ZSWAPSIM_ENGINE 'fast'"):
+        chosen_engine()
+    with pytest.raises(ConfigError, match="unknown engine 'c'"):
+        chosen_engine("c")
+
+
+@pytest.mark.parametrize("kernel", ["6.1", "6.12", "6.18"])
+def test_replay_gives_the_same_result_in_both_engines(kernel):
+    settings = dict(backend="zsmalloc", ram="16M", kernel=kernel)
+    python = replay(SHIPPED, engine="python", **settings)
+    native = replay(SHIPPED, engine="native", **settings)
+    assert python["written_back_pages"] + python["pool_limit_hit"] > 0    # the limit bites
+    assert without_timing(native) == without_timing(python)
+
+
+def test_version_names_the_engine_the_option_or_variable_chose():
+    assert "engine: python" in run("--version").stdout
+    assert "engine: native" in run("--engine", "native", "--version").stdout
+    assert "engine: native" in run("--version", env={ENGINE_VARIABLE: "native"}).stdout
+
+
+def test_the_command_line_engine_gives_the_same_numbers():
+    args = ("replay", SHIPPED, "--ram", "16M", "--backend", "zbud", "--json")
+    results = [run(*engine, *args) for engine in ((), ("--engine", "native"))]
+    for result in results:
+        assert result.returncode == 0, result.stderr
+    python, native = (without_timing(json.loads(result.stdout)) for result in results)
+    assert native == python
+
+
+def test_a_bad_engine_is_one_line_before_any_work():
+    assert_one_line_error(run("kernels", env={ENGINE_VARIABLE: "turbo"}),
+                          "unknown ZSWAPSIM_ENGINE 'turbo'; known: native, python")
+    result = run("--engine", "turbo", "kernels")
+    assert result.returncode == 2 and "'turbo' is not one of" in result.stderr
