@@ -5,12 +5,15 @@ stores and decompressing the ones it loads.
 Every figure is a ratio of two timings taken side by side in this run, the
 two sides timed in turn and the best of 5 of each kept, so a shared, noisy
 machine moves both sides together (a summary table at the end holds each
-against its target):
+against its target).  Each figure is taken for both engines (engine.py):
+the Python models and their compiled twins, the latter over the
+allocators it has (NATIVE_BACKENDS); the overhead ratio's three sides
+(compress-only, Python replay, native replay) are timed in one rotation:
   1. overhead: replay time / compress-only time, per backend and compressor,
      on the shipped real traces (verification on), and beside it the same
      ratio of CPU time over all threads (with zstd, the trace reader's
      helper threads compress each block's new pages on the second core);
-  2. fan-out: `compare` over the four backends / one backend's replay;
+  2. fan-out: every backend the engine has in one pass / one backend;
   3. allocator cost: malloc+write+read+free per object, and reclaim per
      evicted page, in microseconds, on a real trace's object sizes; and
      the whole store path per page with compression taken out, beside
@@ -19,12 +22,14 @@ against its target):
   5. memory: a replay's peak RSS over what it simulates (pool frames and
      swap device bytes), above a fixed allowance: the interpreter, the
      trace reader's two blocks and the compression cache, each measured;
-  6. sweep scaling: a 16-configuration tune-retries, --jobs 2 against 1.
+  6. sweeps: a 16-configuration tune-retries against one replay of the
+     same trace, and --jobs 2 against 1.
 
     python bench/run.py [--quick] [--output FILE]
 """
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -39,15 +44,34 @@ sys.path.insert(0, str(ROOT))
 
 from zswapsim import tune_retries  # noqa: E402
 from zswapsim.compress import CompressionCache, get_compressor, page_key  # noqa: E402
+from zswapsim.engine import ENGINE_VARIABLE, ENGINES, zswap_class  # noqa: E402
 from zswapsim.memory import Memory  # noqa: E402
 from zswapsim.replay import replay, replay_lanes  # noqa: E402
 from zswapsim.trace import LOAD, STORE, TraceReader, TraceWriter  # noqa: E402
-from zswapsim.zpool import create_pool  # noqa: E402
-from zswapsim.zswap import Zswap  # noqa: E402
+from zswapsim.zpool import create_pool, known_pools  # noqa: E402
 
 TRACES = ["python-heap", "python-job", "gcc-cc1", "postgres-pgbench"]
 BACKENDS = ["zbud", "z3fold", "zsmalloc", "xvmalloc"]
+NATIVE_BACKENDS = [backend for backend in BACKENDS if backend in known_pools("native")]
 RAM = 65536                     # 256M: the pool limit rarely bites, so every page is compressed
+
+
+def engine_backends(engine):
+    return NATIVE_BACKENDS if engine == "native" else BACKENDS
+
+
+@contextlib.contextmanager
+def engine_for_workers(engine):
+    """ZSWAPSIM_ENGINE set for what runs inside (sweeps and their workers)."""
+    saved = os.environ.get(ENGINE_VARIABLE)
+    os.environ[ENGINE_VARIABLE] = engine
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ[ENGINE_VARIABLE]
+        else:
+            os.environ[ENGINE_VARIABLE] = saved
 
 
 def trace_path(name):
@@ -97,13 +121,21 @@ def overhead(runs):
         for comp in ("lz4", "zstd"):
             compressor = get_compressor(comp)
             for backend in BACKENDS:
-                (base, base_cpu), (t, cpu) = side_by_side(
+                engines = [engine for engine in ENGINES if backend in engine_backends(engine)]
+                timings = side_by_side(
                     runs, lambda: compress_only(events, compressor),
-                    lambda: replay(path, backend=backend, compressor=comp, ram_pages=RAM,
-                                   verify=True))
-                rows.append({"trace": name, "compressor": comp, "backend": backend,
-                             "replay_s": round(t, 4), "compress_only_s": round(base, 4),
-                             "ratio": round(t / base, 2), "cpu_ratio": round(cpu / base_cpu, 2)})
+                    *[lambda engine=engine: replay(path, backend=backend, compressor=comp,
+                                                   ram_pages=RAM, verify=True, engine=engine)
+                      for engine in engines])
+                (base, base_cpu), sides = timings[0], dict(zip(engines, timings[1:]))
+                row = {"trace": name, "compressor": comp, "backend": backend,
+                       "compress_only_s": round(base, 4)}
+                for engine in ENGINES:
+                    t, cpu = sides.get(engine, (None, None))
+                    row[f"{engine}_s"] = t and round(t, 4)
+                    row[f"{engine}_ratio"] = t and round(t / base, 2)
+                    row[f"{engine}_cpu_ratio"] = t and round(cpu / base_cpu, 2)
+                rows.append(row)
     return rows
 
 
@@ -111,12 +143,15 @@ def fan_out(runs):
     rows = []
     for name in TRACES:
         path = trace_path(name)
-        configs = [dict(backend=b, ram_pages=RAM) for b in BACKENDS]
-        (one, _), (four, _) = side_by_side(runs, lambda: replay(path, backend="zbud",
-                                                                ram_pages=RAM),
-                                           lambda: replay_lanes(path, configs))
-        rows.append({"trace": name, "one_backend_s": round(one, 4), "four_backends_s":
-                     round(four, 4), "ratio": round(four / one, 2)})
+        for engine in ENGINES:
+            backends = engine_backends(engine)
+            configs = [dict(backend=b, ram_pages=RAM) for b in backends]
+            (one, _), (all_, _) = side_by_side(
+                runs, lambda: replay(path, backend="zbud", ram_pages=RAM, engine=engine),
+                lambda: replay_lanes(path, configs, engine=engine))
+            rows.append({"trace": name, "engine": engine, "backends": len(backends),
+                         "one_backend_s": round(one, 4), "all_backends_s": round(all_, 4),
+                         "ratio": round(all_ / one, 2)})
     return rows
 
 
@@ -129,8 +164,8 @@ def allocator_cost(objects):
     sizes = [rng.choice(sizes) for _ in range(objects)]
     payloads = {s: bytes(s) for s in set(sizes)}
     rows = []
-    for backend in BACKENDS:
-        pool = create_pool(backend, memory=Memory())
+    for engine, backend in [(e, b) for e in ENGINES for b in engine_backends(e)]:
+        pool = create_pool(backend, memory=Memory(), engine=engine)
         started = time.perf_counter()
         for size in sizes:
             handle = pool.malloc(size)
@@ -142,7 +177,7 @@ def allocator_cost(objects):
         def evict(p, handle):
             p.free(handle)
             return 0
-        pool = create_pool(backend, memory=Memory(), evict=evict)
+        pool = create_pool(backend, memory=Memory(), evict=evict, engine=engine)
         for size in sizes:
             pool.write(pool.malloc(size), payloads[size])
         pages = pool.total_pages()
@@ -150,7 +185,8 @@ def allocator_cost(objects):
         while pool.total_pages():
             pool.reclaim_page(8)
         reclaim = (time.perf_counter() - started) / pages * 1e6
-        rows.append({"backend": backend, "alloc_write_read_free_us": round(single, 2),
+        rows.append({"engine": engine, "backend": backend,
+                     "alloc_write_read_free_us": round(single, 2),
                      "reclaim_per_page_us": round(reclaim, 2), "objects": len(sizes)})
     return rows
 
@@ -168,16 +204,15 @@ def store_path(runs):
     for image in images:
         cache.compress(image)
     rows = []
-    for backend in BACKENDS:
+    for engine, backend in [(e, b) for e in ENGINES for b in engine_backends(e)]:
         def store_all():
-            zswap = Zswap(backend=backend, compressor=cache, memory=Memory(RAM))
+            zswap = zswap_class(engine)(backend=backend, compressor=cache, ram_pages=RAM)
             for offset, (image, key) in enumerate(zip(images, keys)):
-                cache.remember(image, key)
-                zswap.store(0, offset, image)
+                zswap.store(0, offset, image, key)
         (lz4_s, _), (store_s, _) = side_by_side(
             runs, lambda: [lz4.compress(image) for image in images], store_all)
         lz4_us, store_us = lz4_s / len(images) * 1e6, store_s / len(images) * 1e6
-        rows.append({"backend": backend, "store_path_us": round(store_us, 2),
+        rows.append({"engine": engine, "backend": backend, "store_path_us": round(store_us, 2),
                      "lz4_us": round(lz4_us, 2),
                      "floor_ratio": round((store_us + lz4_us) / lz4_us, 2)})
     return rows
@@ -208,11 +243,13 @@ def scaling(sizes, workdir):
     for events in sizes:
         path = Path(workdir) / f"scale-{events}.trace"
         synthetic_trace(path, events)
-        t = best_of(1, lambda: replay(path, backend="zsmalloc", ram_pages=16384))
-        rows.append({"events": events, "seconds": round(t, 3),
-                     "us_per_event": round(t / events * 1e6, 2)})
-    base = rows[0]["us_per_event"]
+        timings = side_by_side(1, *[lambda engine=engine: replay(
+            path, backend="zsmalloc", ram_pages=16384, engine=engine) for engine in ENGINES])
+        for engine, (t, _) in zip(ENGINES, timings):
+            rows.append({"engine": engine, "events": events, "seconds": round(t, 3),
+                         "us_per_event": round(t / events * 1e6, 2)})
     for row in rows:
+        base = next(r for r in rows if r["engine"] == row["engine"])["us_per_event"]
         row["vs_smallest"] = round(row["us_per_event"] / base, 2)
     return rows
 
@@ -239,7 +276,7 @@ if mode == "read":
         pass
 elif mode == "replay":
     lane = dict(backend=args[1], ram_pages=int(args[2]), compressor=args[3])
-    result = zswapsim.replay.replay_lanes(args[0], [lane])[0]
+    result = zswapsim.replay.replay_lanes(args[0], [lane], engine=args[4])[0]
 hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
 print(json.dumps({"rss_kb": hwm, "peak_pool_pages": result.get("peak_pool_pages"),
                   "swap_slots": result.get("swap_used_slots"),
@@ -261,12 +298,13 @@ def memory(traces):
         return json.loads(out)
     idle = child("idle")["rss_kb"]
     rows = []
-    for label, path, ram, compressor in traces:
+    for engine, (label, path, ram, compressor) in [(e, t) for e in ENGINES for t in traces]:
         reader = child("read", str(path))["rss_kb"] - idle
-        got = child("replay", str(path), "zbud", str(ram), compressor)
+        got = child("replay", str(path), "zbud", str(ram), compressor, engine)
         simulated_kb = (got["peak_pool_pages"] + got["swap_slots"]) * 4
         net = got["rss_kb"] - idle - reader - got["cache_kb"]
-        rows.append({"trace": label, "compressor": compressor, "ram_pages": ram,
+        rows.append({"engine": engine, "trace": label, "compressor": compressor,
+                     "ram_pages": ram,
                      "peak_rss_mb": round(got["rss_kb"] / 1024, 1),
                      "interpreter_mb": round(idle / 1024, 1), "reader_mb": round(reader / 1024, 1),
                      "cache_mb": round(got["cache_kb"] / 1024, 1),
@@ -276,38 +314,50 @@ def memory(traces):
     return rows
 
 
-def sweep_scaling():
-    path = trace_path("swapcache-churn") if trace_path("swapcache-churn").exists() else None
+def sweeps(runs):
+    """A 16-configuration tune-retries (one pass, 16 lanes) against one
+    replay of the same trace, per engine; then --jobs 2 against 1."""
+    path = trace_path("swapcache-churn")
     args = dict(retries=(1, 2, 4, 8, 16, 32, 64, 128), max_pool_percents=(20, 30),
                 ram_pages=4096)
-    serial = best_of(1, lambda: tune_retries(path, jobs=1, **args))
-    parallel = best_of(1, lambda: tune_retries(path, jobs=2, **args))
-    return [{"configurations": 16, "jobs_1_s": round(serial, 2), "jobs_2_s": round(parallel, 2),
-             "speedup": round(serial / parallel, 2)}]
+    rows = []
+    for engine in ENGINES:
+        with engine_for_workers(engine):
+            (one, _), (sixteen, _) = side_by_side(
+                runs, lambda: replay(path, ram_pages=4096), lambda: tune_retries(path, **args))
+            parallel = best_of(1, lambda: tune_retries(path, jobs=2, **args))
+        rows.append({"engine": engine, "configurations": 16, "one_replay_s": round(one, 2),
+                     "tune_retries_s": round(sixteen, 2), "ratio": round(sixteen / one, 2),
+                     "jobs_2_s": round(parallel, 2),
+                     "jobs_2_speedup": round(sixteen / parallel, 2)})
+    return rows
 
 
 def summary(results):
-    """One row per figure: the measured range against the issue's target."""
+    """One row per figure and engine: the measured range against issue 18's target."""
     def span(values):
         return f"{min(values)} - {max(values)}"
 
-    def ratios(compressor):
-        return [row["ratio"] for row in results["overhead"] if row["compressor"] == compressor]
-
-    growth = results["scaling"][-1]["us_per_event"] / results["scaling"][0]["us_per_event"]
-    memory = [row["ratio"] for row in results["memory"]]
-    rows = [
-        ("overhead, lz4", span(ratios("lz4")), "<= 1.3", max(ratios("lz4")) <= 1.3),
-        ("overhead, zstd", span(ratios("zstd")), "<= 1.15", max(ratios("zstd")) <= 1.15),
-        ("fan-out", span([row["ratio"] for row in results["fan_out"]]), "<= 1.6",
-         max(row["ratio"] for row in results["fan_out"]) <= 1.6),
-        ("scaling, largest / smallest per event", round(growth, 2), "<= 1.1", growth <= 1.1),
-        ("memory, net of the allowance", span(memory), "<= 1.5", max(memory) <= 1.5),
-        ("sweep, --jobs 2 speed-up", results["sweep"][0]["speedup"], "-", None),
-    ]
-    return [{"figure": figure, "measured": measured, "target": target,
-             "met": "-" if met is None else ("yes" if met else "no")}
-            for figure, measured, target, met in rows]
+    rows = []
+    for engine in ENGINES:
+        def of(figure, field="ratio", **match):
+            return [row[field] for row in results[figure]
+                    if row.get("engine", engine) == engine and row.get(field) is not None
+                    and all(row[key] == value for key, value in match.items())]
+        scaling = of("scaling", "us_per_event")
+        growth = round(scaling[-1] / scaling[0], 2)
+        figures = [
+            ("overhead, lz4", of("overhead", f"{engine}_ratio", compressor="lz4"), 1.2),
+            ("overhead, zstd", of("overhead", f"{engine}_ratio", compressor="zstd"), 1.1),
+            ("fan-out, all backends / one", of("fan_out"), 1.5),
+            ("tune-retries 16 configurations / one replay", of("sweeps"), 2.5),
+            ("scaling, largest / smallest per event", [growth], 1.1),
+            ("memory, net of the allowance", of("memory"), 1.5),
+        ]
+        rows += [{"engine": engine, "figure": figure, "measured": span(values),
+                  "target": f"<= {target}", "met": "yes" if max(values) <= target else "no"}
+                 for figure, values, target in figures]
+    return rows
 
 
 def table(title, rows):
@@ -335,12 +385,12 @@ def main():
     runs = 1 if args.quick else 5
     started = time.perf_counter()
     results = {"date": time.strftime("%Y-%m-%d"), "python": sys.version.split()[0],
-               "cpus": os.cpu_count()}
+               "cpus": os.cpu_count(), "native_backends": NATIVE_BACKENDS}
     with tempfile.TemporaryDirectory(prefix="zswapsim-bench-") as workdir:
         results["overhead"] = overhead(runs)
         table("1. overhead: replay / compress-only (verify on)", results["overhead"])
         results["fan_out"] = fan_out(runs)
-        table("2. fan-out: four backends in one pass / one backend", results["fan_out"])
+        table("2. fan-out: all backends in one pass / one backend", results["fan_out"])
         results["allocators"] = allocator_cost(20000 if args.quick else 100000)
         table("3. allocator cost (microseconds)", results["allocators"])
         results["store_path"] = store_path(runs)
@@ -356,10 +406,10 @@ def main():
                                     (big.name, big, 16384, "lz4"), (big.name, big, 16384, "zstd")])
         table("5. memory: (peak RSS - interpreter - reader - cache) / simulated bytes",
               results["memory"])
-        results["sweep"] = sweep_scaling()
-        table("6. sweep scaling: tune-retries, 16 configurations", results["sweep"])
+        results["sweeps"] = sweeps(runs)
+        table("6. sweeps: tune-retries, 16 configurations", results["sweeps"])
     results["summary"] = summary(results)
-    table("Summary against the targets of issue 7", results["summary"])
+    table("Summary against the targets of issue 18", results["summary"])
     results["seconds"] = round(time.perf_counter() - started, 1)
     Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     print(f"\n{args.json} written; {results['seconds']} s in all")
