@@ -272,16 +272,14 @@ TRACES = Path(__file__).resolve().parents[1] / "traces"
 @pytest.mark.parametrize("kernel, backend", [("3.11", "zbud"), ("6.1", "zbud"),
                                              ("6.3", "zsmalloc"), ("6.6", "zbud"),
                                              ("6.12", "zsmalloc"), ("6.18", "zsmalloc")])
-def test_a_replay_through_the_native_engine_is_the_pythons(monkeypatch, trace, kernel,
-                                                           backend):
-    """replay.py driving NativeZswap in its Zswap's place (everything it
-    asks of a Zswap, the end-of-run checks included) reports what it
-    reports driving zswap.Zswap, timing aside, with the limit biting."""
+def test_a_replay_through_the_native_engine_is_the_pythons(trace, kernel, backend):
+    """replay.py driving NativeZswap (everything it asks of a Zswap, the
+    end-of-run checks included) reports what it reports driving
+    zswap.Zswap, timing aside, with the limit biting."""
     settings = dict(kernel=kernel, backend=backend, ram_pages=2048, max_pool_percent=5,
                     classes=backend == "zsmalloc")
-    python = replay.replay(TRACES / f"{trace}.trace", **settings)
-    monkeypatch.setattr(replay, "Zswap", NativeZswap)
-    native = replay.replay(TRACES / f"{trace}.trace", **settings)
+    python = replay.replay(TRACES / f"{trace}.trace", engine="python", **settings)
+    native = replay.replay(TRACES / f"{trace}.trace", engine="native", **settings)
     for result in (python, native):
         for field in replay.TIMING_FIELDS:
             result.pop(field)
