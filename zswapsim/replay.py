@@ -36,11 +36,12 @@ After the replay, each compressor is timed on a sample of the trace's pages
 import sys
 import time
 
+from . import _engine
 from .compress import CompressionCache, get_compressor, page_key
 from .cpu_cost import MEASURED, PageSample, cpu_cost, page_costs
 from .errors import ConfigError, TraceError, ZswapsimError
 from .config import ZswapConfig, as_config
-from .engine import zswap_class
+from .engine import chosen_engine, zswap_class
 from .stats import derived
 from .trace import (DROP_CLEAN, INVALIDATE_AREA, INVALIDATE_PAGE, LOAD, STORE, TraceReader,
                     columns)
@@ -120,6 +121,79 @@ class Lane:
             self.resident[swap_type, offset] = page
 
 
+class EventLoop:
+    """The swap core over a block's events: each event becomes the calls
+    the kernel would make on every lane, the expected page of each live
+    offset is kept in `live` ({swap type: {offset: page_key}}), and with
+    `verify` every load is checked against the trace's image.  `events`
+    counts the events run.  zswapsim/_engine/replay.c's Replay is the
+    compiled twin (NativeEventLoop), for lanes of native Zswaps."""
+
+    def __init__(self, lanes, exclusive, live, verify, note):
+        self.lanes, self.live, self.verify, self.note = lanes, live, verify, note
+        self.exclusive_lanes = [lane for lane, flag in zip(lanes, exclusive) if flag]
+        self.events = 0
+
+    def run(self, events, images, first_image, aheads, begin, end):
+        """Run events[begin:end] of a block whose live images are `images`
+        (id -> page), the first of them new in this block `first_image`;
+        `aheads` holds per lane its cache's compressions of the block's new
+        images made ahead, or None."""
+        lanes, live, verify = self.lanes, self.live, self.verify
+        lane_ahead = list(zip(lanes, aheads))
+        for op, swap_type, image_id, offset in columns(events[begin:end]):
+            self.events += 1
+            if op == STORE:
+                image = images[image_id]
+                key = page_key(image)
+                new = image_id - first_image
+                for lane, results in lane_ahead:
+                    lane.store(swap_type, offset, image, key,
+                               results[new] if results and 0 <= new < len(results) else None)
+                live_offsets = live.get(swap_type)
+                if live_offsets is None:
+                    live_offsets = live[swap_type] = {}
+                live_offsets[offset] = key
+            elif op == LOAD:
+                if self.note is not None:
+                    self.note()
+                    self.note = None
+                image = images.get(image_id)
+                expected = None
+                if verify:
+                    live_offsets = live.get(swap_type)
+                    expected = live_offsets.get(offset) if live_offsets else None
+                    if (image is None) != (expected is None):
+                        raise inconsistent_load(self.events, swap_type, offset, image, expected)
+                for lane in lanes:
+                    page = lane.load(swap_type, offset)
+                    if verify and page != image:
+                        raise load_failure(self.events, swap_type, offset, page, image,
+                                           expected)
+            elif op == INVALIDATE_PAGE:
+                for lane in lanes:
+                    lane.invalidate_page(swap_type, offset)
+                live.get(swap_type, {}).pop(offset, None)
+            elif op == DROP_CLEAN:
+                if verify and offset not in live.get(swap_type, ()):
+                    raise inconsistent_drop(self.events, swap_type, offset)
+                for lane in self.exclusive_lanes:
+                    lane.drop_clean(swap_type, offset)
+            elif op == INVALIDATE_AREA:
+                for lane in lanes:
+                    lane.invalidate_area(swap_type)
+                live.pop(swap_type, None)
+
+
+class NativeEventLoop(_engine.Replay):
+    """EventLoop in C, over the lanes' compiled Zswaps (replay.c)."""
+
+    def __init__(self, lanes, exclusive, live, verify, note):
+        super().__init__([lane.zswap._engine for lane in lanes],
+                         [lane.resident for lane in lanes], exclusive, live, verify, note,
+                         page_key, load_failure, inconsistent_load, inconsistent_drop)
+
+
 def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
                  timeline_points=0, engine=None):
     """One pass over the trace for every configuration in `configs`
@@ -139,69 +213,37 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
     if timeline_points:
         sample_every = max(1, (reader.event_count() or 1) // timeline_points)
     live = {}           # swap type -> {offset: page_key of the expected image}
-    exclusive_lanes = [lane for lane in lanes if lane.zswap.profile.exclusive_loads]
+    exclusive = [lane.zswap.profile.exclusive_loads for lane in lanes]
     # A trace older than drop_clean loses nothing until its first load.
-    old_trace_note = bool(exclusive_lanes) and reader.version < DROP_CLEAN_VERSION
+    note = None
+    if any(exclusive) and reader.version < DROP_CLEAN_VERSION:
+        kernels = [lane.zswap.profile.name for lane in lanes if lane.zswap.profile.exclusive_loads]
+        note = lambda: note_old_trace(trace_path, reader.version, kernels)  # noqa: E731
     batching = [cache for cache in caches.values() if cache.batch is not None]
     # Per lane, the index of its cache's results made ahead, or None.
     ahead_index = [batching.index(lane.cache) if lane.cache in batching else None
                    for lane in lanes]
-    events = 0
+    loop = (NativeEventLoop if chosen_engine(engine) == "native" else EventLoop)(
+        lanes, exclusive, live, verify, note)
+    # The loop hands back control where a timeline sample or a progress call is due.
+    every = [n for n in (sample_every, 256 if progress is not None else 0) if n]
     started = time.perf_counter()
     for block in reader.blocks(_compress_ahead(batching)):
-        images = block.images
-        sample.take(images, reader.images_defined)
-        first, done = block.first_image, block.ahead or [()] * len(batching)
-        lane_ahead = [(lane, None if index is None else done[index])
-                      for lane, index in zip(lanes, ahead_index)]
-        for op, swap_type, image_id, offset in columns(block.events):
-            events += 1
-            if op == STORE:
-                image = images[image_id]
-                key = page_key(image)
-                new = image_id - first
-                for lane, results in lane_ahead:
-                    lane.store(swap_type, offset, image, key,
-                               results[new] if results and 0 <= new < len(results) else None)
-                live_offsets = live.get(swap_type)
-                if live_offsets is None:
-                    live_offsets = live[swap_type] = {}
-                live_offsets[offset] = key
-            elif op == LOAD:
-                if old_trace_note:
-                    note_old_trace(trace_path, reader.version,
-                                   [lane.zswap.profile.name for lane in exclusive_lanes])
-                    old_trace_note = False
-                image = images.get(image_id)
-                if verify:
-                    live_offsets = live.get(swap_type)
-                    expected = live_offsets.get(offset) if live_offsets else None
-                    if (image is None) != (expected is None):
-                        raise inconsistent_load(events, swap_type, offset, image, expected)
-                for lane in lanes:
-                    page = lane.load(swap_type, offset)
-                    if verify and page != image:
-                        if image is not None and page_key(image) != expected:
-                            raise inconsistent_load(events, swap_type, offset, image, expected)
-                        raise VerifyError(_mismatch(events, swap_type, offset, page, image))
-            elif op == INVALIDATE_PAGE:
-                for lane in lanes:
-                    lane.invalidate_page(swap_type, offset)
-                live.get(swap_type, {}).pop(offset, None)
-            elif op == DROP_CLEAN:
-                if verify and offset not in live.get(swap_type, ()):
-                    raise inconsistent_drop(events, swap_type, offset)
-                for lane in exclusive_lanes:
-                    lane.drop_clean(swap_type, offset)
-            elif op == INVALIDATE_AREA:
-                for lane in lanes:
-                    lane.invalidate_area(swap_type)
-                live.pop(swap_type, None)
+        sample.take(block.images, reader.images_defined)
+        done = block.ahead or [()] * len(batching)
+        aheads = [None if index is None else done[index] or None for index in ahead_index]
+        begin, end = 0, len(block.events)
+        while begin < end:
+            events = loop.events
+            stop = min([end] + [begin + n - events % n for n in every])
+            loop.run(block.events, block.images, block.first_image, aheads, begin, stop)
+            begin, events = stop, loop.events
             if sample_every and events % sample_every == 0:
                 for lane in lanes:
                     lane.timeline.append((events, lane.zswap.pool_pages()))
             if progress is not None and events % 256 == 0:
                 progress(events)
+    events = loop.events
     for lane in lanes:
         lane.zswap.run_pending_work()
     if progress is not None:
@@ -293,6 +335,15 @@ def _mismatch(event, swap_type, offset, page, image):
     want = "nothing" if image is None else "the stored page"
     return (f"verify failed at event {event}: load of type {swap_type} offset {offset} "
             f"returned {got}, the trace expects {want}")
+
+
+def load_failure(event, swap_type, offset, page, image, expected_key):
+    """The error for a load that returned `page` where the trace's image is
+    `image`: the trace's own contradiction if the image is not the one its
+    store left there, else the simulator's VerifyError."""
+    if image is not None and page_key(image) != expected_key:
+        return inconsistent_load(event, swap_type, offset, image, expected_key)
+    return VerifyError(_mismatch(event, swap_type, offset, page, image))
 
 
 def inconsistent_load(event, swap_type, offset, image, expected_key):

@@ -10,17 +10,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include "zswap.h"
+#include "zswap_module.h"
 
-typedef struct {
-	PyObject_HEAD
-	struct zswap *z;
-	PyObject *compressor;		/* a zswapsim.compress.CompressionCache */
-	const uint8_t *page_bytes;	/* the store under way: its page's bytes ... */
-	PyObject *page;			/* ... and the page object itself (borrowed) */
-	PyObject *key, *ahead;		/* ... its page_key and compression made ahead, or None */
-	PyObject *compressed;		/* the last compress() result, for its bytes */
-} ZswapObject;
 
 /* -- the codec: the CompressionCache's methods ------------------------------- */
 
@@ -78,7 +69,7 @@ static int codec_decompress(void *ctx, const uint8_t *src, size_t len, uint8_t *
 
 /* -- arguments and errors ------------------------------------------------------ */
 
-static PyObject *failed(int status)
+PyObject *zswap_failed(int status)
 {
 	if (status == ZE_CALLBACK) {
 		if (!PyErr_Occurred())
@@ -142,7 +133,7 @@ static int parse_slot(ZswapObject *self, PyObject *const *args, Py_ssize_t nargs
 static PyObject *store_result(int status, int result)
 {
 	if (status)
-		return failed(status);
+		return zswap_failed(status);
 	if (result == ZSWAP_NOT_OUT)
 		Py_RETURN_NONE;
 	return PyBool_FromLong(result == ZSWAP_KEPT);
@@ -151,13 +142,28 @@ static PyObject *store_result(int status, int result)
 static PyObject *page_result(int status, int found, const uint8_t *page)
 {
 	if (status)
-		return failed(status);
+		return zswap_failed(status);
 	if (!found)
 		Py_RETURN_NONE;
 	return PyBytes_FromStringAndSize((const char *)page, PAGE_SIZE);
 }
 
 /* -- the operations --------------------------------------------------------------- */
+
+int zswap_object_store(ZswapObject *self, uint32_t type, uint64_t offset, PyObject *page,
+		       const uint8_t *bytes, PyObject *key, PyObject *ahead, int *result)
+{
+	int status;
+
+	self->page_bytes = bytes;
+	self->page = page;
+	self->key = key;
+	self->ahead = ahead;
+	status = zswap_store(self->z, type, offset, bytes, result);
+	self->page_bytes = NULL;
+	self->page = self->key = self->ahead = NULL;
+	return status;
+}
 
 static PyObject *zo_store(ZswapObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -178,13 +184,9 @@ static PyObject *zo_store(ZswapObject *self, PyObject *const *args, Py_ssize_t n
 		return PyErr_Format(PyExc_ValueError, "a page is %u bytes, not %zd", PAGE_SIZE,
 				    page.len);
 	}
-	self->page_bytes = page.buf;
-	self->page = args[2];
-	self->key = nargs > 3 ? args[3] : Py_None;
-	self->ahead = nargs > 4 ? args[4] : Py_None;
-	status = zswap_store(self->z, type, offset, page.buf, &result);
-	self->page_bytes = NULL;
-	self->page = self->key = self->ahead = NULL;
+	status = zswap_object_store(self, type, offset, args[2], page.buf,
+				    nargs > 3 ? args[3] : Py_None, nargs > 4 ? args[4] : Py_None,
+				    &result);
 	PyBuffer_Release(&page);
 	return store_result(status, result);
 }
@@ -227,7 +229,7 @@ static PyObject *zo_compressed(ZswapObject *self, PyObject *const *args, Py_ssiz
 		return NULL;
 	status = zswap_compressed(self->z, type, offset, buf, &len);
 	if (status)
-		return failed(status);
+		return zswap_failed(status);
 	if (!len)
 		Py_RETURN_NONE;
 	return PyBytes_FromStringAndSize((const char *)buf, (Py_ssize_t)len);
@@ -244,7 +246,7 @@ static PyObject *zo_invalidate_page(ZswapObject *self, PyObject *const *args,
 		return NULL;
 	status = zswap_invalidate_page(self->z, type, offset);
 	if (status)
-		return failed(status);
+		return zswap_failed(status);
 	Py_RETURN_NONE;
 }
 
@@ -257,7 +259,7 @@ static PyObject *zo_invalidate_area(ZswapObject *self, PyObject *type_obj)
 		return NULL;
 	status = zswap_invalidate_area(self->z, type);
 	if (status)
-		return failed(status);
+		return zswap_failed(status);
 	Py_RETURN_NONE;
 }
 
@@ -282,7 +284,7 @@ static PyObject *zo_run_pending_work(ZswapObject *self, PyObject *unused)
 		return NULL;
 	status = zswap_run_pending_work(self->z);
 	if (status)
-		return failed(status);
+		return zswap_failed(status);
 	Py_RETURN_NONE;
 }
 
@@ -373,7 +375,7 @@ static PyObject *zo_class_stats(ZswapObject *self, PyObject *unused)
 			Py_DECREF(rows);
 			if (distinct == -EINVAL)
 				return PyErr_Format(PyExc_ValueError, "class_stats: not zsmalloc");
-			return failed(distinct);
+			return zswap_failed(distinct);
 		}
 		if (!distinct)
 			continue;
@@ -621,7 +623,7 @@ static PyMethodDef zswap_methods[] = {
 	{ NULL, NULL, 0, NULL },
 };
 
-static PyTypeObject ZswapType = {
+PyTypeObject ZswapType = {
 	PyVarObject_HEAD_INIT(NULL, 0)
 	.tp_name = "zswapsim._engine.Zswap",
 	.tp_doc = "zswap.c: Zswap(compressor, params, faults=None); see zswap_native.py",
@@ -674,7 +676,8 @@ static PyMethodDef functions[] = {
 
 int zswap_module_add(PyObject *module)
 {
-	if (PyType_Ready(&ZswapType) || PyModule_AddFunctions(module, functions))
+	if (PyType_Ready(&ZswapType) || PyModule_AddFunctions(module, functions) ||
+	    PyModule_AddObjectRef(module, "Zswap", (PyObject *)&ZswapType))
 		return -1;
-	return PyModule_AddObjectRef(module, "Zswap", (PyObject *)&ZswapType);
+	return replay_module_add(module);
 }
