@@ -1,7 +1,8 @@
-"""Fixtures the test files share: zswap in either engine."""
+"""Fixtures the test files share: zswap, or the whole replay, in either engine."""
 
 import pytest
 
+from zswapsim.engine import ENGINE_VARIABLE
 from zswapsim.zswap import Zswap
 from zswapsim.zswap_native import NativeZswap
 
@@ -14,3 +15,11 @@ def zswap_engine(request):
     then zswap_native.NativeZswap.  Both take the same config and keywords;
     a test that looks inside the Python model's state uses Zswap alone."""
     return ZSWAP_ENGINES[request.param]
+
+
+@pytest.fixture(params=list(ZSWAP_ENGINES))
+def replay_engine(request, monkeypatch):
+    """Each engine in turn as the process's choice (ZSWAPSIM_ENGINE), so
+    replay(), the sweeps and the command line run in it: the name."""
+    monkeypatch.setenv(ENGINE_VARIABLE, request.param)
+    return request.param

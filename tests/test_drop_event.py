@@ -121,7 +121,7 @@ def zswap(path, kernel, **settings):
     return replay(path, kernel=kernel, backend="zsmalloc", ram_pages=16384, **settings)
 
 
-def test_nothing_under_6_1_a_store_again_under_6_12(tmp_path):
+def test_nothing_under_6_1_a_store_again_under_6_12(tmp_path, replay_engine):
     dropped = write_trace(tmp_path / "d.trace", ("store", 7, TEXT), ("load", 7, None),
                           ("drop_clean", 7, None))
     kept = write_trace(tmp_path / "k.trace", ("store", 7, TEXT), ("load", 7, None))
@@ -141,7 +141,7 @@ def test_nothing_under_6_1_a_store_again_under_6_12(tmp_path):
     assert (again["zswpin"], again["swapcache_hits"], again["stored_pages"]) == (2, 0, 0)
 
 
-def test_a_page_read_from_the_device_or_the_zero_map_keeps_its_copy(tmp_path):
+def test_a_page_read_from_the_device_or_the_zero_map_keeps_its_copy(tmp_path, replay_engine):
     # Under 6.12 a page that does not compress into one page is refused
     # (reject_compress_fail) and written to the swap device; a zero page
     # goes to the zero map.  Their loads leave those copies: a drop stores nothing.
@@ -154,7 +154,7 @@ def test_a_page_read_from_the_device_or_the_zero_map_keeps_its_copy(tmp_path):
     assert (result["stores"], result["zswpout"], result["stored_pages"]) == (2, 0, 0)
 
 
-def test_a_drop_of_an_empty_slot_is_an_inconsistent_trace(tmp_path):
+def test_a_drop_of_an_empty_slot_is_an_inconsistent_trace(tmp_path, replay_engine):
     path = write_trace(tmp_path / "t.trace", ("store", 1, TEXT), ("drop_clean", 2, None))
     with pytest.raises(TraceError, match="event 2: drop_clean of type 0 offset 2, but nothing"):
         zswap(path, "6.12")
@@ -175,7 +175,7 @@ def test_zram_treats_it_as_nothing(tmp_path):
         assert devices[0].stats["pages_stored"] == 2
 
 
-def test_an_old_trace_under_exclusive_loads_is_noted_once(tmp_path, capsys):
+def test_an_old_trace_under_exclusive_loads_is_noted_once(tmp_path, capsys, replay_engine):
     path = tmp_path / "old.trace"
     path.write_bytes(hand_trace(1, [TEXT], [event(STORE, 4, 0), event(LOAD, 4, 0)], [0]))
     zswap(path, "6.1")

@@ -8,9 +8,9 @@ import pytest
 
 from zswapsim import _kcompress
 from zswapsim.cli import main
-from zswapsim.compress import page_key
+from zswapsim.compress import CompressionCache, page_key
 from zswapsim.errors import TraceError
-from zswapsim.replay import VerifyError, check_conservation, replay
+from zswapsim.replay import TIMING_FIELDS, VerifyError, check_conservation, replay
 from zswapsim.trace import LOAD, TraceReader, TraceWriter
 from zswapsim.trace.format import NO_IMAGE
 from zswapsim.zswap import Zswap
@@ -59,7 +59,7 @@ def test_scripted_trace_counters(scripted_trace):
     assert r["allocator_waste_bytes"] == 40960 - r["compressed_bytes"]
 
 
-def test_3_11_replay_of_same_trace(scripted_trace):
+def test_3_11_replay_of_same_trace(scripted_trace, replay_engine):
     # Store 21 finds 11 > 10: reclaim_page writes back the tail {0, 1}, frees
     # the page, and the store goes on into page 11's free buddy (10 pages).
     # Load 0 misses, load 5 hits, invalidate 5 frees a buddy on {4, 5}; store
@@ -75,16 +75,28 @@ def test_3_11_replay_of_same_trace(scripted_trace):
     assert r["live_pages"] == 23
 
 
-def test_verify_catches_a_corrupted_load(scripted_trace, monkeypatch):
-    real_load = Zswap.load
+def test_verify_catches_a_corrupted_load(scripted_trace, monkeypatch, replay_engine):
+    """A decompression that flips the page's last bit (both engines load
+    through the compression cache) fails the first load that finds the
+    page: event 23, the load of offset 0; without verification the replay
+    counts what an uncorrupted one counts."""
+    settings = dict(ram_pages=100, max_pool_percent=10, verify=False)
+    clean = replay(scripted_trace, **settings)
+    real_decompress = CompressionCache.decompress
 
-    def corrupting_load(self, swap_type, offset):
-        page = real_load(self, swap_type, offset)
-        return None if page is None else page[:-1] + bytes([page[-1] ^ 1])
+    def corrupting_decompress(self, data, size=4096):
+        page = real_decompress(self, data, size)
+        return page[:-1] + bytes([page[-1] ^ 1])
 
-    monkeypatch.setattr(Zswap, "load", corrupting_load)
-    with pytest.raises(VerifyError, match="event 23: load of type 0 offset 0"):
+    monkeypatch.setattr(CompressionCache, "decompress", corrupting_decompress)
+    with pytest.raises(VerifyError, match="^verify failed at event 23: load of type 0 offset 0 "
+                       "returned a different page, the trace expects the stored page$"):
         replay(scripted_trace, ram_pages=100, max_pool_percent=10)
+    corrupted = replay(scripted_trace, **settings)
+    for result in (clean, corrupted):
+        for field in TIMING_FIELDS:
+            result.pop(field)
+    assert corrupted == clean and clean["zswpin"] > 0
 
 
 def test_conservation_catches_lost_and_extra_pages():
@@ -149,7 +161,7 @@ def test_shipped_traces_replay_and_verify(name):
     (7, 0, "names a page, but nothing is stored there"),
     (0, NO_IMAGE, "names no page, but one is stored there")])
 def test_a_load_contradicting_the_trace_is_the_traces_fault(tmp_path, capsys, offset, image,
-                                                            what):
+                                                            what, replay_engine):
     """A valid file whose crafted fourth event loads `offset` naming `image`:
     with offset 0 holding image 0 and offset 1 image 1, each contradicts the
     trace's own stores, whatever the store layer did."""

@@ -29,6 +29,7 @@ from zswapsim.errors import ConfigError
 from zswapsim.faults import FaultPlan
 from zswapsim.memory import Memory
 from zswapsim.profiles import ZSWAP_PROFILES
+from zswapsim.trace import TraceWriter
 from zswapsim.zpool.base import known_pools
 from zswapsim.zswap import Zswap
 from zswapsim.zswap_native import NativeZswap, _seed_words
@@ -284,3 +285,66 @@ def test_a_replay_through_the_native_engine_is_the_pythons(trace, kernel, backen
         for field in replay.TIMING_FIELDS:
             result.pop(field)
     assert native == python and python["verified"] and python["pool_limit_hit"] > 0
+
+
+def lanes_in_both_engines(path, configs):
+    """replay_lanes of `configs` in each engine, timings dropped."""
+    results = [replay.replay_lanes(path, configs, engine=engine)
+               for engine in ("python", "native")]
+    for lanes in results:
+        for result in lanes:
+            for field in replay.TIMING_FIELDS:
+                result.pop(field)
+    return results
+
+
+def test_the_event_loops_agree_where_pages_stay_in_ram(tmp_path):
+    """replay.c's loop against EventLoop where the swap core keeps pages in
+    RAM: a two-slot swap device and injected write faults leave pages
+    resident, which later loads, invalidations, a drop under 6.12's
+    exclusive loads and an invalidate_area over them must handle alike.
+    The trace: 10 pages on type 1, 40 on type 0 (the first 10 the same
+    pages), loads of all, one drop, an invalidated half, the type 0 area
+    given up, 5 stored there again, type 1 loaded again."""
+    path = tmp_path / "resident.trace"
+    rng = random.Random(7)
+    pages = [rng.randbytes(600 + 60 * n) + bytes(3496 - 60 * n) for n in range(40)]
+    with TraceWriter(path) as w:
+        for offset in range(10):
+            w.store(1, offset, pages[offset])
+        for offset, page in enumerate(pages):
+            w.store(0, offset, page)
+        for offset in range(40):
+            w.load(0, offset)
+        w.drop_clean(0, 3)
+        for offset in range(0, 40, 2):
+            w.invalidate_page(0, offset)
+        w.invalidate_area(0)
+        for offset in range(5):
+            w.store(0, offset, pages[39 - offset])
+        for offset in range(10):
+            w.load(1, offset)
+    faults = dict(swap_write=0.5, alloc=0.1, seed=5)
+    configs = [dict(kernel=kernel, backend=backend, ram_pages=400, max_pool_percent=3,
+                    swap_capacity=6, faults=faults)
+               for kernel, backend in (("6.1", "zbud"), ("6.12", "zsmalloc"),
+                                       ("6.18", "zsmalloc"))]
+    python, native = lanes_in_both_engines(path, configs)
+    assert native == python
+    assert all(lane["verified"] and lane["resident_pages"] > 0 for lane in python)
+    assert all(lane["stored_pages"] > 0 for lane in python)
+    assert any(lane["injected_swap_write"] > 0 for lane in python)
+
+
+@pytest.mark.parametrize("trace", ["swapcache-churn", "python-job"])
+def test_the_event_loops_agree_with_faults_and_a_small_device(trace):
+    """The shipped traces through both loops with every kind of fault and a
+    swap device too small for the run, several lanes in one pass."""
+    faults = dict(swap_write=0.05, alloc=0.02, evict=0.05, seed=11)
+    configs = [dict(kernel=kernel, backend=backend, ram_pages=2048, max_pool_percent=5,
+                    swap_capacity=256, faults=faults)
+               for kernel in ("3.11", "6.1", "6.6", "6.12", "6.18")
+               for backend in NATIVE_BACKENDS if allowed(kernel, backend)]
+    python, native = lanes_in_both_engines(TRACES / f"{trace}.trace", configs)
+    assert native == python
+    assert any(lane["resident_pages"] for lane in python)
