@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from zswapsim import _kcompress
+from zswapsim import _kcompress, compress
 from zswapsim.cli import main
-from zswapsim.compress import CompressionCache, page_key
+from zswapsim.compress import KernelLz4, page_key
 from zswapsim.errors import TraceError
 from zswapsim.replay import TIMING_FIELDS, VerifyError, check_conservation, replay
 from zswapsim.trace import LOAD, TraceReader, TraceWriter
@@ -76,19 +76,21 @@ def test_3_11_replay_of_same_trace(scripted_trace, replay_engine):
 
 
 def test_verify_catches_a_corrupted_load(scripted_trace, monkeypatch, replay_engine):
-    """A decompression that flips the page's last bit (both engines load
-    through the compression cache) fails the first load that finds the
-    page: event 23, the load of offset 0; without verification the replay
-    counts what an uncorrupted one counts."""
+    """A decompression that flips the page's last bit fails the first load
+    that finds the page: event 23, the load of offset 0; without
+    verification the replay counts what an uncorrupted one counts.  Both
+    engines then decompress in Python (the compiled cache is told lz4 has
+    no compiled codec)."""
     settings = dict(ram_pages=100, max_pool_percent=10, verify=False)
     clean = replay(scripted_trace, **settings)
-    real_decompress = CompressionCache.decompress
+    real_decompress = KernelLz4.decompress
 
     def corrupting_decompress(self, data, size=4096):
         page = real_decompress(self, data, size)
         return page[:-1] + bytes([page[-1] ^ 1])
 
-    monkeypatch.setattr(CompressionCache, "decompress", corrupting_decompress)
+    monkeypatch.setattr(KernelLz4, "decompress", corrupting_decompress)
+    monkeypatch.setattr(compress, "native_codec", lambda compressor: None)
     with pytest.raises(VerifyError, match="^verify failed at event 23: load of type 0 offset 0 "
                        "returned a different page, the trace expects the stored page$"):
         replay(scripted_trace, ram_pages=100, max_pool_percent=10)

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 import sanitize
-from zswapsim import _engine, replay
+from zswapsim import _engine, compress, replay
 from zswapsim.config import ZswapConfig
 from zswapsim.errors import ConfigError
 from zswapsim.faults import FaultPlan
@@ -348,3 +348,66 @@ def test_the_event_loops_agree_with_faults_and_a_small_device(trace):
     python, native = lanes_in_both_engines(TRACES / f"{trace}.trace", configs)
     assert native == python
     assert any(lane["resident_pages"] for lane in python)
+
+
+# -- the compression cache: compress.py's and compression_cache.c's ------------------------
+
+CACHE_COMPRESSORS = [("lz4", "6.1"), ("lz4", "6.12"), ("lz4hc-4", "6.12"), ("lzo", "6.1"),
+                     ("lzo-rle", "6.1"), ("842", "6.1"), ("zstd", "6.12"), ("deflate", "6.1")]
+
+
+def cache_pages(seed):
+    """Pages of every kind: compressible, same-filled, incompressible (lz4
+    and lzo do not fit 4096 bytes), and repeats of each."""
+    rng = random.Random(seed)
+    pages = [rng.randbytes(rng.randrange(1, 4096)).ljust(PAGE, b"\0") for _ in range(12)]
+    pages += [bytes([n]) * PAGE for n in range(3)] + [rng.randbytes(PAGE) for _ in range(3)]
+    return [rng.choice(pages) for _ in range(120)]
+
+
+@pytest.mark.parametrize("name, kernel", CACHE_COMPRESSORS)
+@pytest.mark.parametrize("budget", [64 << 20, 6000, 10])
+def test_the_compiled_cache_is_the_pythons(name, kernel, budget):
+    """Both caches over one compressor, fed the same pages (with and
+    without their key, now and then with bytes made ahead), give the same
+    bytes, hits, misses, cached bytes and cached(key) after every call,
+    within a budget that holds everything, a few results, or none at all
+    (the new result goes at once); and each result decompresses alike."""
+    compressor = compress.get_compressor(name, kernel=kernel)
+    caches = (compress.CompressionCache(compressor, budget),
+              compress.NativeCompressionCache(compressor, budget))
+    keys = []
+    for n, page in enumerate(cache_pages(len(name) + budget)):
+        key = compress.page_key(page) if n % 2 else None
+        ahead = memoryview(compressor.compress(page)) if n % 7 == 0 else None
+        got = [cache.compress(page, key, ahead) for cache in caches]
+        assert got[1] == got[0]
+        keys.append(compress.page_key(page))
+        for field in ("hits", "misses", "cached_bytes", "budget_bytes"):
+            assert getattr(caches[1], field) == getattr(caches[0], field), field
+        assert [caches[1].cached(k) for k in keys] == [caches[0].cached(k) for k in keys]
+        if len(got[0]) <= PAGE:
+            assert caches[1].decompress(got[0]) == caches[0].decompress(got[0]) == page
+    if budget < 16:         # not even a key fits: nothing stays, nothing hits
+        assert caches[1].hits == caches[1].cached_bytes == 0
+    else:
+        assert caches[1].hits > 0
+    assert caches[1].name == compressor.name
+    assert (caches[1].batch is None) == (compressor.batch_compressor() is None)
+
+
+@pytest.mark.parametrize("name", ["lz4", "lzo", "842"])
+def test_the_compiled_cache_refuses_malformed_input_as_kcompress_does(name):
+    """A decompression of bytes no compressor made raises the ValueError of
+    the _kcompress call the Python compressor makes, word for word."""
+    compressor = compress.get_compressor(name, kernel="6.1")
+    native = compress.NativeCompressionCache(compressor)
+    good = compressor.compress(bytes(100).ljust(PAGE, b"\1"))
+    for data, size in ((b"\xff" * 40, PAGE), (good, PAGE - 1), (good[:-3], PAGE)):
+        with pytest.raises(ValueError) as python:
+            compressor.decompress(data, size)
+        with pytest.raises(ValueError) as compiled:
+            native.decompress(data, size)
+        assert str(compiled.value) == str(python.value)
+    assert compress.native_codec(compressor) is not None
+    assert compress.native_codec(compress.get_compressor("zstd", kernel="6.1")) is None

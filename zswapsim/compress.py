@@ -30,8 +30,9 @@ compresses each distinct page image once per run and hands back the same
 bytes for every later copy: the result is identical, only faster.  Pages
 are told apart by `page_key`, a 128-bit XXH3 digest, which the replayer also
 uses to verify loads; it computes each stored page's key once and hands it
-to every cache (`remember`), so allocators fed the same page do not hash it
-again.
+to every cache (compress's `key`), so allocators fed the same page do not
+hash it again.  NativeCompressionCache is the cache's compiled twin, which
+the native engine's zswaps call without going through Python.
 """
 
 import zlib
@@ -44,7 +45,7 @@ import zstandard
 from backports import zstd as backports_zstd
 from xxhash import xxh3_128_digest
 
-from . import _kcompress
+from . import _engine, _kcompress
 from .errors import ConfigError
 from .profiles import DEFAULT_ZRAM_KERNEL, DEFAULT_ZSWAP_KERNEL, KERNEL_ZSTD, kernel_profile
 
@@ -553,3 +554,29 @@ class CompressionCache:
 
     def decompress(self, data, size=PAGE_SIZE):
         return self.compressor.decompress(data, size)
+
+
+def native_codec(compressor):
+    """(algorithm, dlen, level) of a compressor that is one of _kcompress's
+    as compress.py calls it, for the compiled cache to call in C; None for
+    any other compressor (subclasses included: they may compress otherwise)."""
+    kind = type(compressor)
+    if kind is KernelLz4:
+        return ("lz4", compressor.dlen, compressor.acceleration)
+    if kind is KernelLz4hc:
+        return ("lz4hc", compressor.dlen, compressor.level)
+    if kind in (Lzo, LzoRle, Sw842):
+        return (compressor.name, compressor.dlen, 0)
+    return None
+
+
+class NativeCompressionCache(_engine.CompressionCache):
+    """CompressionCache's compiled twin (zswapsim/_engine/compression_cache.c):
+    the same results, hits, misses and budget, with the kernel's own
+    compressors called in C.  The native engine's zswaps compress through
+    it without a Python call per page."""
+
+    def __init__(self, compressor, budget_bytes=64 << 20):
+        super().__init__(compressor, budget_bytes, page_key, native_codec(compressor))
+        self.name = compressor.name
+        self.batch = compressor.batch_compressor()

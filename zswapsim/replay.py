@@ -37,7 +37,7 @@ import sys
 import time
 
 from . import _engine
-from .compress import CompressionCache, get_compressor, page_key
+from .compress import CompressionCache, NativeCompressionCache, get_compressor, page_key
 from .cpu_cost import MEASURED, PageSample, cpu_cost, page_costs
 from .errors import ConfigError, TraceError, ZswapsimError
 from .config import ZswapConfig, as_config
@@ -202,7 +202,9 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
     with the events done; `timeline_points` > 0 adds to each result a
     "timeline" of (event, pool pages) samples about that many long."""
     configs = [as_config(config) for config in configs]
-    caches, lane_keys = _compression_caches(configs)
+    native = chosen_engine(engine) == "native"
+    caches, lane_keys = _compression_caches(
+        configs, NativeCompressionCache if native else CompressionCache)
     lane_class = zswap_class(engine)
     lanes = [Lane(config, caches[key], classes, lane_class)
              for config, key in zip(configs, lane_keys)]
@@ -223,7 +225,7 @@ def replay_lanes(trace_path, configs, verify=True, classes=False, progress=None,
     # Per lane, the index of its cache's results made ahead, or None.
     ahead_index = [batching.index(lane.cache) if lane.cache in batching else None
                    for lane in lanes]
-    loop = (NativeEventLoop if chosen_engine(engine) == "native" else EventLoop)(
+    loop = (NativeEventLoop if native else EventLoop)(
         lanes, exclusive, live, verify, note)
     # The loop hands back control where a timeline sample or a progress call is due.
     every = [n for n in (sample_every, 256 if progress is not None else 0) if n]
@@ -299,9 +301,9 @@ def note_old_trace(trace_path, version, kernels):
           "the trace again with `zswapsim trace synth` to have them", file=sys.stderr)
 
 
-def _compression_caches(configs):
-    """({key: CompressionCache}, each config's key).  Lanes share a cache
-    when they compress alike: the same compressor object, or named
+def _compression_caches(configs, cache_class):
+    """({key: a cache_class over its compressor}, each config's key).  Lanes
+    share a cache when they compress alike: the same compressor object, or named
     compressors of the same identity (lz4 is one under 6.12 and 6.18, two
     under 6.1 and 6.12: their dlen differs).  Each name is looked up once
     per kernel."""
@@ -316,7 +318,7 @@ def _compression_caches(configs):
             compressor = get_compressor(name, kernel=config.kernel)
             key = named[name, config.kernel] = compressor.identity()
         if key not in caches:
-            caches[key] = CompressionCache(compressor)
+            caches[key] = cache_class(compressor)
         keys.append(key)
     return caches, keys
 

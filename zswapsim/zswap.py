@@ -93,7 +93,8 @@ import errno
 import struct
 from collections import OrderedDict
 
-from .compress import PAGE_SIZE, CompressionCache, get_compressor, page_key
+from .compress import (PAGE_SIZE, CompressionCache, NativeCompressionCache, get_compressor,
+                       page_key)
 from .config import ZswapConfig
 from .errors import ConfigError, Invalid, NoMemory, NoSpace, WriteError
 from .faults import FaultPlan
@@ -132,14 +133,16 @@ def hash_32(value, bits):
     return (value * 0x61C88647 & 0xFFFFFFFF) >> (32 - bits)
 
 
-def compression_cache(config):
-    """The CompressionCache a Zswap of `config` compresses through: the
-    config's compressor, by name or object, or the cache it is."""
+def compression_cache(config, cache_class=CompressionCache):
+    """The compression cache a Zswap of `config` compresses through: the
+    cache the config's compressor is, else a `cache_class` over it (by name
+    or object)."""
     compressor = config.compressor
+    if isinstance(compressor, (CompressionCache, NativeCompressionCache)):
+        return compressor
     if isinstance(compressor, str):
         compressor = get_compressor(compressor, kernel=config.profile)
-    return compressor if isinstance(compressor, CompressionCache) \
-        else CompressionCache(compressor)
+    return cache_class(compressor)
 
 
 def derived_settings(config, totalram):

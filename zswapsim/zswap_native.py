@@ -4,17 +4,18 @@ fault plan (faults.c), one call per operation, as _heapq stands behind heapq.
 
 zswap.py stays the reference and the specification; NativeZswap must agree
 with it call for call (tests/test_zswap_engines.py drives both with the same
-operations).  It is built from the same ZswapConfig and keywords, through
-the same derivation (zswap.derived_settings), and compresses through the
-same CompressionCache, whose methods the binding calls, so cache hits and
-results are the Python Zswap's.  What differs: the RAM and the swap device
-are the engine's own (a `memory` or `swapdev` given is a ConfigError), swap
-types are 0..31 and offsets below 2^58 (ValueError otherwise, as the
-trace format bounds them), pages are 4096 bytes, and a FaultPlan given goes
-on from its generator's state in the engine (the object itself is left as
-it was; `faults` counts what the engine injects).  The allocators are the
-compiled ones (zpool/native.py); a backend with no compiled twin is a
-ConfigError naming the ones there are.
+operations). It is built from the same ZswapConfig and keywords, through the
+same derivation (zswap.derived_settings), and compresses through a
+compression cache with the Python Zswap's results and hits: by default
+compress.py's NativeCompressionCache, which the binding calls in C (a
+CompressionCache given as the compressor is called in Python). What differs:
+the RAM and the swap device are the engine's own (a `memory` or `swapdev`
+given is a ConfigError), swap types are 0..31 and offsets below 2^58
+(ValueError otherwise, as the trace format bounds them), pages are 4096
+bytes, and a FaultPlan given goes on from its generator's state in the
+engine (the object itself is left as it was; `faults` counts what the engine
+injects). The allocators are the compiled ones (zpool/native.py); a backend
+with no compiled twin is a ConfigError naming the ones there are.
 """
 
 import inspect
@@ -27,6 +28,7 @@ from .faults import FaultPlan
 from .profiles import (CHECK_LIMITS, RECLAIM_ON_STORE, REJECT_AND_SHRINK,
                        REJECT_SHRINK_EACH_TIME, SHRINK_LRU_TO_ACCEPT)
 from .zpool.base import known_pools, pool_driver
+from .compress import NativeCompressionCache
 from .zswap import compression_cache, derived_settings, ordered_counters
 
 # zswap.h's enum zswap_limit_rule and enum zswap_shrink_rule
@@ -117,7 +119,7 @@ class NativeZswap:
         profile = config.profile
         self.config, self.profile, self.kernel, self.backend = \
             config, profile, profile.name, backend
-        self.compressor = compression_cache(config)
+        self.compressor = compression_cache(config, NativeCompressionCache)
         vars(self).update(derived_settings(config, config.ram_pages))
         params = {name: getattr(self, name) for name in DERIVED}
         params.update(

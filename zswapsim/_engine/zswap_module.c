@@ -3,7 +3,8 @@
  * Python type, one call per operation (zswapsim/zswap_native.py's
  * NativeZswap wraps it with zswap.py's API).  The binding owns what is
  * Python's: it compresses and decompresses through the CompressionCache it
- * is given (so its hits and results are the Python Zswap's), turns status
+ * is given (so its hits and results are the Python Zswap's; the compiled
+ * cache of compression_cache.c is called in C), turns status
  * codes into exceptions, and pages into bytes.  zswap.c itself only ever
  * sees byte arrays.
  */
@@ -11,6 +12,7 @@
 #include <Python.h>
 
 #include "zswap_module.h"
+#include "compression_cache.h"
 
 
 /* -- the codec: the CompressionCache's methods ------------------------------- */
@@ -21,13 +23,15 @@ static int codec_compress(void *ctx, const uint8_t *page, const uint8_t **out, s
 	bool storing = page == self->page_bytes && self->page;
 	PyObject *arg = storing ? Py_NewRef(self->page)
 		: PyBytes_FromStringAndSize((const char *)page, PAGE_SIZE);
+	PyObject *key = storing ? self->key : Py_None, *ahead = storing ? self->ahead : Py_None;
 	PyObject *result, *data;
 
 	if (!arg)
 		return ZE_CALLBACK;
-	result = PyObject_CallMethod(self->compressor, "compress", "OOO", arg,
-				     storing ? self->key : Py_None,
-				     storing ? self->ahead : Py_None);
+	if (PyObject_TypeCheck(self->compressor, &CompressionCacheType))
+		result = cache_compress(self->compressor, arg, page, PAGE_SIZE, key, ahead);
+	else
+		result = PyObject_CallMethod(self->compressor, "compress", "OOO", arg, key, ahead);
 	Py_DECREF(arg);
 	if (!result)
 		return ZE_CALLBACK;
@@ -44,10 +48,14 @@ static int codec_compress(void *ctx, const uint8_t *page, const uint8_t **out, s
 static int codec_decompress(void *ctx, const uint8_t *src, size_t len, uint8_t *page)
 {
 	ZswapObject *self = ctx;
-	PyObject *result = PyObject_CallMethod(self->compressor, "decompress", "y#I",
-					       (const char *)src, (Py_ssize_t)len, PAGE_SIZE);
+	PyObject *result;
 	Py_buffer view;
 
+	if (PyObject_TypeCheck(self->compressor, &CompressionCacheType))
+		return cache_decompress(self->compressor, src, len, page, PAGE_SIZE)
+			? ZE_CALLBACK : 0;
+	result = PyObject_CallMethod(self->compressor, "decompress", "y#I", (const char *)src,
+				     (Py_ssize_t)len, PAGE_SIZE);
 	if (!result)
 		return ZE_CALLBACK;
 	if (PyObject_GetBuffer(result, &view, PyBUF_SIMPLE)) {
@@ -679,5 +687,5 @@ int zswap_module_add(PyObject *module)
 	if (PyType_Ready(&ZswapType) || PyModule_AddFunctions(module, functions) ||
 	    PyModule_AddObjectRef(module, "Zswap", (PyObject *)&ZswapType))
 		return -1;
-	return replay_module_add(module);
+	return replay_module_add(module) || compression_cache_module_add(module) ? -1 : 0;
 }

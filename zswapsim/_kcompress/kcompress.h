@@ -37,6 +37,29 @@ size_t kc_842_compress(const uint8_t *src, size_t n, uint8_t *dst, size_t dlen);
 int kc_842_decompress(const uint8_t *src, size_t n, uint8_t *dst, size_t cap,
 		      size_t *out_len);
 
+/*
+ * The same functions for other extensions (zswapsim._engine's compression
+ * cache), through the capsule module.c exports as KC_CAPSULE: one compiled
+ * copy of each compressor.
+ */
+#define KC_CAPSULE "zswapsim._kcompress._C_API"
+
+struct kcompress_api {
+	size_t (*lz4_compress)(const uint8_t *src, size_t n, uint8_t *dst, size_t dlen,
+			       unsigned int acceleration);
+	size_t (*lz4hc_compress)(const uint8_t *src, size_t n, uint8_t *dst, size_t dlen,
+				 int level);
+	size_t (*lzo_compress)(const uint8_t *src, size_t n, uint8_t *dst, size_t dlen,
+			       int rle);
+	size_t (*sw842_compress)(const uint8_t *src, size_t n, uint8_t *dst, size_t dlen);
+	int (*lz4_decompress)(const uint8_t *src, size_t n, uint8_t *dst, size_t cap,
+			      size_t *out_len);
+	int (*lzo_decompress)(const uint8_t *src, size_t n, uint8_t *dst, size_t cap,
+			      size_t *out_len);
+	int (*sw842_decompress)(const uint8_t *src, size_t n, uint8_t *dst, size_t cap,
+				size_t *out_len);
+};
+
 static inline uint32_t kc_read32(const uint8_t *p)
 {
 	uint32_t v;

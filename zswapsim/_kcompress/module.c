@@ -7,7 +7,9 @@
  * zram 8192).  A decompressor returns exactly `size` bytes or raises
  * ValueError: malformed input, or input that decodes to another length (the
  * kernel's loads demand a whole page).  The GIL is released while the C code
- * runs, so a caller's helper threads can compress side by side.
+ * runs, so a caller's helper threads can compress side by side.  The same
+ * functions are exported to C callers as a capsule (kcompress.h's
+ * struct kcompress_api).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -202,7 +204,27 @@ static struct PyModuleDef module = {
 	NULL, NULL, NULL, NULL,
 };
 
+static const struct kcompress_api api = {
+	.lz4_compress = kc_lz4_compress,
+	.lz4hc_compress = kc_lz4hc_compress,
+	.lzo_compress = kc_lzo_compress,
+	.sw842_compress = kc_842_compress,
+	.lz4_decompress = kc_lz4_decompress,
+	.lzo_decompress = kc_lzo_decompress,
+	.sw842_decompress = kc_842_decompress,
+};
+
 PyMODINIT_FUNC PyInit__kcompress(void)
 {
-	return PyModule_Create(&module);
+	PyObject *m = PyModule_Create(&module), *capsule;
+
+	if (!m)
+		return NULL;
+	capsule = PyCapsule_New((void *)&api, KC_CAPSULE, NULL);
+	if (!capsule || PyModule_AddObject(m, "_C_API", capsule)) {
+		Py_XDECREF(capsule);
+		Py_DECREF(m);
+		return NULL;
+	}
+	return m;
 }
