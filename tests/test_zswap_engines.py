@@ -411,3 +411,25 @@ def test_the_compiled_cache_refuses_malformed_input_as_kcompress_does(name):
         assert str(compiled.value) == str(python.value)
     assert compress.native_codec(compressor) is not None
     assert compress.native_codec(compress.get_compressor("zstd", kernel="6.1")) is None
+
+
+@pytest.mark.parametrize("cache_class", [compress.CompressionCache,
+                                         compress.NativeCompressionCache])
+def test_a_page_kept_as_is_holds_its_page(cache_class):
+    """6.18 keeps a page that does not compress as the page itself: its
+    entry has no compressed form to hold against the cache's (which is
+    longer than a page), so holds_page reads the page, whichever cache the
+    native Zswap compresses through, and says what zswap.py says."""
+    pages = [random.Random(n).randbytes(PAGE) for n in range(4)]
+    zswaps = [Zswap(kernel="6.18", backend="zsmalloc")]
+    zswaps.append(NativeZswap(kernel="6.18", backend="zsmalloc",
+                              compressor=cache_class(compress.get_compressor("lz4",
+                                                                             kernel="6.18"))))
+    for zswap in zswaps:
+        for offset, page in enumerate(pages):
+            assert zswap.store(0, offset, page) is True
+        assert zswap.counters()["stored_pages"] == 4
+        assert [zswap.holds_page(0, n, compress.page_key(page))
+                for n, page in enumerate(pages)] == [True] * 4
+        assert not zswap.holds_page(0, 0, compress.page_key(pages[1]))
+        assert zswap.compressor.cached(compress.page_key(pages[0])) is not None

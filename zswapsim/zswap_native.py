@@ -201,7 +201,10 @@ class NativeZswap:
 
     def holds_page(self, swap_type, offset, key):
         """zswap.Zswap.holds_page: the cached compressed form compared when
-        the cache still has it, else the page a load would find."""
+        the cache still has it, else the page a load would find (in C over
+        the compiled cache)."""
+        if isinstance(self.compressor, NativeCompressionCache):
+            return self._engine.holds_page(swap_type, offset, key)
         data = self._engine.compressed(swap_type, offset)
         if data is not None:
             expected = self.compressor.cached(key)

@@ -321,6 +321,11 @@ int cache_decompress(PyObject *cache, const uint8_t *src, size_t len, uint8_t *o
 
 /* -- the Python type --------------------------------------------------------------- */
 
+static PyObject *or_none(PyObject *obj)
+{
+	return obj ? obj : Py_None;
+}
+
 static int ready(CacheObject *self)
 {
 	if (self->compressor)
@@ -345,16 +350,27 @@ static PyObject *cc_compress(CacheObject *self, PyObject *args, PyObject *kwargs
 	return data;
 }
 
-static PyObject *cc_cached(CacheObject *self, PyObject *key)
+PyObject *cache_cached(PyObject *cache, PyObject *key)
 {
+	CacheObject *self = (CacheObject *)cache;
 	struct cache_entry *entry;
 
+	if (!PyBytes_Check(key))
+		return NULL;		/* no such key is ever cached */
+	entry = find(self, key, key_hash(PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key)));
+	return entry ? entry->data : NULL;
+}
+
+PyObject *cache_page_key(PyObject *cache, PyObject *page)
+{
+	return PyObject_CallOneArg(((CacheObject *)cache)->page_key, page);
+}
+
+static PyObject *cc_cached(CacheObject *self, PyObject *key)
+{
 	if (!ready(self))
 		return NULL;
-	if (!PyBytes_Check(key))
-		Py_RETURN_NONE;		/* no such key is ever cached */
-	entry = find(self, key, key_hash(PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key)));
-	return Py_NewRef(entry ? entry->data : Py_None);
+	return Py_NewRef(or_none(cache_cached((PyObject *)self, key)));
 }
 
 /* decompress(data, size=PAGE_SIZE) */

@@ -24,6 +24,11 @@ PyObject *cache_compress(PyObject *cache, PyObject *page, const uint8_t *bytes, 
 int cache_decompress(PyObject *cache, const uint8_t *src, size_t len, uint8_t *out,
 		     size_t size);
 
+/* CompressionCache.cached(key): the cached result, borrowed, or NULL. */
+PyObject *cache_cached(PyObject *cache, PyObject *key);
+/* The cache's page_key of `page`, a new reference, or NULL with an error. */
+PyObject *cache_page_key(PyObject *cache, PyObject *page);
+
 int compression_cache_module_add(PyObject *module);
 
 #endif

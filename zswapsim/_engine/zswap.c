@@ -1127,7 +1127,7 @@ int zswap_compressed(struct zswap *z, uint32_t type, uint64_t offset, uint8_t *b
 	int status;
 
 	*len = 0;
-	if (!slot || !slot->has_entry || !slot->entry.length)
+	if (!slot || !slot->has_entry || !slot->entry.length || slot->entry.as_is)
 		return 0;
 	status = read_object(z, &slot->entry, &size);
 	if (status)

@@ -243,6 +243,42 @@ static PyObject *zo_compressed(ZswapObject *self, PyObject *const *args, Py_ssiz
 	return PyBytes_FromStringAndSize((const char *)buf, (Py_ssize_t)len);
 }
 
+/* holds_page(type, offset, key), as zswap.py's, for a Zswap compressing
+ * through the compiled cache: the entry's compressed bytes against the
+ * cache's result for `key` while it has one, else the page a load finds. */
+static PyObject *zo_holds_page(ZswapObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+	uint8_t buf[2 * PAGE_SIZE], page[PAGE_SIZE];
+	PyObject *expected, *copy, *key;
+	uint32_t type;
+	uint64_t offset;
+	size_t len = 0;
+	int status, found = 0, same;
+
+	if (parse_slot(self, args, nargs, 3, &type, &offset))
+		return NULL;
+	if (!PyObject_TypeCheck(self->compressor, &CompressionCacheType))
+		return PyErr_Format(PyExc_TypeError, "holds_page needs the compiled cache");
+	if ((status = zswap_compressed(self->z, type, offset, buf, &len)))
+		return zswap_failed(status);
+	if (len && (expected = cache_cached(self->compressor, args[2])))
+		return PyBool_FromLong((size_t)PyBytes_GET_SIZE(expected) == len &&
+				       !memcmp(PyBytes_AS_STRING(expected), buf, len));
+	if ((status = zswap_peek(self->z, type, offset, page, &found)))
+		return zswap_failed(status);
+	if (!found)
+		Py_RETURN_FALSE;
+	if (!(copy = PyBytes_FromStringAndSize((const char *)page, PAGE_SIZE)))
+		return NULL;
+	key = cache_page_key(self->compressor, copy);
+	Py_DECREF(copy);
+	if (!key)
+		return NULL;
+	same = PyObject_RichCompareBool(key, args[2], Py_EQ);
+	Py_DECREF(key);
+	return same < 0 ? NULL : PyBool_FromLong(same);
+}
+
 static PyObject *zo_invalidate_page(ZswapObject *self, PyObject *const *args,
 				    Py_ssize_t nargs)
 {
@@ -625,6 +661,8 @@ static PyMethodDef zswap_methods[] = {
 	{ "compressed", (PyCFunction)(void (*)(void))zo_compressed, METH_FASTCALL,
 	  "a pool entry's compressed bytes, or None" },
 	{ "pool_pages", (PyCFunction)zo_pool_pages, METH_NOARGS, NULL },
+	{ "holds_page", (PyCFunction)(void (*)(void))zo_holds_page, METH_FASTCALL,
+	  "holds_page(type, offset, key) through the compiled cache" },
 	{ "counts", (PyCFunction)zo_counts, METH_NOARGS, "every counter by name" },
 	{ "injected", (PyCFunction)zo_injected, METH_NOARGS, NULL },
 	{ "class_stats", (PyCFunction)zo_class_stats, METH_NOARGS, NULL },
