@@ -80,7 +80,9 @@ def test_verify_catches_a_corrupted_load(scripted_trace, monkeypatch, replay_eng
     that finds the page: event 23, the load of offset 0; without
     verification the replay counts what an uncorrupted one counts.  Both
     engines then decompress in Python (the compiled cache is told lz4 has
-    no compiled codec)."""
+    no compiled codec), and keep no results (a budget of 0), so every load
+    decompresses: the native loop takes a pool entry holding the cache's
+    bytes for the expected image as that image without decompressing."""
     settings = dict(ram_pages=100, max_pool_percent=10, verify=False)
     clean = replay(scripted_trace, **settings)
     real_decompress = KernelLz4.decompress
@@ -91,6 +93,8 @@ def test_verify_catches_a_corrupted_load(scripted_trace, monkeypatch, replay_eng
 
     monkeypatch.setattr(KernelLz4, "decompress", corrupting_decompress)
     monkeypatch.setattr(compress, "native_codec", lambda compressor: None)
+    for cache_class in (compress.CompressionCache, compress.NativeCompressionCache):
+        monkeypatch.setattr(cache_class.__init__, "__defaults__", (0,))
     with pytest.raises(VerifyError, match="^verify failed at event 23: load of type 0 offset 0 "
                        "returned a different page, the trace expects the stored page$"):
         replay(scripted_trace, ram_pages=100, max_pool_percent=10)

@@ -433,3 +433,37 @@ def test_a_page_kept_as_is_holds_its_page(cache_class):
                 for n, page in enumerate(pages)] == [True] * 4
         assert not zswap.holds_page(0, 0, compress.page_key(pages[1]))
         assert zswap.compressor.cached(compress.page_key(pages[0])) is not None
+
+
+@pytest.mark.parametrize("bit", [8 * 8 + 3, 8 * 600])
+def test_the_native_loop_catches_a_corrupted_pool(tmp_path, bit, monkeypatch):
+    """The native loop takes a pool entry holding the cache's bytes for the
+    expected image as that image without decompressing it; one bit flipped
+    in the entry (past 6.1's 8-byte header, and far inside the data) makes
+    it decompress and fail verification, or fail to decompress at all."""
+    path = tmp_path / "flip.trace"
+    page = random.Random(3).randbytes(1200).ljust(PAGE, b"\0")
+    with TraceWriter(path) as w:
+        w.store(0, 5, page)
+        w.load(0, 5)
+    real_run = replay.NativeEventLoop.run
+
+    def corrupting_run(self, events, images, first_image, aheads, begin, end):
+        for offset in range(begin, end):        # corrupt just before the load runs
+            real_run(self, events, images, first_image, aheads, offset, offset + 1)
+            if offset == 0:
+                self.zswaps[0]._flip_bit(0, 5, bit)
+
+    monkeypatch.setattr(replay.NativeEventLoop, "run", corrupting_run)
+    original_init = replay.NativeEventLoop.__init__
+
+    def keeping_init(self, lanes, *args):
+        original_init(self, lanes, *args)
+        self.zswaps = [lane.zswap._engine for lane in lanes]
+
+    monkeypatch.setattr(replay.NativeEventLoop, "__init__", keeping_init)
+    with pytest.raises((replay.VerifyError, ValueError),
+                       match="verify failed at event 2|malformed|decoded"):
+        replay.replay(path, kernel="6.1", backend="zbud", engine="native")
+    monkeypatch.undo()
+    assert replay.replay(path, kernel="6.1", backend="zbud", engine="native")["verified"]

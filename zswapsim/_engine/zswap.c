@@ -1137,6 +1137,26 @@ int zswap_compressed(struct zswap *z, uint32_t type, uint64_t offset, uint8_t *b
 	return 0;
 }
 
+int zswap_flip_bit(struct zswap *z, uint32_t type, uint64_t offset, uint32_t bit)
+{
+	const struct zslot *slot = lookup(z, swp_entry(type, offset));
+	struct zpool_span span;
+	uint8_t byte;
+	int status;
+
+	if (!slot || !slot->has_entry || !slot->entry.length)
+		return -ENOENT;
+	status = z->cfg.driver->span(z->pools[slot->entry.pool].pool, slot->entry.handle, &span);
+	if (status)
+		return status;
+	if (bit / 8 >= span.size)
+		return -EINVAL;
+	span_io(&span, bit / 8, &byte, 1, false);
+	byte ^= (uint8_t)(1u << (bit % 8));
+	span_io(&span, bit / 8, &byte, 1, true);
+	return 0;
+}
+
 static uint64_t result_count(const struct zpool_common *common, int ret)
 {
 	size_t i;

@@ -127,6 +127,9 @@ int zswap_peek(struct zswap *z, uint32_t type, uint64_t offset, uint8_t *page, i
 int zswap_compressed(struct zswap *z, uint32_t type, uint64_t offset, uint8_t *buf,
 		     size_t *len);
 uint64_t zswap_pool_pages(const struct zswap *z);
+/* Flip bit `bit` of a pool entry's stored object, for the tests that show a
+ * corrupted pool is caught: 0, -ENOENT (no pool entry), -EINVAL (past it). */
+int zswap_flip_bit(struct zswap *z, uint32_t type, uint64_t offset, uint32_t bit);
 void zswap_counts(const struct zswap *z, struct zswap_counts *out);
 const struct fault_plan *zswap_faults(const struct zswap *z);	/* NULL: none */
 /* zsmalloc's debugfs `classes` row of class `index` summed over the pools:

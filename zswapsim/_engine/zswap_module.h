@@ -19,6 +19,10 @@ typedef struct {
 	PyObject *page;			/* ... and the page object itself (borrowed) */
 	PyObject *key, *ahead;		/* ... its page_key and compression made ahead, or None */
 	PyObject *compressed;		/* the last compress() result, for its bytes */
+	/* A compressed form whose page is known (replay.c sets it around a
+	 * verified load): decompressing these very bytes gives that page. */
+	const uint8_t *known_data, *known_page;
+	size_t known_len;
 } ZswapObject;
 
 extern PyTypeObject ZswapType;
