@@ -303,12 +303,13 @@ static int load_matches(PyObject *page, int found, const uint8_t *loaded, PyObje
  * expects, when its compression cache still has it: a pool entry with those
  * bytes decompresses to the image, so the load need not decompress it, and
  * an entry whose bytes differ in any way is decompressed and checked.
- * Returns the reference to release after the load, or NULL. */
+ * `image` is the page whose page_key is `key`.  Returns the reference to
+ * release after the load, or NULL. */
 static PyObject *know_image(ZswapObject *zswap, PyObject *key, const uint8_t *image)
 {
 	PyObject *data;
 
-	if (!key || !image || !PyObject_TypeCheck(zswap->compressor, &CompressionCacheType))
+	if (!PyObject_TypeCheck(zswap->compressor, &CompressionCacheType))
 		return NULL;
 	if (!(data = cache_cached(zswap->compressor, key)))
 		return NULL;
@@ -319,13 +320,28 @@ static PyObject *know_image(ZswapObject *zswap, PyObject *key, const uint8_t *im
 	return data;
 }
 
+/* Whether `key` is the page_key of `image`: 1, 0, or -1 with an error.  A
+ * trace whose load names another image than its store left is the trace's
+ * fault, which only a real decompression then shows. */
+static int is_key_of(ReplayObject *self, PyObject *image, PyObject *key)
+{
+	PyObject *own = PyObject_CallOneArg(self->page_key, image);
+	int same;
+
+	if (!own)
+		return -1;
+	same = PyObject_RichCompareBool(own, key, Py_EQ);
+	Py_DECREF(own);
+	return same;
+}
+
 static int run_load(ReplayObject *self, const struct event *event, PyObject *images)
 {
 	uint8_t loaded[PAGE_SIZE];
 	PyObject *image, *expected = NULL, *offsets, *number;
 	Py_buffer view = { 0 };
 	Py_ssize_t lane;
-	int status = -1;
+	int status = -1, same_key = 0;
 
 	if (self->note != Py_None) {
 		PyObject *note = self->note, *result;
@@ -361,6 +377,8 @@ static int run_load(ReplayObject *self, const struct event *event, PyObject *ima
 				   or_none(image), or_none(expected));
 			goto out;
 		}
+		if (image && (same_key = is_key_of(self, image, expected)) < 0)
+			goto out;
 	}
 	for (lane = 0; lane < self->nlanes; lane++) {
 		int error, found = 0, same;
@@ -370,7 +388,7 @@ static int run_load(ReplayObject *self, const struct event *event, PyObject *ima
 			goto out;
 		if (!page) {
 			ZswapObject *zswap = self->zswaps[lane];
-			PyObject *known = know_image(zswap, expected, image ? view.buf : NULL);
+			PyObject *known = same_key > 0 ? know_image(zswap, expected, view.buf) : NULL;
 			int loading;
 
 			loading = zswap_load(zswap->z, event->type, event->offset, loaded, &found);
