@@ -364,7 +364,7 @@ static int zo_init(ZramObject *self, PyObject *args, PyObject *kwargs)
 		PyErr_SetString(PyExc_TypeError, "a Zram is initialised once");
 		return -1;
 	}
-	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$siLLpipppp", keywords, &compressor,
+	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$siLLpippp", keywords, &compressor,
 					 &backend, &chain_size, &nr_pages, &limit_pages,
 					 &huge_above, &max_zpage_size, &invalid_io, &writestall,
 					 &skips_same))
