@@ -157,16 +157,20 @@ static PyObject *zo_write(ZramObject *self, PyObject *const *args, Py_ssize_t na
 
 /* read(index, rw_page=False): rw_page matters only to a written-back page,
  * which this device never holds */
-static PyObject *zo_read(ZramObject *self, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *zo_read(ZramObject *self, PyObject *const *args, Py_ssize_t nargs,
+			 PyObject *kwnames)
 {
+	Py_ssize_t given = nargs + (kwnames ? PyTuple_GET_SIZE(kwnames) : 0);
 	uint8_t page[PAGE_SIZE];
 	uint64_t index;
 	bool found = false;
 	int status;
 
-	if (nargs < 1 || nargs > 2)
-		return PyErr_Format(PyExc_TypeError, "read(index, rw_page=False): %zd arguments",
-				    nargs);
+	if (nargs < 1 || given > 2 ||
+	    (kwnames && given == 2 &&
+	     PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "rw_page")))
+		return PyErr_Format(PyExc_TypeError, "read(index, rw_page=False): not these "
+				    "arguments");
 	if (parse_index(self, args[0], &index))
 		return NULL;
 	status = zram_read(self->zram, index, page, &found);
@@ -464,7 +468,7 @@ static PyGetSetDef zram_getset[] = {
 static PyMethodDef zram_methods[] = {
 	{ "write", (PyCFunction)(void (*)(void))zo_write, METH_FASTCALL,
 	  "write(index, page): stored, or False (failed_writes or invalid_io)" },
-	{ "read", (PyCFunction)(void (*)(void))zo_read, METH_FASTCALL,
+	{ "read", (PyCFunction)(void (*)(void))zo_read, METH_FASTCALL | METH_KEYWORDS,
 	  "read(index, rw_page=False): the page, None for an invalid index" },
 	{ "peek", (PyCFunction)zo_peek, METH_O, "the page read() gives, touching nothing" },
 	{ "discard", (PyCFunction)zo_discard, METH_O, "slot-free notify of one page" },
