@@ -1,12 +1,16 @@
-"""Fixtures the test files share: zswap, or the whole replay, in either engine."""
+"""Fixtures the test files share: zswap, zram, or the whole replay, in
+either engine."""
 
 import pytest
 
 from zswapsim.engine import ENGINE_VARIABLE
+from zswapsim.zram import Zram
+from zswapsim.zram_native import NativeZram
 from zswapsim.zswap import Zswap
 from zswapsim.zswap_native import NativeZswap
 
 ZSWAP_ENGINES = {"python": Zswap, "native": NativeZswap}
+ZRAM_ENGINES = {"python": Zram, "native": NativeZram}
 
 
 @pytest.fixture(params=list(ZSWAP_ENGINES))
@@ -23,3 +27,12 @@ def replay_engine(request, monkeypatch):
     replay(), the sweeps and the command line run in it: the name."""
     monkeypatch.setenv(ENGINE_VARIABLE, request.param)
     return request.param
+
+
+@pytest.fixture(params=list(ZRAM_ENGINES))
+def zram_engine(request, monkeypatch):
+    """The Zram class of each engine in turn, zram.Zram (the reference) then
+    zram_native.NativeZram, with that engine the process's choice too, so
+    the command line and fidelity.py build their devices in it."""
+    monkeypatch.setenv(ENGINE_VARIABLE, request.param)
+    return ZRAM_ENGINES[request.param]

@@ -1,6 +1,7 @@
 """Choosing the engine (engine.py): `zswapsim --engine`, ZSWAPSIM_ENGINE and
-`engine=` pick the Python models or their compiled twins; the results are
-the same, `--version` says which runs, and a bad choice is one line."""
+`engine=` pick the Python models or their compiled twins, zswap's and
+zram's; the results are the same, `--version` says which runs, and a bad
+choice is one line."""
 
 import json
 import os
@@ -10,9 +11,11 @@ import sys
 import pytest
 
 from test_cli import SHIPPED, assert_one_line_error
-from zswapsim.engine import ENGINE_VARIABLE, chosen_engine, zswap_class
+from zswapsim.engine import ENGINE_VARIABLE, chosen_engine, describe, zram_class, zswap_class
 from zswapsim.errors import ConfigError
 from zswapsim.replay import TIMING_FIELDS, replay
+from zswapsim.zram import Zram
+from zswapsim.zram_native import NativeZram
 from zswapsim.zswap import Zswap
 from zswapsim.zswap_native import NativeZswap
 
@@ -41,6 +44,15 @@ def test_the_choice_goes_argument_then_variable_then_default(monkeypatch):
         chosen_engine("c")
 
 
+def test_zram_follows_the_choice_but_for_writeback_and_recompression(monkeypatch):
+    monkeypatch.delenv(ENGINE_VARIABLE, raising=False)
+    assert zram_class() is Zram
+    monkeypatch.setenv(ENGINE_VARIABLE, "native")
+    assert zram_class() is NativeZram and zram_class("python") is Zram
+    assert zram_class(writeback=True) is Zram and zram_class(recompression=True) is Zram
+    assert "zram: native over zbud, zsmalloc" in describe()
+
+
 @pytest.mark.parametrize("kernel", ["6.1", "6.12", "6.18"])
 def test_replay_gives_the_same_result_in_both_engines(kernel):
     settings = dict(backend="zsmalloc", ram="16M", kernel=kernel)
@@ -63,6 +75,21 @@ def test_the_command_line_engine_gives_the_same_numbers():
         assert result.returncode == 0, result.stderr
     python, native = (without_timing(json.loads(result.stdout)) for result in results)
     assert native == python
+
+
+@pytest.mark.parametrize("extra", [
+    ("--kernel", "6.18", "--mem-limit", "1M", "--compact", "--idle", "all", "--zramctl"),
+    ("--size-report",),
+    # writeback: the Python zram under either engine
+    ("--kernel", "6.6", "--backing-dev", "1M", "--idle", "all", "--writeback", "idle")])
+def test_the_zram_command_gives_the_same_numbers_in_both_engines(extra):
+    args = ("zram", SHIPPED, "--json", "-q", *extra)
+    results = [run(*engine, *args) for engine in ((), ("--engine", "native"))]
+    for result in results:
+        assert result.returncode == 0, result.stderr
+    python, native = (json.loads(result.stdout) for result in results)
+    assert native == python
+    assert python["mm_stat"]["orig_data_size"] > 0
 
 
 def test_a_bad_engine_is_one_line_before_any_work():

@@ -7,7 +7,10 @@ the slot's old object is freed (__zram_bvec_write), counts failed_writes
 (zram_bvec_rw) or, past the device, invalid_io (valid_io_request); 6.1 and
 4.14 swap out through ->rw_page first and resubmit a failure as a bio
 (__swap_writepage), so each failed swap-out counts twice there and once in
-6.6; end_swap_bio_write redirties the page, which stays in RAM."""
+6.6; end_swap_bio_write redirties the page, which stays in RAM.
+
+Each test that uses only the device's public API runs in both engines
+(conftest's zram_engine): zram.Zram and its compiled twin NativeZram."""
 
 import json
 from pathlib import Path
@@ -33,14 +36,14 @@ def write_all(device, pages):
 
 
 @pytest.mark.parametrize("name", SETS)
-def test_mm_stat_equals_linux_6_1_for_every_compressor(name):
+def test_mm_stat_equals_linux_6_1_for_every_compressor(zram_engine, name):
     """The kernel's own per-page lengths through our write path and
     zsmalloc: all nine mm_stat fields, before and after compaction."""
     kernel, pages = load_set(name)
     assert len(kernel["zram"]) == 6
     for alg, expected in kernel["zram"].items():
-        device = Zram(expected["disksize"],
-                      compressor=GivenLengths(alg, pages, expected["per_page_compr_size"]))
+        device = zram_engine(expected["disksize"],
+                             compressor=GivenLengths(alg, pages, expected["per_page_compr_size"]))
         write_all(device, pages)
         assert device.mm_stat() == expected["mm_stat"], alg
         device.compact()
@@ -48,10 +51,10 @@ def test_mm_stat_equals_linux_6_1_for_every_compressor(name):
 
 
 @pytest.mark.parametrize("name", SETS)
-def test_deflate_end_to_end_is_the_kernels(name):
+def test_deflate_end_to_end_is_the_kernels(zram_engine, name):
     kernel, pages = load_set(name)
     expected = kernel["zram"]["deflate"]
-    device = Zram(expected["disksize"], compressor="deflate")
+    device = zram_engine(expected["disksize"], compressor="deflate")
     write_all(device, pages)
     assert device.mm_stat() == expected["mm_stat"]
     assert all(device.read(i) == page for i, page in enumerate(pages[:300]))
@@ -81,8 +84,8 @@ def page(n):
 
 @pytest.mark.parametrize("kernel, small, huge", [("6.1", 3256, 3257), ("6.6", 3624, 3625),
                                                  ("4.14", 3072, 3073)])
-def test_huge_threshold_per_kernel(kernel, small, huge):
-    device = Zram(1 << 20, compressor=Fixed(small), kernel=kernel)
+def test_huge_threshold_per_kernel(zram_engine, kernel, small, huge):
+    device = zram_engine(1 << 20, compressor=Fixed(small), kernel=kernel)
     device.write(0, page(0))
     device.compressor.compressor.length = huge
     device.write(1, page(1))
@@ -92,8 +95,8 @@ def test_huge_threshold_per_kernel(kernel, small, huge):
     assert device.read(1) == page(1) and device.read(0) == page(0)
 
 
-def test_rewrite_discard_and_reads():
-    device = Zram(16 * 4096, compressor=Fixed(1000))
+def test_rewrite_discard_and_reads(zram_engine):
+    device = zram_engine(16 * 4096, compressor=Fixed(1000))
     assert device.read(3) == bytes(4096)                      # never written: zeros
     device.write(3, page(1))
     device.write(3, bytes(4096))                             # rewrite: old object freed
@@ -107,9 +110,9 @@ def test_rewrite_discard_and_reads():
     assert device.read(-1) is None and device.io_stat()["invalid_io"] == 2
 
 
-def test_mem_limit_is_checked_after_allocation():
+def test_mem_limit_is_checked_after_allocation(zram_engine):
     # 1000 + 8 -> class 1008: zsmalloc packs 4 per page (6.1 chain rule: 1 page).
-    device = Zram(64 * 4096, compressor=Fixed(1000), mem_limit=4096)
+    device = zram_engine(64 * 4096, compressor=Fixed(1000), mem_limit=4096)
     assert all(device.write(i, page(i)) for i in range(4))
     assert device.write(4, page(4)) is False                 # a second page: over the limit
     stat, io = device.mm_stat(), device.io_stat()
@@ -119,8 +122,8 @@ def test_mem_limit_is_checked_after_allocation():
     assert device.write(0, page(9)) is False and device.read(0) == page(0)
 
 
-def test_compaction_after_frees():
-    device = Zram(64 * 4096, compressor=Fixed(3248))          # 3256 -> class 3264, 5 per 4 pages
+def test_compaction_after_frees(zram_engine):
+    device = zram_engine(64 * 4096, compressor=Fixed(3248))   # 3256: class 3264, 5 per 4 pages
     for i in range(10):
         device.write(i, page(i))
     for i in (0, 1, 2, 5, 6):
@@ -132,17 +135,21 @@ def test_compaction_after_frees():
     assert all(device.read(i) == page(i) for i in (3, 4, 7, 8, 9))
 
 
-def test_other_allocators_and_their_limits():
-    device = Zram(8 * 4096, compressor=Fixed(3300), allocator="zbud")
+def test_other_allocators_and_their_limits(zram_engine):
+    device = zram_engine(8 * 4096, compressor=Fixed(3300), allocator="zbud")
     assert device.write(0, page(0)) is False                 # huge: 4096 B > zbud's 3968
     assert device.io_stat()["failed_writes"] == 1
+    with pytest.raises(ConfigError):
+        zram_engine(4096, kernel="5.0")
+
+
+def test_z3fold_holds_a_huge_page():
+    """(z3fold has no compiled twin yet: the Python engine's alone.)"""
     device = Zram(8 * 4096, compressor=Fixed(3300), allocator="z3fold")
     assert device.write(0, page(0)) and device.mm_stat()["huge_pages"] == 1
-    with pytest.raises(ConfigError):
-        Zram(4096, kernel="5.0")
 
 
-def test_lz4_is_the_kernels_and_lz4_upstream_is_not():
+def test_lz4_is_the_kernels_and_lz4_upstream_is_not(zram_engine):
     """Linux 6.1's zram with lz4 on mix2000: our lz4 stores exactly the
     kernel's compr_data_size; userspace liblz4 (a 5-byte hash, the n - 11
     end rule) about 1 % more."""
@@ -150,7 +157,7 @@ def test_lz4_is_the_kernels_and_lz4_upstream_is_not():
     theirs = kernel["zram"]["lz4"]["compr_data_size"]
     sizes = {}
     for name in ("lz4", "lz4-upstream"):
-        device = Zram(kernel["zram"]["lz4"]["disksize"], compressor=name)
+        device = zram_engine(kernel["zram"]["lz4"]["disksize"], compressor=name)
         write_all(device, pages)
         sizes[name] = device.mm_stat()["compr_data_size"]
         assert list(device.mm_stat()) == list(MM_STAT)
@@ -188,7 +195,8 @@ def mm(stat):
 
 
 @pytest.mark.parametrize("kernel, tries", [("6.1", 2), ("4.14", 2), ("6.6", 1)])
-def test_a_refused_write_leaves_the_page_in_ram_and_zram_the_old_one(tmp_path, kernel, tries):
+def test_a_refused_write_leaves_the_page_in_ram_and_zram_the_old_one(zram_engine, tmp_path,
+                                                                    kernel, tries):
     # 2040 + the 8-byte handle = class 2048: two objects fill one page, in
     # every preset (6.1's rule takes the first chain with no waste, 6.3's
     # returns 1 for a power of two).  mem_limit is that one page: a third
@@ -203,7 +211,7 @@ def test_a_refused_write_leaves_the_page_in_ram_and_zram_the_old_one(tmp_path, k
         ("store", 2, 2),             # written again, into the freed object
         ("load", 2, 2),              # from zram
     ])
-    device = Zram(16 * 4096, compressor=Fixed(2040), mem_limit=4096, kernel=kernel)
+    device = zram_engine(16 * 4096, compressor=Fixed(2040), mem_limit=4096, kernel=kernel)
     swap = zram_replay(device, trace)
     assert swap == {"live_pages": 2, "resident_pages": 1}          # offsets 0 and 2; 0 in RAM
     # Stored: stale page 0 and page 2, 2040 bytes each, in one page; the
@@ -214,13 +222,13 @@ def test_a_refused_write_leaves_the_page_in_ram_and_zram_the_old_one(tmp_path, k
     assert device.read(0) == page(0) and device.read(2) == page(2)
 
 
-def test_zbud_under_zram_cannot_hold_a_huge_page(tmp_path):
+def test_zbud_under_zram_cannot_hold_a_huge_page(zram_engine, tmp_path):
     # Page 1 compresses to 3300 >= huge_class_size 3257: stored whole, 4096
     # bytes, more than zbud's 3968.  Both tries fail, twice (6.1's rw_page).
     trace = write_trace(tmp_path / "t.trace", [
         ("store", 0, 0), ("store", 1, 1), ("load", 1, 1), ("load", 0, 0),
         ("invalidate", 1, 1), ("store", 1, 1), ("load", 1, 1)])
-    device = Zram(16 * 4096, compressor=Lengths({0: 1000, 1: 3300}), allocator="zbud")
+    device = zram_engine(16 * 4096, compressor=Lengths({0: 1000, 1: 3300}), allocator="zbud")
     assert zram_replay(device, trace) == {"live_pages": 2, "resident_pages": 1}
     assert mm(device.mm_stat()) == (4096, 1000, 4096, 0, 4096, 0, 0, 0, 0)
     assert device.io_stat() == {"failed_reads": 0, "failed_writes": 4,
@@ -232,12 +240,13 @@ def test_zbud_under_zram_cannot_hold_a_huge_page(tmp_path):
 # ("zram: remove valid_io_request") the block layer refuses such I/O before
 # zram sees it, and io_stat_show prints a literal 0.
 @pytest.mark.parametrize("kernel, invalid_io", [("6.1", 2 * 2), ("6.6", 0)])
-def test_an_index_past_the_device_is_an_io_error_not_a_wrong_read(tmp_path, kernel, invalid_io):
+def test_an_index_past_the_device_is_an_io_error_not_a_wrong_read(zram_engine, tmp_path, kernel,
+                                                                 invalid_io):
     far = (1 << 50) - 1                                             # the trace format's last
     trace = write_trace(tmp_path / "t.trace", [
         ("store", 0, 0), ("store", 2, 1), ("store", far, 2), ("store", 1, 3),
         ("load", 2, 1), ("load", far, 2), ("load", 0, 0), ("load", 1, 3)])
-    device = Zram(2 * 4096, compressor=Fixed(1000), kernel=kernel)  # indices 0 and 1
+    device = zram_engine(2 * 4096, compressor=Fixed(1000), kernel=kernel)     # indices 0, 1
     assert zram_replay(device, trace) == {"live_pages": 4, "resident_pages": 2}
     # Two 1000-byte objects (class 1008) in one page; nothing refused by zram
     # itself, so failed_writes stays 0; the two requests past the device are
@@ -247,7 +256,7 @@ def test_an_index_past_the_device_is_an_io_error_not_a_wrong_read(tmp_path, kern
                                 "invalid_io": invalid_io, "notify_free": 0}
 
 
-def test_shipped_traces_under_a_tight_mem_limit_verify(tmp_path):
+def test_shipped_traces_under_a_tight_mem_limit_verify(zram_engine):
     """The runs that used to stop with VERIFY FAILED: every live page of the
     trace, counted from its events alone, is in zram or in RAM."""
     path = TRACES / "postgres-pgbench.trace"
@@ -257,7 +266,7 @@ def test_shipped_traces_under_a_tight_mem_limit_verify(tmp_path):
             live.add(offset)
         elif op == 3:
             live.discard(offset)
-    device = Zram(16 << 30, mem_limit=1 << 20)
+    device = zram_engine(16 << 30, mem_limit=1 << 20)
     swap = zram_replay(device, path)
     stat, io = device.mm_stat(), device.io_stat()
     assert swap["live_pages"] == len(live) and 0 < swap["resident_pages"] < len(live)
@@ -287,10 +296,10 @@ def inconsistent_traces(tmp_path):
     return cases
 
 
-def test_an_inconsistent_trace_is_the_traces_fault(tmp_path, capsys):
+def test_an_inconsistent_trace_is_the_traces_fault(zram_engine, tmp_path, capsys):
     for path, message in inconsistent_traces(tmp_path):
         with pytest.raises(TraceError) as error:
-            zram_replay(Zram(1 << 20), path)
+            zram_replay(zram_engine(1 << 20), path)
         assert str(error.value) == message
         with pytest.raises(SystemExit) as status:
             main(["zram", str(path), "-q"])
@@ -298,7 +307,7 @@ def test_an_inconsistent_trace_is_the_traces_fault(tmp_path, capsys):
         assert capsys.readouterr().err == f"zswapsim: error: {message}\n"
 
 
-def test_zram_command_reports_the_swap_layer_and_refuses_endless_input(capsys):
+def test_zram_command_reports_the_swap_layer_and_refuses_endless_input(zram_engine, capsys):
     main(["zram", str(TRACES / "swapcache-churn.trace"), "--allocator", "zbud", "--json", "-q"])
     stats = json.loads(capsys.readouterr().out)
     # Huge pages cannot go into zbud: each refused twice (6.1), kept in RAM.

@@ -27,6 +27,9 @@ Facts, as read in torvalds/linux drivers/block/zram/ and the shared docs:
   zeromap bits and is not written (SWPOUT_ZERO); a load of it is filled
   with zeros (SWPIN_ZERO); another page clears the bits before its write.
   zram's slot keeps what it held until the swap slot is freed.
+
+Each test runs in both engines (conftest's zram_engine): zram.Zram and its
+compiled twin NativeZram, the command line and fidelity.py included.
 """
 
 import json
@@ -37,13 +40,14 @@ import pytest
 from kernel_data import FIDELITY, load_set
 from test_profiles import one_line_error
 from zswapsim import _kcompress
+from zswapsim import fidelity
 from zswapsim.cli import main
+from zswapsim.engine import ENGINE_VARIABLE
 from zswapsim.compress import GivenLengths
 from zswapsim.errors import ConfigError
 from zswapsim.fidelity import KERNEL_SIZES, run_fidelity
 from zswapsim.profiles import KERNEL_ZSTD, ZRAM_PROFILES
 from zswapsim.trace import TraceWriter
-from zswapsim.zram import Zram
 from zswapsim.zram_replay import zram_replay
 
 NEW = ("6.12", "6.18")
@@ -72,8 +76,8 @@ def stored_bytes(lengths):
     return sum(4096 if n >= HUGE_CLASS_SIZE_CHAIN_8 else n for n in lengths)
 
 
-def device_bytes(kernel, compressor, params=None, pages=None):
-    device = Zram(1 << 24, compressor=compressor, kernel=kernel, algorithm_params=params)
+def device_bytes(engine, kernel, compressor, params=None, pages=None):
+    device = engine(1 << 24, compressor=compressor, kernel=kernel, algorithm_params=params)
     for index, page in enumerate(pages or text_pages()):
         assert device.write(index, page)
     return device.mm_stat()["compr_data_size"]
@@ -82,12 +86,12 @@ def device_bytes(kernel, compressor, params=None, pages=None):
 # -- the profiles --------------------------------------------------------------
 
 @pytest.mark.parametrize("kernel", NEW)
-def test_profile_holds_the_kernels_facts(kernel):
+def test_profile_holds_the_kernels_facts(zram_engine, kernel):
     profile = ZRAM_PROFILES[kernel]
     assert (profile.zsmalloc_chain_size, profile.rw_page, profile.counts_invalid_io) == \
         (8, False, False)
     assert KERNEL_ZSTD[kernel][0] == LIBZSTD[kernel]
-    device = Zram(1 << 20, kernel=kernel)
+    device = zram_engine(1 << 20, kernel=kernel)
     assert device.huge_class_size == HUGE_CLASS_SIZE_CHAIN_8
     assert not device.is_huge(HUGE_CLASS_SIZE_CHAIN_8 - 1)
     assert device.is_huge(HUGE_CLASS_SIZE_CHAIN_8)
@@ -104,8 +108,8 @@ def test_profile_holds_the_kernels_facts(kernel):
 
 
 @pytest.mark.parametrize("kernel", NEW + ("6.1", "6.6"))
-def test_stat_fields_are_the_show_functions(kernel):
-    device = Zram(1 << 20, kernel=kernel)
+def test_stat_fields_are_the_show_functions(zram_engine, kernel):
+    device = zram_engine(1 << 20, kernel=kernel)
     assert tuple(device.mm_stat()) == MM_STAT_SHOW
     assert tuple(device.io_stat()) == IO_STAT_SHOW
     assert device.bd_stat() == dict.fromkeys(BD_STAT_SHOW, 0)
@@ -120,8 +124,8 @@ def test_the_kernels_recorded_mm_stat_has_these_fields(kernel):
 
 @pytest.mark.parametrize("kernel, invalid_io", [("6.1", 2), ("6.6", 0), ("6.12", 0),
                                                ("6.18", 0)])
-def test_invalid_io_is_a_literal_zero_from_6_4(kernel, invalid_io):
-    device = Zram(4096, kernel=kernel)
+def test_invalid_io_is_a_literal_zero_from_6_4(zram_engine, kernel, invalid_io):
+    device = zram_engine(4096, kernel=kernel)
     assert device.write(1, bytes(4096)) is False
     assert device.read(1) is None
     assert device.io_stat()["invalid_io"] == invalid_io
@@ -131,13 +135,13 @@ def test_invalid_io_is_a_literal_zero_from_6_4(kernel, invalid_io):
 
 @pytest.mark.parametrize("name", ["mix2000", "mix10000"])
 @pytest.mark.parametrize("kernel", NEW)
-def test_mm_stat_equals_the_real_kernels_on_its_sizes(kernel, name):
+def test_mm_stat_equals_the_real_kernels_on_its_sizes(zram_engine, kernel, name):
     """All nine fields, before and after compaction, for every algorithm."""
     expected, pages = load_set(f"linux-{kernel}/{name}")
     assert sorted(expected["zram"]) == sorted(ALGORITHMS)
     for alg, case in expected["zram"].items():
-        device = Zram(case["disksize"], kernel=kernel,
-                      compressor=GivenLengths(alg, pages, case["per_page_compr_size"]))
+        device = zram_engine(case["disksize"], kernel=kernel,
+                             compressor=GivenLengths(alg, pages, case["per_page_compr_size"]))
         for index, page in enumerate(pages):
             assert device.write(index, page)
         assert device.mm_stat() == case["mm_stat"], alg
@@ -145,17 +149,20 @@ def test_mm_stat_equals_the_real_kernels_on_its_sizes(kernel, name):
         assert device.mm_stat() == case["mm_stat_after_compact"], alg
 
 
-def test_the_6_6_model_already_gives_6_12s_mm_stat():
+def test_the_6_6_model_already_gives_6_12s_mm_stat(zram_engine):
     expected, pages = load_set("linux-6.12/mix2000")
     for alg, case in expected["zram"].items():
-        device = Zram(case["disksize"], kernel="6.6",
-                      compressor=GivenLengths(alg, pages, case["per_page_compr_size"]))
+        device = zram_engine(case["disksize"], kernel="6.6",
+                             compressor=GivenLengths(alg, pages, case["per_page_compr_size"]))
         for index, page in enumerate(pages):
             device.write(index, page)
         assert device.mm_stat() == case["mm_stat"], alg
 
 
-def test_fidelity_runs_the_zram_cases_of_6_12_and_6_18_exactly():
+def test_fidelity_runs_the_zram_cases_of_6_12_and_6_18_exactly(zram_engine, monkeypatch):
+    # the engine's zram; the zswap cases stay Python's (no native z3fold yet)
+    monkeypatch.delenv(ENGINE_VARIABLE)
+    monkeypatch.setattr(fidelity, "zram_class", lambda: zram_engine)
     rows, _ = run_fidelity(FIDELITY)
     exact = [row for row in rows if row["mode"] == KERNEL_SIZES
              and row["case"].startswith("zram")
@@ -166,12 +173,12 @@ def test_fidelity_runs_the_zram_cases_of_6_12_and_6_18_exactly():
 
 
 @pytest.mark.parametrize("kernel", NEW)
-def test_deflate_end_to_end_is_the_kernels(kernel):
+def test_deflate_end_to_end_is_the_kernels(zram_engine, kernel):
     """zlib's raw deflate at level 6, window bits 11, memLevel 8 gives the
     kernel's bytes (the README: deflate sizes equal 6.1's)."""
     expected, pages = load_set(f"linux-{kernel}/mix2000")
     case = expected["zram"]["deflate"]
-    device = Zram(case["disksize"], compressor="deflate", kernel=kernel)
+    device = zram_engine(case["disksize"], compressor="deflate", kernel=kernel)
     for index, page in enumerate(pages):
         device.write(index, page)
     assert device.mm_stat() == case["mm_stat"]
@@ -185,29 +192,30 @@ def raw_deflate(page, level, wbits):
 
 
 @pytest.mark.parametrize("kernel", NEW)
-def test_a_level_changes_deflate_as_zlib_does(kernel):
+def test_a_level_changes_deflate_as_zlib_does(zram_engine, kernel):
     pages = text_pages()
     for level in (1, 9):
         expected = stored_bytes(len(raw_deflate(p, level, -11)) for p in pages)
-        assert device_bytes(kernel, "deflate", f"level={level}", pages) == expected
+        assert device_bytes(zram_engine, kernel, "deflate", f"level={level}", pages) == expected
     assert stored_bytes(len(raw_deflate(p, 1, -11)) for p in pages) != \
         stored_bytes(len(raw_deflate(p, 9, -11)) for p in pages)
     # the default is Z_DEFAULT_COMPRESSION, zlib's 6: the same as no params
-    assert device_bytes(kernel, "deflate", "level=-1", pages) == \
-        device_bytes(kernel, "deflate", None, pages)
+    assert device_bytes(zram_engine, kernel, "deflate", "level=-1", pages) == \
+        device_bytes(zram_engine, kernel, "deflate", None, pages)
 
 
-def test_deflate_window_bits_are_6_18s():
+def test_deflate_window_bits_are_6_18s(zram_engine):
     pages = text_pages()
     small = stored_bytes(len(raw_deflate(p, 6, -9)) for p in pages)
-    assert device_bytes("6.18", "deflate", "deflate.winbits=-9", pages) == small
-    assert small != device_bytes("6.18", "deflate", None, pages)
+    assert device_bytes(zram_engine, "6.18", "deflate", "deflate.winbits=-9", pages) == small
+    assert small != device_bytes(zram_engine, "6.18", "deflate", None, pages)
     zlib_wrapped = stored_bytes(len(raw_deflate(p, 6, 15)) for p in pages)
-    assert device_bytes("6.18", "deflate", "deflate.winbits=15", pages) == zlib_wrapped
+    assert device_bytes(zram_engine, "6.18", "deflate", "deflate.winbits=15", pages) == \
+        zlib_wrapped
 
 
 @pytest.mark.parametrize("kernel", NEW)
-def test_a_level_reaches_lib_lz4(kernel):
+def test_a_level_reaches_lib_lz4(zram_engine, kernel):
     """backend_lz4hc.c passes the level to LZ4_compress_HC, backend_lz4.c to
     LZ4_compress_fast as its acceleration, both into zcomp's 8192 bytes:
     the device stores what lib/lz4 at that level gives (the compiled
@@ -216,23 +224,24 @@ def test_a_level_reaches_lib_lz4(kernel):
     pages = text_pages()
     for level in (1, 12):
         expected = stored_bytes(len(_kcompress.lz4hc_compress(p, 8192, level)) for p in pages)
-        assert device_bytes(kernel, "lz4hc", f"level={level}", pages) == expected
-    assert device_bytes(kernel, "lz4hc", "level=1", pages) != \
-        device_bytes(kernel, "lz4hc", "level=12", pages)
+        assert device_bytes(zram_engine, kernel, "lz4hc", f"level={level}", pages) == expected
+    assert device_bytes(zram_engine, kernel, "lz4hc", "level=1", pages) != \
+        device_bytes(zram_engine, kernel, "lz4hc", "level=12", pages)
     fast = stored_bytes(len(_kcompress.lz4_compress(p, 8192, 64)) for p in pages)
-    assert device_bytes(kernel, "lz4", "level=64", pages) == fast
+    assert device_bytes(zram_engine, kernel, "lz4", "level=64", pages) == fast
     # a larger acceleration probes fewer positions: longer output
-    assert fast > device_bytes(kernel, "lz4", "level=1", pages) == device_bytes(kernel, "lz4")
+    assert fast > device_bytes(zram_engine, kernel, "lz4", "level=1", pages) == \
+        device_bytes(zram_engine, kernel, "lz4")
 
 
 @pytest.mark.parametrize("kernel", NEW)
-def test_a_level_changes_zstd(kernel):
+def test_a_level_changes_zstd(zram_engine, kernel):
     pages = text_pages()
-    fastest, strongest = (device_bytes(kernel, "zstd", f"level={level}", pages)
+    fastest, strongest = (device_bytes(zram_engine, kernel, "zstd", f"level={level}", pages)
                           for level in (1, 19))
     assert strongest < fastest
-    assert device_bytes(kernel, "zstd", "level=3", pages) == \
-        device_bytes(kernel, "zstd", None, pages)
+    assert device_bytes(zram_engine, kernel, "zstd", "level=3", pages) == \
+        device_bytes(zram_engine, kernel, "zstd", None, pages)
 
 
 @pytest.mark.parametrize("kernel, compressor, params, fragment", [
@@ -253,8 +262,8 @@ def test_a_level_changes_zstd(kernel):
     ("6.18", "deflate", "deflate.winbits=-8", "not in -15..-9 or 9..15 (default -11)"),
     ("6.18", "zstd", "dict=/etc/dictionary", "compression dictionaries are not modelled"),
 ])
-def test_bad_algorithm_params_are_one_line(capsys, tmp_path, kernel, compressor, params,
-                                           fragment):
+def test_bad_algorithm_params_are_one_line(zram_engine, capsys, tmp_path, kernel, compressor,
+                                           params, fragment):
     dump = tmp_path / "dump.raw"
     dump.write_bytes(text_pages(1)[0])
     line = one_line_error(capsys, ["zram", "--raw", str(dump), "--kernel", kernel,
@@ -262,13 +271,13 @@ def test_bad_algorithm_params_are_one_line(capsys, tmp_path, kernel, compressor,
     assert fragment in line, line
 
 
-def test_algorithm_params_need_a_named_compressor():
+def test_algorithm_params_need_a_named_compressor(zram_engine):
     with pytest.raises(ConfigError, match="need a compressor named by its algorithm"):
-        Zram(1 << 20, compressor=GivenLengths("lz4", [], []), kernel="6.12",
+        zram_engine(1 << 20, compressor=GivenLengths("lz4", [], []), kernel="6.12",
              algorithm_params="level=1")
 
 
-def test_the_cli_prints_the_three_stat_files(capsys, tmp_path):
+def test_the_cli_prints_the_three_stat_files(zram_engine, capsys, tmp_path):
     dump = tmp_path / "dump.raw"
     dump.write_bytes(b"".join(text_pages(4)))
     main(["zram", "--raw", str(dump), "--kernel", "6.18", "--compressor", "deflate",
@@ -302,8 +311,8 @@ def zero_map_trace(path):
 
 @pytest.mark.parametrize("kernel, zero_map", [("6.6", False), ("6.12", True),
                                               ("6.18", True)])
-def test_zero_pages_stay_in_the_swap_layer_from_6_12(tmp_path, kernel, zero_map):
-    device = Zram(1 << 20, kernel=kernel)
+def test_zero_pages_stay_in_the_swap_layer_from_6_12(zram_engine, tmp_path, kernel, zero_map):
+    device = zram_engine(1 << 20, kernel=kernel)
     swap = zram_replay(device, zero_map_trace(tmp_path / "zero.trace"))
     mm, io = device.mm_stat(), device.io_stat()
     text_length = len(device.compressor.compress(text_pages(1)[0]))

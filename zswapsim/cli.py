@@ -17,7 +17,7 @@ import click
 from .compress import compressor_what_if
 from .cpu_cost import MEASURED, TOTAL_RULE
 from .config import DEFAULT, DEFAULT_RAM, RANGES, ZswapConfig, parse_list
-from .engine import DEFAULT_ENGINE, ENGINE_VARIABLE, ENGINES, chosen_engine
+from .engine import DEFAULT_ENGINE, ENGINE_VARIABLE, ENGINES, chosen_engine, zram_class
 from .engine import describe as describe_engine
 from .errors import PoolCorrupted, Terminated, UserError, WorkerLost
 from .files import ReplacingFile, check_input, check_output
@@ -37,7 +37,6 @@ from .trace.recording import RecordingReader
 from .trace.recording import accesses as recording_accesses
 from .trace.synth import PATTERNS, parse_mix, parse_phase, synthesize, synthesize_from_accesses
 from .profiles import DEFAULT_ZRAM_KERNEL, PROFILES, ZRAM_PROFILES, ZSWAP_PROFILES, facts_table
-from .zram import Zram
 from .zram_policy import Policy
 from .zram_replay import zram_replay
 from .zram_views import (ZRAMCTL_ALL, ZRAMCTL_DEFAULT, MemUsedTimeline, size_report,
@@ -525,12 +524,24 @@ def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, k
     _check_zram_views(raw_path, mem_limit, zramctl, output_all, in_bytes, size_report,
                       plot_path)
 
+    policy = None
+    if policy_path is not None:
+        if raw_path:
+            raise click.UsageError("--policy needs a TRACE (a raw dump has no clock)")
+        policy = Policy.load(policy_path)
+    planned = set() if policy is None else {action.name for action in policy.actions}
+    device_class = zram_class(
+        writeback=bool(backing_dev or writeback or writeback_limit is not None
+                       or planned & {"writeback", "writeback_limit"}),
+        recompression=bool(recomp_algorithms or recomp_params or recompress
+                           or planned & {"recomp_algorithm", "recompress"}))
+
     def make_device():
-        device = Zram(parse_size(disksize), compressor=compressor, allocator=allocator,
-                      mem_limit=parse_size(mem_limit), kernel=kernel,
-                      algorithm_params=algorithm_params,
-                      backing_dev_pages=parse_size(backing_dev) // PAGE_SIZE if backing_dev
-                      else 0)
+        device = device_class(parse_size(disksize), compressor=compressor, allocator=allocator,
+                              mem_limit=parse_size(mem_limit), kernel=kernel,
+                              algorithm_params=algorithm_params,
+                              backing_dev_pages=parse_size(backing_dev) // PAGE_SIZE
+                              if backing_dev else 0)
         for text in recomp_algorithms:
             device.recomp_algorithm(text)
         for text in recomp_params:
@@ -538,11 +549,7 @@ def zram_cmd(trace_path, raw_path, compressor, allocator, disksize, mem_limit, k
         return device
 
     device = make_device()
-    policy = None
-    if policy_path is not None:
-        if raw_path:
-            raise click.UsageError("--policy needs a TRACE (a raw dump has no clock)")
-        policy = Policy.load(policy_path)
+    if policy is not None:
         policy.prepare(device)
     post = _zram_post_processing(device, idle, writeback, writeback_limit, recompress)
     timeline = MemUsedTimeline(device) if size_report else None

@@ -7,9 +7,11 @@ One choice per call (`engine=` of replay, replay_lanes and the sweeps),
 `zswapsim --engine` on the command line, or ZSWAPSIM_ENGINE for the
 process and the workers it starts.  The default is the Python engine until
 every allocator has its compiled twin (compare's default backends include
-z3fold and xvmalloc).  zram runs the Python models under either engine;
-its compiled twin is still to come.  A native build that is missing is an
-ImportError at import time (zswapsim/__init__.py), never a fall-back.
+z3fold and xvmalloc).  zram has its compiled twin too (zram_native.py),
+without a backing device or recompression so far: a run that asks for
+either gets the Python Zram under both engines (zram_class).  A native
+build that is missing is an ImportError at import time
+(zswapsim/__init__.py), never a fall-back.
 """
 
 import os
@@ -46,8 +48,20 @@ def zswap_class(engine=None):
     return Zswap
 
 
+def zram_class(engine=None, writeback=False, recompression=False):
+    """The Zram class of `engine` (chosen_engine's rules), but zram.Zram in
+    either engine for a device that needs a backing device (`writeback`:
+    writeback, its limit) or `recompression`, which only it has yet."""
+    if chosen_engine(engine) == "native" and not (writeback or recompression):
+        from .zram_native import NativeZram
+        return NativeZram
+    from .zram import Zram
+    return Zram
+
+
 def describe(engine=None):
     """One line for --version: the engine in use and what the native one covers."""
     from .zpool.base import known_pools
-    return (f"engine: {chosen_engine(engine)} (native: zswap over "
-            f"{', '.join(known_pools('native'))}; zram: python)")
+    pools = ", ".join(known_pools("native"))
+    return (f"engine: {chosen_engine(engine)} (native: zswap over {pools}; zram: native "
+            f"over {pools}, its writeback and recompression python)")

@@ -50,12 +50,11 @@ import zstandard
 
 from .compress import GivenLengths, get_compressor
 from .config import DEFAULT
-from .engine import zswap_class
+from .engine import zram_class, zswap_class
 from .errors import ConfigError, FidelityError
 from .memory import PAGE_SIZE
 from .profiles import ALLOCATOR_LRU, ZRAM_PROFILES, ZSWAP_PROFILES
 from .zpool import known_pools
-from .zram import Zram
 from .zswap import reported_counters
 
 MAX_PAGES = 1 << 18                 # pages in one set (1 GiB of page images)
@@ -423,7 +422,7 @@ def _run_set(name, line, kernel, pages):
     for alg, expected in zram_cases.items():
         for mode, compressor in _compressors(alg, pages, expected.get("per_page_compr_size"),
                                              line, "zram"):
-            device = Zram(expected["disksize"], compressor=compressor, kernel=line)
+            device = zram_class()(expected["disksize"], compressor=compressor, kernel=line)
             for index, page in enumerate(pages):
                 device.write(index, page)
             rows += _rows(name, f"zram {alg}", mode, device.mm_stat(), expected, ZRAM_FIELDS)

@@ -35,6 +35,7 @@ import signal
 import time
 
 from .compress import GivenLengths, get_compressor
+from .engine import zram_class
 from .errors import ConfigError, UserError
 from .fidelity import KERNEL_SIZES, OURS
 from .memory import PAGE_SIZE
@@ -43,7 +44,7 @@ from .profiles import nearest_profile as pick_kernel
 from .trace import STORE, TraceReader
 from .trace.format import MAGIC as TRACE_MAGIC
 from .trace.importer import raw_pages
-from .zram import BD_STAT, IO_STAT, MM_STAT, Zram
+from .zram import BD_STAT, IO_STAT, MM_STAT
 
 ZRAM_FILES = {"mm_stat": MM_STAT, "io_stat": IO_STAT, "bd_stat": BD_STAT}
 VMSTAT_LINE = re.compile(r"(zswp\w*|pswp\w*|swp\w*_zero)\s+(\d+)$")
@@ -374,7 +375,7 @@ def _models(pages, lengths, disksize, algorithm, profile):
         pass                            # a compressor this kernel lacks: its sizes alone
     results = {}
     for mode, compressor in compressors.items():
-        device = Zram(disksize, compressor=compressor, kernel=profile)
+        device = zram_class()(disksize, compressor=compressor, kernel=profile)
         for index, page in enumerate(pages):
             device.write(index, page)
         results[mode] = device.mm_stat()

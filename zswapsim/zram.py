@@ -26,7 +26,10 @@ invalid_io, in those kernels' io_stat.  `rw_page` says which; zram_replay.py
 plays the swap layer.
 
 The backing device, idle marking and writeback are zram_writeback.py's;
-recompression (recomp_algorithm, recompress) is zram_recompress.py's.
+recompression (recomp_algorithm, recompress) is zram_recompress.py's.  The
+compiled twin of this file is zswapsim/_engine/zram.c (zram_native.py's
+NativeZram): the same device, idle marking included, without a backing
+device or recompression.
 
 Kernel profiles (`kernel`, from profiles.py): 6.1 (zsmalloc chains of 4
 pages, huge from huge_class_size = 3257 bytes), 6.6 (chains of 8 with 6.3's
@@ -129,6 +132,14 @@ def _backend_compressor(profile, algorithm, params):
     return Deflate(level=level, wbits=params.get("deflate.winbits", Deflate.WBITS))
 
 
+# zram.py's `stats`: struct zram_stats of zram_drv.h (with pages_stored),
+# the backing device's reads and writes, debug_stat's writestall and
+# miss_free, and io_stat.
+STATS = ("compr_data_size", "mem_used_max", "same_pages", "pages_compacted", "huge_pages",
+         "huge_pages_since", "pages_stored", "bd_reads", "bd_writes", "writestall",
+         "miss_free") + IO_STAT
+
+
 class Slot:
     __slots__ = ("handle", "size", "word", "huge", "block", "ac_time", "idle",
                  "incompressible", "priority")
@@ -145,32 +156,79 @@ class Slot:
         self.priority = 0           # ZRAM_COMP_PRIORITY: the algorithm that compressed it
 
 
-class Zram(Writeback, Recompress):
+def device_settings(disksize, compressor, allocator, mem_limit, kernel, algorithm_params):
+    """(profile, nr_pages, limit_pages, CompressionCache) of a device with
+    these arguments, each checked as Zram's constructor checks it (and
+    NativeZram's, which takes the same)."""
+    profile = kernel_profile("zram", kernel)
+    profile.check_allocator(allocator)
+    if isinstance(algorithm_params, str):
+        algorithm_params = parse_algorithm_params(algorithm_params)
+    if algorithm_params and not isinstance(compressor, str):
+        raise ConfigError("algorithm_params need a compressor named by its algorithm")
+    if disksize < PAGE_SIZE:
+        raise ConfigError(f"disksize {disksize} is smaller than one page")
+    if mem_limit < 0:
+        raise ConfigError(f"mem_limit {mem_limit} is negative")
+    if isinstance(compressor, str):
+        params = _backend_params(profile, compressor, algorithm_params)
+        compressor = (get_compressor(compressor, kernel=profile, user="zram")
+                      if params is None else _backend_compressor(profile, compressor, params))
+    cache = compressor if isinstance(compressor, CompressionCache) \
+        else CompressionCache(compressor)
+    return profile, disksize // PAGE_SIZE, -(-mem_limit // PAGE_SIZE), cache
+
+
+class Reports:
+    """mm_stat, io_stat, bd_stat and debug_stat, from a device's `stats`,
+    `pool`, `limit_pages`, `backing` and `profile`: Zram's and NativeZram's."""
+
+    def mm_stat(self):
+        s = self.stats
+        values = {
+            "orig_data_size": s["pages_stored"] * PAGE_SIZE,
+            "compr_data_size": s["compr_data_size"],
+            "mem_used_total": self.pool.total_pages() * PAGE_SIZE,
+            "mem_limit": self.limit_pages * PAGE_SIZE,
+            "mem_used_max": s["mem_used_max"] * PAGE_SIZE,
+            "same_pages": s["same_pages"],
+            "pages_compacted": s["pages_compacted"],
+            "huge_pages": s["huge_pages"],
+            "huge_pages_since": s["huge_pages_since"],
+        }
+        return {name: values[name] for name in self.profile.mm_stat_fields}
+
+    def io_stat(self):
+        stats = self.stats
+        return {name: stats[name] for name in self.profile.io_stat_fields}
+
+    def bd_stat(self):
+        in_use = 0 if self.backing is None else len(self.backing.pages)
+        stats = self.stats
+        values = {"bd_count": in_use, "bd_reads": stats["bd_reads"],
+                  "bd_writes": stats["bd_writes"]}
+        return {name: values[name] for name in self.profile.bd_stat_fields}
+
+    def debug_stat(self):
+        """debug_stat's version and fields; miss_free (a slot-free notify that
+        found the slot locked) stays 0, as one caller never contends."""
+        stats = self.stats
+        fields = {name: stats[name] for name in self.profile.debug_stat_fields}
+        return {"version": DEBUG_STAT_VERSION} | fields
+
+
+class Zram(Writeback, Recompress, Reports):
     Slot = Slot
+    engine = "python"
 
     def __init__(self, disksize, compressor="lz4", allocator="zsmalloc", mem_limit=0,
                  kernel=DEFAULT_ZRAM_KERNEL, memory=None, algorithm_params=None,
                  backing_dev_pages=0):
-        profile = self.profile = kernel_profile("zram", kernel)
-        profile.check_allocator(allocator)
-        if isinstance(algorithm_params, str):
-            algorithm_params = parse_algorithm_params(algorithm_params)
-        if algorithm_params and not isinstance(compressor, str):
-            raise ConfigError("algorithm_params need a compressor named by its algorithm")
-        if disksize < PAGE_SIZE:
-            raise ConfigError(f"disksize {disksize} is smaller than one page")
-        if mem_limit < 0:
-            raise ConfigError(f"mem_limit {mem_limit} is negative")
+        profile, self.nr_pages, self.limit_pages, self.compressor = device_settings(
+            disksize, compressor, allocator, mem_limit, kernel, algorithm_params)
+        self.profile = profile
         self.kernel = profile.name
         self.rw_page = profile.rw_page
-        self.nr_pages = disksize // PAGE_SIZE
-        self.limit_pages = -(-mem_limit // PAGE_SIZE)
-        if isinstance(compressor, str):
-            params = _backend_params(profile, compressor, algorithm_params)
-            compressor = (get_compressor(compressor, kernel=profile, user="zram")
-                          if params is None else _backend_compressor(profile, compressor, params))
-        self.compressor = compressor if isinstance(compressor, CompressionCache) \
-            else CompressionCache(compressor)
         self.memory = memory if memory is not None else Memory()
         chain_size = profile.zsmalloc_chain_size
         options = {"chain_size": chain_size} if allocator == "zsmalloc" else {}
@@ -179,10 +237,7 @@ class Zram(Writeback, Recompress):
         self.huge_class_size = self.geometry.huge_class_size
         self.huge_above_max_zpage = profile.huge_rule == HUGE_ABOVE_MAX_ZPAGE
         self.slots = {}             # index -> Slot
-        self.stats = dict.fromkeys(("compr_data_size", "mem_used_max", "same_pages",
-                                    "pages_compacted", "huge_pages", "huge_pages_since",
-                                    "pages_stored", "bd_reads", "bd_writes", "writestall",
-                                    "miss_free") + IO_STAT, 0)
+        self.stats = dict.fromkeys(STATS, 0)
         self._init_writeback(backing_dev_pages)
         self._init_recompress()
 
@@ -311,29 +366,3 @@ class Zram(Writeback, Recompress):
         freed = compact() if compact is not None else 0
         self.stats["pages_compacted"] += freed
         return freed
-
-    # -- reports -----------------------------------------------------------
-
-    def mm_stat(self):
-        s = self.stats
-        values = {
-            "orig_data_size": s["pages_stored"] * PAGE_SIZE,
-            "compr_data_size": s["compr_data_size"],
-            "mem_used_total": self.pool.total_pages() * PAGE_SIZE,
-            "mem_limit": self.limit_pages * PAGE_SIZE,
-            "mem_used_max": s["mem_used_max"] * PAGE_SIZE,
-            "same_pages": s["same_pages"],
-            "pages_compacted": s["pages_compacted"],
-            "huge_pages": s["huge_pages"],
-            "huge_pages_since": s["huge_pages_since"],
-        }
-        return {name: values[name] for name in self.profile.mm_stat_fields}
-
-    def io_stat(self):
-        return {name: self.stats[name] for name in self.profile.io_stat_fields}
-
-    def debug_stat(self):
-        """debug_stat's version and fields; miss_free (a slot-free notify that
-        found the slot locked) stays 0, as one caller never contends."""
-        fields = {name: self.stats[name] for name in self.profile.debug_stat_fields}
-        return {"version": DEBUG_STAT_VERSION} | fields

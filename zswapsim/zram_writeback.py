@@ -61,6 +61,15 @@ PP_BUCKET_SIZE_RANGE = 64           # bytes of object size per post-processing b
 WRITEBACK_MODES = ("idle", "huge", "huge_idle", "incompressible")
 
 
+def idle_age_ns(age):
+    """The age `echo AGE > idle` names, in ns: None for "all"."""
+    if age == "all":
+        return None
+    if isinstance(age, int) and not isinstance(age, bool) and age >= 0:
+        return age * NSEC_PER_SEC
+    raise ConfigError(f"idle '{age}': expected 'all' or an age in whole seconds")
+
+
 class BackingDevice:
     """The bitmap of blocks 1..nr_pages-1 and the pages written there."""
 
@@ -93,8 +102,9 @@ class BackingDevice:
 
 
 class Writeback:
-    """idle, writeback, writeback_limit and bd_stat of a Zram; the Zram keeps
-    `slots`, `stats` (bd_reads, bd_writes), `clock_ns` and `profile`."""
+    """idle, writeback and writeback_limit of a Zram (bd_stat is zram.py's
+    Reports); the Zram keeps `slots`, `stats` (bd_reads, bd_writes),
+    `clock_ns` and `profile`."""
 
     def _init_writeback(self, backing_pages):
         self.backing = None
@@ -115,12 +125,8 @@ class Writeback:
     def mark_idle(self, age="all"):
         """echo all|SECONDS > idle; the number of slots marked."""
         self._check_feature("idle marking", "writeback")
-        if age == "all":
-            cutoff = None
-        elif isinstance(age, int) and not isinstance(age, bool) and age >= 0:
-            cutoff = self.clock_ns - age * NSEC_PER_SEC
-        else:
-            raise ConfigError(f"idle '{age}': expected 'all' or an age in whole seconds")
+        age_ns = idle_age_ns(age)
+        cutoff = None if age_ns is None else self.clock_ns - age_ns
         reworked = self.profile.idle_skips_same_and_written
         marked = 0
         for slot in self.slots.values():
@@ -213,12 +219,6 @@ class Writeback:
         self.backing.pages[block] = page
         self.stats["pages_stored"] += 1
         self.stats["bd_writes"] += 1
-
-    def bd_stat(self):
-        in_use = 0 if self.backing is None else len(self.backing.pages)
-        values = {"bd_count": in_use, "bd_reads": self.stats["bd_reads"],
-                  "bd_writes": self.stats["bd_writes"]}
-        return {name: values[name] for name in self.profile.bd_stat_fields}
 
 
 def _index_walk(device, taken):

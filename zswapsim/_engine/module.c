@@ -26,6 +26,7 @@
 #include "zsmalloc.h"
 
 int zswap_module_add(PyObject *module);	/* zswap_module.c: the Zswap type */
+int zram_module_add(PyObject *module);	/* zram_module.c: the Zram type */
 
 static PyObject *Invalid, *NoSpace, *PoolCorrupted, *ConfigError;
 
@@ -965,7 +966,8 @@ PyMODINIT_FUNC PyInit__engine(void)
 	if (PyModule_AddObjectRef(module, "Pool", (PyObject *)&PoolType) ||
 	    PyModule_AddObjectRef(module, "Zbud", (PyObject *)&ZbudType) ||
 	    PyModule_AddObjectRef(module, "Zsmalloc", (PyObject *)&ZsmallocType) ||
-	    PyModule_AddIntConstant(module, "PAGE_SIZE", PAGE_SIZE) || zswap_module_add(module)) {
+	    PyModule_AddIntConstant(module, "PAGE_SIZE", PAGE_SIZE) || zswap_module_add(module) ||
+	    zram_module_add(module)) {
 		Py_DECREF(module);
 		return NULL;
 	}
