@@ -8,9 +8,15 @@ chunk first_chunks + 2.  A page's list is num_free_chunks: 62 - first - last
 without a middle, else the larger free gap beside the middle.  Requests over
 4096 - 128 - 64 = 3904 bytes get a headless page.  Sizes are mostly whole
 chunks (chunks(n) = 64 * n) so offsets read straight off the rules.
+
+Every test that goes through the pool's public API (create_pool's pools:
+malloc, write, read, free, reclaim_page, locate, layout, the list views,
+check) runs against both engines, the Python model and z3fold.c (the `make`
+fixture); the ones that look at the model's own helpers run it alone.
 """
 
 import errno
+import functools
 
 import pytest
 from hypothesis import settings, strategies as st
@@ -19,11 +25,18 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from zswapsim.errors import Invalid, NoMemory, NoSpace
 from zswapsim.memory import Memory
 from zswapsim.zpool import create_pool
+from zswapsim.zpool.base import ENGINES
 from zswapsim.zpool.z3fold import (FIRST, HEADLESS, LAST, MIDDLE, NCHUNKS, ZHDR_CHUNKS,
                                    Z3foldHeader, size_to_chunks)
 from zswapsim.zswap import Zswap
 
 from evictors import Evictor
+
+
+@pytest.fixture(params=ENGINES)
+def make(request):
+    """make(**create_pool's keywords): a z3fold pool of each engine in turn."""
+    return functools.partial(create_pool, "z3fold", engine=request.param)
 
 
 def chunks(n):
@@ -64,8 +77,8 @@ def test_chunk_arithmetic():
         [1, 1, 2, 2, 3, 20, 21, 61]
 
 
-def test_size_limits_and_headless_threshold():
-    pool = create_pool("z3fold")
+def test_size_limits_and_headless_threshold(make):
+    pool = make()
     with pytest.raises(Invalid):
         pool.malloc(0)
     with pytest.raises(NoSpace) as exc:
@@ -98,9 +111,9 @@ def test_size_limits_and_headless_threshold():
 
 # -- placement --------------------------------------------------------------
 
-def test_first_last_middle_placement_and_bytes():
+def test_first_last_middle_placement_and_bytes(make):
     memory = Memory()
-    pool = create_pool("z3fold", memory=memory)
+    pool = make(memory=memory)
     first, a = filled(pool, 100, 1)               # 2 chunks
     pfn = pool.locate(first)[0]
     assert pool.locate(first) == (pfn, "first", 128)
@@ -119,8 +132,8 @@ def test_first_last_middle_placement_and_bytes():
     assert [pool.read(h) for h in (first, last, middle)] == [a, b, c]
 
 
-def test_short_write_keeps_the_rest():
-    pool = create_pool("z3fold")
+def test_short_write_keeps_the_rest(make):
+    pool = make()
     handle, data = filled(pool, 100, 5)
     pool.write(handle, b"xyz")
     assert pool.read(handle) == b"xyz" + data[3:]
@@ -156,8 +169,8 @@ def test_get_free_buddy_unit():
     assert z.get_free_buddy(11) == HEADLESS       # no slot fits (kernel WARNs)
 
 
-def test_free_list_is_the_larger_gap_beside_a_middle():
-    pool = create_pool("z3fold")
+def test_free_list_is_the_larger_gap_beside_a_middle(make):
+    pool = make()
     # F10 | M20 at chunk 12..32 | 2 free | L30 at 34..64
     (f, l, m), data = three_buddies(pool, 10, 30, 20)
     pfn = pool.locate(f)[0]
@@ -173,8 +186,8 @@ def test_free_list_is_the_larger_gap_beside_a_middle():
     assert pool.read(m) == data[m] and pool.read(l) == data[l]
 
 
-def test_best_fit_takes_smallest_list_then_newest_page():
-    pool = create_pool("z3fold")
+def test_best_fit_takes_smallest_list_then_newest_page(make):
+    pool = make()
     a = pool.locate(pool.malloc(chunks(61)))[0]   # free 1
     b = pool.locate(pool.malloc(chunks(40)))[0]   # free 22
     c = pool.locate(pool.malloc(chunks(30)))[0]   # free 32
@@ -196,24 +209,24 @@ def test_best_fit_takes_smallest_list_then_newest_page():
     (3904, 4, 4),        # 61 chunks, one a page (with a header)
     (3905, 4, 4),        # headless
 ])
-def test_n_objects_of_one_size(size, count, pages):
+def test_n_objects_of_one_size(size, count, pages, make):
     memory = Memory()
-    pool = create_pool("z3fold", memory=memory)
+    pool = make(memory=memory)
     for _ in range(count):
         pool.malloc(size)
     assert pool.total_pages() == pages == memory.used_pages
 
 
-def test_three_twenty_chunk_objects_fill_a_page():
-    pool = create_pool("z3fold")
+def test_three_twenty_chunk_objects_fill_a_page(make):
+    pool = make()
     f, l, m = (pool.malloc(chunks(20)) for _ in range(3))
     pfn = pool.locate(f)[0]
     assert pool.locate(l) == (pfn, "last", 4096 - 20 * 64)
     assert pool.locate(m) == (pfn, "middle", 22 * 64)   # first 20 + header 2
 
 
-def test_malloc_reports_enomem_and_leaves_the_pool_alone():
-    pool = create_pool("z3fold", memory=Memory(totalram_pages=1))
+def test_malloc_reports_enomem_and_leaves_the_pool_alone(make):
+    pool = make(memory=Memory(totalram_pages=1))
     handle = pool.malloc(chunks(40))
     pfn = pool.locate(handle)[0]
     for size in (chunks(23), 3905):               # needs a new page / a headless one
@@ -227,9 +240,9 @@ def test_malloc_reports_enomem_and_leaves_the_pool_alone():
 
 # -- compaction on free -----------------------------------------------------
 
-def test_middle_slides_up_then_becomes_first():
+def test_middle_slides_up_then_becomes_first(make):
     memory = Memory()
-    pool = create_pool("z3fold", memory=memory)
+    pool = make(memory=memory)
     # F5 | M10 at 7..17 | L5 at 59..64
     (f, l, m), data = three_buddies(pool, 5, 5, 10)
     pfn = pool.locate(f)[0]
@@ -254,8 +267,8 @@ def test_middle_slides_up_then_becomes_first():
     (29, 15, 13),       # gap after 64 - (29 + 12 + 20) = 3: moves to 64 - 29 - 20
     (30, 12, 10),       # gap 2: stays
 ])
-def test_middle_slides_up_only_for_a_big_gap(last, start, free_list):
-    pool = create_pool("z3fold")
+def test_middle_slides_up_only_for_a_big_gap(last, start, free_list, make):
+    pool = make()
     (f, l, m), data = three_buddies(pool, 10, last, 20)   # middle at 12
     pfn = pool.locate(f)[0]
     pool.free(f)
@@ -268,8 +281,8 @@ def test_middle_slides_up_only_for_a_big_gap(last, start, free_list):
     (7, 9, 35),         # gap 12 - (7 + 2) = 3: moves down to 9; free after 64 - 29
     (8, 12, 32),        # gap 2: stays; free after 64 - 32
 ])
-def test_middle_slides_down_only_for_a_big_gap(first, start, free_list):
-    pool = create_pool("z3fold")
+def test_middle_slides_down_only_for_a_big_gap(first, start, free_list, make):
+    pool = make()
     (f, l, m), data = three_buddies(pool, 10, 30, 20)     # middle at 12, gap after 2
     pfn = pool.locate(f)[0]
     pool.free(f)                                  # listed on 10, nothing moves
@@ -281,9 +294,9 @@ def test_middle_slides_down_only_for_a_big_gap(first, start, free_list):
     assert pool.read(m) == data[m] and pool.read(small) == small_data
 
 
-def test_single_buddy_moves_to_another_page_and_frees_its_own():
+def test_single_buddy_moves_to_another_page_and_frees_its_own(make):
     memory = Memory()
-    pool = create_pool("z3fold", memory=memory)
+    pool = make(memory=memory)
     small, small_data = filled(pool, chunks(10), 1)    # page A: F10, free 52
     big = pool.malloc(chunks(40))                 # list 52 -> A as LAST; A free 12
     a = pool.locate(small)[0]
@@ -304,8 +317,26 @@ def test_single_buddy_moves_to_another_page_and_frees_its_own():
     assert pool.layout(b)["foreign_handles"] == 0
 
 
-def test_single_buddy_needs_a_listed_page_with_room():
-    pool = create_pool("z3fold")
+def test_a_page_left_with_only_a_foreign_object_stays(make):
+    pool = make()
+    small, small_data = filled(pool, chunks(10), 1)    # page A: F10
+    big = pool.malloc(chunks(40))                 # A: L40
+    other = pool.malloc(chunks(30))               # page B: F30, free 32
+    pool.free(big)                                # small moves into B as LAST, A goes
+    b = pool.locate(other)[0]
+    assert pool.locate(small) == (b, "last", 4096 - 10 * 64)
+    c = pool.locate(pool.malloc(chunks(45)))[0]   # lists 45.. empty: page C, free 17
+    pool.free(other)
+    # B's one object is foreign there, so compact_single_buddy is not tried
+    # (C's 17 free chunks would take it): B stays, on 62 - 10 = 52.
+    assert pool.locate(small) == (b, "last", 4096 - 10 * 64)
+    assert pool.read(small) == small_data
+    assert pool.layout(b)["foreign_handles"] == 1 and pool.unbuddied_pfns(52) == [b]
+    assert pool.unbuddied_pfns(17) == [c] and pool.total_pages() == 2
+
+
+def test_single_buddy_needs_a_listed_page_with_room(make):
+    pool = make()
     f = pool.malloc(chunks(40))                   # page A: free 22
     l = pool.malloc(chunks(20))                   # A: LAST, free 2
     other = pool.malloc(chunks(45))               # page B: free 17 < 40
@@ -316,15 +347,16 @@ def test_single_buddy_needs_a_listed_page_with_room():
     assert pool.unbuddied_pfns(22) == [a] and pool.unbuddied_pfns(17) == [b]
 
 
-def test_free_releases_an_empty_page():
+def test_free_releases_an_empty_page(make):
     memory = Memory()
-    pool = create_pool("z3fold", memory=memory)
+    pool = make(memory=memory)
     h = pool.malloc(100)
     headless = pool.malloc(4000)
     pool.free(h)
     pool.free(headless)
     assert pool.total_pages() == 0 == memory.used_pages
-    assert pool.lru_pfns() == [] and pool.objects == {}
+    assert pool.lru_pfns() == []
+    pool.check()                                  # and so no handle is left either
     with pytest.raises(Invalid):
         pool.free(h)
     with pytest.raises(Invalid):
@@ -334,19 +366,19 @@ def test_free_releases_an_empty_page():
 # -- reclaim ----------------------------------------------------------------
 
 
-def test_reclaim_einval_paths():
-    assert create_pool("z3fold").reclaim_page(8) == -errno.EINVAL        # no evict op
-    pool = create_pool("z3fold", evict=Evictor())
+def test_reclaim_einval_paths(make):
+    assert make().reclaim_page(8) == -errno.EINVAL        # no evict op
+    pool = make(evict=Evictor())
     assert pool.reclaim_page(8) == -errno.EINVAL                         # empty LRU
     pool.malloc(100)
     assert pool.reclaim_page(0) == -errno.EINVAL                         # no retries
     assert pool.total_pages() == 1 and pool.reclaim_calls == 2
 
 
-def test_reclaim_evicts_middle_first_last():
+def test_reclaim_evicts_middle_first_last(make):
     evictor = Evictor()
     memory = Memory()
-    pool = create_pool("z3fold", memory=memory, evict=evictor)
+    pool = make(memory=memory, evict=evictor)
     (f, l, m), _ = three_buddies(pool, 10, 10, 10)
     assert pool.reclaim_page(8) == 0
     assert evictor.calls == [m, f, l]
@@ -354,8 +386,8 @@ def test_reclaim_evicts_middle_first_last():
     assert pool.reclaim_pages_scanned == 1 and pool.evict_results == {0: 3}
 
 
-def test_malloc_moves_page_to_lru_head_and_reclaim_takes_the_tail():
-    pool = create_pool("z3fold")
+def test_malloc_moves_page_to_lru_head_and_reclaim_takes_the_tail(make):
+    pool = make()
     a_first = pool.malloc(chunks(40))             # page A, free 22
     b_first = pool.malloc(chunks(40))             # page B, free 22
     a, b = pool.locate(a_first)[0], pool.locate(b_first)[0]
@@ -371,8 +403,8 @@ def test_malloc_moves_page_to_lru_head_and_reclaim_takes_the_tail():
     assert pool.lru_pfns() == [a]
 
 
-def test_failed_page_goes_to_lru_head_and_its_list_and_next_tail_is_tried():
-    pool = create_pool("z3fold")
+def test_failed_page_goes_to_lru_head_and_its_list_and_next_tail_is_tried(make):
+    pool = make()
     a, b, c = (pool.malloc(chunks(40)) for _ in range(3))
     pa, pb, pc = (pool.locate(h)[0] for h in (a, b, c))
     assert pool.unbuddied_pfns(22) == [pc, pb, pa]
@@ -384,8 +416,8 @@ def test_failed_page_goes_to_lru_head_and_its_list_and_next_tail_is_tried():
     assert pool.reclaim_pages_scanned == 2
 
 
-def test_eagain_after_retries_pages_and_lru_rotation():
-    pool = create_pool("z3fold")
+def test_eagain_after_retries_pages_and_lru_rotation(make):
+    pool = make()
     a, b, c = (pool.malloc(chunks(40)) for _ in range(3))
     pa, pb, pc = (pool.locate(h)[0] for h in (a, b, c))
     pool.evict = Evictor(refuse={a, b, c})
@@ -399,8 +431,8 @@ def test_eagain_after_retries_pages_and_lru_rotation():
     assert pool.total_pages() == 2 and pool.lru_pfns() == [pb, pc]
 
 
-def test_middle_failure_stops_the_page():
-    pool = create_pool("z3fold")
+def test_middle_failure_stops_the_page(make):
+    pool = make()
     (f, l, m), data = three_buddies(pool, 10, 10, 10)
     pool.evict = Evictor(refuse={m})
     assert pool.reclaim_page(1) == -errno.EAGAIN
@@ -408,8 +440,8 @@ def test_middle_failure_stops_the_page():
     assert all(pool.read(h) == data[h] for h in (f, l, m))
 
 
-def test_partial_eviction_relists_without_compaction():
-    pool = create_pool("z3fold")
+def test_partial_eviction_relists_without_compaction(make):
+    pool = make()
     (f, l, m), data = three_buddies(pool, 10, 30, 20)     # middle at 12..32
     pfn = pool.locate(f)[0]
 
@@ -432,9 +464,9 @@ def test_partial_eviction_relists_without_compaction():
     assert pool.locate(pool.malloc(chunks(5))) == (pfn, "first", 128)
 
 
-def test_free_during_reclaim_only_clears_and_reclaim_frees_page():
+def test_free_during_reclaim_only_clears_and_reclaim_frees_page(make):
     memory = Memory()
-    pool = create_pool("z3fold", memory=memory)
+    pool = make(memory=memory)
     (f, l, m), _ = three_buddies(pool, 10, 10, 10)
     seen = []
 
@@ -453,9 +485,9 @@ def test_free_during_reclaim_only_clears_and_reclaim_frees_page():
     assert pool.total_pages() == 0 == memory.used_pages
 
 
-def test_headless_page_is_freed_once_its_object_is_evicted():
+def test_headless_page_is_freed_once_its_object_is_evicted(make):
     memory = Memory()
-    pool = create_pool("z3fold", memory=memory)
+    pool = make(memory=memory)
     h = pool.malloc(4000)
     inside = []
 
@@ -467,12 +499,14 @@ def test_headless_page_is_freed_once_its_object_is_evicted():
     pool.evict = evict
     assert pool.reclaim_page(8) == 0
     assert inside == [1]
-    assert pool.total_pages() == 0 == memory.used_pages and pool.objects == {}
-    assert h not in pool.objects
+    assert pool.total_pages() == 0 == memory.used_pages
+    pool.check()                                  # and so no handle is left either
+    with pytest.raises(Invalid):
+        pool.read(h)
 
 
-def test_headless_failure_goes_back_to_lru_head():
-    pool = create_pool("z3fold")
+def test_headless_failure_goes_back_to_lru_head(make):
+    pool = make()
     h, data = filled(pool, 4000, 3)
     other = pool.malloc(100)
     ph, po = pool.locate(h)[0], pool.locate(other)[0]
@@ -483,8 +517,8 @@ def test_headless_failure_goes_back_to_lru_head():
     assert pool.read(h) == data
 
 
-def test_reclaim_skips_pages_with_foreign_handles():
-    pool = create_pool("z3fold")
+def test_reclaim_skips_pages_with_foreign_handles(make):
+    pool = make()
     small = pool.malloc(chunks(10))               # page A
     big = pool.malloc(chunks(40))                 # A, LAST
     other = pool.malloc(chunks(30))               # page B
@@ -525,12 +559,16 @@ SIZES = st.one_of(st.integers(1, 4200),
 
 
 class Z3foldMachine(RuleBasedStateMachine):
-    """Random malloc/write/free/reclaim against a byte-level shadow copy."""
+    """Random malloc/write/free/reclaim against a byte-level shadow copy,
+    through the public API, in the Python model (and, subclassed, z3fold.c)."""
+
+    engine = "python"
 
     def __init__(self):
         super().__init__()
         self.memory = Memory(totalram_pages=24)
-        self.pool = create_pool("z3fold", memory=self.memory, evict=self.evict)
+        self.pool = create_pool("z3fold", memory=self.memory, evict=self.evict,
+                                engine=self.engine)
         self.expected = {}          # live handle -> bytes it must read back
         self.decisions = []
 
@@ -581,20 +619,25 @@ class Z3foldMachine(RuleBasedStateMachine):
 
     @invariant()
     def objects_read_back(self):
-        assert set(self.pool.objects) == set(self.expected)
         for handle, data in self.expected.items():
             assert self.pool.read(handle) == data
 
     @invariant()
     def pages_are_accounted_and_laid_out(self):
+        """check() holds every page on the LRU and every handle in its slot;
+        so with as many objects laid in the pages as live handles expected,
+        the pool's handles are exactly the expected ones."""
         pool = self.pool
-        assert pool.total_pages() == self.memory.used_pages >= 0
-        assert sorted(pool.lru_pfns()) == sorted(pool.pages)
+        pool.check()
+        pfns = pool.lru_pfns()
+        assert pool.total_pages() == self.memory.used_pages == len(set(pfns)) == len(pfns)
         listed = {pfn: i for i in range(NCHUNKS) for pfn in pool.unbuddied_pfns(i)}
-        for pfn in pool.pages:
+        objects = 0
+        for pfn in pfns:
             lay = pool.layout(pfn)
             if lay["headless"]:
                 assert pfn not in listed
+                objects += 1
                 continue
             first, middle, last = lay["first"], lay["middle"], lay["last"]
             spans = [(2, 2 + first)] if first else []
@@ -602,6 +645,7 @@ class Z3foldMachine(RuleBasedStateMachine):
                 spans.append((lay["start_middle"], lay["start_middle"] + middle))
             if last:
                 spans.append((64 - last, 64))
+            objects += len(spans)
             # Objects lie after the header, in order, without overlapping.
             assert spans and spans[0][0] >= 2
             assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
@@ -610,6 +654,7 @@ class Z3foldMachine(RuleBasedStateMachine):
                 assert pfn not in listed
             else:
                 assert listed[pfn] == lay["free_chunks"] >= 0
+        assert objects == len(self.expected)
 
     def teardown(self):
         for handle in list(self.expected):
@@ -617,6 +662,12 @@ class Z3foldMachine(RuleBasedStateMachine):
         assert self.pool.total_pages() == 0 == self.memory.used_pages
 
 
-Z3foldMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=50,
-                                           deadline=None)
+class NativeZ3foldMachine(Z3foldMachine):
+    engine = "native"
+
+
+for machine in (Z3foldMachine, NativeZ3foldMachine):
+    machine.TestCase.settings = settings(max_examples=100, stateful_step_count=50,
+                                         deadline=None)
 test_z3fold_state_machine = Z3foldMachine.TestCase
+test_native_z3fold_state_machine = NativeZ3foldMachine.TestCase

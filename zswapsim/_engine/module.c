@@ -1,6 +1,6 @@
 /*
- * module.c - zswapsim._engine: the compiled allocators (zbud.c, zsmalloc.c)
- * exposed to Python one call at a time, each through its driver table
+ * module.c - zswapsim._engine: the compiled allocators (zbud.c, zsmalloc.c,
+ * z3fold.c) exposed to Python one call at a time, each through its driver table
  * (engine.h), with the API of the Python pools in zswapsim/zpool/
  * (zswapsim/zpool/native.py puts the last touches on it).
  *
@@ -22,6 +22,7 @@
 #include <limits.h>
 
 #include "engine.h"
+#include "z3fold.h"
 #include "zbud.h"
 #include "zsmalloc.h"
 
@@ -51,6 +52,9 @@ typedef struct {
 struct pool_binding {
 	const struct zpool_driver *driver;
 	bool hex_handles;		/* errors name handles in hex (zbud's are addresses) */
+	/* what a handle the pool does not know "is" in the Python pool's error,
+	 * after "handle <h> "; NULL for "is not in this pool" */
+	const char *unknown_handle;
 	/* NULL with the exception of malloc's -EINVAL or -ENOSPC, in the Python pool's words */
 	PyObject *(*malloc_error)(PyObject *size, int status);
 	/* _reclaim_order's value: `lru` (stolen) and the lists after it in `order` */
@@ -58,7 +62,7 @@ struct pool_binding {
 				 size_t *pos);
 };
 
-static const struct pool_binding zbud_binding, zsmalloc_binding;
+static const struct pool_binding zbud_binding, zsmalloc_binding, z3fold_binding;
 
 /* -- the frame source and the evict callback --------------------------------- */
 
@@ -224,7 +228,8 @@ static PyObject *not_in_pool(PoolObject *self, PyObject *handle, int status)
 	if (status == ZE_NO_LIVE_BUDDY)
 		PyErr_Format(Invalid, "handle %U names no live buddy", text);
 	else
-		PyErr_Format(Invalid, "handle %U is not in this pool", text);
+		PyErr_Format(Invalid, "handle %U %s", text, self->binding->unknown_handle
+			     ? self->binding->unknown_handle : "is not in this pool");
 	Py_DECREF(text);
 	return NULL;
 }
@@ -292,6 +297,17 @@ static int zbud_init(PoolObject *self, PyObject *args, PyObject *kwargs)
 	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O", keywords, &memory, &evict))
 		return -1;
 	return pool_setup(self, &zbud_binding, memory, evict, &options);
+}
+
+static int z3fold_init(PoolObject *self, PyObject *args, PyObject *kwargs)
+{
+	static char *keywords[] = { "memory", "evict", NULL };
+	PyObject *memory, *evict = Py_None;
+	struct zpool_options options = { 0 };
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O", keywords, &memory, &evict))
+		return -1;
+	return pool_setup(self, &z3fold_binding, memory, evict, &options);
 }
 
 static int zsmalloc_init(PoolObject *self, PyObject *args, PyObject *kwargs)
@@ -704,22 +720,22 @@ static PyGetSetDef pool_getset[] = {
 	{ "_check", (PyCFunction)pool_check, METH_NOARGS, NULL },		\
 	{ "_reclaim_order", (PyCFunction)pool_reclaim_order, METH_NOARGS, NULL }
 
-/* -- zbud's extras ------------------------------------------------------------------ */
-
-static PyObject *zbud_pfn_list(PoolObject *self, PyObject *unused)
+/* The page pools' _pfns(): the held pages in ascending order, for native.py's
+ * check_frames. */
+static PyObject *pfn_list(PoolObject *self,
+			  uint64_t (*pool_pfns)(const void *pool, uint32_t *out, uint64_t cap))
 {
 	uint64_t n, i;
 	uint32_t *pfns;
 	PyObject *list;
 
-	(void)unused;
 	if (!ready(self))
 		return NULL;
-	n = zbud_pfns(self->impl, NULL, 0);
+	n = pool_pfns(self->impl, NULL, 0);
 	pfns = PyMem_Malloc((n ? n : 1) * sizeof(*pfns));
 	if (!pfns)
 		return PyErr_NoMemory();
-	zbud_pfns(self->impl, pfns, n);
+	pool_pfns(self->impl, pfns, n);
 	list = PyList_New((Py_ssize_t)n);
 	for (i = 0; list && i < n; i++) {
 		PyObject *item = PyLong_FromUnsignedLong(pfns[i]);
@@ -732,6 +748,14 @@ static PyObject *zbud_pfn_list(PoolObject *self, PyObject *unused)
 	}
 	PyMem_Free(pfns);
 	return list;
+}
+
+/* -- zbud's extras ------------------------------------------------------------------ */
+
+static PyObject *zbud_pfn_list(PoolObject *self, PyObject *unused)
+{
+	(void)unused;
+	return pfn_list(self, zbud_pfns);
 }
 
 static PyObject *zbud_malloc_error(PyObject *size, int status)
@@ -771,6 +795,97 @@ static const struct pool_binding zbud_binding = {
 static PyMethodDef zbud_methods[] = {
 	POOL_METHODS,
 	{ "_pfns", (PyCFunction)zbud_pfn_list, METH_NOARGS, "the held pages, by pfn" },
+	{ NULL, NULL, 0, NULL },
+};
+
+/* -- z3fold's extras ---------------------------------------------------------------- */
+
+static PyObject *z3fold_pfn_list(PoolObject *self, PyObject *unused)
+{
+	(void)unused;
+	return pfn_list(self, z3fold_pfns);
+}
+
+/* (pfn, buddy name, byte offset in the frame) of a live object */
+static PyObject *z3fold_locate_method(PoolObject *self, PyObject *handle_obj)
+{
+	uint32_t pfn, offset, size;
+	const char *buddy;
+	uint8_t *frame;
+	uint64_t handle;
+	int status, known;
+
+	if (!ready(self) || (known = parse_handle(handle_obj, &handle)) < 0)
+		return NULL;
+	status = known ? z3fold_locate(self->impl, handle, &pfn, &buddy, &frame, &offset, &size)
+		: ZE_NOT_IN_POOL;
+	if (status)
+		return fail(self, status, handle_obj);
+	return Py_BuildValue("(IsI)", pfn, buddy, offset);
+}
+
+/* A page's header fields; free_chunks is None for a headless page; KeyError
+ * for a page the pool does not hold, as z3fold.py's pages[pfn]. */
+static PyObject *z3fold_layout_method(PoolObject *self, PyObject *pfn_obj)
+{
+	struct z3fold_layout layout;
+	unsigned long long pfn;
+
+	if (!ready(self))
+		return NULL;
+	if (!PyLong_Check(pfn_obj))
+		return PyErr_Format(PyExc_TypeError, "a pfn is an int, not %s",
+				    Py_TYPE(pfn_obj)->tp_name);
+	pfn = PyLong_AsUnsignedLongLong(pfn_obj);
+	if (pfn == (unsigned long long)-1 && PyErr_Occurred())
+		PyErr_Clear();
+	else if (!z3fold_page_layout(self->impl, pfn, &layout))
+		return Py_BuildValue("{sNsIsIsIsIsIsN}", "headless", PyBool_FromLong(layout.headless),
+				     "first", layout.first, "middle", layout.middle,
+				     "start_middle", layout.start_middle, "last", layout.last,
+				     "foreign_handles", layout.foreign_handles, "free_chunks",
+				     layout.headless ? Py_NewRef(Py_None)
+				     : PyLong_FromUnsignedLong(layout.free_chunks));
+	PyErr_SetObject(PyExc_KeyError, pfn_obj);
+	return NULL;
+}
+
+static PyObject *z3fold_malloc_error(PyObject *size, int status)
+{
+	if (status == -EINVAL)
+		return PyErr_Format(Invalid, "z3fold_alloc of size 0");
+	return PyErr_Format(NoSpace, "z3fold_alloc of %S bytes > %u", size, PAGE_SIZE);
+}
+
+/* (lru, (unbuddied mask, unbuddied lists)) */
+static PyObject *z3fold_order_value(PoolObject *self, PyObject *lru, const struct order *order,
+				    size_t *pos)
+{
+	uint64_t mask = order->words[(*pos)++];
+	PyObject *lists = take_runs(order, pos, Z3FOLD_NCHUNKS);
+
+	(void)self;
+	if (!lists) {
+		Py_DECREF(lru);
+		return NULL;
+	}
+	return Py_BuildValue("(N(KN))", lru, (unsigned long long)mask, lists);
+}
+
+static const struct pool_binding z3fold_binding = {
+	.driver = &z3fold_driver,
+	.hex_handles = true,
+	.unknown_handle = "names no live object in this pool",
+	.malloc_error = z3fold_malloc_error,
+	.order_value = z3fold_order_value,
+};
+
+static PyMethodDef z3fold_methods[] = {
+	POOL_METHODS,
+	{ "_pfns", (PyCFunction)z3fold_pfn_list, METH_NOARGS, "the held pages, by pfn" },
+	{ "locate", (PyCFunction)z3fold_locate_method, METH_O,
+	  "(pfn, buddy name, byte offset in the frame) of a live object" },
+	{ "layout", (PyCFunction)z3fold_layout_method, METH_O, "a page's header fields" },
 	{ NULL, NULL, 0, NULL },
 };
 
@@ -921,6 +1036,20 @@ static PyTypeObject ZbudType = {
 	.tp_new = PyType_GenericNew,
 };
 
+static PyTypeObject Z3foldType = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "zswapsim._engine.Z3fold",
+	.tp_doc = "z3fold.c: Z3fold(memory, evict=None)",
+	.tp_basicsize = sizeof(PoolObject),
+	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+	.tp_traverse = (traverseproc)pool_traverse,
+	.tp_clear = (inquiry)pool_clear,
+	.tp_dealloc = (destructor)pool_dealloc,
+	.tp_methods = z3fold_methods,
+	.tp_init = (initproc)z3fold_init,
+	.tp_new = PyType_GenericNew,
+};
+
 static PyTypeObject ZsmallocType = {
 	PyVarObject_HEAD_INIT(NULL, 0)
 	.tp_name = "zswapsim._engine.Zsmalloc",
@@ -958,7 +1087,9 @@ PyMODINIT_FUNC PyInit__engine(void)
 		return NULL;
 	ZbudType.tp_base = &PoolType;
 	ZsmallocType.tp_base = &PoolType;
-	if (PyType_Ready(&PoolType) || PyType_Ready(&ZbudType) || PyType_Ready(&ZsmallocType))
+	Z3foldType.tp_base = &PoolType;
+	if (PyType_Ready(&PoolType) || PyType_Ready(&ZbudType) || PyType_Ready(&ZsmallocType) ||
+	    PyType_Ready(&Z3foldType))
 		return NULL;
 	module = PyModule_Create(&engine_module);
 	if (!module)
@@ -966,6 +1097,7 @@ PyMODINIT_FUNC PyInit__engine(void)
 	if (PyModule_AddObjectRef(module, "Pool", (PyObject *)&PoolType) ||
 	    PyModule_AddObjectRef(module, "Zbud", (PyObject *)&ZbudType) ||
 	    PyModule_AddObjectRef(module, "Zsmalloc", (PyObject *)&ZsmallocType) ||
+	    PyModule_AddObjectRef(module, "Z3fold", (PyObject *)&Z3foldType) ||
 	    PyModule_AddIntConstant(module, "PAGE_SIZE", PAGE_SIZE) || zswap_module_add(module) ||
 	    zram_module_add(module)) {
 		Py_DECREF(module);

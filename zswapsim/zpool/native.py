@@ -1,6 +1,7 @@
 """The native engine's allocators: the compiled twins in zswapsim/_engine
-(zbud.c of zbud.py, zsmalloc.c of zsmalloc.py), reachable one call at a
-time with the Python pools' API, as _heapq stands behind heapq.
+(zbud.c of zbud.py, zsmalloc.c of zsmalloc.py, z3fold.c of z3fold.py),
+reachable one call at a time with the Python pools' API, as _heapq stands
+behind heapq.
 
 The Python models stay the reference; these must agree with them call for
 call (tests/test_engine_pools.py drives both with the same operations).  A
@@ -12,14 +13,15 @@ Python pools'; map() gives a view of the frame as they do.  What differs:
 handles, sizes and retries must be ints (TypeError otherwise; retries
 beyond 63 bits raise OverflowError), evict callbacks must return ints, and
 the internals the Python classes expose to their own tests (pages,
-handles, size_class) are not here.
+objects, handles, size_class) are not here.
 """
 
 from .. import _engine
 from ..errors import PoolCorrupted
 from ..memory import Memory
 from .base import check_frames, register
-from .zbud import NCHUNKS
+from .z3fold import NCHUNKS as Z3FOLD_NCHUNKS
+from .zbud import NCHUNKS as ZBUD_NCHUNKS
 from .zsmalloc import CHAIN_SIZES, DEFAULT_CHAIN_SIZE
 
 
@@ -35,16 +37,18 @@ class _NativePool:
         raise PoolCorrupted(f"{self.name} pool: {message}")
 
 
-@register
-class NativeZbudPool(_NativePool, _engine.Zbud):
+class _NativePagePool(_NativePool):
+    """What the page pools with unbuddied lists add (base.PagePool's
+    introspection): their _reclaim_order ends with (mask, lists)."""
+
     __slots__ = ()
-    name = "zbud"
+    nchunks = 0                 # how many unbuddied lists
 
     def __init__(self, memory=None, evict=None):
         super().__init__(Memory() if memory is None else memory, evict)
 
     def check(self):
-        """zbud.py's audit: the Memory's side here, the pool's in zbud.c."""
+        """The Python model's audit: the Memory's side here, the pool's in C."""
         check_frames(self, self._pfns())
         self._check()
 
@@ -54,9 +58,26 @@ class NativeZbudPool(_NativePool, _engine.Zbud):
 
     def unbuddied_pfns(self, free_chunks):
         """Pages on unbuddied[free_chunks], head first."""
-        if not 0 <= free_chunks < NCHUNKS:
-            raise IndexError(f"unbuddied[{free_chunks}] is not one of the {NCHUNKS} lists")
-        return list(reversed(self._reclaim_order()[2][1][free_chunks]))
+        if not 0 <= free_chunks < self.nchunks:
+            raise IndexError(f"unbuddied[{free_chunks}] is not one of the "
+                             f"{self.nchunks} lists")
+        return list(reversed(self._reclaim_order()[-1][1][free_chunks]))
+
+
+@register
+class NativeZbudPool(_NativePagePool, _engine.Zbud):
+    __slots__ = ()
+    name = "zbud"
+    nchunks = ZBUD_NCHUNKS
+
+
+@register
+class NativeZ3foldPool(_NativePagePool, _engine.Z3fold):
+    """z3fold.c; locate(handle) and layout(pfn) are z3fold.py's."""
+
+    __slots__ = ()
+    name = "z3fold"
+    nchunks = Z3FOLD_NCHUNKS
 
 
 @register
