@@ -13,6 +13,13 @@ numbers worked out by hand from the layout rules:
     4032..4144, across the page boundary.  A request of 200 is class 208:
     two pages at chain 4, but three at chain 8 (6.3's least waste: 12288 %
     208 = 16).  A request of 3000 is class 3008 merged upward, 3 pages.
+  xvmalloc: a 4-byte header before every block, the data after it, so the
+    first handle is pfn * 4096 + 4; a request is aligned to 4 and cut from
+    the head of the first free list from its size rounded up to 8 (list
+    (size - 32) / 8, sizes below 32 as 32); a free block goes on the list of
+    its size rounded down to 8, and only if it is 32 bytes or more; a new
+    page is one free block of 4092 bytes, so 4088 is the largest object and
+    4089..4092 grow a page and still fail (list 508 does not exist).
 Then a hypothesis state machine drives a Python pool and a native pool with
 the same operations and compares everything after every step, and the same
 differential run goes once through a build under AddressSanitizer and UBSan.
@@ -33,9 +40,17 @@ from zswapsim.errors import ConfigError, Invalid, NoMemory, NoSpace, PoolCorrupt
 from zswapsim.faults import FaultPlan
 from zswapsim.memory import Memory
 from zswapsim.zpool import create_pool
-from zswapsim.zpool.base import ENGINES, known_pools
+from zswapsim.zpool.base import _DRIVERS, ENGINES, known_pools
 
-PORTED = ["zbud", "zsmalloc"]
+PORTED = ["xvmalloc", "zbud", "zsmalloc"]
+# Each allocator's answers to the contract's questions, worked out from its rules.
+FIRST_HANDLE = {"zbud": 64, "zsmalloc": 1, "xvmalloc": 4}
+LARGEST = {"zbud": 3968, "zsmalloc": 4096, "xvmalloc": 4088}
+NOT_IN_POOL = {"zbud": "is not in this pool", "zsmalloc": "is not in this pool",
+               "xvmalloc": "names no live object"}
+HEX_HANDLES = {"zbud", "xvmalloc"}
+# reclaim_page(0): zsmalloc alone tries nothing and says -EAGAIN
+RETRIES_ZERO = {"zbud": -errno.EINVAL, "zsmalloc": -errno.EAGAIN, "xvmalloc": -errno.EINVAL}
 
 
 @pytest.fixture(params=[(backend, engine) for backend in PORTED for engine in ENGINES],
@@ -56,9 +71,20 @@ def engines(backend):
                                    ids=ENGINES, indirect=True)
 
 
-def first_handle(make):
-    """The handle of the first object in a new pool: page 0's first buddy, or zsmalloc's 1."""
-    return 64 if make.backend == "zbud" else 1
+def refusal(backend, size):
+    """The exception malloc(size) raises and its words, for a size refused."""
+    if backend == "zbud":
+        if size <= 0:
+            return Invalid, "zbud_alloc of size 0"
+        return NoSpace, f"zbud_alloc of {size} bytes > 3968"
+    if backend == "zsmalloc":
+        return Invalid, f"zs_malloc of {size} bytes"
+    if size <= 0:
+        return Invalid, "xv_malloc of size 0"
+    if size <= 4092:
+        return NoMemory, f"xv_malloc of {size} bytes: get_index({-(-size // 4) * 4}) is " \
+            "past the last free list"
+    return NoSpace, f"xv_malloc of {size} bytes > 4092"
 
 
 # -- the contract, both engines ----------------------------------------------------
@@ -71,7 +97,7 @@ def test_objects_read_back_what_was_written(make):
         pool.write(handle, d)
     for handle, d in zip(handles, data):
         assert pool.read(handle) == d and bytes(pool.map(handle)) == d
-    assert handles[0] == first_handle(make)
+    assert handles[0] == FIRST_HANDLE[make.backend]
     assert pool.total_size() == pool.total_pages() * 4096
     pool.check()
 
@@ -86,6 +112,32 @@ def test_zbud_layout_by_hand(make):
     pool.free(b)
     assert pool.unbuddied_pfns(63 - 2) == [0]     # 61 chunks free on page 0
     assert pool.malloc(64 * 61) == 4096 - 64 * 61  # the page's last buddy again, best fit
+
+
+@engines("xvmalloc")
+def test_xvmalloc_layout_by_hand(make):
+    evictor = Evictor()
+    pool = make(evict=evictor)
+    a, b = pool.malloc(100), pool.malloc(50)      # blocks 0..103 and 104..159 (52 aligned)
+    # The rest, 4096 - 160 - 4 = 3932 bytes at 160, is on list (3928 - 32) / 8 = 487, bit
+    # 39 of word 7.  3000 bytes look from list 371 (word 5): nothing there, so word 7.
+    c = pool.malloc(3000)
+    assert (a, b, c) == (4, 108, 164)
+    assert pool.free_blocks(487) == [] and pool.free_blocks(112) == [(0, 3164)]
+    assert pool.slbitmap == [0, 1 << 48, 0, 0, 0, 0, 0, 0] and pool.flbitmap == 0b10
+    d = pool.malloc(4088)                         # list 507: a page of its own, nothing left
+    assert d == 4096 + 4 and pool.total_pages() == 2 and pool.lru_pfns() == [1, 0]
+    pool.free(b)                                  # 52 bytes between two objects: list 2
+    assert pool.free_blocks(2) == [(0, 104)] and pool.find_block(48) == 2
+    assert pool.malloc(48) == 108                 # list 2's head again; a bare 0-byte rest
+    # (offset, size, prev): c's prev is the 0-byte block's, with PREV_FREE.
+    assert pool.page_blocks(0) == [(0, 100, 0), (104, 48, 0), (156, 0, 104 | 1),
+                                   (160, 3000, 156 | 2), (3164, 928, 160 | 1)]
+    pool.free(d)                                  # wholly free: the page goes
+    assert pool.total_pages() == 1 and pool.lru_pfns() == [0]
+    assert pool.reclaim_page(1) == 0 and evictor.calls == [4, 108, 164]  # address order
+    assert pool.total_pages() == 0
+    pool.check()
 
 
 @engines("zsmalloc")
@@ -130,14 +182,10 @@ def test_zsmalloc_compaction(make):
 
 def test_bad_sizes(make):
     pool = make()
-    limit = 3968 if make.backend == "zbud" else 4096
+    limit = LARGEST[make.backend]
     pool.malloc(limit)
     for size in (0, -1, limit + 1, 10 ** 30):
-        if make.backend == "zbud":
-            error, message = (Invalid, "zbud_alloc of size 0") if size <= 0 else \
-                (NoSpace, f"zbud_alloc of {size} bytes > 3968")
-        else:
-            error, message = Invalid, f"zs_malloc of {size} bytes"
+        error, message = refusal(make.backend, size)
         with pytest.raises(error) as raised:
             pool.malloc(size)
         assert str(raised.value) == message
@@ -150,15 +198,16 @@ def test_bad_sizes(make):
 def test_bad_handles(make):
     pool = make()
     pool.malloc(100)
-    for handle in (-1, 2 ** 64, 10 ** 30, 99 << 12):
-        shown = f"{handle:#x}" if make.backend == "zbud" else f"{handle}"
+    inside = FIRST_HANDLE[make.backend] + 16          # within the first object
+    for handle in (-1, 2 ** 64, 10 ** 30, 99 << 12) + ((inside,) * (make.backend != "zbud")):
+        shown = f"{handle:#x}" if make.backend in HEX_HANDLES else f"{handle}"
         for operation in (pool.free, pool.read, pool.map):
             with pytest.raises(Invalid) as raised:
                 operation(handle)
-            assert str(raised.value) == f"handle {shown} is not in this pool"
+            assert str(raised.value) == f"handle {shown} {NOT_IN_POOL[make.backend]}"
     if make.backend == "zbud":
         with pytest.raises(Invalid, match="^handle 0x50 names no live buddy$"):
-            pool.read(64 + 16)
+            pool.read(inside)
     pool.check()
 
 
@@ -190,8 +239,7 @@ def test_reclaim(make):
     evictor.refuse = {c}
     assert pool.reclaim_page(3) == -errno.EAGAIN and pool.evict_calls == 5
     assert pool.evict_results == {0: 2, -errno.EEXIST: 3}
-    retries_zero = -errno.EINVAL if make.backend == "zbud" else -errno.EAGAIN
-    assert pool.reclaim_page(0) == retries_zero
+    assert pool.reclaim_page(0) == RETRIES_ZERO[make.backend]
     assert make().reclaim_page(8) == -errno.EINVAL                 # no evict callback
     pool.check()
 
@@ -218,13 +266,14 @@ def test_evict_that_raises_leaves_the_page_under_reclaim(make):
     assert pool.evict_calls == 1 and pool.evict_results == {}
     message = {"zbud": "zbud pool: page 0: under reclaim outside reclaim_page",
                "zsmalloc": "zsmalloc pool: LRU holds exactly the live zspages: "
-                           "0 LRU entries for 1 zspages"}[make.backend]
+                           "0 LRU entries for 1 zspages",
+               "xvmalloc": "xvmalloc pool: pages [0] under reclaim"}[make.backend]
     with pytest.raises(PoolCorrupted) as raised:
         pool.check()
     assert str(raised.value) == message
 
 
-def test_options_and_engines():
+def test_options_and_engines(monkeypatch):
     for engine in ENGINES:
         with pytest.raises(ConfigError, match=r"^zsmalloc chain_size 3 is outside 4\.\.16$"):
             create_pool("zsmalloc", chain_size=3, engine=engine)
@@ -232,10 +281,13 @@ def test_options_and_engines():
             create_pool("zbud", chain_size=8, engine=engine)
     with pytest.raises(ConfigError, match="^unknown engine 'c'; known: native, python$"):
         create_pool("zbud", engine="c")
-    with pytest.raises(ConfigError, match="^the native engine has no z3fold yet; "
-                                          "it has zbud, zsmalloc$"):
-        create_pool("z3fold", engine="native")
-    assert known_pools("native") == PORTED
+    assert known_pools("native") == sorted(PORTED)
+    # An allocator with no compiled twin yet (one that exists only in Python):
+    monkeypatch.setitem(_DRIVERS["python"], "newpool", object)
+    with pytest.raises(ConfigError) as raised:
+        create_pool("newpool", engine="native")
+    assert str(raised.value) == ("the native engine has no newpool yet; "
+                                 f"it has {', '.join(sorted(PORTED))}")
 
 
 # -- the native engine's own guards ------------------------------------------------------
@@ -258,6 +310,57 @@ def test_native_rejects_what_is_not_an_int_or_bytes():
     for chain in (True, 17, 2 ** 70, "8"):
         with pytest.raises(ConfigError):
             NativeZsmallocPool(chain_size=chain)
+
+
+def test_native_xvmalloc_refuses_headers_scribbled_from_python():
+    """xvmalloc's headers live in the Memory's frames, which Python code can
+    write: a header the layout rules cannot produce is PoolCorrupted, with
+    the pool left as it was, and never an access beyond the page."""
+    pool = create_pool("xvmalloc", engine="native")
+    a, b, c = (pool.malloc(100) for _ in range(3))   # blocks at 0, 104, 208; the rest at 312
+    frame = pool.memory.frames[0]
+    scribbles = [
+        (104, 0xFFFF, lambda: pool.free(b), 104),         # b's size runs 64K past the page
+        (210, 4000 | 2, lambda: pool.free(c), 208),       # c's "free" previous block after it
+        (312, 8, lambda: pool.malloc(1000), 312),         # the listed rest shrunk under its list
+    ]
+    for offset, value, call, block in scribbles:
+        kept = int.from_bytes(frame[offset:offset + 2], "little")
+        frame[offset:offset + 2] = value.to_bytes(2, "little")
+        with pytest.raises(PoolCorrupted) as raised:
+            call()
+        assert str(raised.value) == (f"xvmalloc pool: page 0: block at {block}: "
+                                     "headers that do not tile the page")
+        if offset == 104:
+            assert len(pool.read(b)) == 4096 - 108    # its bytes end with the page
+            with pytest.raises(PoolCorrupted, match="the last block ends at 65644$"):
+                pool.check()                          # 104 + 4 + 65536
+        frame[offset:offset + 2] = kept.to_bytes(2, "little")
+        pool.check()
+    assert [pool.read(h) for h in (a, b, c)] == [bytes(frame[4:104]), bytes(frame[108:208]),
+                                                 bytes(frame[212:312])]
+
+
+def test_native_xvmalloc_survives_a_nested_reclaim_releasing_its_page():
+    """An evict callback that refills the page under reclaim (malloc puts it
+    back on the LRU) and reclaims it again from inside: the inner call frees
+    the page, and the outer one, whose page is gone (the Python model fails
+    on a KeyError there), says so instead of touching it."""
+    depth = []
+
+    def evict(pool, handle):
+        pool.free(handle)
+        if not depth:
+            depth.append(pool.malloc(100))            # into the emptied page 0
+            assert pool.lru_pfns() == [0]
+            assert pool.reclaim_page(1) == 0 and pool.total_pages() == 0
+        return 0
+    pool = create_pool("xvmalloc", engine="native", evict=evict)
+    pool.malloc(100)
+    with pytest.raises(PoolCorrupted, match="^xvmalloc pool: page 0: released under reclaim$"):
+        pool.reclaim_page(1)
+    assert depth == [4] and pool.total_pages() == pool.memory.used_pages == 0
+    pool.check()
 
 
 def test_native_pools_are_collected_and_views_outlive_them():
@@ -439,6 +542,13 @@ class Differential(RuleBasedStateMachine):
             assert native.pages_compacted == python.pages_compacted
         else:
             assert native.lru_pfns() == python.lru_pfns()
+        if self.backend == "xvmalloc":
+            assert (native.flbitmap, native.slbitmap) == (python.flbitmap, python.slbitmap)
+            for index in range(508):
+                assert native.free_blocks(index) == python.free_blocks(index), index
+            assert native._pfns() == sorted(python.pages)
+            for pfn in python.pages:
+                assert native.page_blocks(pfn) == python.page_blocks(pfn)
         assert self.lanes[0].neighbour_live == self.lanes[1].neighbour_live
         assert self.lanes[0].calls == self.lanes[1].calls
         for lane in self.lanes:

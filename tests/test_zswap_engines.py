@@ -29,7 +29,7 @@ from zswapsim.errors import ConfigError
 from zswapsim.faults import FaultPlan
 from zswapsim.memory import Memory
 from zswapsim.profiles import ZSWAP_PROFILES
-from zswapsim.zpool.base import known_pools
+from zswapsim.zpool.base import _DRIVERS, known_pools
 from zswapsim.zswap import Zswap
 from zswapsim.zswap_native import NativeZswap, _seed_words
 
@@ -90,11 +90,14 @@ def test_native_keeps_its_own_ram_and_swap_device():
         NativeZswap(swapdev=object())
 
 
-def test_native_names_the_backends_it_has():
-    missing = [name for name in known_pools() if name not in NATIVE_BACKENDS]
-    for name in missing:
-        with pytest.raises(ConfigError, match=f"no {name} pool yet; it has zbud, zsmalloc"):
-            NativeZswap(backend=name, kernel="6.1")
+def test_native_names_the_backends_it_has(monkeypatch):
+    """A backend with no compiled twin (one that exists only in Python) is
+    refused, naming those there are."""
+    monkeypatch.setitem(_DRIVERS["python"], "newpool", type("NewPool", (), {"options": {}}))
+    with pytest.raises(ConfigError) as raised:
+        NativeZswap(backend="newpool", kernel="6.1")
+    assert str(raised.value) == ("the native engine has no newpool pool yet; it has "
+                                 f"{', '.join(NATIVE_BACKENDS)}")
 
 
 def test_native_bounds_swap_types_and_offsets():
@@ -253,6 +256,8 @@ TestEngines = Engines.TestCase
 def test_every_profile_and_native_backend_is_a_case():
     assert {kernel for kernel, _ in CASES} == set(ZSWAP_PROFILES)
     assert ("6.18", "zbud") not in CASES and ("6.12", "zsmalloc") in CASES
+    # the what-ifs run where the zpool layer is: 3.11's profile too
+    assert ("3.11", "xvmalloc") in CASES and ("6.18", "xvmalloc") not in CASES
 
 
 # -- once under the sanitizers --------------------------------------------------------------
@@ -271,7 +276,8 @@ TRACES = Path(__file__).resolve().parents[1] / "traces"
 @pytest.mark.parametrize("trace", ["python-heap", "swapcache-churn"])
 @pytest.mark.parametrize("kernel, backend", [("3.11", "zbud"), ("6.1", "zbud"),
                                              ("6.3", "zsmalloc"), ("6.6", "zbud"),
-                                             ("6.12", "zsmalloc"), ("6.18", "zsmalloc")])
+                                             ("6.12", "zsmalloc"), ("6.18", "zsmalloc"),
+                                             ("3.11", "xvmalloc"), ("6.12", "xvmalloc")])
 def test_a_replay_through_the_native_engine_is_the_pythons(trace, kernel, backend):
     """replay.py driving NativeZswap (everything it asks of a Zswap, the
     end-of-run checks included) reports what it reports driving

@@ -501,8 +501,9 @@ int zbud_check(void *opaque)
 /* -- introspection ---------------------------------------------------------- */
 
 /* The held pages' pfns in ascending order into out[], at most cap; how many there are. */
-uint64_t zbud_pfns(const struct zbud_pool *pool, uint32_t *out, uint64_t cap)
+uint64_t zbud_pfns(const void *opaque, uint32_t *out, uint64_t cap)
 {
+	const struct zbud_pool *pool = opaque;
 	uint64_t n = 0;
 	uint32_t pfn;
 

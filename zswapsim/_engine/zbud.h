@@ -22,6 +22,6 @@ int zbud_reclaim_page(void *pool, long long retries, int *result);
 uint64_t zbud_total_pages(const void *pool);
 int zbud_order(void *pool, struct order *out);
 int zbud_check(void *pool);
-uint64_t zbud_pfns(const struct zbud_pool *pool, uint32_t *out, uint64_t cap);
+uint64_t zbud_pfns(const void *pool, uint32_t *out, uint64_t cap);
 
 #endif

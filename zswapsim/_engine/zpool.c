@@ -257,6 +257,7 @@ int check_disjoint(struct zpool_common *common, uint32_t pfn, struct extent *ext
 static const struct zpool_driver *const drivers[] = {
 	&zbud_driver,
 	&zsmalloc_driver,
+	&xvmalloc_driver,
 };
 
 const struct zpool_driver *zpool_driver_named(const char *name)

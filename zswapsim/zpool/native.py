@@ -1,5 +1,6 @@
 """The native engine's allocators: the compiled twins in zswapsim/_engine
-(zbud.c of zbud.py, zsmalloc.c of zsmalloc.py), reachable one call at a
+(zbud.c of zbud.py, zsmalloc.c of zsmalloc.py, xvmalloc.c of xvmalloc.py),
+reachable one call at a
 time with the Python pools' API, as _heapq stands behind heapq.
 
 The Python models stay the reference; these must agree with them call for
@@ -12,13 +13,14 @@ Python pools'; map() gives a view of the frame as they do.  What differs:
 handles, sizes and retries must be ints (TypeError otherwise; retries
 beyond 63 bits raise OverflowError), evict callbacks must return ints, and
 the internals the Python classes expose to their own tests (pages,
-handles, size_class) are not here.
+handles, size_class, freelist) are not here.
 """
 
 from .. import _engine
 from ..errors import PoolCorrupted
 from ..memory import Memory
 from .base import check_frames, register
+from .xvmalloc import XvmallocPool
 from .zbud import NCHUNKS
 from .zsmalloc import CHAIN_SIZES, DEFAULT_CHAIN_SIZE
 
@@ -74,3 +76,28 @@ class NativeZsmallocPool(_NativePool, _engine.Zsmalloc):
     def lru_zspage_ids(self):
         """Zspage ids from the LRU head (newest) to the tail."""
         return list(reversed(self._reclaim_order()[0]))
+
+
+@register
+class NativeXvmallocPool(_NativePool, _engine.Xvmalloc):
+    __slots__ = ()
+    name = "xvmalloc"
+
+    def __init__(self, memory=None, evict=None):
+        super().__init__(Memory() if memory is None else memory, evict)
+
+    def check(self):
+        """xvmalloc.py's audit: the pages under reclaim and the Memory's side
+        here, the rest in xvmalloc.c."""
+        under_reclaim = self._under_reclaim()
+        if under_reclaim:
+            self._corrupted(f"pages {under_reclaim} under reclaim")
+        check_frames(self, self._pfns())
+        self._check()
+
+    def lru_pfns(self):
+        """Page frame numbers from the LRU head (newest) to the tail."""
+        return list(reversed(self._reclaim_order()))
+
+    # The headers are in the Memory's frames: the model's reader reads them.
+    page_blocks = XvmallocPool.page_blocks
