@@ -19,10 +19,10 @@ if sys.byteorder != "little":
 FLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror"]
 KCOMPRESS = ["module.c", "lz4.c", "lz4hc.c", "lzo.c", "842.c"]
 # tests/sanitize.py builds these same files under the sanitizers.
-ENGINE = ["module.c", "zpool.c", "zbud.c", "zsmalloc.c", "xvmalloc.c", "zswap.c", "memory.c",
-          "swapdev.c", "faults.c", "zswap_module.c"]
-ENGINE_HEADERS = ["engine.h", "zbud.h", "zsmalloc.h", "xvmalloc.h", "zswap.h", "memory.h",
-                  "swapdev.h", "faults.h"]
+ENGINE = ["module.c", "zpool.c", "zbud.c", "zsmalloc.c", "xvmalloc.c", "zcache_zbud.c",
+          "zswap.c", "memory.c", "swapdev.c", "faults.c", "zswap_module.c"]
+ENGINE_HEADERS = ["engine.h", "zbud.h", "zsmalloc.h", "xvmalloc.h", "zcache_zbud.h", "zswap.h",
+                  "memory.h", "swapdev.h", "faults.h"]
 
 setup(ext_modules=[
     Extension(

@@ -20,6 +20,15 @@ numbers worked out by hand from the layout rules:
     its size rounded down to 8, and only if it is 32 bytes or more; a new
     page is one free block of 4092 bytes, so 4088 is the largest object and
     4089..4092 grow a page and still fail (list 508 does not exist).
+  zcache-zbud: 64 chunks of 64 bytes, no header chunk; each zbud is its
+    32-byte tmem handle, whose last key_in_handle bytes are the object's
+    first, then the rest of the object: an object of n bytes with a key of
+    k takes ceil((n - k + 32) / 64) chunks, at most 63 (n - k <= 4000).
+    Zbud 0 starts at byte 0, zbud 1 ends the page; a handle is pfn << 12 |
+    budnum, so the first is 0.  A page with one zbud waits at the tail of
+    its list by free chunks; c chunks take the oldest page of the fullest
+    list that fits.  Reclaim makes the oldest pageframe a zombie, off the
+    LRU for good: a refused page is not tried again.
 Then a hypothesis state machine drives a Python pool and a native pool with
 the same operations and compares everything after every step, and the same
 differential run goes once through a build under AddressSanitizer and UBSan.
@@ -42,15 +51,23 @@ from zswapsim.memory import Memory
 from zswapsim.zpool import create_pool
 from zswapsim.zpool.base import _DRIVERS, ENGINES, known_pools
 
-PORTED = ["xvmalloc", "zbud", "zsmalloc"]
+PORTED = ["xvmalloc", "zbud", "zcache-zbud", "zsmalloc"]
 # Each allocator's answers to the contract's questions, worked out from its rules.
-FIRST_HANDLE = {"zbud": 64, "zsmalloc": 1, "xvmalloc": 4}
-LARGEST = {"zbud": 3968, "zsmalloc": 4096, "xvmalloc": 4088}
+FIRST_HANDLE = {"zbud": 64, "zsmalloc": 1, "xvmalloc": 4, "zcache-zbud": 0}
+LARGEST = {"zbud": 3968, "zsmalloc": 4096, "xvmalloc": 4088, "zcache-zbud": 4000}
 NOT_IN_POOL = {"zbud": "is not in this pool", "zsmalloc": "is not in this pool",
-               "xvmalloc": "names no live object"}
-HEX_HANDLES = {"zbud", "xvmalloc"}
+               "xvmalloc": "names no live object", "zcache-zbud": "names no live zbud"}
+HEX_HANDLES = {"zbud", "xvmalloc", "zcache-zbud"}
 # reclaim_page(0): zsmalloc alone tries nothing and says -EAGAIN
-RETRIES_ZERO = {"zbud": -errno.EINVAL, "zsmalloc": -errno.EAGAIN, "xvmalloc": -errno.EINVAL}
+RETRIES_ZERO = {"zbud": -errno.EINVAL, "zsmalloc": -errno.EAGAIN, "xvmalloc": -errno.EINVAL,
+                "zcache-zbud": -errno.EINVAL}
+
+
+def tries_on_one_refused_page(backend, retries):
+    """The tries reclaim_page(retries) makes when the LRU's only page is
+    refused: every one (the page goes back to the LRU head), or zcache's
+    one (the page stays a zombie, off the LRU)."""
+    return 1 if backend == "zcache-zbud" else retries
 
 
 @pytest.fixture(params=[(backend, engine) for backend in PORTED for engine in ENGINES],
@@ -79,6 +96,10 @@ def refusal(backend, size):
         return NoSpace, f"zbud_alloc of {size} bytes > 3968"
     if backend == "zsmalloc":
         return Invalid, f"zs_malloc of {size} bytes"
+    if backend == "zcache-zbud":
+        if size <= 0:
+            return Invalid, f"zbud of {size} bytes: no data after a 0-byte key"
+        return NoSpace, f"zbud of {size} bytes > zbud_max_buddy_size 4000"
     if size <= 0:
         return Invalid, "xv_malloc of size 0"
     if size <= 4092:
@@ -137,6 +158,48 @@ def test_xvmalloc_layout_by_hand(make):
     assert pool.total_pages() == 1 and pool.lru_pfns() == [0]
     assert pool.reclaim_page(1) == 0 and evictor.calls == [4, 108, 164]  # address order
     assert pool.total_pages() == 0
+    pool.check()
+
+
+@engines("zcache-zbud")
+def test_zcache_zbud_layout_by_hand(make):
+    evictor = Evictor()
+    pool = make(evict=evictor, key_in_handle=8)   # zswap's 8-byte swap entry as the key
+    a = pool.malloc(8 + 1000)     # 1032 bytes with the handle: 17 chunks, zbud 0 of page 0
+    b = pool.malloc(8 + 2000)     # 2032: 32 chunks; page 0 has 47 free: its zbud 1, 2048..
+    c = pool.malloc(8 + 3000)     # 3032: 48 chunks, fits nowhere: page 1
+    assert (a, b, c) == (0, 1, 4096)
+    assert pool.lru_pfns() == [1, 0] and pool.unbuddied_pfns(48) == [1]
+    pool.write(b, b"swpentry" + bytes(range(200)))
+    frame = pool.memory.frames[0]
+    # the key in the handle's last 8 bytes (2048 + 24), the rest after the handle
+    assert bytes(frame[2072:2080]) == b"swpentry" and bytes(frame[2080:2280]) == bytes(range(200))
+    pool.free(a)                  # page 0 keeps b (32 chunks): unbuddied[32], not promoted
+    assert pool.unbuddied_pfns(32) == [0] and pool.lru_pfns() == [1, 0]
+    assert pool.malloc(8 + 1984) == 0             # 2016: 32 chunks, 32 + 32 = 64 fit page 0
+    assert pool.lru_pfns() == [0, 1]              # promoted on the add
+    assert pool.reclaim_page(8) == 0 and evictor.calls == [4096]   # the oldest, page 1
+    assert pool.total_pages() == 1
+    pool.check()
+
+
+@engines("zcache-zbud")
+def test_zcache_zbud_zombies_by_hand(make):
+    pool = make()
+    a0, a1 = pool.malloc(64 * 30 - 32), pool.malloc(64 * 30 - 32)   # 30 chunks each: page 0
+    b0 = pool.malloc(64 * 40 - 32)                                  # 40 chunks: page 1
+    assert (a0, a1, b0) == (0, 1, 4096) and pool.lru_pfns() == [1, 0]
+    pool.write(a1, b"kept")
+    pool.evict = Evictor(refuse={a1})
+    # page 0, the oldest: a0 goes, a1 refuses, the page stays a zombie; then page 1 goes
+    assert pool.reclaim_page(8) == 0 and pool.evict.calls == [a0, a1, b0]
+    assert pool.lru_pfns() == [] and pool.total_pages() == 1 and pool.read(a1)[:4] == b"kept"
+    pool.check()
+    c = pool.malloc(64 * 10 - 32)         # 30 + 10 would fit the zombie: a new page instead
+    assert c >> 12 != 0 and c & 1 == 0 and pool.lru_pfns() == [c >> 12]
+    pool.free(a1)                         # the zombie's last zbud: the page goes with it
+    assert pool.total_pages() == 1 == pool.memory.used_pages
+    assert pool.evict_results == {0: 2, -errno.EEXIST: 1} and pool.reclaim_pages_scanned == 2
     pool.check()
 
 
@@ -237,8 +300,10 @@ def test_reclaim(make):
     assert pool.reclaim_page(8) == -errno.EINVAL   # an empty LRU
     c = pool.malloc(100)
     evictor.refuse = {c}
-    assert pool.reclaim_page(3) == -errno.EAGAIN and pool.evict_calls == 5
-    assert pool.evict_results == {0: 2, -errno.EEXIST: 3}
+    tries = tries_on_one_refused_page(make.backend, 3)
+    assert pool.reclaim_page(3) == -errno.EAGAIN and pool.evict_calls == 2 + tries
+    assert pool.evict_results == {0: 2, -errno.EEXIST: tries}
+    pool.malloc(100)                               # a page on the LRU for the next call
     assert pool.reclaim_page(0) == RETRIES_ZERO[make.backend]
     assert make().reclaim_page(8) == -errno.EINVAL                 # no evict callback
     pool.check()
@@ -249,14 +314,16 @@ def test_reclaim_counts_unchanged_rounds(make):
     evictor = Evictor(unchanged=True)
     pool = make(evict=evictor)
     evictor.refuse = {pool.malloc(100)}
+    tries = tries_on_one_refused_page(make.backend, 10 ** 6)
     assert pool.reclaim_page(10 ** 6) == -errno.EAGAIN
-    assert pool.evict_calls == pool.reclaim_pages_scanned == 10 ** 6
-    assert pool.evict_results == {-errno.EEXIST: 10 ** 6}
+    assert pool.evict_calls == pool.reclaim_pages_scanned == tries
+    assert pool.evict_results == {-errno.EEXIST: tries}
     assert len(evictor.calls) < 10
     assert pool.unchanged_result == -errno.EEXIST
 
 
 def test_evict_that_raises_leaves_the_page_under_reclaim(make):
+    """zcache's page is a zombie by then, which check() accepts."""
     def evict(pool, handle):
         raise RuntimeError("writeback broke")
     pool = make(evict=evict)
@@ -267,7 +334,12 @@ def test_evict_that_raises_leaves_the_page_under_reclaim(make):
     message = {"zbud": "zbud pool: page 0: under reclaim outside reclaim_page",
                "zsmalloc": "zsmalloc pool: LRU holds exactly the live zspages: "
                            "0 LRU entries for 1 zspages",
-               "xvmalloc": "xvmalloc pool: pages [0] under reclaim"}[make.backend]
+               "xvmalloc": "xvmalloc pool: pages [0] under reclaim",
+               "zcache-zbud": None}[make.backend]
+    if message is None:
+        pool.check()
+        assert pool.lru_pfns() == [] and pool.total_pages() == 1
+        return
     with pytest.raises(PoolCorrupted) as raised:
         pool.check()
     assert str(raised.value) == message
@@ -279,6 +351,10 @@ def test_options_and_engines(monkeypatch):
             create_pool("zsmalloc", chain_size=3, engine=engine)
         with pytest.raises(ConfigError, match="^zbud takes no pool options, not chain_size$"):
             create_pool("zbud", chain_size=8, engine=engine)
+        with pytest.raises(ConfigError,
+                           match=r"^zcache-zbud key_in_handle 33 is outside 0\.\.32$"):
+            create_pool("zcache-zbud", key_in_handle=33, engine=engine)
+        assert create_pool("zcache-zbud", key_in_handle=32, engine=engine).key_in_handle == 32
     with pytest.raises(ConfigError, match="^unknown engine 'c'; known: native, python$"):
         create_pool("zbud", engine="c")
     assert known_pools("native") == sorted(PORTED)
@@ -293,7 +369,7 @@ def test_options_and_engines(monkeypatch):
 # -- the native engine's own guards ------------------------------------------------------
 
 def test_native_rejects_what_is_not_an_int_or_bytes():
-    from zswapsim.zpool.native import NativeZsmallocPool
+    from zswapsim.zpool.native import NativeZcacheZbudPool, NativeZsmallocPool
     for backend in PORTED:
         pool = create_pool(backend, engine="native", evict=lambda pool, handle: "zero")
         handle = pool.malloc(100)
@@ -310,6 +386,9 @@ def test_native_rejects_what_is_not_an_int_or_bytes():
     for chain in (True, 17, 2 ** 70, "8"):
         with pytest.raises(ConfigError):
             NativeZsmallocPool(chain_size=chain)
+    for key in (True, -1, 33, 2 ** 70, "8"):
+        with pytest.raises(ConfigError):
+            NativeZcacheZbudPool(key_in_handle=key)
 
 
 def test_native_xvmalloc_refuses_headers_scribbled_from_python():
@@ -435,11 +514,15 @@ def outcome(call, *args):
 
 class Differential(RuleBasedStateMachine):
     @initialize(backend=st.sampled_from(PORTED), chain=st.sampled_from([4, 8, 16]),
+                key=st.sampled_from([0, 8, 32]),
                 ram=st.sampled_from([None, 6, 40]), fault_rate=st.sampled_from([0, 0.2]),
                 unchanged=st.booleans(), greedy=st.booleans())
-    def start(self, backend, chain, ram, fault_rate, unchanged, greedy):
+    def start(self, backend, chain, key, ram, fault_rate, unchanged, greedy):
         self.backend = backend
-        options = {"chain_size": chain} if backend == "zsmalloc" else {}
+        options = {"zsmalloc": {"chain_size": chain},
+                   "zcache-zbud": {"key_in_handle": key}}.get(backend, {})
+        self.prepped = []                          # zcache: handles create_prep gave
+        self.unfinished = set()                    # ... and create_finish has not finished
         self.refuse, self.unchanged, self.greedy = set(), unchanged, greedy
         self.live = {}                             # handle -> bytes written
         self.sizes = {}                            # handle -> size asked for
@@ -481,10 +564,11 @@ class Differential(RuleBasedStateMachine):
         if status == "ok":
             self.live[handle] = payload
 
-    @precondition(lambda self: self.live)
+    @precondition(lambda self: set(self.live) - self.unfinished)
     @rule(data=st.data())
     def free(self, data):
-        handle = data.draw(st.sampled_from(sorted(self.live)))
+        """Free an object (not one mid-put: zcache's puts end in create_finish)."""
+        handle = data.draw(st.sampled_from(sorted(set(self.live) - self.unfinished)))
         self.both("free", handle)
         del self.live[handle]
         self.refuse.discard(handle)
@@ -515,6 +599,23 @@ class Differential(RuleBasedStateMachine):
     @rule()
     def compact(self):
         self.both("compact")
+
+    @precondition(lambda self: self.backend == "zcache-zbud")
+    @rule(size=SIZES)
+    def create_prep(self, size):
+        status, handle = self.both("create_prep", size)
+        if status == "ok":
+            self.live[handle], self.sizes[handle] = b"", size
+            self.prepped.append(handle)
+            self.unfinished.add(handle)
+
+    @precondition(lambda self: self.prepped)
+    @rule(data=st.data())
+    def create_finish(self, data):
+        """Finish a put, or one already finished or freed: the same error."""
+        handle = data.draw(st.sampled_from(self.prepped))
+        if self.both("create_finish", handle)[0] == "ok":
+            self.unfinished.discard(handle)
 
     @rule(handle=st.integers(-2, 1 << 20))
     def read_any_handle(self, handle):
@@ -549,6 +650,10 @@ class Differential(RuleBasedStateMachine):
             assert native._pfns() == sorted(python.pages)
             for pfn in python.pages:
                 assert native.page_blocks(pfn) == python.page_blocks(pfn)
+        if self.backend == "zcache-zbud":
+            for used in range(1, 65):
+                assert native.unbuddied_pfns(used) == python.unbuddied_pfns(used), used
+            assert native._pfns() == sorted(python.pages)
         assert self.lanes[0].neighbour_live == self.lanes[1].neighbour_live
         assert self.lanes[0].calls == self.lanes[1].calls
         for lane in self.lanes:

@@ -258,6 +258,7 @@ def test_every_profile_and_native_backend_is_a_case():
     assert ("6.18", "zbud") not in CASES and ("6.12", "zsmalloc") in CASES
     # the what-ifs run where the zpool layer is: 3.11's profile too
     assert ("3.11", "xvmalloc") in CASES and ("6.18", "xvmalloc") not in CASES
+    assert ("3.11", "zcache-zbud") in CASES and ("6.12", "zcache-zbud") in CASES
 
 
 # -- once under the sanitizers --------------------------------------------------------------
@@ -277,7 +278,8 @@ TRACES = Path(__file__).resolve().parents[1] / "traces"
 @pytest.mark.parametrize("kernel, backend", [("3.11", "zbud"), ("6.1", "zbud"),
                                              ("6.3", "zsmalloc"), ("6.6", "zbud"),
                                              ("6.12", "zsmalloc"), ("6.18", "zsmalloc"),
-                                             ("3.11", "xvmalloc"), ("6.12", "xvmalloc")])
+                                             ("3.11", "xvmalloc"), ("6.12", "xvmalloc"),
+                                             ("3.11", "zcache-zbud"), ("6.1", "zcache-zbud")])
 def test_a_replay_through_the_native_engine_is_the_pythons(trace, kernel, backend):
     """replay.py driving NativeZswap (everything it asks of a Zswap, the
     end-of-run checks included) reports what it reports driving

@@ -1,6 +1,6 @@
 /*
  * module.c - zswapsim._engine: the compiled allocators (zbud.c, zsmalloc.c,
- * xvmalloc.c) exposed to Python one call at a time, each through its driver table
+ * xvmalloc.c, zcache_zbud.c) exposed to Python one call at a time, each through its driver table
  * (engine.h), with the API of the Python pools in zswapsim/zpool/
  * (zswapsim/zpool/native.py puts the last touches on it).
  *
@@ -25,6 +25,7 @@
 #include "zbud.h"
 #include "zsmalloc.h"
 #include "xvmalloc.h"
+#include "zcache_zbud.h"
 
 int zswap_module_add(PyObject *module);	/* zswap_module.c: the Zswap type */
 
@@ -62,7 +63,8 @@ struct pool_binding {
 				 size_t *pos);
 };
 
-static const struct pool_binding zbud_binding, zsmalloc_binding, xvmalloc_binding;
+static const struct pool_binding zbud_binding, zsmalloc_binding, xvmalloc_binding,
+	zcache_zbud_binding;
 
 /* -- the frame source and the evict callback --------------------------------- */
 
@@ -335,6 +337,31 @@ static int zsmalloc_init(PoolObject *self, PyObject *args, PyObject *kwargs)
 	return pool_setup(self, &zsmalloc_binding, memory, evict, &options);
 }
 
+static int zcache_zbud_init(PoolObject *self, PyObject *args, PyObject *kwargs)
+{
+	static char *keywords[] = { "memory", "evict", "key_in_handle", NULL };
+	PyObject *memory, *evict = Py_None, *key = NULL;
+	struct zpool_options options = { 0 };
+	long key_in_handle = 0;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OO", keywords, &memory, &evict, &key))
+		return -1;
+	if (key) {
+		int overflow = 0;
+
+		key_in_handle = PyLong_Check(key) && !PyBool_Check(key)
+			? PyLong_AsLongAndOverflow(key, &overflow) : -1;
+		if (overflow || key_in_handle < 0 || key_in_handle > ZCACHE_TMEM_HANDLE_SIZE) {
+			PyErr_Clear();
+			PyErr_Format(ConfigError, "zcache-zbud key_in_handle %R is outside 0..%d", key,
+				     ZCACHE_TMEM_HANDLE_SIZE);
+			return -1;
+		}
+	}
+	options.key_in_handle = (uint32_t)key_in_handle;
+	return pool_setup(self, &zcache_zbud_binding, memory, evict, &options);
+}
+
 static int pool_traverse(PoolObject *self, visitproc visit, void *arg)
 {
 	uint32_t pfn;
@@ -374,7 +401,9 @@ static void pool_dealloc(PoolObject *self)
 
 /* -- the zpool API ---------------------------------------------------------------- */
 
-static PyObject *pool_malloc(PoolObject *self, PyObject *size_obj)
+/* A new handle from `alloc` (the driver's malloc, or a variant of it) */
+static PyObject *allocate(PoolObject *self, PyObject *size_obj,
+			  int (*alloc)(void *, long long, uint64_t *))
 {
 	long long size;
 	uint64_t handle;
@@ -382,12 +411,17 @@ static PyObject *pool_malloc(PoolObject *self, PyObject *size_obj)
 
 	if (!ready(self) || parse_count(size_obj, "a size", &size))
 		return NULL;
-	status = self->binding->driver->malloc(self->impl, size, &handle);
+	status = alloc(self->impl, size, &handle);
 	if (status == -EINVAL || status == -ENOSPC || (status == -ENOMEM && !PyErr_Occurred()))
 		return self->binding->malloc_error(self, size_obj, status);
 	if (status)
 		return fail(self, status, NULL);
 	return PyLong_FromUnsignedLongLong(handle);
+}
+
+static PyObject *pool_malloc(PoolObject *self, PyObject *size_obj)
+{
+	return ready(self) ? allocate(self, size_obj, self->binding->driver->malloc) : NULL;
 }
 
 static PyObject *pool_free(PoolObject *self, PyObject *handle_obj)
@@ -1072,6 +1106,120 @@ static PyMethodDef xv_methods[] = {
 	{ NULL, NULL, 0, NULL },
 };
 
+/* -- zcache zbud's extras ---------------------------------------------------------------- */
+
+static PyObject *zcache_zbud_malloc_error(PoolObject *self, PyObject *size, int status)
+{
+	uint32_t key = zcache_zbud_key_in_handle(self->impl);
+	PyObject *key_obj, *data;
+
+	if (status == -EINVAL)
+		return PyErr_Format(Invalid, "zbud of %S bytes: no data after a %u-byte key", size,
+				    key);
+	key_obj = PyLong_FromUnsignedLong(key);
+	data = key_obj ? PyNumber_Subtract(size, key_obj) : NULL;
+	Py_XDECREF(key_obj);
+	if (data) {
+		PyErr_Format(NoSpace, "zbud of %S bytes > zbud_max_buddy_size %d", data,
+			     ZCACHE_MAX_BUDDY_SIZE);
+		Py_DECREF(data);
+	}
+	return NULL;
+}
+
+static const struct pool_binding zcache_zbud_binding = {
+	.driver = &zcache_zbud_driver,
+	.hex_handles = true,
+	.not_in_pool = "names no live zbud",
+	.pfns = zcache_zbud_pfns,
+	.malloc_error = zcache_zbud_malloc_error,
+	.order_value = lru_order_value,
+};
+
+static PyObject *zz_create_prep(PoolObject *self, PyObject *size_obj)
+{
+	return allocate(self, size_obj, zcache_zbud_create_prep);
+}
+
+static PyObject *zz_create_finish(PoolObject *self, PyObject *handle_obj)
+{
+	uint64_t handle;
+	int status, known;
+	PyObject *text;
+
+	if (!ready(self) || (known = parse_handle(handle_obj, &handle)) < 0)
+		return NULL;
+	status = known ? zcache_zbud_create_finish(self->impl, handle) : ZE_NOT_IN_POOL;
+	if (!status)
+		Py_RETURN_NONE;
+	if (status != -EINVAL)
+		return fail(self, status, handle_obj);
+	text = PyNumber_ToBase(handle_obj, 16);
+	if (text) {
+		PyErr_Format(Invalid, "handle %U: create_finish without create_prep", text);
+		Py_DECREF(text);
+	}
+	return NULL;
+}
+
+/* The pfns on unbuddied[free_chunks], head (oldest) first. */
+static PyObject *zz_unbuddied(PoolObject *self, PyObject *index_obj)
+{
+	long long index;
+	uint64_t n, i;
+	uint32_t *pfns;
+	PyObject *list;
+
+	if (!ready(self) || parse_count(index_obj, "a list index", &index))
+		return NULL;
+	if (index < 0 || index >= ZCACHE_NCHUNKS)
+		return PyErr_Format(PyExc_IndexError, "unbuddied[%lld] is not one of the %d lists",
+				    index, ZCACHE_NCHUNKS);
+	n = zcache_zbud_unbuddied(self->impl, (uint32_t)index, NULL, 0);
+	pfns = PyMem_Malloc((n ? n : 1) * sizeof(*pfns));
+	if (!pfns)
+		return PyErr_NoMemory();
+	zcache_zbud_unbuddied(self->impl, (uint32_t)index, pfns, n);
+	list = PyList_New((Py_ssize_t)n);
+	for (i = 0; list && i < n; i++) {
+		PyObject *item = PyLong_FromUnsignedLong(pfns[i]);
+
+		if (!item) {
+			Py_CLEAR(list);
+			break;
+		}
+		PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+	}
+	PyMem_Free(pfns);
+	return list;
+}
+
+static PyObject *get_key_in_handle(PoolObject *self, void *unused)
+{
+	(void)unused;
+	if (!ready(self))
+		return NULL;
+	return PyLong_FromUnsignedLong(zcache_zbud_key_in_handle(self->impl));
+}
+
+static PyGetSetDef zz_getset[] = {
+	{ "key_in_handle", (getter)get_key_in_handle, NULL,
+	  "bytes of each object's start kept in its tmem handle", NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
+};
+
+static PyMethodDef zz_methods[] = {
+	POOL_METHODS,
+	{ "_pfns", (PyCFunction)pool_pfn_list, METH_NOARGS, "the held pages, by pfn" },
+	{ "create_prep", (PyCFunction)zz_create_prep, METH_O,
+	  "zbud_create_prep: a handle whose pageframe is unevictable until create_finish" },
+	{ "create_finish", (PyCFunction)zz_create_finish, METH_O,
+	  "zbud_create_finish: the pageframe may be evicted again" },
+	{ "_unbuddied", (PyCFunction)zz_unbuddied, METH_O,
+	  "the pages on unbuddied[free chunks], head (oldest) first" },
+	{ NULL, NULL, 0, NULL },
+};
+
 /* -- types and the module ------------------------------------------------------------ */
 
 static PyTypeObject PoolType = {
@@ -1130,6 +1278,21 @@ static PyTypeObject XvmallocType = {
 	.tp_new = PyType_GenericNew,
 };
 
+static PyTypeObject ZcacheZbudType = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "zswapsim._engine.ZcacheZbud",
+	.tp_doc = "zcache_zbud.c: ZcacheZbud(memory, evict=None, key_in_handle=0)",
+	.tp_basicsize = sizeof(PoolObject),
+	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+	.tp_traverse = (traverseproc)pool_traverse,
+	.tp_clear = (inquiry)pool_clear,
+	.tp_dealloc = (destructor)pool_dealloc,
+	.tp_methods = zz_methods,
+	.tp_getset = zz_getset,
+	.tp_init = (initproc)zcache_zbud_init,
+	.tp_new = PyType_GenericNew,
+};
+
 static struct PyModuleDef engine_module = {
 	PyModuleDef_HEAD_INIT,
 	.m_name = "zswapsim._engine",
@@ -1154,8 +1317,9 @@ PyMODINIT_FUNC PyInit__engine(void)
 	ZbudType.tp_base = &PoolType;
 	ZsmallocType.tp_base = &PoolType;
 	XvmallocType.tp_base = &PoolType;
+	ZcacheZbudType.tp_base = &PoolType;
 	if (PyType_Ready(&PoolType) || PyType_Ready(&ZbudType) || PyType_Ready(&ZsmallocType) ||
-	    PyType_Ready(&XvmallocType))
+	    PyType_Ready(&XvmallocType) || PyType_Ready(&ZcacheZbudType))
 		return NULL;
 	module = PyModule_Create(&engine_module);
 	if (!module)
@@ -1164,6 +1328,7 @@ PyMODINIT_FUNC PyInit__engine(void)
 	    PyModule_AddObjectRef(module, "Zbud", (PyObject *)&ZbudType) ||
 	    PyModule_AddObjectRef(module, "Zsmalloc", (PyObject *)&ZsmallocType) ||
 	    PyModule_AddObjectRef(module, "Xvmalloc", (PyObject *)&XvmallocType) ||
+	    PyModule_AddObjectRef(module, "ZcacheZbud", (PyObject *)&ZcacheZbudType) ||
 	    PyModule_AddIntConstant(module, "PAGE_SIZE", PAGE_SIZE) || zswap_module_add(module)) {
 		Py_DECREF(module);
 		return NULL;

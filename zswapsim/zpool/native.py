@@ -1,6 +1,6 @@
 """The native engine's allocators: the compiled twins in zswapsim/_engine
-(zbud.c of zbud.py, zsmalloc.c of zsmalloc.py, xvmalloc.c of xvmalloc.py),
-reachable one call at a
+(zbud.c of zbud.py, zsmalloc.c of zsmalloc.py, xvmalloc.c of xvmalloc.py,
+zcache_zbud.c of zcache_zbud.py), reachable one call at a
 time with the Python pools' API, as _heapq stands behind heapq.
 
 The Python models stay the reference; these must agree with them call for
@@ -13,7 +13,7 @@ Python pools'; map() gives a view of the frame as they do.  What differs:
 handles, sizes and retries must be ints (TypeError otherwise; retries
 beyond 63 bits raise OverflowError), evict callbacks must return ints, and
 the internals the Python classes expose to their own tests (pages,
-handles, size_class, freelist) are not here.
+handles, size_class, freelist, zombies) are not here.
 """
 
 from .. import _engine
@@ -22,6 +22,7 @@ from ..memory import Memory
 from .base import check_frames, register
 from .xvmalloc import XvmallocPool
 from .zbud import NCHUNKS
+from .zcache_zbud import NCHUNKS as ZCACHE_NCHUNKS, TMEM_HANDLE_SIZE
 from .zsmalloc import CHAIN_SIZES, DEFAULT_CHAIN_SIZE
 
 
@@ -101,3 +102,30 @@ class NativeXvmallocPool(_NativePool, _engine.Xvmalloc):
 
     # The headers are in the Memory's frames: the model's reader reads them.
     page_blocks = XvmallocPool.page_blocks
+
+
+@register
+class NativeZcacheZbudPool(_NativePool, _engine.ZcacheZbud):
+    __slots__ = ()
+    name = "zcache-zbud"
+    options = {"key_in_handle": range(TMEM_HANDLE_SIZE + 1)}
+
+    def __init__(self, memory=None, evict=None, key_in_handle=0):
+        super().__init__(Memory() if memory is None else memory, evict, key_in_handle)
+
+    def check(self):
+        """zcache_zbud.py's audit: the Memory's side here, the pool's in
+        zcache_zbud.c."""
+        check_frames(self, self._pfns())
+        self._check()
+
+    def lru_pfns(self):
+        """Page frame numbers from the LRU's MRU end to its oldest."""
+        return list(reversed(self._reclaim_order()))
+
+    def unbuddied_pfns(self, used_chunks):
+        """Pages on the kernel's unbuddied[used_chunks], head (oldest) first."""
+        if not 0 < used_chunks <= ZCACHE_NCHUNKS:
+            raise IndexError(f"unbuddied[{used_chunks}] is not one of the kernel's lists "
+                             f"1..{ZCACHE_NCHUNKS}")
+        return self._unbuddied(ZCACHE_NCHUNKS - used_chunks)
