@@ -19,12 +19,12 @@ if sys.byteorder != "little":
 FLAGS = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror"]
 KCOMPRESS = ["module.c", "lz4.c", "lz4hc.c", "lzo.c", "842.c"]
 # tests/sanitize.py builds these same files under the sanitizers.
-ENGINE = ["module.c", "zpool.c", "zbud.c", "zsmalloc.c", "z3fold.c", "zswap.c", "memory.c",
-          "swapdev.c", "faults.c", "zswap_module.c", "replay.c", "compression_cache.c", "zram.c",
-          "zram_module.c"]
-ENGINE_HEADERS = ["engine.h", "zbud.h", "zsmalloc.h", "z3fold.h", "zswap.h", "memory.h",
-                  "swapdev.h", "faults.h", "zswap_module.h", "compression_cache.h", "zram.h",
-                  "../_kcompress/kcompress.h"]
+ENGINE = ["module.c", "zpool.c", "zbud.c", "zsmalloc.c", "z3fold.c", "xvmalloc.c",
+          "zcache_zbud.c", "zswap.c", "memory.c", "swapdev.c", "faults.c", "zswap_module.c",
+          "replay.c", "compression_cache.c", "zram.c", "zram_module.c"]
+ENGINE_HEADERS = ["engine.h", "zbud.h", "zsmalloc.h", "z3fold.h", "xvmalloc.h", "zcache_zbud.h",
+                  "zswap.h", "memory.h", "swapdev.h", "faults.h", "zswap_module.h",
+                  "compression_cache.h", "zram.h", "../_kcompress/kcompress.h"]
 
 setup(ext_modules=[
     Extension(

@@ -1,9 +1,9 @@
-"""Fixtures the test files share: zswap, zram, or the whole replay, in
-either engine."""
+"""Fixtures the test files share: zswap, zram, the allocators, or the whole
+replay, in either engine."""
 
 import pytest
 
-from zswapsim.engine import ENGINE_VARIABLE
+from zswapsim.engine import ENGINE_VARIABLE, ENGINES
 from zswapsim.zram import Zram
 from zswapsim.zram_native import NativeZram
 from zswapsim.zswap import Zswap
@@ -36,3 +36,10 @@ def zram_engine(request, monkeypatch):
     the command line and fidelity.py build their devices in it."""
     monkeypatch.setenv(ENGINE_VARIABLE, request.param)
     return ZRAM_ENGINES[request.param]
+
+
+@pytest.fixture(params=ENGINES)
+def pool_engine(request):
+    """Each allocator engine in turn, for create_pool(..., engine=): a test
+    that looks inside the Python model's state uses "python" alone."""
+    return request.param

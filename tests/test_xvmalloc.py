@@ -12,6 +12,11 @@ The arithmetic every expectation below comes from:
   the list itself, then the same 64-list bitmap word, then the lowest list
   of the next word that has one;
 - a new page is one free block of 4092 bytes at offset 0.
+
+The tests that use only the pool's public API (the zpool calls and the
+introspection: page_blocks, free_blocks, find_block, the bitmaps, lru_pfns)
+run against both engines, the Python model and its compiled twin; those
+that look inside the model (check_pool, the state machine) run on it alone.
 """
 
 import errno
@@ -32,9 +37,9 @@ from zswapsim.zpool.xvmalloc import (
 from evictors import Evictor
 
 
-def new_pool(**kwargs):
+def new_pool(engine="python", **kwargs):
     memory = Memory(kwargs.pop("totalram_pages", None))
-    return create_pool("xvmalloc", memory=memory, **kwargs), memory
+    return create_pool("xvmalloc", memory=memory, engine=engine, **kwargs), memory
 
 
 def blocks(pool, pfn):
@@ -98,8 +103,8 @@ def test_list_spacing_and_indexes():
     assert get_index(4092) == 508 == NUM_FREE_LISTS
 
 
-def test_size_limits_and_the_largest_object():
-    pool, memory = new_pool()
+def test_size_limits_and_the_largest_object(pool_engine):
+    pool, memory = new_pool(pool_engine)
     with pytest.raises(Invalid):
         pool.malloc(0)
     with pytest.raises(NoSpace) as exc:
@@ -115,8 +120,8 @@ def test_size_limits_and_the_largest_object():
     assert len(pool.read(handle)) == 4088
 
 
-def test_4089_to_4092_grow_a_page_then_fail_as_the_seed_does():
-    pool, memory = new_pool()
+def test_4089_to_4092_grow_a_page_then_fail_as_the_seed_does(pool_engine):
+    pool, memory = new_pool(pool_engine)
     with pytest.raises(NoMemory):
         pool.malloc(4090)
     # grow_pool ran before the second find_block failed: the page stays, one
@@ -135,8 +140,8 @@ def test_4089_to_4092_grow_a_page_then_fail_as_the_seed_does():
     assert pool.free_blocks(507) == [(0, 0)]
 
 
-def test_nomemory_from_ram_leaves_the_pool_unchanged():
-    pool, memory = new_pool(totalram_pages=1)
+def test_nomemory_from_ram_leaves_the_pool_unchanged(pool_engine):
+    pool, memory = new_pool(pool_engine, totalram_pages=1)
     pool.malloc(3000)                 # rest 4092 - 3000 - 4 = 1088 at 3004: list 132
     state = (pool.free_blocks(132), pool.flbitmap, list(pool.slbitmap), pool.lru_pfns())
     with pytest.raises(NoMemory):
@@ -148,8 +153,8 @@ def test_nomemory_from_ram_leaves_the_pool_unchanged():
 
 # -- placement, headers, bytes ---------------------------------------------
 
-def test_consecutive_objects_and_their_headers():
-    pool, memory = new_pool()
+def test_consecutive_objects_and_their_headers(pool_engine):
+    pool, memory = new_pool(pool_engine)
     a = pool.malloc(100)              # block 0..103, data at 4
     b = pool.malloc(50)               # aligned 52: block 104..159, data at 108
     c = pool.malloc(1)                # aligned 4: block 160..167, data at 164
@@ -179,8 +184,8 @@ def test_consecutive_objects_and_their_headers():
     assert bytes(frame[104:108]) == BLOCK_HEADER.pack(50, 0)      # untouched by a's bytes
 
 
-def test_write_and_handle_checks():
-    pool, _ = new_pool()
+def test_write_and_handle_checks(pool_engine):
+    pool, _ = new_pool(pool_engine)
     handle = pool.malloc(10)
     pool.write(handle, b"abc")
     assert pool.read(handle)[:3] == b"abc" and len(pool.read(handle)) == 10
@@ -200,8 +205,8 @@ def test_write_and_handle_checks():
 
 # -- splitting -------------------------------------------------------------
 
-def test_split_lists_only_remainders_of_32_bytes_or_more():
-    pool, memory = new_pool()
+def test_split_lists_only_remainders_of_32_bytes_or_more(pool_engine):
+    pool, memory = new_pool(pool_engine)
     a = pool.malloc(4048)     # 4092 - 4048 = 44 left: a 40-byte block at 4052, list 1
     pa = pfn_of(a)
     assert blocks(pool, pa) == [(0, 4048, False), (4052, 40, True)]
@@ -214,7 +219,7 @@ def test_split_lists_only_remainders_of_32_bytes_or_more():
     c = pool.malloc(4060)     # aligned 4064 -> list 504: a new page; 32 left: 28 bytes, unlisted
     pc = pfn_of(c)
     assert blocks(pool, pc) == [(0, 4060, False), (4064, 28, True)]
-    assert [i for i in range(NUM_FREE_LISTS) if pool.freelist[i]] == [0, 1]
+    assert [i for i in range(NUM_FREE_LISTS) if pool.free_blocks(i)] == [0, 1]
     # 20 bytes: list 0, b's 32-byte block; 12 left -> 8 bytes at 4084, unlisted.
     assert pool.malloc(20) == (pb << 12) | 4064
     assert blocks(pool, pb)[-1] == (4084, 8, True)
@@ -232,11 +237,11 @@ def test_split_lists_only_remainders_of_32_bytes_or_more():
 
 # -- find_block: approximate best fit through the bitmaps -------------------
 
-def holes_page():
+def holes_page(engine="python"):
     """A page with free blocks of 96, 296 and 1000 bytes kept apart by
     1-byte objects, and the 2664-byte rest:
     a 0..99 | s 100..107 | b 108..407 | s 408..415 | c 416..1419 | s 1420..1427 | rest 1428.."""
-    pool, _ = new_pool()
+    pool, _ = new_pool(engine)
     a = pool.malloc(96)
     pool.malloc(1)
     b = pool.malloc(296)
@@ -248,8 +253,8 @@ def holes_page():
     return pool, pfn_of(a)
 
 
-def test_free_blocks_land_on_their_lists_and_bitmaps():
-    pool, pfn = holes_page()
+def test_free_blocks_land_on_their_lists_and_bitmaps(pool_engine):
+    pool, pfn = holes_page(pool_engine)
     # 96 -> list 8; 296 -> 33; 1000 -> 121 (word 1, bit 57); 2664 -> 329 (word 5, bit 9).
     assert pool.free_blocks(8) == [(pfn, 0)]
     assert pool.free_blocks(33) == [(pfn, 108)]
@@ -259,8 +264,8 @@ def test_free_blocks_land_on_their_lists_and_bitmaps():
     assert pool.flbitmap == 0b100011
 
 
-def test_find_block_three_steps():
-    pool, _ = holes_page()
+def test_find_block_three_steps(pool_engine):
+    pool, _ = holes_page(pool_engine)
     assert pool.find_block(96) == 8           # 1. the exact list
     assert pool.find_block(100) == 33         # 2. list 9 is empty; next bit of word 0
     assert pool.find_block(300) == 121        # 3. list 34: nothing above it in word 0 -> word 1
@@ -286,8 +291,8 @@ def test_malloc_takes_the_block_find_block_picks():
     check_pool(pool)
 
 
-def test_a_block_of_the_requested_size_can_be_passed_over():
-    pool, _ = new_pool()
+def test_a_block_of_the_requested_size_can_be_passed_over(pool_engine):
+    pool, _ = new_pool(pool_engine)
     x = pool.malloc(100)                      # block 0..103
     pool.malloc(1)                            # keeps x from merging with the rest
     pfn = pfn_of(x)
@@ -300,8 +305,8 @@ def test_a_block_of_the_requested_size_can_be_passed_over():
     assert blocks(pool, pfn)[:2] == [(0, 96, False), (100, 0, True)]
 
 
-def test_lists_are_lifo():
-    pool, _ = new_pool()
+def test_lists_are_lifo(pool_engine):
+    pool, _ = new_pool(pool_engine)
     p = pool.malloc(96)                       # block 0
     pool.malloc(1)                            # block 100
     q = pool.malloc(96)                       # block 108
@@ -315,15 +320,15 @@ def test_lists_are_lifo():
 
 # -- freeing and merging ---------------------------------------------------
 
-def three_objects():
+def three_objects(engine="python"):
     """a 0..103, b 104..207, c 208..311, rest 312: 4096 - 312 - 4 = 3780 (list 468)."""
-    pool, memory = new_pool()
+    pool, memory = new_pool(engine)
     a, b, c = (pool.malloc(100) for _ in range(3))
     return pool, memory, a, b, c
 
 
-def test_free_merges_with_next_then_with_both():
-    pool, memory, a, b, c = three_objects()
+def test_free_merges_with_next_then_with_both(pool_engine):
+    pool, memory, a, b, c = three_objects(pool_engine)
     pfn = pfn_of(a)
     pool.free(b)                  # neighbours in use: listed alone, list 8
     assert blocks(pool, pfn) == [(0, 100, False), (104, 100, True), (208, 100, False),
@@ -340,8 +345,8 @@ def test_free_merges_with_next_then_with_both():
     assert pool.lru_pfns() == []
 
 
-def test_free_merges_with_previous():
-    pool, memory, a, b, c = three_objects()
+def test_free_merges_with_previous(pool_engine):
+    pool, memory, a, b, c = three_objects(pool_engine)
     pfn = pfn_of(a)
     pool.free(a)                  # list 8; b's header gets PREV_FREE, prev 0
     assert pool.page_blocks(pfn)[1][2] == 0 | PREV_FREE
@@ -366,8 +371,8 @@ def test_free_merges_with_previous():
     (2041, 1),      # aligned 2044: rest 2044 is list 251 < get_index 252
     (3000, 1),
 ])
-def test_objects_of_one_size_per_page(size, per_page):
-    pool, memory = new_pool()
+def test_objects_of_one_size_per_page(size, per_page, pool_engine):
+    pool, memory = new_pool(pool_engine)
     handles = [pool.malloc(size) for _ in range(2 * per_page + 1)]
     pfns = [pfn_of(h) for h in handles]
     assert len(set(pfns[:per_page])) == 1
@@ -389,8 +394,8 @@ def three_pages(pool):
     return [pool.malloc(size) for size in (3000, 3500, 3900)]
 
 
-def test_malloc_moves_its_page_to_the_lru_head():
-    pool, _ = new_pool()
+def test_malloc_moves_its_page_to_the_lru_head(pool_engine):
+    pool, _ = new_pool(pool_engine)
     a, b, c = three_pages(pool)
     assert pool.lru_pfns() == [pfn_of(c), pfn_of(b), pfn_of(a)]
     # 1000 -> list 121 (word 1): nothing above it there (69 is below) -> word 2: list 132, a.
@@ -400,11 +405,11 @@ def test_malloc_moves_its_page_to_the_lru_head():
     assert pool.lru_pfns() == [pfn_of(a), pfn_of(c)]
 
 
-def test_reclaim_einval_paths():
-    pool, _ = new_pool()
+def test_reclaim_einval_paths(pool_engine):
+    pool, _ = new_pool(pool_engine)
     pool.malloc(100)
     assert pool.reclaim_page(8) == -errno.EINVAL               # no evict callback
-    pool, _ = new_pool(evict=Evictor())
+    pool, _ = new_pool(pool_engine, evict=Evictor())
     assert pool.reclaim_page(8) == -errno.EINVAL               # empty LRU
     pool.malloc(100)
     assert pool.reclaim_page(0) == -errno.EINVAL               # no retries
@@ -412,9 +417,9 @@ def test_reclaim_einval_paths():
     assert pool.reclaim_calls == 2 and pool.reclaim_pages_scanned == 0
 
 
-def test_reclaim_evicts_the_tail_page_in_address_order():
+def test_reclaim_evicts_the_tail_page_in_address_order(pool_engine):
     evictor = Evictor()
-    pool, memory = new_pool(evict=evictor)
+    pool, memory = new_pool(pool_engine, evict=evictor)
     a = pool.malloc(100)          # data 4
     b = pool.malloc(200)          # data 108
     c = pool.malloc(300)          # data 312
@@ -429,8 +434,8 @@ def test_reclaim_evicts_the_tail_page_in_address_order():
     assert pool.reclaim_pages_scanned == 1 and pool.evict_results == {0: 3}
 
 
-def test_failed_page_goes_to_the_head_and_the_next_tail_is_tried():
-    pool, _ = new_pool()
+def test_failed_page_goes_to_the_head_and_the_next_tail_is_tried(pool_engine):
+    pool, _ = new_pool(pool_engine)
     a, b, c = three_pages(pool)
     pool.evict = Evictor(refuse={a})
     assert pool.reclaim_page(8) == 0
@@ -439,8 +444,8 @@ def test_failed_page_goes_to_the_head_and_the_next_tail_is_tried():
     assert pool.reclaim_pages_scanned == 2
 
 
-def test_first_failure_stops_the_page():
-    pool, _ = new_pool()
+def test_first_failure_stops_the_page(pool_engine):
+    pool, _ = new_pool(pool_engine)
     first, second, third = (pool.malloc(100) for _ in range(3))
     pool.evict = Evictor(refuse={second})
     assert pool.reclaim_page(1) == -errno.EAGAIN
@@ -452,8 +457,8 @@ def test_first_failure_stops_the_page():
     assert len(pool.read(second)) == 100 and len(pool.read(third)) == 100
 
 
-def test_eagain_after_retries_pages_and_lru_rotation():
-    pool, _ = new_pool()
+def test_eagain_after_retries_pages_and_lru_rotation(pool_engine):
+    pool, _ = new_pool(pool_engine)
     a, b, c = three_pages(pool)
     pool.evict = Evictor(refuse={a, b, c})
     # Tail order a, b, c; each failure goes to the head: a, b, c, a, b.
@@ -465,16 +470,16 @@ def test_eagain_after_retries_pages_and_lru_rotation():
     assert pool.evict_results == {-errno.EEXIST: 5}
 
 
-def test_an_evict_that_frees_nothing_keeps_the_page():
-    pool, _ = new_pool(evict=lambda pool_, handle: 0)
+def test_an_evict_that_frees_nothing_keeps_the_page(pool_engine):
+    pool, _ = new_pool(pool_engine, evict=lambda pool_, handle: 0)
     handle = pool.malloc(100)
     assert pool.reclaim_page(2) == -errno.EAGAIN
     assert pool.total_pages() == 1 and pool.lru_pfns() == [pfn_of(handle)]
     assert pool.evict_calls == 2
 
 
-def test_free_during_reclaim_leaves_the_page_to_the_loop():
-    pool, memory = new_pool()
+def test_free_during_reclaim_leaves_the_page_to_the_loop(pool_engine):
+    pool, memory = new_pool(pool_engine)
     first, second, third = (pool.malloc(100) for _ in range(3))
     pfn = pfn_of(first)
     seen = []
@@ -496,8 +501,8 @@ def test_free_during_reclaim_leaves_the_page_to_the_loop():
     assert pool.flbitmap == 0 and pool.lru_pfns() == []
 
 
-def test_an_object_allocated_during_reclaim_keeps_the_page():
-    pool, _ = new_pool()
+def test_an_object_allocated_during_reclaim_keeps_the_page(pool_engine):
+    pool, _ = new_pool(pool_engine)
     handle = pool.malloc(100)
     pfn = pfn_of(handle)
     new = []

@@ -17,6 +17,11 @@ The arithmetic every expectation below comes from:
 - reclaim takes the pageframe nearest the LRU's old end that is not
   unevictable, takes it off its lists for good (a zombie), and evicts zbud 0
   then zbud 1, stopping at the first failure.
+
+The tests that use only the pool's public API (the zpool calls, the
+two-phase put, lru_pfns and unbuddied_pfns) run against both engines, the
+Python model and its compiled twin; those that look inside the model (its
+pages, zombies and lists, the corruptions) run on it alone.
 """
 
 import errno
@@ -49,9 +54,9 @@ def data_for(chunks):
     return 64 * chunks - 32
 
 
-def new_pool(**kwargs):
+def new_pool(engine="python", **kwargs):
     memory = Memory(kwargs.pop("totalram_pages", None))
-    return create_pool("zcache-zbud", memory=memory, **kwargs), memory
+    return create_pool("zcache-zbud", memory=memory, engine=engine, **kwargs), memory
 
 
 # -- geometry ------------------------------------------------------------------
@@ -78,8 +83,8 @@ def test_size_limits_and_the_largest_zbud():
     assert pool.total_pages() == 2 and pool.buddied == {0: pool.pages[0]}
 
 
-def test_first_at_the_start_last_at_the_end_after_their_handles():
-    pool, memory = new_pool()
+def test_first_at_the_start_last_at_the_end_after_their_handles(pool_engine):
+    pool, memory = new_pool(pool_engine)
     first = pool.malloc(1000)                 # 1032 bytes: 17 chunks, bytes 0..1087
     last = pool.malloc(200)                   # 232 bytes: 4 chunks, bytes 3840..4095
     assert (first, last) == (0, 1)
@@ -99,10 +104,10 @@ def test_first_at_the_start_last_at_the_end_after_their_handles():
     pool.check()
 
 
-def test_an_owners_key_lies_in_the_handle():
+def test_an_owners_key_lies_in_the_handle(pool_engine):
     """zswap's 8-byte header is the last 8 bytes of the tmem handle: an
     object of 8 + n bytes is a zbud of n bytes of data."""
-    pool, memory = new_pool(key_in_handle=8)
+    pool, memory = new_pool(pool_engine, key_in_handle=8)
     with pytest.raises(Invalid):
         pool.malloc(8)                        # a key and no data
     with pytest.raises(NoSpace):
@@ -117,16 +122,17 @@ def test_an_owners_key_lies_in_the_handle():
     assert pool.read(last) == b"swpentry" + bytes(range(32))
     pool.check()
     with pytest.raises(ConfigError, match="key_in_handle 33 is outside 0..32"):
-        new_pool(key_in_handle=33)
+        new_pool(pool_engine, key_in_handle=33)
 
 
-def test_denser_than_mainline_zbud_where_the_chunk_counts_and_not_where_the_handle_does():
+def test_denser_than_mainline_zbud_where_the_chunk_counts_and_not_where_the_handle_does(
+        pool_engine):
     """Two 2000-byte objects: 32 + 32 = 64 chunks share a zcache page; in
     mainline zbud they are 32 + 32 > 63.  1000 and 3000 bytes: 16 + 47 = 63
     share a mainline page, 17 + 48 = 65 are too many here."""
     for sizes, zcache_pages, zbud_pages in (((2000, 2000), 1, 2), ((1000, 3000), 2, 1)):
         for name, pages in (("zcache-zbud", zcache_pages), ("zbud", zbud_pages)):
-            pool = create_pool(name)
+            pool = create_pool(name, engine=pool_engine)
             for size in sizes:
                 pool.malloc(size)
             assert pool.total_pages() == pages, (name, sizes)
@@ -134,8 +140,8 @@ def test_denser_than_mainline_zbud_where_the_chunk_counts_and_not_where_the_hand
 
 # -- buddying --------------------------------------------------------------------
 
-def test_the_fullest_page_that_fits_then_the_oldest_on_its_list():
-    pool, _ = new_pool()
+def test_the_fullest_page_that_fits_then_the_oldest_on_its_list(pool_engine):
+    pool, _ = new_pool(pool_engine)
     # Each opens a page (no two fit in 64 chunks): used 60, 40, 33, 33, 45.
     pfns = [pool.malloc(data_for(n)) >> 12 for n in (60, 40, 33, 33, 45)]
     assert pfns == [0, 1, 2, 3, 4]
@@ -172,8 +178,8 @@ def test_a_freed_zbud_puts_its_page_at_the_tail_of_its_buddys_list():
     pool.check()
 
 
-def test_lru_promoted_on_add_only():
-    pool, _ = new_pool()
+def test_lru_promoted_on_add_only(pool_engine):
+    pool, _ = new_pool(pool_engine)
     a = pool.malloc(data_for(30))             # page 0
     b = pool.malloc(data_for(40))             # page 1
     c = pool.malloc(data_for(50))             # page 2
@@ -190,8 +196,8 @@ def test_lru_promoted_on_add_only():
     pool.check()
 
 
-def test_nomemory_when_ram_is_spent_leaves_the_pool_as_it_was():
-    pool, memory = new_pool(totalram_pages=1)
+def test_nomemory_when_ram_is_spent_leaves_the_pool_as_it_was(pool_engine):
+    pool, memory = new_pool(pool_engine, totalram_pages=1)
     pool.malloc(data_for(40))
     with pytest.raises(NoMemory):
         pool.malloc(data_for(40))
@@ -201,18 +207,19 @@ def test_nomemory_when_ram_is_spent_leaves_the_pool_as_it_was():
 
 # -- reclaim ------------------------------------------------------------------------
 
-def test_reclaim_einval_paths():
-    assert create_pool("zcache-zbud").reclaim_page(8) == -errno.EINVAL    # no evict op
-    pool, _ = new_pool(evict=Evictor())
+def test_reclaim_einval_paths(pool_engine):
+    # no evict op
+    assert create_pool("zcache-zbud", engine=pool_engine).reclaim_page(8) == -errno.EINVAL
+    pool, _ = new_pool(pool_engine, evict=Evictor())
     assert pool.reclaim_page(8) == -errno.EINVAL                         # empty LRU
     pool.malloc(100)
     assert pool.reclaim_page(0) == -errno.EINVAL                         # no retries
     assert pool.total_pages() == 1 and pool.reclaim_calls == 2
 
 
-def test_reclaim_takes_the_oldest_whole_pageframe_first_zbud_first():
+def test_reclaim_takes_the_oldest_whole_pageframe_first_zbud_first(pool_engine):
     evictor = Evictor()
-    pool, memory = new_pool(evict=evictor)
+    pool, memory = new_pool(pool_engine, evict=evictor)
     a0 = pool.malloc(data_for(30))            # page 0
     b0 = pool.malloc(data_for(40))            # page 1
     a1 = pool.malloc(data_for(30))            # page 0, promoted past page 1
@@ -226,9 +233,9 @@ def test_reclaim_takes_the_oldest_whole_pageframe_first_zbud_first():
     pool.check()
 
 
-def test_an_unevictable_pageframe_is_skipped_until_create_finish():
+def test_an_unevictable_pageframe_is_skipped_until_create_finish(pool_engine):
     evictor = Evictor()
-    pool, _ = new_pool(evict=evictor)
+    pool, _ = new_pool(pool_engine, evict=evictor)
     a = pool.create_prep(data_for(40))        # page 0, mid-put: unevictable
     b = pool.malloc(data_for(40))             # page 1
     assert pool.reclaim_page(8) == 0 and evictor.calls == [b]
@@ -393,7 +400,7 @@ def test_check_catches_corruption(corrupt, message):
         pool.check()
 
 
-def test_check_passes_after_random_operations():
+def test_check_passes_after_random_operations(pool_engine):
     """Two pools on one bounded Memory; after every malloc, two-phase put,
     free and reclaim (some evictions refused, leaving zombies) both pass
     check() and every live object reads back."""
@@ -409,7 +416,8 @@ def test_check_passes_after_random_operations():
             del live[pool, handle]
             return 0
 
-        pools = [create_pool("zcache-zbud", memory=memory, evict=evict) for _ in range(2)]
+        pools = [create_pool("zcache-zbud", memory=memory, evict=evict, engine=pool_engine)
+                 for _ in range(2)]
         for _ in range(400):
             pool, action = rng.choice(pools), rng.random()
             if action < 0.55:

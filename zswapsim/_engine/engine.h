@@ -157,7 +157,8 @@ struct zpool_driver {
 	int (*check)(void *pool);
 };
 
-extern const struct zpool_driver zbud_driver, zsmalloc_driver, z3fold_driver;
+extern const struct zpool_driver zbud_driver, zsmalloc_driver, z3fold_driver,
+	xvmalloc_driver, zcache_zbud_driver;
 /* The driver of a pool name, NULL when there is none. */
 const struct zpool_driver *zpool_driver_named(const char *name);
 

@@ -1,6 +1,7 @@
 /*
  * module.c - zswapsim._engine: the compiled allocators (zbud.c, zsmalloc.c,
- * z3fold.c) exposed to Python one call at a time, each through its driver table
+ * z3fold.c, xvmalloc.c, zcache_zbud.c) exposed to Python one call at a
+ * time, each through its driver table
  * (engine.h), with the API of the Python pools in zswapsim/zpool/
  * (zswapsim/zpool/native.py puts the last touches on it).
  *
@@ -25,11 +26,13 @@
 #include "z3fold.h"
 #include "zbud.h"
 #include "zsmalloc.h"
+#include "xvmalloc.h"
+#include "zcache_zbud.h"
 
 int zswap_module_add(PyObject *module);	/* zswap_module.c: the Zswap type */
 int zram_module_add(PyObject *module);	/* zram_module.c: the Zram type */
 
-static PyObject *Invalid, *NoSpace, *PoolCorrupted, *ConfigError;
+static PyObject *Invalid, *NoSpace, *NoMemory, *PoolCorrupted, *ConfigError;
 
 /* A frame the pool has held: the memoryview memory.frames[pfn] and its bytes. */
 struct frame_slot {
@@ -52,17 +55,19 @@ typedef struct {
 struct pool_binding {
 	const struct zpool_driver *driver;
 	bool hex_handles;		/* errors name handles in hex (zbud's are addresses) */
-	/* what a handle the pool does not know "is" in the Python pool's error,
-	 * after "handle <h> "; NULL for "is not in this pool" */
-	const char *unknown_handle;
-	/* NULL with the exception of malloc's -EINVAL or -ENOSPC, in the Python pool's words */
-	PyObject *(*malloc_error)(PyObject *size, int status);
+	const char *not_in_pool;	/* what ZE_NOT_IN_POOL says of the handle */
+	/* NULL with the exception of malloc's -EINVAL or -ENOSPC, or of an -ENOMEM the
+	 * allocator returns of its own (no Memory error pending), in the Python pool's words */
+	PyObject *(*malloc_error)(PoolObject *self, PyObject *size, int status);
+	/* the held pages' pfns, ascending (the page pools') */
+	uint64_t (*pfns)(const void *pool, uint32_t *out, uint64_t cap);
 	/* _reclaim_order's value: `lru` (stolen) and the lists after it in `order` */
 	PyObject *(*order_value)(PoolObject *self, PyObject *lru, const struct order *order,
 				 size_t *pos);
 };
 
-static const struct pool_binding zbud_binding, zsmalloc_binding, z3fold_binding;
+static const struct pool_binding zbud_binding, zsmalloc_binding, z3fold_binding,
+	xvmalloc_binding, zcache_zbud_binding;
 
 /* -- the frame source and the evict callback --------------------------------- */
 
@@ -228,8 +233,7 @@ static PyObject *not_in_pool(PoolObject *self, PyObject *handle, int status)
 	if (status == ZE_NO_LIVE_BUDDY)
 		PyErr_Format(Invalid, "handle %U names no live buddy", text);
 	else
-		PyErr_Format(Invalid, "handle %U %s", text, self->binding->unknown_handle
-			     ? self->binding->unknown_handle : "is not in this pool");
+		PyErr_Format(Invalid, "handle %U %s", text, self->binding->not_in_pool);
 	Py_DECREF(text);
 	return NULL;
 }
@@ -288,7 +292,9 @@ static int pool_setup(PoolObject *self, const struct pool_binding *binding, PyOb
 	return 0;
 }
 
-static int zbud_init(PoolObject *self, PyObject *args, PyObject *kwargs)
+/* __init__(memory, evict=None) of a pool that takes no options */
+static int init_without_options(PoolObject *self, PyObject *args, PyObject *kwargs,
+				const struct pool_binding *binding)
 {
 	static char *keywords[] = { "memory", "evict", NULL };
 	PyObject *memory, *evict = Py_None;
@@ -296,7 +302,17 @@ static int zbud_init(PoolObject *self, PyObject *args, PyObject *kwargs)
 
 	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O", keywords, &memory, &evict))
 		return -1;
-	return pool_setup(self, &zbud_binding, memory, evict, &options);
+	return pool_setup(self, binding, memory, evict, &options);
+}
+
+static int zbud_init(PoolObject *self, PyObject *args, PyObject *kwargs)
+{
+	return init_without_options(self, args, kwargs, &zbud_binding);
+}
+
+static int xvmalloc_init(PoolObject *self, PyObject *args, PyObject *kwargs)
+{
+	return init_without_options(self, args, kwargs, &xvmalloc_binding);
 }
 
 static int z3fold_init(PoolObject *self, PyObject *args, PyObject *kwargs)
@@ -333,6 +349,31 @@ static int zsmalloc_init(PoolObject *self, PyObject *args, PyObject *kwargs)
 	}
 	options.chain_size = (uint32_t)chain_size;
 	return pool_setup(self, &zsmalloc_binding, memory, evict, &options);
+}
+
+static int zcache_zbud_init(PoolObject *self, PyObject *args, PyObject *kwargs)
+{
+	static char *keywords[] = { "memory", "evict", "key_in_handle", NULL };
+	PyObject *memory, *evict = Py_None, *key = NULL;
+	struct zpool_options options = { 0 };
+	long key_in_handle = 0;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OO", keywords, &memory, &evict, &key))
+		return -1;
+	if (key) {
+		int overflow = 0;
+
+		key_in_handle = PyLong_Check(key) && !PyBool_Check(key)
+			? PyLong_AsLongAndOverflow(key, &overflow) : -1;
+		if (overflow || key_in_handle < 0 || key_in_handle > ZCACHE_TMEM_HANDLE_SIZE) {
+			PyErr_Clear();
+			PyErr_Format(ConfigError, "zcache-zbud key_in_handle %R is outside 0..%d", key,
+				     ZCACHE_TMEM_HANDLE_SIZE);
+			return -1;
+		}
+	}
+	options.key_in_handle = (uint32_t)key_in_handle;
+	return pool_setup(self, &zcache_zbud_binding, memory, evict, &options);
 }
 
 static int pool_traverse(PoolObject *self, visitproc visit, void *arg)
@@ -374,7 +415,9 @@ static void pool_dealloc(PoolObject *self)
 
 /* -- the zpool API ---------------------------------------------------------------- */
 
-static PyObject *pool_malloc(PoolObject *self, PyObject *size_obj)
+/* A new handle from `alloc` (the driver's malloc, or a variant of it) */
+static PyObject *allocate(PoolObject *self, PyObject *size_obj,
+			  int (*alloc)(void *, long long, uint64_t *))
 {
 	long long size;
 	uint64_t handle;
@@ -382,12 +425,17 @@ static PyObject *pool_malloc(PoolObject *self, PyObject *size_obj)
 
 	if (!ready(self) || parse_count(size_obj, "a size", &size))
 		return NULL;
-	status = self->binding->driver->malloc(self->impl, size, &handle);
-	if (status == -EINVAL || status == -ENOSPC)
-		return self->binding->malloc_error(size_obj, status);
+	status = alloc(self->impl, size, &handle);
+	if (status == -EINVAL || status == -ENOSPC || (status == -ENOMEM && !PyErr_Occurred()))
+		return self->binding->malloc_error(self, size_obj, status);
 	if (status)
 		return fail(self, status, NULL);
 	return PyLong_FromUnsignedLongLong(handle);
+}
+
+static PyObject *pool_malloc(PoolObject *self, PyObject *size_obj)
+{
+	return ready(self) ? allocate(self, size_obj, self->binding->driver->malloc) : NULL;
 }
 
 static PyObject *pool_free(PoolObject *self, PyObject *handle_obj)
@@ -720,46 +768,48 @@ static PyGetSetDef pool_getset[] = {
 	{ "_check", (PyCFunction)pool_check, METH_NOARGS, NULL },		\
 	{ "_reclaim_order", (PyCFunction)pool_reclaim_order, METH_NOARGS, NULL }
 
-/* The page pools' _pfns(): the held pages in ascending order, for native.py's
- * check_frames. */
-static PyObject *pfn_list(PoolObject *self,
-			  uint64_t (*pool_pfns)(const void *pool, uint32_t *out, uint64_t cap))
+/* -- what the page pools share ------------------------------------------------------ */
+
+/* The pfns an allocator's `list` gives (ascending), as a Python list. */
+static PyObject *pfn_list(PoolObject *self, uint64_t (*list)(const void *, uint32_t *, uint64_t))
 {
 	uint64_t n, i;
 	uint32_t *pfns;
-	PyObject *list;
+	PyObject *result;
 
 	if (!ready(self))
 		return NULL;
-	n = pool_pfns(self->impl, NULL, 0);
+	n = list(self->impl, NULL, 0);
 	pfns = PyMem_Malloc((n ? n : 1) * sizeof(*pfns));
 	if (!pfns)
 		return PyErr_NoMemory();
-	pool_pfns(self->impl, pfns, n);
-	list = PyList_New((Py_ssize_t)n);
-	for (i = 0; list && i < n; i++) {
+	list(self->impl, pfns, n);
+	result = PyList_New((Py_ssize_t)n);
+	for (i = 0; result && i < n; i++) {
 		PyObject *item = PyLong_FromUnsignedLong(pfns[i]);
 
 		if (!item) {
-			Py_CLEAR(list);
+			Py_CLEAR(result);
 			break;
 		}
-		PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+		PyList_SET_ITEM(result, (Py_ssize_t)i, item);
 	}
 	PyMem_Free(pfns);
-	return list;
+	return result;
+}
+
+/* The held pages, by pfn, for the Memory's side of check() (native.py). */
+static PyObject *pool_pfn_list(PoolObject *self, PyObject *unused)
+{
+	(void)unused;
+	return pfn_list(self, self->binding->pfns);
 }
 
 /* -- zbud's extras ------------------------------------------------------------------ */
 
-static PyObject *zbud_pfn_list(PoolObject *self, PyObject *unused)
+static PyObject *zbud_malloc_error(PoolObject *self, PyObject *size, int status)
 {
-	(void)unused;
-	return pfn_list(self, zbud_pfns);
-}
-
-static PyObject *zbud_malloc_error(PyObject *size, int status)
-{
+	(void)self;
 	if (status == -EINVAL)
 		return PyErr_Format(Invalid, "zbud_alloc of size 0");
 	return PyErr_Format(NoSpace, "zbud_alloc of %S bytes > %u", size, PAGE_SIZE - 128);
@@ -788,23 +838,19 @@ static PyObject *zbud_order_value(PoolObject *self, PyObject *lru, const struct 
 static const struct pool_binding zbud_binding = {
 	.driver = &zbud_driver,
 	.hex_handles = true,
+	.not_in_pool = "is not in this pool",
+	.pfns = zbud_pfns,
 	.malloc_error = zbud_malloc_error,
 	.order_value = zbud_order_value,
 };
 
 static PyMethodDef zbud_methods[] = {
 	POOL_METHODS,
-	{ "_pfns", (PyCFunction)zbud_pfn_list, METH_NOARGS, "the held pages, by pfn" },
+	{ "_pfns", (PyCFunction)pool_pfn_list, METH_NOARGS, "the held pages, by pfn" },
 	{ NULL, NULL, 0, NULL },
 };
 
 /* -- z3fold's extras ---------------------------------------------------------------- */
-
-static PyObject *z3fold_pfn_list(PoolObject *self, PyObject *unused)
-{
-	(void)unused;
-	return pfn_list(self, z3fold_pfns);
-}
 
 /* (pfn, buddy name, byte offset in the frame) of a live object */
 static PyObject *z3fold_locate_method(PoolObject *self, PyObject *handle_obj)
@@ -850,8 +896,9 @@ static PyObject *z3fold_layout_method(PoolObject *self, PyObject *pfn_obj)
 	return NULL;
 }
 
-static PyObject *z3fold_malloc_error(PyObject *size, int status)
+static PyObject *z3fold_malloc_error(PoolObject *self, PyObject *size, int status)
 {
+	(void)self;
 	if (status == -EINVAL)
 		return PyErr_Format(Invalid, "z3fold_alloc of size 0");
 	return PyErr_Format(NoSpace, "z3fold_alloc of %S bytes > %u", size, PAGE_SIZE);
@@ -875,14 +922,15 @@ static PyObject *z3fold_order_value(PoolObject *self, PyObject *lru, const struc
 static const struct pool_binding z3fold_binding = {
 	.driver = &z3fold_driver,
 	.hex_handles = true,
-	.unknown_handle = "names no live object in this pool",
+	.not_in_pool = "names no live object in this pool",
 	.malloc_error = z3fold_malloc_error,
+	.pfns = z3fold_pfns,
 	.order_value = z3fold_order_value,
 };
 
 static PyMethodDef z3fold_methods[] = {
 	POOL_METHODS,
-	{ "_pfns", (PyCFunction)z3fold_pfn_list, METH_NOARGS, "the held pages, by pfn" },
+	{ "_pfns", (PyCFunction)pool_pfn_list, METH_NOARGS, "the held pages, by pfn" },
 	{ "locate", (PyCFunction)z3fold_locate_method, METH_O,
 	  "(pfn, buddy name, byte offset in the frame) of a live object" },
 	{ "layout", (PyCFunction)z3fold_layout_method, METH_O, "a page's header fields" },
@@ -973,8 +1021,9 @@ static PyGetSetDef zs_getset[] = {
 };
 
 /* zs_malloc refuses a size only with -EINVAL */
-static PyObject *zs_malloc_error(PyObject *size, int status)
+static PyObject *zs_malloc_error(PoolObject *self, PyObject *size, int status)
 {
+	(void)self;
 	(void)status;
 	return PyErr_Format(Invalid, "zs_malloc of %S bytes", size);
 }
@@ -994,6 +1043,7 @@ static PyObject *zs_order_value(PoolObject *self, PyObject *lru, const struct or
 
 static const struct pool_binding zsmalloc_binding = {
 	.driver = &zsmalloc_driver,
+	.not_in_pool = "is not in this pool",
 	.malloc_error = zs_malloc_error,
 	.order_value = zs_order_value,
 };
@@ -1005,6 +1055,269 @@ static PyMethodDef zs_methods[] = {
 	  "the rows of debugfs `classes` (6.1 columns)" },
 	{ "distinct_classes", (PyCFunction)zs_distinct_classes, METH_NOARGS, NULL },
 	{ "locate", (PyCFunction)zs_locate, METH_O, "(zspage id, object index) of a handle" },
+	{ NULL, NULL, 0, NULL },
+};
+
+/* -- xvmalloc's extras ------------------------------------------------------------------ */
+
+static PyObject *xv_malloc_error(PoolObject *self, PyObject *size, int status)
+{
+	long long n;
+
+	(void)self;
+	if (status == -EINVAL)
+		return PyErr_Format(Invalid, "xv_malloc of size 0");
+	if (status == -ENOSPC)
+		return PyErr_Format(NoSpace, "xv_malloc of %S bytes > %u", size, PAGE_SIZE - 4);
+	n = PyLong_AsLongLong(size);		/* 4089..4092: the seed's own -ENOMEM */
+	return PyErr_Format(NoMemory, "xv_malloc of %lld bytes: get_index(%lld) is past the "
+			    "last free list", n, (n + 3) & ~3ll);
+}
+
+/* PagePool._reclaim_order: the LRU alone */
+static PyObject *lru_order_value(PoolObject *self, PyObject *lru, const struct order *order,
+				 size_t *pos)
+{
+	(void)self;
+	(void)order;
+	(void)pos;
+	return lru;
+}
+
+static const struct pool_binding xvmalloc_binding = {
+	.driver = &xvmalloc_driver,
+	.hex_handles = true,
+	.not_in_pool = "names no live object",
+	.pfns = xv_pfns,
+	.malloc_error = xv_malloc_error,
+	.order_value = lru_order_value,
+};
+
+static PyObject *xv_under_reclaim_list(PoolObject *self, PyObject *unused)
+{
+	(void)unused;
+	return pfn_list(self, xv_under_reclaim);
+}
+
+/* An index into the free lists as a Python list takes it (negative from the end). */
+static int free_list_index(PyObject *obj, uint32_t *index)
+{
+	long long value;
+
+	if (parse_count(obj, "a free list index", &value))
+		return -1;
+	if (value < 0)
+		value += XV_NUM_FREE_LISTS;
+	if (value < 0 || value >= XV_NUM_FREE_LISTS) {
+		PyErr_SetString(PyExc_IndexError, "list index out of range");
+		return -1;
+	}
+	*index = (uint32_t)value;
+	return 0;
+}
+
+static PyObject *xv_free_blocks_method(PoolObject *self, PyObject *slindex_obj)
+{
+	struct xv_free_block *blocks;
+	uint32_t slindex;
+	uint64_t n, i;
+	PyObject *list;
+
+	if (!ready(self) || free_list_index(slindex_obj, &slindex))
+		return NULL;
+	n = xv_free_blocks(self->impl, slindex, NULL, 0);
+	blocks = PyMem_Malloc((n ? n : 1) * sizeof(*blocks));
+	if (!blocks)
+		return PyErr_NoMemory();
+	xv_free_blocks(self->impl, slindex, blocks, n);
+	list = PyList_New((Py_ssize_t)n);
+	for (i = 0; list && i < n; i++) {
+		PyObject *item = Py_BuildValue("(II)", blocks[i].pfn, blocks[i].offset);
+
+		if (!item) {
+			Py_CLEAR(list);
+			break;
+		}
+		PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+	}
+	PyMem_Free(blocks);
+	return list;
+}
+
+static PyObject *xv_find_block_method(PoolObject *self, PyObject *size_obj)
+{
+	long long size;
+	int index;
+
+	if (!ready(self) || parse_count(size_obj, "a size", &size))
+		return NULL;
+	/* past 1 << 20 every size is past the bitmaps, as it is from 4129 on */
+	index = xv_find_block(self->impl, size < 0 ? 0 : size > 1 << 20 ? 1 << 20 : (uint32_t)size);
+	if (index == -2)
+		return PyErr_Format(PyExc_IndexError, "list index out of range");
+	if (index < 0)
+		Py_RETURN_NONE;
+	return PyLong_FromLong(index);
+}
+
+static PyObject *get_flbitmap(PoolObject *self, void *unused)
+{
+	(void)unused;
+	if (!ready(self))
+		return NULL;
+	return PyLong_FromUnsignedLongLong(xv_flbitmap(self->impl));
+}
+
+static PyObject *get_slbitmap(PoolObject *self, void *unused)
+{
+	PyObject *words;
+	uint32_t word;
+
+	(void)unused;
+	if (!ready(self) || !(words = PyList_New(XV_MAX_FLI)))
+		return NULL;
+	for (word = 0; word < XV_MAX_FLI; word++) {
+		PyObject *item = PyLong_FromUnsignedLongLong(xv_slbitmap(self->impl, word));
+
+		if (!item) {
+			Py_DECREF(words);
+			return NULL;
+		}
+		PyList_SET_ITEM(words, word, item);
+	}
+	return words;
+}
+
+static PyGetSetDef xv_getset[] = {
+	{ "flbitmap", (getter)get_flbitmap, NULL, "bit w: slbitmap[w] is not 0", NULL },
+	{ "slbitmap", (getter)get_slbitmap, NULL,
+	  "bit i of word w: freelist[w * 64 + i] is not empty", NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
+};
+
+static PyMethodDef xv_methods[] = {
+	POOL_METHODS,
+	{ "_pfns", (PyCFunction)pool_pfn_list, METH_NOARGS, "the held pages, by pfn" },
+	{ "_under_reclaim", (PyCFunction)xv_under_reclaim_list, METH_NOARGS,
+	  "the pages under reclaim, by pfn" },
+	{ "free_blocks", (PyCFunction)xv_free_blocks_method, METH_O,
+	  "(pfn, offset) of the blocks on freelist[slindex], head first" },
+	{ "find_block", (PyCFunction)xv_find_block_method, METH_O,
+	  "the index of the free list whose head serves `size` bytes, or None" },
+	{ NULL, NULL, 0, NULL },
+};
+
+/* -- zcache zbud's extras ---------------------------------------------------------------- */
+
+static PyObject *zcache_zbud_malloc_error(PoolObject *self, PyObject *size, int status)
+{
+	uint32_t key = zcache_zbud_key_in_handle(self->impl);
+	PyObject *key_obj, *data;
+
+	if (status == -EINVAL)
+		return PyErr_Format(Invalid, "zbud of %S bytes: no data after a %u-byte key", size,
+				    key);
+	key_obj = PyLong_FromUnsignedLong(key);
+	data = key_obj ? PyNumber_Subtract(size, key_obj) : NULL;
+	Py_XDECREF(key_obj);
+	if (data) {
+		PyErr_Format(NoSpace, "zbud of %S bytes > zbud_max_buddy_size %d", data,
+			     ZCACHE_MAX_BUDDY_SIZE);
+		Py_DECREF(data);
+	}
+	return NULL;
+}
+
+static const struct pool_binding zcache_zbud_binding = {
+	.driver = &zcache_zbud_driver,
+	.hex_handles = true,
+	.not_in_pool = "names no live zbud",
+	.pfns = zcache_zbud_pfns,
+	.malloc_error = zcache_zbud_malloc_error,
+	.order_value = lru_order_value,
+};
+
+static PyObject *zz_create_prep(PoolObject *self, PyObject *size_obj)
+{
+	return allocate(self, size_obj, zcache_zbud_create_prep);
+}
+
+static PyObject *zz_create_finish(PoolObject *self, PyObject *handle_obj)
+{
+	uint64_t handle;
+	int status, known;
+	PyObject *text;
+
+	if (!ready(self) || (known = parse_handle(handle_obj, &handle)) < 0)
+		return NULL;
+	status = known ? zcache_zbud_create_finish(self->impl, handle) : ZE_NOT_IN_POOL;
+	if (!status)
+		Py_RETURN_NONE;
+	if (status != -EINVAL)
+		return fail(self, status, handle_obj);
+	text = PyNumber_ToBase(handle_obj, 16);
+	if (text) {
+		PyErr_Format(Invalid, "handle %U: create_finish without create_prep", text);
+		Py_DECREF(text);
+	}
+	return NULL;
+}
+
+/* The pfns on unbuddied[free_chunks], head (oldest) first. */
+static PyObject *zz_unbuddied(PoolObject *self, PyObject *index_obj)
+{
+	long long index;
+	uint64_t n, i;
+	uint32_t *pfns;
+	PyObject *list;
+
+	if (!ready(self) || parse_count(index_obj, "a list index", &index))
+		return NULL;
+	if (index < 0 || index >= ZCACHE_NCHUNKS)
+		return PyErr_Format(PyExc_IndexError, "unbuddied[%lld] is not one of the %d lists",
+				    index, ZCACHE_NCHUNKS);
+	n = zcache_zbud_unbuddied(self->impl, (uint32_t)index, NULL, 0);
+	pfns = PyMem_Malloc((n ? n : 1) * sizeof(*pfns));
+	if (!pfns)
+		return PyErr_NoMemory();
+	zcache_zbud_unbuddied(self->impl, (uint32_t)index, pfns, n);
+	list = PyList_New((Py_ssize_t)n);
+	for (i = 0; list && i < n; i++) {
+		PyObject *item = PyLong_FromUnsignedLong(pfns[i]);
+
+		if (!item) {
+			Py_CLEAR(list);
+			break;
+		}
+		PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+	}
+	PyMem_Free(pfns);
+	return list;
+}
+
+static PyObject *get_key_in_handle(PoolObject *self, void *unused)
+{
+	(void)unused;
+	if (!ready(self))
+		return NULL;
+	return PyLong_FromUnsignedLong(zcache_zbud_key_in_handle(self->impl));
+}
+
+static PyGetSetDef zz_getset[] = {
+	{ "key_in_handle", (getter)get_key_in_handle, NULL,
+	  "bytes of each object's start kept in its tmem handle", NULL },
+	{ NULL, NULL, NULL, NULL, NULL },
+};
+
+static PyMethodDef zz_methods[] = {
+	POOL_METHODS,
+	{ "_pfns", (PyCFunction)pool_pfn_list, METH_NOARGS, "the held pages, by pfn" },
+	{ "create_prep", (PyCFunction)zz_create_prep, METH_O,
+	  "zbud_create_prep: a handle whose pageframe is unevictable until create_finish" },
+	{ "create_finish", (PyCFunction)zz_create_finish, METH_O,
+	  "zbud_create_finish: the pageframe may be evicted again" },
+	{ "_unbuddied", (PyCFunction)zz_unbuddied, METH_O,
+	  "the pages on unbuddied[free chunks], head (oldest) first" },
 	{ NULL, NULL, 0, NULL },
 };
 
@@ -1065,6 +1378,36 @@ static PyTypeObject ZsmallocType = {
 	.tp_new = PyType_GenericNew,
 };
 
+static PyTypeObject XvmallocType = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "zswapsim._engine.Xvmalloc",
+	.tp_doc = "xvmalloc.c: Xvmalloc(memory, evict=None)",
+	.tp_basicsize = sizeof(PoolObject),
+	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+	.tp_traverse = (traverseproc)pool_traverse,
+	.tp_clear = (inquiry)pool_clear,
+	.tp_dealloc = (destructor)pool_dealloc,
+	.tp_methods = xv_methods,
+	.tp_getset = xv_getset,
+	.tp_init = (initproc)xvmalloc_init,
+	.tp_new = PyType_GenericNew,
+};
+
+static PyTypeObject ZcacheZbudType = {
+	PyVarObject_HEAD_INIT(NULL, 0)
+	.tp_name = "zswapsim._engine.ZcacheZbud",
+	.tp_doc = "zcache_zbud.c: ZcacheZbud(memory, evict=None, key_in_handle=0)",
+	.tp_basicsize = sizeof(PoolObject),
+	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+	.tp_traverse = (traverseproc)pool_traverse,
+	.tp_clear = (inquiry)pool_clear,
+	.tp_dealloc = (destructor)pool_dealloc,
+	.tp_methods = zz_methods,
+	.tp_getset = zz_getset,
+	.tp_init = (initproc)zcache_zbud_init,
+	.tp_new = PyType_GenericNew,
+};
+
 static struct PyModuleDef engine_module = {
 	PyModuleDef_HEAD_INIT,
 	.m_name = "zswapsim._engine",
@@ -1080,16 +1423,20 @@ PyMODINIT_FUNC PyInit__engine(void)
 		return NULL;
 	Invalid = PyObject_GetAttrString(errors, "Invalid");
 	NoSpace = PyObject_GetAttrString(errors, "NoSpace");
+	NoMemory = PyObject_GetAttrString(errors, "NoMemory");
 	PoolCorrupted = PyObject_GetAttrString(errors, "PoolCorrupted");
 	ConfigError = PyObject_GetAttrString(errors, "ConfigError");
 	Py_DECREF(errors);
-	if (!Invalid || !NoSpace || !PoolCorrupted || !ConfigError)
+	if (!Invalid || !NoSpace || !NoMemory || !PoolCorrupted || !ConfigError)
 		return NULL;
 	ZbudType.tp_base = &PoolType;
 	ZsmallocType.tp_base = &PoolType;
 	Z3foldType.tp_base = &PoolType;
+	XvmallocType.tp_base = &PoolType;
+	ZcacheZbudType.tp_base = &PoolType;
 	if (PyType_Ready(&PoolType) || PyType_Ready(&ZbudType) || PyType_Ready(&ZsmallocType) ||
-	    PyType_Ready(&Z3foldType))
+	    PyType_Ready(&Z3foldType) || PyType_Ready(&XvmallocType) ||
+	    PyType_Ready(&ZcacheZbudType))
 		return NULL;
 	module = PyModule_Create(&engine_module);
 	if (!module)
@@ -1098,6 +1445,8 @@ PyMODINIT_FUNC PyInit__engine(void)
 	    PyModule_AddObjectRef(module, "Zbud", (PyObject *)&ZbudType) ||
 	    PyModule_AddObjectRef(module, "Zsmalloc", (PyObject *)&ZsmallocType) ||
 	    PyModule_AddObjectRef(module, "Z3fold", (PyObject *)&Z3foldType) ||
+	    PyModule_AddObjectRef(module, "Xvmalloc", (PyObject *)&XvmallocType) ||
+	    PyModule_AddObjectRef(module, "ZcacheZbud", (PyObject *)&ZcacheZbudType) ||
 	    PyModule_AddIntConstant(module, "PAGE_SIZE", PAGE_SIZE) || zswap_module_add(module) ||
 	    zram_module_add(module)) {
 		Py_DECREF(module);

@@ -258,6 +258,8 @@ static const struct zpool_driver *const drivers[] = {
 	&zbud_driver,
 	&zsmalloc_driver,
 	&z3fold_driver,
+	&xvmalloc_driver,
+	&zcache_zbud_driver,
 };
 
 const struct zpool_driver *zpool_driver_named(const char *name)
