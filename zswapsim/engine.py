@@ -7,7 +7,7 @@ One choice per call (`engine=` of replay, replay_lanes and the sweeps),
 `zswapsim --engine` on the command line, or ZSWAPSIM_ENGINE for the
 process and the workers it starts.  The default is the Python engine until
 every allocator has its compiled twin (compare's default backends include
-z3fold and xvmalloc).  zram runs the Python models under either engine;
+z3fold).  zram runs the Python models under either engine;
 its compiled twin is still to come.  A native build that is missing is an
 ImportError at import time (zswapsim/__init__.py), never a fall-back.
 """
