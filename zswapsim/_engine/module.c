@@ -1,9 +1,9 @@
 /*
  * module.c - zswapsim._engine: the compiled allocators (zbud.c, zsmalloc.c,
  * z3fold.c, xvmalloc.c, zcache_zbud.c) exposed to Python one call at a
- * time, each through its driver table
- * (engine.h), with the API of the Python pools in zswapsim/zpool/
- * (zswapsim/zpool/native.py puts the last touches on it).
+ * time, each through its driver table (engine.h), with the API of the
+ * Python pools in zswapsim/zpool/ (zswapsim/zpool/native.py puts the last
+ * touches on it).
  *
  * Frames: a pool takes each new page from its Python Memory (alloc_page,
  * free_page), so pfns, budgets and injected faults are the Memory's own, call
@@ -770,21 +770,12 @@ static PyGetSetDef pool_getset[] = {
 
 /* -- what the page pools share ------------------------------------------------------ */
 
-/* The pfns an allocator's `list` gives (ascending), as a Python list. */
-static PyObject *pfn_list(PoolObject *self, uint64_t (*list)(const void *, uint32_t *, uint64_t))
+/* n pfns as a Python list; `pfns` is freed. */
+static PyObject *pfns_to_list(uint32_t *pfns, uint64_t n)
 {
-	uint64_t n, i;
-	uint32_t *pfns;
-	PyObject *result;
+	PyObject *result = PyList_New((Py_ssize_t)n);
+	uint64_t i;
 
-	if (!ready(self))
-		return NULL;
-	n = list(self->impl, NULL, 0);
-	pfns = PyMem_Malloc((n ? n : 1) * sizeof(*pfns));
-	if (!pfns)
-		return PyErr_NoMemory();
-	list(self->impl, pfns, n);
-	result = PyList_New((Py_ssize_t)n);
 	for (i = 0; result && i < n; i++) {
 		PyObject *item = PyLong_FromUnsignedLong(pfns[i]);
 
@@ -796,6 +787,22 @@ static PyObject *pfn_list(PoolObject *self, uint64_t (*list)(const void *, uint3
 	}
 	PyMem_Free(pfns);
 	return result;
+}
+
+/* The pfns an allocator's `list` gives (ascending), as a Python list. */
+static PyObject *pfn_list(PoolObject *self, uint64_t (*list)(const void *, uint32_t *, uint64_t))
+{
+	uint32_t *pfns;
+	uint64_t n;
+
+	if (!ready(self))
+		return NULL;
+	n = list(self->impl, NULL, 0);
+	pfns = PyMem_Malloc((n ? n : 1) * sizeof(*pfns));
+	if (!pfns)
+		return PyErr_NoMemory();
+	list(self->impl, pfns, n);
+	return pfns_to_list(pfns, n);
 }
 
 /* The held pages, by pfn, for the Memory's side of check() (native.py). */
@@ -1267,9 +1274,8 @@ static PyObject *zz_create_finish(PoolObject *self, PyObject *handle_obj)
 static PyObject *zz_unbuddied(PoolObject *self, PyObject *index_obj)
 {
 	long long index;
-	uint64_t n, i;
 	uint32_t *pfns;
-	PyObject *list;
+	uint64_t n;
 
 	if (!ready(self) || parse_count(index_obj, "a list index", &index))
 		return NULL;
@@ -1281,18 +1287,7 @@ static PyObject *zz_unbuddied(PoolObject *self, PyObject *index_obj)
 	if (!pfns)
 		return PyErr_NoMemory();
 	zcache_zbud_unbuddied(self->impl, (uint32_t)index, pfns, n);
-	list = PyList_New((Py_ssize_t)n);
-	for (i = 0; list && i < n; i++) {
-		PyObject *item = PyLong_FromUnsignedLong(pfns[i]);
-
-		if (!item) {
-			Py_CLEAR(list);
-			break;
-		}
-		PyList_SET_ITEM(list, (Py_ssize_t)i, item);
-	}
-	PyMem_Free(pfns);
-	return list;
+	return pfns_to_list(pfns, n);
 }
 
 static PyObject *get_key_in_handle(PoolObject *self, void *unused)

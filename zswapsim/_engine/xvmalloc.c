@@ -658,7 +658,6 @@ int xv_reclaim_page(void *opaque, long long retries, int *result)
 	while ((status = tries_take(&tries, lru_tail(pool)->pfn)) == 1) {
 		struct xv_page *page = lru_tail(pool);
 		uint32_t pfn = page->pfn;
-		struct free_block *block;
 		int ret;
 
 		link_del(&page->lru);				/* the LRU tail */
@@ -675,7 +674,9 @@ int xv_reclaim_page(void *opaque, long long retries, int *result)
 			break;				/* under reclaim still, as the model leaves it */
 		page->under_reclaim = false;
 		if (!page->nobjects) {
-			block = listed_block(page, 0, get_index_for_insert(WHOLE_PAGE));
+			struct free_block *block = listed_block(page, 0,
+								get_index_for_insert(WHOLE_PAGE));
+
 			if (!block) {
 				status = corrupted_block(pool, page, 0);
 				break;

@@ -36,8 +36,9 @@ int xv_check(void *pool);
 
 /* -- introspection (the Python pool's, for tests and reports) -------------- */
 
-/* find_block: the free list whose head serves `size` (aligned) bytes, or -1;
- * get_index(size) must be below 512, the bitmaps' reach. */
+/* find_block: the free list whose head serves `size` (aligned) bytes, -1 for
+ * none, -2 for a get_index(size) past the bitmaps' reach (512 on) where the
+ * Python model's indexing fails. */
 int xv_find_block(const struct xv_pool *pool, uint32_t size);
 /* The blocks on freelist[slindex], head first, into out[] (at most cap); how many. */
 uint64_t xv_free_blocks(const struct xv_pool *pool, uint32_t slindex,
