@@ -138,14 +138,20 @@ def test_import_then_replay_and_info(tmp_path):
                           "904 bytes left over")
 
 
-def test_verify_failure_exits_3(tmp_path, monkeypatch, capsys):
+def test_verify_failure_exits_3(tmp_path, monkeypatch, capsys, replay_engine):
+    """A load that gives other bytes (here every decompression gives zeros,
+    with nothing cached, so every load decompresses) is one line, exit 3."""
+    from zswapsim import compress
     from zswapsim.cli import main
-    from zswapsim.zswap import Zswap
     path = tmp_path / "t.trace"
     with TraceWriter(path) as w:
         w.store(0, 7, bytes(range(256)) * 16)
         w.load(0, 7)
-    monkeypatch.setattr(Zswap, "load", lambda self, swap_type, offset: bytes(4096))
+    monkeypatch.setattr(compress.KernelLz4, "decompress", lambda self, data, size=4096:
+                        bytes(size))
+    monkeypatch.setattr(compress, "native_codec", lambda compressor: None)
+    for cache_class in (compress.CompressionCache, compress.NativeCompressionCache):
+        monkeypatch.setattr(cache_class.__init__, "__defaults__", (0,))
     with pytest.raises(SystemExit) as exc:
         main(["replay", str(path)])
     assert exc.value.code == 3

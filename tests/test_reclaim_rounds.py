@@ -26,6 +26,7 @@ import pytest
 
 from evictors import Evictor
 from zswapsim import zswap as zswap_module
+from zswapsim.engine import ENGINE_VARIABLE
 from zswapsim.errors import ConfigError, Invalid, NoMemory, NoSpace
 from zswapsim.memory import Memory
 from zswapsim.replay import TIMING_FIELDS, replay
@@ -304,7 +305,9 @@ def cached_trace(tmp_path_factory):
 
 @pytest.fixture
 def real_writebacks(monkeypatch):
-    """Counts the writeback callback's real calls."""
+    """Counts the writeback callback's real calls: zswap.py's, so the
+    replays of a test using it run in the Python engine."""
+    monkeypatch.setenv(ENGINE_VARIABLE, "python")
     calls = [0]
     writeback = zswap_module.Zswap._writeback
 
