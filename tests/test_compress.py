@@ -122,9 +122,11 @@ def test_cache_does_not_change_replay_results(monkeypatch, tmp_path):
                 w.invalidate_page(0, offset)
     cached = replay(path, ram_pages=400)
     import zswapsim.replay
-    original = zswapsim.replay.CompressionCache
-    monkeypatch.setattr(zswapsim.replay, "CompressionCache",
-                        lambda compressor: original(compressor, budget_bytes=0))
+    for name in ("CompressionCache", "NativeCompressionCache"):   # either engine's
+        original = getattr(zswapsim.replay, name)
+        monkeypatch.setattr(zswapsim.replay, name,
+                            lambda compressor, original=original: original(compressor,
+                                                                           budget_bytes=0))
     uncached = replay(path, ram_pages=400)
     assert uncached["compress_cache_hits"] == 0 and cached["compress_cache_hits"] > 300
     assert cached["written_back_pages"] > 0 and cached["zswpin"] > 0

@@ -315,7 +315,8 @@ def test_problems_are_found_before_any_case_runs(tmp_path, monkeypatch, second, 
     """A bad second set stops the run before the first set's cases run."""
     write_folder(tmp_path, hand_set())
     write_folder(tmp_path, second, name="zz.kernel.json")
-    monkeypatch.setattr(fidelity, "Zram", lambda *args, **kwargs: pytest.fail("a case ran"))
+    monkeypatch.setattr(fidelity, "zram_class",
+                        lambda *args, **kwargs: lambda *a, **k: pytest.fail("a case ran"))
     with pytest.raises(FidelityError, match=message):
         run_fidelity(tmp_path)
 
