@@ -343,6 +343,22 @@ def test_reading_a_writer_made_trace_gives_back_what_was_written(tmp_path):
     assert [image for op, _, _, image, _ in events if op == LOAD] == pages[::7]
 
 
+def test_images_decoded_in_chunks_come_back_whole_and_in_order(tmp_path, monkeypatch):
+    """A block's images are decompressed DECODE_CHUNK_BYTES at a time; with
+    chunks of 3 pages, blocks of 1024 images (the writer's) end in a short
+    chunk, and every image still comes back exactly, in order."""
+    monkeypatch.setattr(trace_format, "DECODE_CHUNK_BYTES", 3 * PAGE)
+    rng = np.random.default_rng(6)
+    pages = [rng.integers(0, 256, PAGE, dtype=np.uint8).tobytes() for _ in range(1100)]
+    path = tmp_path / "chunks.trace"
+    with TraceWriter(path) as writer:
+        for i, content in enumerate(pages):
+            writer.store(0, i, content)
+    stored = [image for op, _, _, image, _ in TraceReader(path) if op == STORE]
+    assert len(stored) == 1100 and 1024 % 3 and 76 % 3
+    assert stored == pages
+
+
 def test_a_synth_source_that_is_a_fifo_is_refused_as_such(tmp_path, capsys):
     """Not "no such file": a FIFO exists, and is refused for what it is."""
     fifo = tmp_path / "pages.fifo"

@@ -78,6 +78,9 @@ READ_AHEAD_BLOCKS = 3
 # How the writer cuts blocks: small enough to keep a reader's block cheap.
 WRITER_BLOCK_EVENTS = 8192
 WRITER_BLOCK_IMAGES = 1024
+# Page image bytes a reader decompresses in one call: a writer's whole block
+# of 4 KiB pages.
+DECODE_CHUNK_BYTES = WRITER_BLOCK_IMAGES * PAGE_SIZE
 ZSTD_LEVEL = 3
 
 EVENT_DTYPE = np.dtype([
@@ -678,9 +681,12 @@ def read_exact(f, size, what):
 def _decoded_payload(payload, page_size, counts, at):
     """The new images (one bytes object each), events and release list of a
     block payload that must decompress to exactly what `counts` (n_images,
-    n_events, n_release) make.  The frame is decoded as a stream, a page at
-    a time, so the block is never held twice (payload aside): a frame of
-    zeros that declares 256 MiB costs 256 MiB of images and no more."""
+    n_events, n_release) make.  The frame is decoded as a stream, the images
+    DECODE_CHUNK_BYTES at a time, so the block is never held twice (payload
+    aside): a frame of zeros that declares 256 MiB costs 256 MiB of images
+    and one chunk more.  A chunk is one call that releases the GIL, where a
+    page a time would make the replaying thread hand the GIL back and forth
+    at every page (a replay ten per cent slower)."""
     n_images, n_events, n_release = counts
     size = n_images * page_size + n_events * EVENT_DTYPE.itemsize + n_release * 4
     what = "block payload"
@@ -702,7 +708,11 @@ def _decoded_payload(payload, page_size, counts, at):
                 data += more
             return data
 
-        images = [take(page_size) for _ in range(n_images)]
+        images, chunk_pages = [], max(1, DECODE_CHUNK_BYTES // page_size)
+        for first in range(0, n_images, chunk_pages):
+            chunk = take(min(chunk_pages, n_images - first) * page_size)
+            images += [chunk[start:start + page_size]
+                       for start in range(0, len(chunk), page_size)]
         events = np.frombuffer(take(n_events * EVENT_DTYPE.itemsize), EVENT_DTYPE)
         release = np.frombuffer(take(n_release * 4), "<u4")
         if stream.read(1):
