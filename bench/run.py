@@ -264,11 +264,14 @@ import json, sys
 import zswapsim.replay
 from zswapsim.trace import TraceReader
 caches = []
-class CountedCache(zswapsim.replay.CompressionCache):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        caches.append(self)
-zswapsim.replay.CompressionCache = CountedCache
+def counted(cache_class):
+    class Counted(cache_class):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            caches.append(self)
+    return Counted
+zswapsim.replay.CompressionCache = counted(zswapsim.replay.CompressionCache)
+zswapsim.replay.NativeCompressionCache = counted(zswapsim.replay.NativeCompressionCache)
 mode, args = sys.argv[1], sys.argv[2:]
 result = {}
 if mode == "read":
