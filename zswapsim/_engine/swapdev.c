@@ -36,14 +36,14 @@ static size_t find(const struct slot_map *map, uint64_t key)
 {
 	size_t i = bucket(map, key);
 
-	while (map->values[i] && map->keys[i] != key)
+	while (map->buckets[i].value && map->buckets[i].key != key)
 		i = (i + 1) & (map->cap - 1);
 	return i;
 }
 
 void *slot_map_get(const struct slot_map *map, uint64_t key)
 {
-	return map->cap ? map->values[find(map, key)] : NULL;
+	return map->cap ? map->buckets[find(map, key)].value : NULL;
 }
 
 static int grow(struct slot_map *map)
@@ -51,23 +51,14 @@ static int grow(struct slot_map *map)
 	struct slot_map bigger = { .cap = map->cap ? 2 * map->cap : 64 };
 	size_t i;
 
-	bigger.keys = malloc(bigger.cap * sizeof(*bigger.keys));
-	bigger.values = calloc(bigger.cap, sizeof(*bigger.values));
-	if (!bigger.keys || !bigger.values) {
-		free(bigger.keys);
-		free(bigger.values);
+	bigger.buckets = calloc(bigger.cap, sizeof(*bigger.buckets));
+	if (!bigger.buckets)
 		return ZE_OOM;
-	}
 	for (i = 0; i < map->cap; i++)
-		if (map->values[i]) {
-			size_t j = find(&bigger, map->keys[i]);
-
-			bigger.keys[j] = map->keys[i];
-			bigger.values[j] = map->values[i];
-		}
+		if (map->buckets[i].value)
+			bigger.buckets[find(&bigger, map->buckets[i].key)] = map->buckets[i];
 	bigger.len = map->len;
-	free(map->keys);
-	free(map->values);
+	free(map->buckets);
 	*map = bigger;
 	return 0;
 }
@@ -78,8 +69,8 @@ int slot_map_put(struct slot_map *map, uint64_t key, void *value)
 
 	if (map->cap) {
 		i = find(map, key);
-		if (map->values[i]) {			/* a replacement */
-			map->values[i] = value;
+		if (map->buckets[i].value) {		/* a replacement */
+			map->buckets[i].value = value;
 			return 0;
 		}
 	}
@@ -90,10 +81,9 @@ int slot_map_put(struct slot_map *map, uint64_t key, void *value)
 			return status;
 	}
 	i = find(map, key);
-	if (!map->values[i])
+	if (!map->buckets[i].value)
 		map->len++;
-	map->keys[i] = key;
-	map->values[i] = value;
+	map->buckets[i] = (struct slot_bucket){ key, value };
 	return 0;
 }
 
@@ -102,21 +92,20 @@ static void delete_at(struct slot_map *map, size_t i)
 {
 	size_t mask = map->cap - 1, j = i;
 
-	map->values[i] = NULL;
+	map->buckets[i].value = NULL;
 	map->len--;
 	for (;;) {
 		size_t home;
 
 		j = (j + 1) & mask;
-		if (!map->values[j])
+		if (!map->buckets[j].value)
 			return;
-		home = bucket(map, map->keys[j]);
+		home = bucket(map, map->buckets[j].key);
 		/* the record at j may move to the hole at i unless its home lies
 		 * cyclically in (i, j] */
 		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
-			map->keys[i] = map->keys[j];
-			map->values[i] = map->values[j];
-			map->values[j] = NULL;
+			map->buckets[i] = map->buckets[j];
+			map->buckets[j].value = NULL;
 			i = j;
 		}
 	}
@@ -130,7 +119,7 @@ void *slot_map_del(struct slot_map *map, uint64_t key)
 	if (!map->cap)
 		return NULL;
 	i = find(map, key);
-	value = map->values[i];
+	value = map->buckets[i].value;
 	if (value)
 		delete_at(map, i);
 	return value;
@@ -138,8 +127,7 @@ void *slot_map_del(struct slot_map *map, uint64_t key)
 
 void slot_map_release(struct slot_map *map)
 {
-	free(map->keys);
-	free(map->values);
+	free(map->buckets);
 	*map = (struct slot_map){ 0 };
 }
 
@@ -154,8 +142,8 @@ int slot_map_each_of_type(struct slot_map *map, uint32_t type,
 	size_t i = 0;
 
 	while (i < map->cap) {
-		void *value = map->values[i];
-		uint64_t key = map->keys[i];
+		void *value = map->buckets[i].value;
+		uint64_t key = map->buckets[i].key;
 		int status;
 
 		if (!value || swp_type(key) != type) {
@@ -165,7 +153,7 @@ int slot_map_each_of_type(struct slot_map *map, uint32_t type,
 		status = visit(ctx, key, value);
 		if (status)
 			return status;
-		if (map->values[i] && map->keys[i] == key)	/* kept: move on */
+		if (map->buckets[i].value && map->buckets[i].key == key)	/* kept: move on */
 			i++;
 	}
 	return 0;
@@ -175,17 +163,25 @@ int slot_map_each_of_type(struct slot_map *map, uint32_t type,
  * the page object it was given, so a page swapped out to many slots is kept
  * once -------------------------------------------------------------------------- */
 
+/* Four independent multiply chains over interleaved words, so the CPU runs
+ * them side by side (one chain is bound by the multiply's latency), folded
+ * into one word at the end. */
 static uint64_t page_hash(const uint8_t *page)
 {
-	uint64_t hash = UINT64_C(0x9e3779b97f4a7c15), word;
-	uint32_t i;
+	uint64_t lane[4] = { UINT64_C(0x9e3779b97f4a7c15), UINT64_C(0xbf58476d1ce4e5b9),
+			     UINT64_C(0x94d049bb133111eb), UINT64_C(0x2545f4914f6cdd1d) };
+	uint64_t word, hash = 0;
+	uint32_t i, j;
 
-	for (i = 0; i < PAGE_SIZE; i += 8) {
-		memcpy(&word, page + i, 8);
-		hash = (hash ^ word) * UINT64_C(0x100000001b3);
-		hash ^= hash >> 29;
-	}
-	return hash;
+	for (i = 0; i < PAGE_SIZE; i += 32)
+		for (j = 0; j < 4; j++) {
+			memcpy(&word, page + i + 8 * j, 8);
+			lane[j] = (lane[j] ^ word) * UINT64_C(0x100000001b3);
+			lane[j] ^= lane[j] >> 29;
+		}
+	for (j = 0; j < 4; j++)
+		hash = (hash ^ lane[j]) * UINT64_C(0xff51afd7ed558ccd) + j;
+	return hash ^ hash >> 33;
 }
 
 struct shared_page *page_intern(struct page_store *store, const uint8_t *page)
@@ -237,7 +233,7 @@ void page_store_release(struct page_store *store)
 	size_t i;
 
 	for (i = 0; i < store->by_hash.cap; i++) {
-		struct shared_page *page = store->by_hash.values[i];
+		struct shared_page *page = store->by_hash.buckets[i].value;
 
 		while (page) {
 			struct shared_page *next = page->next;

@@ -26,9 +26,14 @@ static inline uint32_t swp_type(uint64_t entry)
 
 /* -- a hash map: swap entry -> a record (never NULL) --------------------------- */
 
+/* A bucket's key and record side by side: a probe reads one cache line. */
+struct slot_bucket {
+	uint64_t key;
+	void *value;			/* NULL: an empty bucket */
+};
+
 struct slot_map {
-	uint64_t *keys;
-	void **values;			/* NULL: an empty bucket */
+	struct slot_bucket *buckets;
 	size_t cap, len;		/* cap is 0 or a power of two */
 };
 

@@ -349,7 +349,7 @@ uint64_t zram_mark_idle(struct zram *zram, bool all, uint64_t age_ns)
 	size_t i;
 
 	for (i = 0; i < zram->slots.cap; i++) {
-		struct zslot *slot = zram->slots.values[i];
+		struct zslot *slot = zram->slots.buckets[i].value;
 		uint64_t ac_time;
 
 		if (!slot || (zram->cfg.idle_skips_same && slot->info.same))
@@ -412,8 +412,8 @@ void zram_slot_indexes(const struct zram *zram, uint64_t *out)
 	size_t i;
 
 	for (i = 0; i < zram->slots.cap; i++)
-		if (zram->slots.values[i])
-			*out++ = zram->slots.keys[i];
+		if (zram->slots.buckets[i].value)
+			*out++ = zram->slots.buckets[i].key;
 }
 
 uint64_t zram_ram_used_pages(const struct zram *zram)
@@ -475,7 +475,7 @@ void zram_destroy(struct zram *zram)
 
 	zram->cfg.driver->destroy(zram->pool);
 	for (i = 0; i < zram->slots.cap; i++)
-		free(zram->slots.values[i]);
+		free(zram->slots.buckets[i].value);
 	slot_map_release(&zram->slots);
 	memory_release(&zram->memory);
 	free(zram);

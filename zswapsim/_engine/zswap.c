@@ -1287,7 +1287,7 @@ void zswap_destroy(struct zswap *z)
 		if (z->pools[i].pool)
 			z->cfg.driver->destroy(z->pools[i].pool);
 	for (i = 0; i < z->slots.cap; i++) {
-		struct zslot *slot = z->slots.values[i];
+		struct zslot *slot = z->slots.buckets[i].value;
 
 		if (slot) {
 			free(slot->loaded);
