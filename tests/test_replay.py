@@ -10,10 +10,10 @@ from zswapsim import _kcompress, compress
 from zswapsim.cli import main
 from zswapsim.compress import KernelLz4, page_key
 from zswapsim.errors import TraceError
+from zswapsim.engine import ENGINES, zswap_class
 from zswapsim.replay import TIMING_FIELDS, VerifyError, check_conservation, replay
 from zswapsim.trace import LOAD, TraceReader, TraceWriter
 from zswapsim.trace.format import NO_IMAGE
-from zswapsim.zswap import Zswap
 
 SHIPPED = Path(__file__).resolve().parents[1] / "traces" / "python-heap.trace"
 
@@ -105,28 +105,46 @@ def test_verify_catches_a_corrupted_load(scripted_trace, monkeypatch, replay_eng
     assert corrupted == clean and clean["zswpin"] > 0
 
 
-def test_conservation_catches_lost_and_extra_pages():
-    z = Zswap()
-    page = half_random_page(1)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_conservation_catches_lost_corrupted_and_extra_pages(engine):
+    """Three pages live, two stored: the third is lost unless it stayed in
+    RAM; a key that is not the stored page's (so the cache has nothing for
+    it, and the page itself is hashed) is a corruption; a page held but
+    not live breaks the count.  Each engine's first_unheld counts the live
+    pages up to the first it does not hold, in the live dict's order."""
+    z = zswap_class(engine)()
+    page, other = half_random_page(1), half_random_page(4)
     z.store(0, 1, page)
-    with pytest.raises(VerifyError, match="page lost: type 0 offset 2"):
-        check_conservation(z, {0: {1: page_key(page), 2: page_key(page)}}, verify=True)
+    z.store(0, 3, other)
+    live = {0: {1: page_key(page), 2: page_key(page), 3: page_key(other)}}
+    assert z.first_unheld(live, True) == (2, ("lost", 0, 2))
+    with pytest.raises(VerifyError, match="^page lost: type 0 offset 2 is neither"):
+        check_conservation(z, live, verify=True)
+    assert check_conservation(z, live, True, resident={(0, 2): page}) == 3
     with pytest.raises(VerifyError, match="conservation broken"):
         check_conservation(z, {}, verify=True)
-    with pytest.raises(VerifyError, match="page corrupted"):
-        check_conservation(z, {0: {1: page_key(half_random_page(2))}}, verify=True)
-    assert check_conservation(z, {0: {1: page_key(page)}}, verify=True) == 1
+    swapped = {0: {3: page_key(other), 1: page_key(other)}}
+    assert z.first_unheld(swapped, True) == (2, ("corrupted", 0, 1))
+    assert z.first_unheld(swapped, False) == (2, None)
+    with pytest.raises(VerifyError, match="^page corrupted: type 0 offset 1 holds"):
+        check_conservation(z, swapped, verify=True)
+    assert check_conservation(z, {0: {1: page_key(page), 3: page_key(other)}}, verify=True) == 2
 
 
-def test_conservation_catches_bytes_corrupted_in_the_pool():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_conservation_catches_bytes_corrupted_in_the_pool(engine):
     """The stored page is still in the compression cache, so the check
-    compares compressed bytes: one flipped byte in the frame must show."""
-    z = Zswap()
+    compares compressed bytes: one flipped bit in the frame must show."""
+    z = zswap_class(engine)()
     page = half_random_page(3)
     z.store(0, 1, page)
-    entry = z.trees[0][1]
-    frame = z.memory.frames[entry.handle >> 12]
-    frame[(entry.handle & 4095) + 100] ^= 0x40
+    assert check_conservation(z, {0: {1: page_key(page)}}, verify=True) == 1
+    if engine == "native":
+        z._engine._flip_bit(0, 1, 8 * 100 + 6)
+    else:
+        entry = z.trees[0][1]
+        frame = z.memory.frames[entry.handle >> 12]
+        frame[(entry.handle & 4095) + 100] ^= 0x40
     with pytest.raises(VerifyError, match="page corrupted: type 0 offset 1"):
         check_conservation(z, {0: {1: page_key(page)}}, verify=True)
 

@@ -373,18 +373,14 @@ def check_conservation(zswap, live, verify, resident=()):
     in RAM (`resident`: (swap type, offset) pairs) is in the pool or on the
     swap device (with the right bytes when verifying), and zswap holds
     nothing the trace has freed.  Returns the live pages, resident included."""
-    live_pages = 0
-    for swap_type, pages in live.items():
-        for offset, key in pages.items():
-            live_pages += 1
-            if (swap_type, offset) in resident:
-                continue
-            if zswap.where(swap_type, offset) is None:
-                raise VerifyError(f"page lost: type {swap_type} offset {offset} is neither "
-                                  "in the pool nor on the swap device")
-            if verify and not zswap.holds_page(swap_type, offset, key):
-                raise VerifyError(f"page corrupted: type {swap_type} offset {offset} holds "
-                                  "other bytes than were stored")
+    live_pages, unheld = zswap.first_unheld(live, verify, resident)
+    if unheld is not None:
+        kind, swap_type, offset = unheld
+        if kind == "lost":
+            raise VerifyError(f"page lost: type {swap_type} offset {offset} is neither "
+                              "in the pool nor on the swap device")
+        raise VerifyError(f"page corrupted: type {swap_type} offset {offset} holds "
+                          "other bytes than were stored")
     held = zswap.slots_in_use() + len(resident)
     if held != live_pages:
         raise VerifyError(f"conservation broken: {live_pages} live pages but zswap holds "

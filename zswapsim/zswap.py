@@ -191,6 +191,26 @@ LRU_COUNTERS = ("swapcache_hits", "shrink_rotations", "writeback_eexist", "write
                 "writeback_eio")
 
 
+def first_unheld(zswap, live, verify, resident=()):
+    """Over `live` ({swap type: {offset: page_key}}) in its order: (the
+    pages counted, None), or at the first page that did not stay in RAM
+    (`resident`: (swap type, offset) pairs) and is neither in the pool nor
+    on the swap device, or when verifying holds other bytes, (the pages
+    counted up to it, ("lost" or "corrupted", swap type, offset)).  The
+    Python reference of the native engine's Zswap.first_unheld."""
+    counted = 0
+    for swap_type, pages in live.items():
+        for offset, key in pages.items():
+            counted += 1
+            if (swap_type, offset) in resident:
+                continue
+            if zswap.where(swap_type, offset) is None:
+                return counted, ("lost", swap_type, offset)
+            if verify and not zswap.holds_page(swap_type, offset, key):
+                return counted, ("corrupted", swap_type, offset)
+    return counted, None
+
+
 def ordered_counters(zswap, values):
     """counters() of either engine's Zswap from `values`, every counter by
     name: the kernel's (zswap.counter_names) first, then COUNTERS."""
@@ -883,6 +903,9 @@ class Zswap:
                 return data[self.header_len:] == expected
         page = self.peek(swap_type, offset)
         return page is not None and page_key(page) == key
+
+    def first_unheld(self, live, verify, resident=()):
+        return first_unheld(self, live, verify, resident)
 
     def peek(self, swap_type, offset):
         """The page a load would return, without a load's side effects."""

@@ -29,7 +29,7 @@ from .profiles import (CHECK_LIMITS, RECLAIM_ON_STORE, REJECT_AND_SHRINK,
                        REJECT_SHRINK_EACH_TIME, SHRINK_LRU_TO_ACCEPT)
 from .zpool.base import known_pools, pool_driver
 from .compress import NativeCompressionCache
-from .zswap import compression_cache, derived_settings, ordered_counters
+from .zswap import compression_cache, derived_settings, first_unheld, ordered_counters
 
 # zswap.h's enum zswap_limit_rule and enum zswap_shrink_rule
 LIMIT_RULES = {RECLAIM_ON_STORE: 0, REJECT_AND_SHRINK: 1, REJECT_SHRINK_EACH_TIME: 2,
@@ -212,6 +212,12 @@ class NativeZswap:
                 return data == expected
         page = self.peek(swap_type, offset)
         return page is not None and page_key(page) == key
+
+    def first_unheld(self, live, verify, resident=()):
+        """zswap.first_unheld, in C over the compiled cache."""
+        if isinstance(self.compressor, NativeCompressionCache):
+            return self._engine.first_unheld(live, verify, resident)
+        return first_unheld(self, live, verify, resident)
 
     def has_class_stats(self):
         return self.backend == "zsmalloc"

@@ -269,40 +269,128 @@ static PyObject *zo_flip_bit(ZswapObject *self, PyObject *const *args, Py_ssize_
 	Py_RETURN_NONE;
 }
 
-/* holds_page(type, offset, key), as zswap.py's, for a Zswap compressing
- * through the compiled cache: the entry's compressed bytes against the
- * cache's result for `key` while it has one, else the page a load finds. */
-static PyObject *zo_holds_page(ZswapObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* Whether the page a load of (type, offset) finds is the one whose page_key
+ * is `key` (1, 0, or -1 with an exception), as zswap.py's holds_page, for a
+ * Zswap compressing through the compiled cache: the entry's compressed
+ * bytes against the cache's result for `key` while it has one, else the
+ * page a load finds. */
+static int holds(ZswapObject *self, uint32_t type, uint64_t offset, PyObject *key)
 {
 	uint8_t buf[2 * PAGE_SIZE], page[PAGE_SIZE];
-	PyObject *expected, *copy, *key;
-	uint32_t type;
-	uint64_t offset;
+	PyObject *expected, *copy, *found_key;
 	size_t len = 0;
 	int status, found = 0, same;
 
-	if (parse_slot(self, args, nargs, 3, &type, &offset))
-		return NULL;
-	if (!PyObject_TypeCheck(self->compressor, &CompressionCacheType))
-		return PyErr_Format(PyExc_TypeError, "holds_page needs the compiled cache");
-	if ((status = zswap_compressed(self->z, type, offset, buf, &len)))
-		return zswap_failed(status);
-	if (len && (expected = cache_cached(self->compressor, args[2])))
-		return PyBool_FromLong((size_t)PyBytes_GET_SIZE(expected) == len &&
-				       !memcmp(PyBytes_AS_STRING(expected), buf, len));
-	if ((status = zswap_peek(self->z, type, offset, page, &found)))
-		return zswap_failed(status);
+	if ((status = zswap_compressed(self->z, type, offset, buf, &len))) {
+		zswap_failed(status);
+		return -1;
+	}
+	if (len && (expected = cache_cached(self->compressor, key)))
+		return (size_t)PyBytes_GET_SIZE(expected) == len &&
+			!memcmp(PyBytes_AS_STRING(expected), buf, len);
+	if ((status = zswap_peek(self->z, type, offset, page, &found))) {
+		zswap_failed(status);
+		return -1;
+	}
 	if (!found)
-		Py_RETURN_FALSE;
+		return 0;
 	if (!(copy = PyBytes_FromStringAndSize((const char *)page, PAGE_SIZE)))
-		return NULL;
-	key = cache_page_key(self->compressor, copy);
+		return -1;
+	found_key = cache_page_key(self->compressor, copy);
 	Py_DECREF(copy);
-	if (!key)
+	if (!found_key)
+		return -1;
+	same = PyObject_RichCompareBool(found_key, key, Py_EQ);
+	Py_DECREF(found_key);
+	return same;
+}
+
+static int needs_compiled_cache(ZswapObject *self, const char *what)
+{
+	if (PyObject_TypeCheck(self->compressor, &CompressionCacheType))
+		return 0;
+	PyErr_Format(PyExc_TypeError, "%s needs the compiled cache", what);
+	return -1;
+}
+
+/* holds_page(type, offset, key): holds() */
+static PyObject *zo_holds_page(ZswapObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+	uint32_t type;
+	uint64_t offset;
+	int held;
+
+	if (parse_slot(self, args, nargs, 3, &type, &offset) ||
+	    needs_compiled_cache(self, "holds_page"))
 		return NULL;
-	same = PyObject_RichCompareBool(key, args[2], Py_EQ);
+	held = holds(self, type, offset, args[2]);
+	return held < 0 ? NULL : PyBool_FromLong(held);
+}
+
+/* The verdict on one live page for first_unheld: NULL to go on (or, with an
+ * exception set, to stop), else the ("lost" | "corrupted", type, offset). */
+static PyObject *unheld(ZswapObject *self, PyObject *type_obj, PyObject *offset_obj,
+			PyObject *key, int verify)
+{
+	PyObject *slot[2] = { type_obj, offset_obj };
+	uint32_t type;
+	uint64_t offset;
+	int held;
+
+	if (parse_slot(self, slot, 2, 2, &type, &offset))
+		return NULL;
+	if (zswap_where(self->z, type, offset) == WHERE_NONE)
+		return Py_BuildValue("(sOO)", "lost", type_obj, offset_obj);
+	if (!verify)
+		return NULL;
+	Py_INCREF(key);
+	held = holds(self, type, offset, key);
 	Py_DECREF(key);
-	return same < 0 ? NULL : PyBool_FromLong(same);
+	return held ? NULL : Py_BuildValue("(sOO)", "corrupted", type_obj, offset_obj);
+}
+
+/* first_unheld(live, verify, resident): zswap.py's first_unheld over the
+ * live dict ({type: {offset: page_key}}), without a Python call a page. */
+static PyObject *zo_first_unheld(ZswapObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+	PyObject *type_obj, *pages, *offset_obj, *key, *found = NULL;
+	Py_ssize_t type_at = 0, offset_at, counted = 0, residents;
+	int verify;
+
+	if (!ready(self) || needs_compiled_cache(self, "first_unheld"))
+		return NULL;
+	if (nargs != 3)
+		return PyErr_Format(PyExc_TypeError, "expected 3 arguments, got %zd", nargs);
+	if (!PyDict_Check(args[0]))
+		return PyErr_Format(PyExc_TypeError, "live is a dict, not %s",
+				    Py_TYPE(args[0])->tp_name);
+	if ((verify = PyObject_IsTrue(args[1])) < 0 || (residents = PyObject_Size(args[2])) < 0)
+		return NULL;
+	while (!found && PyDict_Next(args[0], &type_at, &type_obj, &pages)) {
+		if (!PyDict_Check(pages))
+			return PyErr_Format(PyExc_TypeError, "live pages are a dict, not %s",
+					    Py_TYPE(pages)->tp_name);
+		offset_at = 0;
+		while (!found && PyDict_Next(pages, &offset_at, &offset_obj, &key)) {
+			counted++;
+			if (residents) {
+				PyObject *slot = PyTuple_Pack(2, type_obj, offset_obj);
+				int in_ram = slot ? PySequence_Contains(args[2], slot) : -1;
+
+				Py_XDECREF(slot);
+				if (in_ram < 0)
+					return NULL;
+				if (in_ram)
+					continue;
+			}
+			found = unheld(self, type_obj, offset_obj, key, verify);
+			if (!found && PyErr_Occurred())
+				return NULL;
+		}
+	}
+	if (!found)
+		return Py_BuildValue("(nO)", counted, Py_None);
+	return Py_BuildValue("(nN)", counted, found);
 }
 
 static PyObject *zo_invalidate_page(ZswapObject *self, PyObject *const *args,
@@ -691,6 +779,8 @@ static PyMethodDef zswap_methods[] = {
 	  "_flip_bit(type, offset, bit): corrupt a pool entry's stored bytes, for tests" },
 	{ "holds_page", (PyCFunction)(void (*)(void))zo_holds_page, METH_FASTCALL,
 	  "holds_page(type, offset, key) through the compiled cache" },
+	{ "first_unheld", (PyCFunction)(void (*)(void))zo_first_unheld, METH_FASTCALL,
+	  "first_unheld(live, verify, resident): zswap.first_unheld through the compiled cache" },
 	{ "counts", (PyCFunction)zo_counts, METH_NOARGS, "every counter by name" },
 	{ "injected", (PyCFunction)zo_injected, METH_NOARGS, NULL },
 	{ "class_stats", (PyCFunction)zo_class_stats, METH_NOARGS, NULL },
