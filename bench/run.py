@@ -328,7 +328,7 @@ def sweeps(runs):
         with engine_for_workers(engine):
             (one, _), (sixteen, _) = side_by_side(
                 runs, lambda: replay(path, ram_pages=4096), lambda: tune_retries(path, **args))
-            parallel = best_of(1, lambda: tune_retries(path, jobs=2, **args))
+            parallel = best_of(runs, lambda: tune_retries(path, jobs=2, **args))
         rows.append({"engine": engine, "configurations": 16, "one_replay_s": round(one, 2),
                      "tune_retries_s": round(sixteen, 2), "ratio": round(sixteen / one, 2),
                      "jobs_2_s": round(parallel, 2),
