@@ -446,6 +446,43 @@ def test_a_page_kept_as_is_holds_its_page(cache_class):
         assert zswap.compressor.cached(compress.page_key(pages[0])) is not None
 
 
+def test_first_unheld_agrees_and_refuses_what_is_not_a_live_map():
+    """The end-of-run walk over the live pages, in both engines on the same
+    stores: a page stored in the pool, one written back to the swap device
+    (6.1 refuses a page that does not compress, so its key is checked
+    against the device's page), one never stored (lost unless resident),
+    one named by another page's key (corrupted), walked in the live dict's
+    order.  What is not a {type: {offset: key}} map is a TypeError or
+    ValueError, not a crash."""
+    pages = [random.Random(0).randbytes(PAGE)]
+    pages += [random.Random(n).randbytes(1500).ljust(PAGE, b"\1") for n in (1, 2)]
+    keys = [compress.page_key(page) for page in pages]
+    zswaps = [cls(kernel="6.1", backend="zbud") for cls in (Zswap, NativeZswap)]
+    for zswap in zswaps:
+        for offset, page in enumerate(pages):
+            zswap.store(0, offset, page)
+        assert [zswap.where(0, n) for n in range(3)] == ["swap", "pool", "pool"]
+    cases = [
+        ({0: {0: keys[0], 1: keys[1], 2: keys[2]}}, True, (), (3, None)),
+        ({0: {2: keys[2], 9: keys[0], 0: keys[0]}}, True, (), (2, ("lost", 0, 9))),
+        ({0: {2: keys[2], 9: keys[0], 0: keys[0]}}, True, {(0, 9): pages[0]}, (3, None)),
+        ({0: {2: keys[2], 0: keys[1]}}, True, (), (2, ("corrupted", 0, 0))),
+        ({0: {1: keys[0], 2: keys[2]}}, True, (), (1, ("corrupted", 0, 1))),
+        ({0: {1: keys[0], 2: keys[2]}}, False, (), (2, None)),
+        ({}, True, (), (0, None)),
+    ]
+    for live, verify, resident, expected in cases:
+        assert [zswap.first_unheld(live, verify, resident) for zswap in zswaps] == \
+            [expected] * 2
+    native = zswaps[1]._engine
+    for live in ([], {0: [1]}, {"0": {1: keys[0]}}, {0: {"1": keys[0]}}, {40: {1: keys[0]}},
+                 {0: {-1: keys[0]}}):
+        with pytest.raises((TypeError, ValueError)):
+            native.first_unheld(live, True, ())
+    with pytest.raises(TypeError):
+        native.first_unheld({0: {1: keys[0]}}, True)
+
+
 @pytest.mark.parametrize("bit", [8 * 8 + 3, 8 * 600])
 def test_the_native_loop_catches_a_corrupted_pool(tmp_path, bit, monkeypatch):
     """The native loop takes a pool entry holding the cache's bytes for the
