@@ -300,3 +300,12 @@ def test_the_soak_run_leaves_the_tracked_results_alone(tmp_path):
     assert tracked.read_bytes() == before
     runs = json.loads((tmp_path / "zswapsim-soak.json").read_text())["runs"]
     assert len(runs) == 8 and all(run["events"] == 2000 for run in runs)
+
+
+@pytest.mark.parametrize("option, value", [("--shrink-step-cost", 10**6 + 1),
+                                           ("--shrink-writeback-cost", -1),
+                                           ("--shrink-delay", 2**32)])
+def test_a_shrink_timing_out_of_range_is_one_line_before_the_replay(option, value):
+    result = run("replay", SHIPPED, "--kernel", "6.12", "--backend", "zsmalloc", option, value)
+    one_error_line(result, f"{option[2:].replace('-', '_')} {value} is outside")
+    assert result.stdout == ""

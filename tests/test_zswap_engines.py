@@ -343,7 +343,7 @@ def test_the_event_loops_agree_where_pages_stay_in_ram(tmp_path):
     python, native = lanes_in_both_engines(path, configs)
     assert native == python
     assert all(lane["verified"] and lane["resident_pages"] > 0 for lane in python)
-    assert all(lane["stored_pages"] > 0 for lane in python)
+    assert all(lane["zswpout"] > 0 for lane in python)     # zswap took pages in every lane
     assert any(lane["injected_swap_write"] > 0 for lane in python)
 
 

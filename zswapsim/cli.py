@@ -36,7 +36,8 @@ from .trace.record import record, shell_status
 from .trace.recording import RecordingReader
 from .trace.recording import accesses as recording_accesses
 from .trace.synth import PATTERNS, parse_mix, parse_phase, synthesize, synthesize_from_accesses
-from .profiles import DEFAULT_ZRAM_KERNEL, PROFILES, ZRAM_PROFILES, ZSWAP_PROFILES, facts_table
+from .profiles import (DEFAULT_ZRAM_KERNEL, PROFILES, SWAP_OUT_TICKS, ZRAM_PROFILES,
+                       ZSWAP_PROFILES, facts_table)
 from .zram_policy import Policy
 from .zram_replay import zram_replay
 from .zram_views import (ZRAMCTL_ALL, ZRAMCTL_DEFAULT, MemUsedTimeline, size_report,
@@ -105,6 +106,18 @@ def cli():
 def _range(name):
     """A setting's range for --help, from the config's declaration."""
     return "{}..{}".format(*RANGES[name])
+
+
+def _shrink_timing_option(name, metavar, text):
+    """An option of the shrink work's timing: `text` with the setting's
+    range in its {}, and each kernel's default, fitted where it has
+    zswap_limited fidelity runs."""
+    defaults = ", ".join(f"{line} {getattr(profile, name)}"
+                         for line, profile in ZSWAP_PROFILES.items())
+    return click.option("--" + name.replace("_", "-"), type=int, default=None,
+                        metavar=metavar,
+                        help=text.format(_range(name)) + "; default: the kernel's, fitted "
+                        f"where it has zswap_limited fidelity runs ({defaults}).")
 
 
 # The options every zswap command shares, with the config's defaults; the
@@ -182,12 +195,13 @@ COMPRESSOR_HELP = ("The --kernel's own lz4, lz4hc, lzo, lzo-rle, zstd, deflate o
 @click.option("--retries", type=int, default=DEFAULT.retries, show_default=True,
               help=RETRIES_HELP)
 @_kernel_option()
-@click.option("--shrink-delay", type=int, default=None, metavar="K",
-              help="Swap-outs the queued shrink work waits for before it runs "
-                   f"({_range('shrink_delay')}); default: the kernel's, fitted where it has "
-                   "zswap_limited fidelity runs (" + ", ".join(
-                       f"{name} {profile.shrink_delay}"
-                       for name, profile in ZSWAP_PROFILES.items()) + ").")
+@_shrink_timing_option("shrink_delay", "K", "Swap-outs the queued shrink work waits for "
+                       "before it starts ({})")
+@_shrink_timing_option("shrink_step_cost", "TICKS", "The shrink worker's time for one pass "
+                       f"of its loop, in 1/{SWAP_OUT_TICKS} of a swap-out ({{}}; 0: no time)")
+@_shrink_timing_option("shrink_writeback_cost", "TICKS", "The shrink worker's time for a "
+                       f"pass that writes a page back, in 1/{SWAP_OUT_TICKS} of a swap-out "
+                       "({})")
 @click.option("--same-filled-pages-enabled/--no-same-filled-pages-enabled", default=None,
               help="Keep same-filled pages outside the pool (the kernel parameter); "
                    "default: as the kernel did (yes, but not in 3.11).")
@@ -212,14 +226,16 @@ COMPRESSOR_HELP = ("The --kernel's own lz4, lz4hc, lzo, lzo-rle, zstd, deflate o
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_max_trace_memory
 def replay_cmd(trace_path, backend, compressor, ram, max_pool_percent,
-               accept_threshold_percent, retries, kernel, shrink_delay,
-               same_filled_pages_enabled, chain_size, classes, as_json, verify, swap_size,
-               fault_alloc, fault_swap_write, fault_evict, fault_seed, quiet):
+               accept_threshold_percent, retries, kernel, shrink_delay, shrink_step_cost,
+               shrink_writeback_cost, same_filled_pages_enabled, chain_size, classes, as_json,
+               verify, swap_size, fault_alloc, fault_swap_write, fault_evict, fault_seed, quiet):
     """Replay TRACE through zswap and print the kernel's counters."""
     config = ZswapConfig(
         backend=backend, compressor=compressor, ram=ram, max_pool_percent=max_pool_percent,
         accept_threshold_percent=accept_threshold_percent, retries=retries, kernel=kernel,
-        shrink_delay=shrink_delay, same_filled_pages_enabled=same_filled_pages_enabled,
+        shrink_delay=shrink_delay, shrink_step_cost=shrink_step_cost,
+        shrink_writeback_cost=shrink_writeback_cost,
+        same_filled_pages_enabled=same_filled_pages_enabled,
         pool_options={"chain_size": chain_size} if chain_size is not None else None,
         swap_size=swap_size, faults=dict(seed=fault_seed, alloc=fault_alloc,
                                          swap_write=fault_swap_write, evict=fault_evict))
@@ -233,7 +249,9 @@ def replay_cmd(trace_path, backend, compressor, ram, max_pool_percent,
     click.echo(f"{result['trace']}: {result['events']} events, backend {backend}, "
                f"compressor {result['compressor']}, kernel {kernel}, "
                f"RAM {result['ram_pages']} pages, max_pool_percent {max_pool_percent}, "
-               f"retries {retries}, shrink delay {config.effective_shrink_delay()}")
+               f"retries {retries}, shrink delay {config.effective('shrink_delay')}, pass "
+               f"{config.effective('shrink_step_cost')}/"
+               f"{config.effective('shrink_writeback_cost')} ticks")
     _table("zswap debugfs", result, reported_counters(ZSWAP_PROFILES[kernel]))
     _table("activity", result, ACTIVITY)
     if "shrink_rotations" in result:                # zswap's own LRU (6.6 on)

@@ -28,8 +28,12 @@ Ranges, from the kernel's own handling:
   most, as any size; the swap device may hold no page at all.
 - Fault rates are probabilities, 0..1.
 - shrink_delay counts swap-outs (stores) between the shrink work's
-  queueing and its run (zswap.py), 0..2^32-1: 0 runs it right after the
-  store that queued it; a delay past a trace's stores runs it at the end.
+  queueing and its start (zswap.py), 0..2^32-1: 0 starts it right after
+  the store that queued it; a delay past a trace's stores runs it at the
+  end.  shrink_step_cost and shrink_writeback_cost are the worker's time
+  for a pass of its loop and for a pass that wrote a page back, in tenths
+  of a swap-out (profiles.SWAP_OUT_TICKS), 0..10^6: 0 takes no time, and
+  10^6 is a pass lasting 100,000 swap-outs, past any pace a kernel had.
 
 Some settings run though the kernel they name never had them: zswap never
 used xvmalloc (zram's allocator in staging), 3.11's zswap was built on zbud
@@ -52,11 +56,16 @@ from .zpool.base import check_pool_options
 MAX_RETRIES = (1 << 32) - 1                 # UINT_MAX
 MAX_PAGES = MAX_SIZE // PAGE_SIZE
 MAX_SHRINK_DELAY = (1 << 32) - 1            # swap-outs: past a trace's stores, its end
+MAX_SHRINK_COST = 10 ** 6                   # ticks of a pass of the shrink work
 
 # Inclusive ranges of the integer settings (None: no value is also allowed).
 RANGES = {"max_pool_percent": (0, 100), "accept_threshold_percent": (0, 100),
           "retries": (0, MAX_RETRIES), "ram_pages": (1, MAX_PAGES),
-          "swap_capacity": (0, MAX_PAGES), "shrink_delay": (0, MAX_SHRINK_DELAY)}
+          "swap_capacity": (0, MAX_PAGES), "shrink_delay": (0, MAX_SHRINK_DELAY),
+          "shrink_step_cost": (0, MAX_SHRINK_COST),
+          "shrink_writeback_cost": (0, MAX_SHRINK_COST)}
+# The settings whose None means the kernel profile's value.
+PROFILE_DEFAULTS = ("shrink_delay", "shrink_step_cost", "shrink_writeback_cost")
 
 DEFAULT_RAM = "4G"
 
@@ -99,8 +108,9 @@ class ZswapConfig:
     max_pool_percent: int = 20
     accept_threshold_percent: int = 90
     retries: int = 8
-    shrink_delay: object = None                 # swap-outs before queued shrink work runs;
-                                                # None: the kernel profile's
+    shrink_delay: object = None                 # swap-outs before queued shrink work starts;
+    shrink_step_cost: object = None             # ticks of a pass of its loop, and of a
+    shrink_writeback_cost: object = None        # pass writing back; None: the kernel's
     kernel: str = DEFAULT_ZSWAP_KERNEL
     same_filled_pages_enabled: object = None    # True / False; None: the kernel's default
     pool_options: dict = field(default_factory=dict, hash=False)
@@ -128,7 +138,7 @@ class ZswapConfig:
             get_compressor(self.compressor, kernel=profile)
         for name, (low, high) in RANGES.items():
             value = getattr(self, name)
-            if value is None and name in ("swap_capacity", "shrink_delay"):
+            if value is None and (name == "swap_capacity" or name in PROFILE_DEFAULTS):
                 continue
             if isinstance(value, bool) or not isinstance(value, Integral):
                 raise ConfigError(f"{name} {value!r} is not an integer")
@@ -176,12 +186,11 @@ class ZswapConfig:
             return self.profile.same_filled_default
         return self.same_filled_pages_enabled
 
-    def effective_shrink_delay(self):
-        """The swap-outs queued shrink work waits for: shrink_delay, or the
-        kernel profile's when that is None."""
-        if self.shrink_delay is None:
-            return self.profile.shrink_delay
-        return self.shrink_delay
+    def effective(self, name):
+        """A setting of PROFILE_DEFAULTS: its value, or the kernel
+        profile's when that is None."""
+        value = getattr(self, name)
+        return getattr(self.profile, name) if value is None else value
 
     def what_if(self):
         """What in these settings no real kernel had, or None."""

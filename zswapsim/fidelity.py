@@ -29,8 +29,9 @@ repeated boots, and the rows are range checks (`check` "range"): a
 counter's difference is 0 inside [min, max] widened by RANGE_SLACK, else
 its distance to the nearer bound.  pool_limit_hit moves the most from boot
 to boot and is reported, not held (`held` false).  The worker's timing is
-the profile's shrink_delay (ZswapConfig); the fit, below, says how it was
-chosen.
+the profile's shrink_delay, shrink_step_cost and shrink_writeback_cost
+(ZswapConfig): when it starts, and how long its passes take while the
+stores go on; the fit, below, says how they were chosen.
 
 The files are data from outside, so reading them is bounded: a file is
 decompressed as a stream and refused once it passes the size it may have
@@ -79,16 +80,24 @@ RANGE_SLACK = 0.02
 SLACK_PAGES = 8
 BYTE_COUNTERS = ("pool_total_size",)
 
-# How each profile's shrink_delay was chosen (the fit): every K in 0..70
-# replayed on the limited runs (kernel sizes), counting the held counters
-# inside their widened ranges.  6.1's held counters do not depend on K (its
-# shrink work is one zpool_shrink, and every store it waits through is
-# refused anyway), so 6.1 stays at 0; 6.12 has no K that holds all 16
-# (K = 9 holds 10, K = 0 holds 8, and the count jumps between neighbouring
-# K: the kernel's worker interleaves with the stores, which one delay
-# cannot copy); 6.18 holds all 8, every counter exactly, at every K from
-# 41 (its worker wrote nothing back).  One K for both 6.12 and 6.18 holds
-# at most 10 of their 24 (K = 9).
+# How each profile's worker timing was chosen (the fit): replayed on the
+# limited runs (kernel sizes), counting the held counters inside their
+# widened ranges.  6.1's held counters do not depend on it (its shrink work
+# is one zpool_shrink, and every store it waits through is refused anyway),
+# so 6.1 stays at 0, 0, 0.  6.12 holds all 16 with the work starting at the
+# next swap-out (K 0), a pass a tenth of a swap-out (1 tick) and a pass
+# that writes back four and a half (45 ticks): on the grid K 0, 1, 2, 4 x
+# pass 0..3 x writeback 30..60 by 5, 43 of the 112 points hold all 16 and
+# none fewer than 9; a worker that runs whole at its start holds at most 10
+# (at K 9: written_back_pages 1.5-2.5 times the kernel's), because the
+# real worker writes back while the stores go on and the pool stays full,
+# refusing, until it is done.  The counts are quantized as the kernel's
+# are: each run ends where a sweep of the LRU ends, and the model's
+# written_back_pages fall on values the kernel's boots gave (194, 313-339,
+# 1,103-1,128, 1,190).  6.18's worker wrote nothing back: at 6.12's pace
+# it holds all 8, every counter exactly, from K 41 on (K 30-40: 4; K 0-20:
+# none), the worker starting too late after each refusal to get past the
+# referenced entries.  One K for both kernels holds at most 20 of 24.
 
 
 def zswap_fields(profile):

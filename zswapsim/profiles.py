@@ -69,6 +69,10 @@ XA_STORE_REPLACES = "the new entry replaces the old (xa_store), no counter"
 REFUSED_UNCOUNTED = "refused, counted nowhere"
 REFUSED_COMPRESS_FAIL = "refused, counted in reject_compress_fail"
 STORED_AS_IS = "stored as-is (a PAGE_SIZE object), counted in stored_incompressible_pages"
+# The shrink worker's clock: a swap-out lasts this many ticks, and the
+# worker's passes cost the profile's shrink_step_cost or
+# shrink_writeback_cost of them (ZswapConfig, zswap.py).
+SWAP_OUT_TICKS = 10
 # huge rule of zram
 HUGE_ABOVE_MAX_ZPAGE = "length > max_zpage_size"
 HUGE_FROM_CLASS_SIZE = "length >= huge_class_size"
@@ -198,10 +202,15 @@ class ZswapProfile(Profile):
     vmstat_counters: tuple = field(**fact(
         "/proc/vmstat events a replay reports (none: the 6.1-era counter set)",
         "ZSWPWB in 6.8; SWPOUT_ZERO and SWPIN_ZERO with the zero map in 6.12"))
-    # Not a rule of the kernel's but when its workqueue ran the shrink work:
-    # the swap-outs between queueing and running it (ZswapConfig.shrink_delay),
-    # fitted to the fidelity runs of the kernels that have them (fidelity.py).
+    # Not rules of the kernel's but when its workqueue ran the shrink work and
+    # how fast: the swap-outs between queueing it and its start
+    # (ZswapConfig.shrink_delay), and the worker's time for one pass of its
+    # loop and for one that wrote a page back, in ticks (SWAP_OUT_TICKS a
+    # swap-out; 0: the whole run takes no time), fitted to the fidelity runs
+    # of the kernels that have them (fidelity.py).
     shrink_delay: int = 0
+    shrink_step_cost: int = 0
+    shrink_writeback_cost: int = 0
     compressor_limits: tuple = field(default=(), **fact(
         "compressors it lacks, or whose bytes zswapsim has only from a later kernel",
         "lib/lz4 became LZ4 v1.7.3 in 4.11 (r90 before); crypto/842.c in software in 4.1; "
@@ -530,6 +539,10 @@ ZSWAP_6_6 = ZswapProfile(
                       "written_back_pages", "duplicate_entry", "pool_total_size",
                       "stored_pages", "same_filled_pages"),
     vmstat_counters=("zswpout", "zswpin", "pswpout", "pswpin"),
+    # 6.6 has no zswap_limited runs to fit: its worker, on the same
+    # workqueue, takes 6.12's time per pass.
+    shrink_step_cost=1,
+    shrink_writeback_cost=45,
 )
 
 ZSWAP_6_12 = ZswapProfile(
@@ -573,9 +586,13 @@ ZSWAP_6_12 = ZswapProfile(
     zswap_header_size=0,                # no zswap_header since 6.5
     debugfs_counters=DEBUGFS_6_12,
     vmstat_counters=VMSTAT_6_12,
-    # The most zswap_limited counters of 6.12 in their kernel ranges: 10 of
-    # 16 (K = 0: 8; no K passes 10).  See the fit in fidelity.py.
-    shrink_delay=9,
+    # The worker starts at the next swap-out and takes a tenth of one for a
+    # pass, four and a half for a pass that writes a page back: every
+    # zswap_limited counter of 6.12 held in its kernel range (16 of 16).
+    # See the fit in fidelity.py.
+    shrink_delay=0,
+    shrink_step_cost=1,
+    shrink_writeback_cost=45,
 )
 
 ZSWAP_6_18 = dataclasses.replace(
@@ -596,8 +613,9 @@ ZSWAP_6_18 = dataclasses.replace(
     # stored_incompressible_pages for length == PAGE_SIZE.
     incompressible=STORED_AS_IS,
     debugfs_counters=DEBUGFS_6_18,
-    # 6.18's limited runs wrote nothing back: from 41 swap-outs on, every
-    # counter of both runs equals the kernel's (K = 0: none in range).
+    # 6.18's limited runs wrote nothing back: with 6.12's pace, a worker
+    # that starts 41 swap-outs after it was queued never gets past the
+    # referenced entries, and every counter of both runs equals the kernel's.
     shrink_delay=41,
 )
 

@@ -77,19 +77,28 @@ exclusive_loads parameter is off) and make their entry the youngest.  A
 pool has 32 zpools and the kernel picks one by hashing the entry's address;
 here by hash_32 of the swap offset, so 6.6's pool sizes are approximate.
 
-When the shrink work runs: the kernel queues it on a workqueue and its
-worker runs when the scheduler gives it the CPU, while the swap-outs go
-on; here that moment is fixed by ZswapConfig.shrink_delay, K: the work
-runs once the next K swap-outs (stores) have been made, before whichever
-operation comes next (and once at the end of a replay, whatever is left of
-K).  Queueing it while it is queued does nothing, as queue_work does.  K = 0
-runs it right after the store that queued it.  Each kernel profile carries
-the K its fidelity runs fit best (0 for the kernels without such runs;
-fidelity.py).
+When the shrink work runs, and how fast: the kernel queues it on a
+workqueue and its worker runs when the scheduler gives it the CPU, while
+the swap-outs go on.  Here the worker has a clock of its own, in ticks, a
+swap-out lasting SWAP_OUT_TICKS (profiles.py) and nothing else taking
+time.  Queued work may start once the next ZswapConfig.shrink_delay (K)
+swap-outs have been made; a run then takes one pass of its loop at a
+time, each at the tick the last one ended: shrink_step_cost ticks for a
+pass, shrink_writeback_cost for one that wrote a page back (6.1's run is
+one pass, one zpool_shrink call).  Before every operation the worker takes
+the passes due by then: the clock stands at the end of the last swap-out.
+So while a run writes back, the stores go on and find the pool full.
+Queueing work already queued does nothing, as queue_work does; work queued
+while a run is under way starts after it.  A replay's end runs whatever is
+left, whatever its delay.  With K = 0 and passes that take no time, the
+work runs whole right after the store that queued it.  Each kernel profile
+carries the timing its fidelity runs fit best (none for the kernels
+without such runs; fidelity.py).
 """
 
 import dataclasses
 import errno
+import math
 import struct
 from collections import OrderedDict
 
@@ -100,8 +109,8 @@ from .errors import ConfigError, Invalid, NoMemory, NoSpace, WriteError
 from .faults import FaultPlan
 from .memory import Memory, same_filled_word
 from .profiles import (CHECK_LIMITS, DEBUGFS_6_1, FRONTSWAP_INVALIDATES, RECLAIM_ON_STORE,
-                       REFUSED_COMPRESS_FAIL, SHRINK_LRU_TO_ACCEPT, STORED_AS_IS, SWAP_ZEROMAP,
-                       ZSWAP_COUNTS_AND_INVALIDATES, ZSWAP_LRU)
+                       REFUSED_COMPRESS_FAIL, SHRINK_LRU_TO_ACCEPT, STORED_AS_IS,
+                       SWAP_OUT_TICKS, SWAP_ZEROMAP, ZSWAP_COUNTS_AND_INVALIDATES, ZSWAP_LRU)
 from .swapdev import SwapDevice
 from .zpool import create_pool
 
@@ -176,7 +185,9 @@ def derived_settings(config, totalram):
         store_as_is=profile.incompressible == STORED_AS_IS,
         count_compress_fail=profile.incompressible == REFUSED_COMPRESS_FAIL,
         counter_names=reported_counters(profile),
-        shrink_delay=config.effective_shrink_delay())
+        shrink_delay=config.effective("shrink_delay"),
+        shrink_step_cost=config.effective("shrink_step_cost"),
+        shrink_writeback_cost=config.effective("shrink_writeback_cost"))
 
 
 # counters() beyond the kernel's, in order; the zswap-LRU kernels add LRU_COUNTERS.
@@ -269,8 +280,12 @@ class Zswap:
         self.pool = None            # the one pool, unless the kernel has one per swap type
         self.swapcache = {}         # swap type -> offsets whose page is in the swap cache
         self.pool_reached_full = False
-        self.shrink_pending = False     # the shrink work is queued
-        self.stores_before_shrink = 0   # swap-outs still to come before it runs
+        self.shrink_pending = False     # the shrink work is queued, not started
+        self.shrink_start = 0           # the tick from which the queued work may start
+        self.shrink_running = False     # a run of the shrink work is under way
+        self.shrink_failures = 0        # that run's failures and its walk's attempts
+        self.shrink_attempts = 0
+        self.worker_clock = 0           # the tick at which the worker takes its next step
         self.last_pool_pages = 0    # 3.11's zswap_pool_pages: the last tree's pool
         self.compressed_bytes = 0   # sum of entry lengths now in the pools
         self.peak_pool_pages = 0
@@ -375,81 +390,97 @@ class Zswap:
         return ret
 
     def _queue_shrink_work(self):
-        """queue_work(shrink_wq, ...): the work runs once shrink_delay more
-        swap-outs have been made; queueing work already queued does nothing."""
+        """queue_work(shrink_wq, ...): the work may start once shrink_delay
+        more swap-outs have been made (the first tick after them); queueing
+        work already queued does nothing, and work queued while a run is
+        under way starts when that run has ended."""
         if not self.shrink_pending:
             self.shrink_pending = True
-            self.stores_before_shrink = self.shrink_delay
+            self.shrink_start = (self.stores + self.shrink_delay) * SWAP_OUT_TICKS
 
-    def _run_due_work(self, swap_out=False):
-        """Every operation calls this first: the queued shrink work runs
-        when no swap-out it waits for is left, and a swap-out (`swap_out`)
-        it still waits for counts one down instead."""
-        if not self.stores_before_shrink:
-            self.run_pending_work()
-        elif swap_out:
-            self.stores_before_shrink -= 1
+    def _run_due_work(self, now):
+        """The worker catches up with the swap-outs: every step it takes at
+        a tick up to `now` is taken, in order, before the operation that
+        calls this (every operation does, while work is queued or under way)."""
+        while True:
+            if not self.shrink_running:
+                if not self.shrink_pending or self.shrink_start > now:
+                    return
+                self.shrink_pending = False
+                self.shrink_running = True
+                self.shrink_failures = self.shrink_attempts = 0
+                self.shrink_runs += 1
+                self.worker_clock = max(self.worker_clock, self.shrink_start)
+            if self.worker_clock > now:
+                return
+            written_back = self.written_back_pages
+            self._shrink_step()
+            self.worker_clock += self.shrink_writeback_cost \
+                if self.written_back_pages > written_back else self.shrink_step_cost
 
     def run_pending_work(self):
-        """The shrink worker, as the workqueue runs it: now, if it is queued
-        (_run_due_work decides when during a replay; a replay's end runs it
-        whatever is left of its delay)."""
-        if not self.shrink_pending:
-            return
-        self.shrink_pending = False
-        self.stores_before_shrink = 0
-        self.shrink_runs += 1
+        """The shrink work, run now to its end: the run under way and any
+        queued one, whatever is left of its delay (a replay's end; during
+        a replay _run_due_work decides when each step is taken)."""
+        self._run_due_work(math.inf)
+
+    def _end_run(self):
+        self.shrink_running = False
+
+    def _shrink_step(self):
+        """One pass of the shrink work's loop; the pass that leaves the loop
+        ends the run.  6.1's work is one zpool_shrink call."""
         if self.profile.shrink_rule == SHRINK_LRU_TO_ACCEPT:
-            self._shrink_worker()
+            self._shrink_worker_step()
         elif self.zswap_lru:
-            self._shrink_worker_6_6()
-        elif self._reclaim(self.pools[None]) < 0:
-            self.reject_reclaim_fail += 1
+            self._shrink_worker_6_6_step()
+        else:
+            if self._reclaim(self.pools[None]) < 0:
+                self.reject_reclaim_fail += 1
+            self._end_run()
 
-    def _shrink_worker(self):
-        """shrink_worker (6.12): round-robin over the memory cgroups, here the
-        one holding every entry, so the cursor alternates between it and
-        the end of the walk (NULL); one entry per step while the pool is
-        above the accept threshold, until MAX_RECLAIM_RETRIES failures."""
-        failures = attempts = 0
+    def _shrink_worker_step(self):
+        """A pass of shrink_worker (6.12): round-robin over the memory
+        cgroups, here the one holding every entry, so the cursor alternates
+        between it and the end of the walk (NULL); one entry per pass while
+        the pool is above the accept threshold, until MAX_RECLAIM_RETRIES
+        failures."""
         limit = self.profile.shrink_failures_max
-        while True:
-            self.cursor_on_memcg = not self.cursor_on_memcg
-            if not self.cursor_on_memcg:                # a walk ended
-                if not attempts:
-                    failures += 1
-                    if failures == limit:
-                        return
-                attempts = 0
-            else:
-                ret = self._shrink_memcg()
-                if ret != -errno.ENOENT:
-                    attempts += 1
-                    if ret:
-                        failures += 1
-                        if failures == limit:
-                            return
-            if self.pool_pages() <= self.accept_pages:
-                return
+        self.cursor_on_memcg = not self.cursor_on_memcg
+        if not self.cursor_on_memcg:                    # a walk ended
+            if not self.shrink_attempts:
+                self.shrink_failures += 1
+                if self.shrink_failures == limit:
+                    return self._end_run()
+            self.shrink_attempts = 0
+        else:
+            ret = self._shrink_memcg()
+            if ret != -errno.ENOENT:
+                self.shrink_attempts += 1
+                if ret:
+                    self.shrink_failures += 1
+                    if self.shrink_failures == limit:
+                        return self._end_run()
+        if self.pool_pages() <= self.accept_pages:
+            self._end_run()
 
-    def _shrink_worker_6_6(self):
-        """shrink_worker (6.6): zswap_reclaim_entry until zswap_can_accept;
-        each failure counts reject_reclaim_fail and puts the entry back at
-        the young end; an empty LRU ends the work, as do 16 failures."""
-        failures = 0
-        while True:
-            if not self.lru:                        # -EINVAL
-                self.reject_reclaim_fail += 1
-                return
-            key = next(iter(self.lru))
-            if self._writeback_lru_entry(key, self.lru[key]):
-                self.lru.move_to_end(key)           # list_move to the head
-                self.reject_reclaim_fail += 1
-                failures += 1
-                if failures == self.profile.shrink_failures_max:
-                    return
-            if self.accept_pages > self.pool_pages():   # zswap_can_accept()
-                return
+    def _shrink_worker_6_6_step(self):
+        """A pass of shrink_worker (6.6): one zswap_reclaim_entry; a failure
+        counts reject_reclaim_fail and puts the entry back at the young end;
+        an empty LRU ends the work, as do 16 failures, as does the pool
+        passing zswap_can_accept."""
+        if not self.lru:                            # -EINVAL
+            self.reject_reclaim_fail += 1
+            return self._end_run()
+        key = next(iter(self.lru))
+        if self._writeback_lru_entry(key, self.lru[key]):
+            self.lru.move_to_end(key)               # list_move to the head
+            self.reject_reclaim_fail += 1
+            self.shrink_failures += 1
+            if self.shrink_failures == self.profile.shrink_failures_max:
+                return self._end_run()
+        if self.accept_pages > self.pool_pages():   # zswap_can_accept()
+            self._end_run()
 
     def _writeback_lru_entry(self, key, entry):
         """zswap_writeback_entry for an LRU entry, a fault plan drawing first."""
@@ -528,8 +559,8 @@ class Zswap:
         swap slot, or the device write failed).  `key` and `ahead`, when the
         caller has them, are the page's page_key and its compression made
         ahead, for the compression cache (CompressionCache.compress)."""
-        if self.shrink_pending:
-            self._run_due_work(swap_out=True)
+        if self.shrink_pending or self.shrink_running:
+            self._run_due_work(self.stores * SWAP_OUT_TICKS)
         self.stores += 1
         self._leave_swapcache(swap_type, offset)
         tree = self.trees.get(swap_type)
@@ -740,8 +771,8 @@ class Zswap:
     def load(self, swap_type, offset):
         """Swap a page in: from zswap on a hit, else from the swap device;
         None when nothing was ever stored at the offset."""
-        if self.shrink_pending:
-            self._run_due_work()
+        if self.shrink_pending or self.shrink_running:
+            self._run_due_work(self.stores * SWAP_OUT_TICKS)
         self.loads += 1
         tree = self.trees.get(swap_type)
         entry = tree.get(offset) if tree else None
@@ -796,8 +827,8 @@ class Zswap:
 
     def invalidate_page(self, swap_type, offset):
         """The swap slot was freed: drop every copy of the page."""
-        if self.shrink_pending:
-            self._run_due_work()
+        if self.shrink_pending or self.shrink_running:
+            self._run_due_work(self.stores * SWAP_OUT_TICKS)
         self.invalidates += 1
         self._drop(swap_type, offset)
         self.swapdev.discard(swap_type, offset)
@@ -808,8 +839,8 @@ class Zswap:
 
     def invalidate_area(self, swap_type):
         """swapoff: drop everything stored for the swap type."""
-        if self.shrink_pending:
-            self._run_due_work()
+        if self.shrink_pending or self.shrink_running:
+            self._run_due_work(self.stores * SWAP_OUT_TICKS)
         for offset, entry in self.trees.pop(swap_type, {}).items():
             self._free_entry(swap_type, offset, entry)
         self.swapdev.discard_area(swap_type)

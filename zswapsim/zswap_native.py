@@ -26,7 +26,7 @@ from .config import ZswapConfig
 from .errors import ConfigError
 from .faults import FaultPlan
 from .profiles import (CHECK_LIMITS, RECLAIM_ON_STORE, REJECT_AND_SHRINK,
-                       REJECT_SHRINK_EACH_TIME, SHRINK_LRU_TO_ACCEPT)
+                       REJECT_SHRINK_EACH_TIME, SHRINK_LRU_TO_ACCEPT, SWAP_OUT_TICKS)
 from .zpool.base import known_pools, pool_driver
 from .compress import NativeCompressionCache
 from .zswap import compression_cache, derived_settings, first_unheld, ordered_counters
@@ -36,7 +36,8 @@ LIMIT_RULES = {RECLAIM_ON_STORE: 0, REJECT_AND_SHRINK: 1, REJECT_SHRINK_EACH_TIM
                CHECK_LIMITS: 3}
 SHRINK_RECLAIM_PAGE, SHRINK_LRU_UNTIL_ACCEPT, SHRINK_LRU_SECOND_CHANCE = range(3)
 # The engine's settings that are derived_settings' own, under the same names.
-DERIVED = ("limit_pages", "accept_pages", "retries", "shrink_delay", "header_len",
+DERIVED = ("limit_pages", "accept_pages", "retries", "shrink_delay", "shrink_step_cost",
+           "shrink_writeback_cost", "header_len",
            "compress_buffer", "zswap_lru", "zero_map", "evictable", "invalidate_duplicates",
            "counts_invalidated_duplicates", "store_as_is", "count_compress_fail")
 # struct zpool_options: every option a compiled pool may take
@@ -125,7 +126,7 @@ class NativeZswap:
         params.update(
             _pool_options(backend, self.pool_options), backend=backend,
             ram_pages=config.ram_pages, swap_capacity=config.swap_capacity,
-            same_filled=self.same_filled_pages_enabled,
+            swap_out_ticks=SWAP_OUT_TICKS, same_filled=self.same_filled_pages_enabled,
             limit_rule=LIMIT_RULES[profile.limit_rule],
             shrink_rule=SHRINK_LRU_SECOND_CHANCE if profile.shrink_rule == SHRINK_LRU_TO_ACCEPT
             else SHRINK_LRU_UNTIL_ACCEPT if self.zswap_lru else SHRINK_RECLAIM_PAGE,
@@ -188,8 +189,13 @@ class NativeZswap:
 
     @property
     def shrink_pending(self):
-        """Whether the shrink work is queued."""
+        """Whether the shrink work is queued, not started."""
         return bool(self._engine.counts()["shrink_pending"])
+
+    @property
+    def shrink_running(self):
+        """Whether a run of the shrink work is under way."""
+        return bool(self._engine.counts()["shrink_running"])
 
     @property
     def pool_reached_full(self):

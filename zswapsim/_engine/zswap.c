@@ -2,8 +2,9 @@
  * zswap.c - the compiled twin of zswapsim/zswap.py (which says what each
  * kernel does, from mm/zswap.c and mm/frontswap.c of 3.11, 6.1, 6.3, 6.6,
  * 6.12 and 6.18): store, load, invalidate_page, invalidate_area and
- * evict_loaded on (swap type, offset), the shrink work queued and run
- * shrink_delay swap-outs later, the limit and its hysteresis, same-filled
+ * evict_loaded on (swap type, offset), the shrink work queued, started
+ * shrink_delay swap-outs later and paced against the swap-outs on the
+ * worker's clock (swap_out_ticks a swap-out), the limit and its hysteresis, same-filled
  * pages, the zero map, exclusive loads, zswap's entry LRU with its second
  * chance, 6.6's 32 zpools picked by hash_32 of the offset, 3.11's pool per
  * swap type, and zswap_writeback_entry as the pools' evict callback, which
@@ -61,8 +62,13 @@ struct zswap {
 	struct link lru;
 	bool busy;			/* an operation on busy_key is under way */
 	uint64_t busy_key;
-	bool pool_reached_full, shrink_pending, cursor_on_memcg;
-	uint64_t stores_before_shrink, last_pool_pages;
+	bool pool_reached_full, cursor_on_memcg;
+	bool shrink_pending;		/* the shrink work is queued, not started */
+	bool shrink_running;		/* a run of it is under way */
+	uint32_t shrink_failures, shrink_attempts;	/* that run's loop counters */
+	uint64_t shrink_start;		/* the tick from which the queued work may start */
+	uint64_t worker_clock;		/* the tick of the worker's next pass */
+	uint64_t last_pool_pages;
 	struct zswap_counts c;		/* the own counters; the derived ones are computed */
 	uint8_t object[2 * PAGE_SIZE];	/* an object's bytes on their way in or out */
 	uint8_t spare[PAGE_SIZE];	/* evict_loaded's page */
@@ -376,11 +382,12 @@ static int write_object(struct zswap *z, uint32_t index, uint64_t handle, uint64
 
 /* -- the shrink work ---------------------------------------------------------------- */
 
+/* _queue_shrink_work: it may start once shrink_delay more swap-outs are made */
 static void queue_shrink_work(struct zswap *z)
 {
 	if (!z->shrink_pending) {
 		z->shrink_pending = true;
-		z->stores_before_shrink = z->cfg.shrink_delay;
+		z->shrink_start = (z->c.stores + z->cfg.shrink_delay) * z->cfg.swap_out_ticks;
 	}
 }
 
@@ -448,92 +455,130 @@ static int shrink_memcg(struct zswap *z, int *ret)
 	return 0;
 }
 
-/* _shrink_worker (6.12) */
-static int shrink_worker(struct zswap *z)
+static void end_run(struct zswap *z)
 {
-	uint32_t failures = 0, attempts = 0, limit = z->cfg.shrink_failures_max;
-
-	for (;;) {
-		z->cursor_on_memcg = !z->cursor_on_memcg;
-		if (!z->cursor_on_memcg) {		/* a walk ended */
-			if (!attempts && ++failures == limit)
-				return 0;
-			attempts = 0;
-		} else {
-			int ret, status = shrink_memcg(z, &ret);
-
-			if (status)
-				return status;
-			if (ret != -ENOENT) {
-				attempts++;
-				if (ret && ++failures == limit)
-					return 0;
-			}
-		}
-		if (zswap_pool_pages(z) <= z->cfg.accept_pages)
-			return 0;
-	}
+	z->shrink_running = false;
 }
 
-/* _shrink_worker_6_6 */
-static int shrink_worker_6_6(struct zswap *z)
+/* _shrink_worker_step: a pass of shrink_worker (6.12) */
+static int shrink_worker_step(struct zswap *z)
 {
-	uint32_t failures = 0;
+	uint32_t limit = z->cfg.shrink_failures_max;
 
-	for (;;) {
-		struct zslot *slot;
-		int ret, status;
-
-		if (link_empty(&z->lru)) {		/* -EINVAL */
-			z->c.reject_reclaim_fail++;
+	z->cursor_on_memcg = !z->cursor_on_memcg;
+	if (!z->cursor_on_memcg) {			/* a walk ended */
+		if (!z->shrink_attempts && ++z->shrink_failures == limit) {
+			end_run(z);
 			return 0;
 		}
-		slot = lru_oldest(z);
-		status = writeback_lru_entry(z, slot, &ret);
+		z->shrink_attempts = 0;
+	} else {
+		int ret, status = shrink_memcg(z, &ret);
+
 		if (status)
 			return status;
-		if (ret) {
-			lru_to_young_end(z, slot);
-			z->c.reject_reclaim_fail++;
-			if (++failures == z->cfg.shrink_failures_max)
+		if (ret != -ENOENT) {
+			z->shrink_attempts++;
+			if (ret && ++z->shrink_failures == limit) {
+				end_run(z);
 				return 0;
+			}
 		}
-		if (z->cfg.accept_pages > zswap_pool_pages(z))
-			return 0;
 	}
+	if (zswap_pool_pages(z) <= z->cfg.accept_pages)
+		end_run(z);
+	return 0;
 }
 
-int zswap_run_pending_work(struct zswap *z)
+/* _shrink_worker_6_6_step: a pass of shrink_worker (6.6) */
+static int shrink_worker_6_6_step(struct zswap *z)
+{
+	struct zslot *slot;
+	int ret, status;
+
+	if (link_empty(&z->lru)) {			/* -EINVAL */
+		z->c.reject_reclaim_fail++;
+		end_run(z);
+		return 0;
+	}
+	slot = lru_oldest(z);
+	status = writeback_lru_entry(z, slot, &ret);
+	if (status)
+		return status;
+	if (ret) {
+		lru_to_young_end(z, slot);
+		z->c.reject_reclaim_fail++;
+		if (++z->shrink_failures == z->cfg.shrink_failures_max) {
+			end_run(z);
+			return 0;
+		}
+	}
+	if (z->cfg.accept_pages > zswap_pool_pages(z))
+		end_run(z);
+	return 0;
+}
+
+/* _shrink_step: one pass; 6.1's work is one zpool_shrink call */
+static int shrink_step(struct zswap *z)
 {
 	int ret, status;
 
-	if (!z->shrink_pending)
-		return 0;
-	z->shrink_pending = false;
-	z->stores_before_shrink = 0;
-	z->c.shrink_runs++;
 	switch (z->cfg.shrink_rule) {
 	case SHRINK_LRU_SECOND_CHANCE:
-		return shrink_worker(z);
+		return shrink_worker_step(z);
 	case SHRINK_LRU_UNTIL_ACCEPT:
-		return shrink_worker_6_6(z);
+		return shrink_worker_6_6_step(z);
 	case SHRINK_RECLAIM_PAGE:
 		break;
 	}
 	status = reclaim(z, 0, &ret);
 	if (!status && ret < 0)
 		z->c.reject_reclaim_fail++;
+	end_run(z);
 	return status;
 }
 
-/* _run_due_work: called first by every operation while work is queued */
-static int run_due_work(struct zswap *z, bool swap_out)
+/* _run_due_work: every pass the worker takes at a tick up to `now` */
+static int run_due_work(struct zswap *z, uint64_t now)
 {
-	if (!z->stores_before_shrink)
-		return zswap_run_pending_work(z);
-	if (swap_out)
-		z->stores_before_shrink--;
-	return 0;
+	for (;;) {
+		uint64_t written_back;
+		int status;
+
+		if (!z->shrink_running) {
+			if (!z->shrink_pending || z->shrink_start > now)
+				return 0;
+			z->shrink_pending = false;
+			z->shrink_running = true;
+			z->shrink_failures = z->shrink_attempts = 0;
+			z->c.shrink_runs++;
+			if (z->worker_clock < z->shrink_start)
+				z->worker_clock = z->shrink_start;
+		}
+		if (z->worker_clock > now)
+			return 0;
+		written_back = z->c.written_back_pages;
+		status = shrink_step(z);
+		if (status)
+			return status;
+		z->worker_clock += z->c.written_back_pages > written_back ?
+			z->cfg.shrink_writeback_cost : z->cfg.shrink_step_cost;
+	}
+}
+
+static bool work_due(const struct zswap *z)
+{
+	return z->shrink_pending || z->shrink_running;
+}
+
+static uint64_t swap_out_clock(const struct zswap *z)
+{
+	return z->c.stores * z->cfg.swap_out_ticks;
+}
+
+int zswap_run_pending_work(struct zswap *z)
+{
+	return run_due_work(z, UINT64_MAX);
 }
 
 /* -- writeback: the pools' evict callback ----------------------------------------- */
@@ -876,8 +921,8 @@ static int store(struct zswap *z, uint32_t type, uint64_t offset, const uint8_t 
 	bool ok;
 	int status;
 
-	if (z->shrink_pending) {
-		status = run_due_work(z, true);
+	if (work_due(z)) {
+		status = run_due_work(z, swap_out_clock(z));
 		if (status)
 			return status;
 	}
@@ -951,8 +996,8 @@ static int load(struct zswap *z, uint32_t type, uint64_t offset, uint8_t *page, 
 	struct zslot *slot;
 	int status;
 
-	if (z->shrink_pending) {
-		status = run_due_work(z, false);
+	if (work_due(z)) {
+		status = run_due_work(z, swap_out_clock(z));
 		if (status)
 			return status;
 	}
@@ -1030,8 +1075,8 @@ int zswap_invalidate_page(struct zswap *z, uint32_t type, uint64_t offset)
 	int status = 0;
 
 	begin(z, key);
-	if (z->shrink_pending)
-		status = run_due_work(z, false);
+	if (work_due(z))
+		status = run_due_work(z, swap_out_clock(z));
 	if (status)
 		return end(z, key, status);
 	z->c.invalidates++;
@@ -1068,8 +1113,8 @@ int zswap_invalidate_area(struct zswap *z, uint32_t type)
 	struct link *tree = &z->trees[type];
 	int status;
 
-	if (z->shrink_pending) {
-		status = run_due_work(z, false);
+	if (work_due(z)) {
+		status = run_due_work(z, swap_out_clock(z));
 		if (status)
 			return status;
 	}
@@ -1197,6 +1242,7 @@ void zswap_counts(const struct zswap *z, struct zswap_counts *out)
 	out->ram_peak_pages = z->memory.peak_pages;
 	out->ram_free_pages = memory_free_pages(&z->memory);
 	out->shrink_pending = z->shrink_pending;
+	out->shrink_running = z->shrink_running;
 	out->pool_reached_full = z->pool_reached_full;
 }
 

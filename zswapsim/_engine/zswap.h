@@ -42,7 +42,9 @@ struct zswap_config {
 	uint64_t swap_capacity;
 	uint64_t limit_pages, accept_pages;
 	long long retries;
-	uint64_t shrink_delay;
+	uint64_t shrink_delay;		/* swap-outs before queued work starts */
+	uint64_t swap_out_ticks;	/* the worker's clock: ticks a swap-out lasts */
+	uint64_t shrink_step_cost, shrink_writeback_cost;	/* ticks of a pass */
 	enum zswap_limit_rule limit_rule;
 	enum zswap_shrink_rule shrink_rule;
 	bool zswap_lru;			/* zswap's own entry LRU: 6.6 on */
@@ -91,7 +93,7 @@ enum zswap_where { WHERE_NONE, WHERE_POOL, WHERE_SWAP, WHERE_ZERO_MAP, WHERE_RAM
 	X(evict_eexist) X(evict_enomem) X(evict_eio) X(swap_writes)		\
 	X(swap_reads) X(swap_discards) X(swap_used_slots) X(slots_in_use)	\
 	X(ram_used_pages) X(ram_peak_pages) X(ram_free_pages)			\
-	X(shrink_pending) X(pool_reached_full)
+	X(shrink_pending) X(shrink_running) X(pool_reached_full)
 
 struct zswap_counts {
 #define ZSWAP_FIELD(name) uint64_t name;

@@ -606,7 +606,11 @@ static int parse_config(PyObject *params, struct zswap_config *cfg)
 	    param_u64(params, "limit_pages", UINT64_MAX, &cfg->limit_pages) ||
 	    param_u64(params, "accept_pages", UINT64_MAX, &cfg->accept_pages) ||
 	    param_u64(params, "retries", INT64_MAX, &v[2]) ||
-	    param_u64(params, "shrink_delay", UINT64_MAX, &cfg->shrink_delay) ||
+	    param_u64(params, "shrink_delay", UINT32_MAX, &cfg->shrink_delay) ||
+	    param_u64(params, "swap_out_ticks", 1000, &cfg->swap_out_ticks) ||
+	    param_u64(params, "shrink_step_cost", UINT32_MAX, &cfg->shrink_step_cost) ||
+	    param_u64(params, "shrink_writeback_cost", UINT32_MAX,
+		      &cfg->shrink_writeback_cost) ||
 	    param_u64(params, "limit_rule", LIMIT_CHECK_LIMITS, &v[3]) ||
 	    param_u64(params, "shrink_rule", SHRINK_LRU_SECOND_CHANCE, &v[4]) ||
 	    param_u64(params, "header_len", 8, &v[5]) ||
