@@ -131,6 +131,8 @@ def test_a_long_random_run_agrees():
     for case_number, (kernel, backend) in enumerate(CASES):
         config = ZswapConfig(kernel=kernel, backend=backend, ram_pages=200,
                              max_pool_percent=10, shrink_delay=case_number % 3,
+                             shrink_step_cost=case_number % 4,
+                             shrink_writeback_cost=case_number % 5 * 11,
                              faults={"seed": case_number, "evict": 0.1, "swap_write": 0.05})
         engines = (Zswap(config), NativeZswap(config))
         rng = random.Random(case_number)
@@ -178,18 +180,21 @@ class Engines(RuleBasedStateMachine):
                 percent=st.sampled_from([5, 10, 20, 50, 100]),
                 accept=st.sampled_from([50, 90, 100]),
                 shrink_delay=st.sampled_from([None, 0, 1, 5]),
+                pace=st.sampled_from([(None, None), (0, 0), (3, 7), (0, 25)]),
                 retries=st.sampled_from([0, 1, 8, 2**32 - 1]),
                 capacity=st.sampled_from([None, 6, 30]),
                 faults=st.sampled_from([None, {"seed": 5, "evict": 0.3},
                                         {"seed": 2**40 + 3, "alloc": 0.1, "swap_write": 0.1,
                                          "evict": 0.1}]))
-    def start(self, case, ram, percent, accept, shrink_delay, retries, capacity, faults):
+    def start(self, case, ram, percent, accept, shrink_delay, pace, retries, capacity,
+              faults):
         kernel, backend = case
         if faults and faults.get("evict") and retries > 8:
             retries = 8         # evict faults make every try differ: all would run
         config = ZswapConfig(kernel=kernel, backend=backend, ram_pages=ram,
                              max_pool_percent=percent, accept_threshold_percent=accept,
-                             shrink_delay=shrink_delay, retries=retries,
+                             shrink_delay=shrink_delay, shrink_step_cost=pace[0],
+                             shrink_writeback_cost=pace[1], retries=retries,
                              swap_capacity=capacity, faults=faults)
         self.engines = (Zswap(config), NativeZswap(config))
         self.touched = set()
