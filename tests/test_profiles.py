@@ -171,8 +171,12 @@ def test_kernels_lists_what_differs_and_where_it_changed(capsys):
                             "debugfs_counters", "reclaim_retries_site", "lru_owner",
                             "exclusive_loads", "zswap_header_size", "reclaim_retries",
                             "incompressible", "second_chance", "shrink_failures_max",
-                            "zpools_per_pool", "vmstat_counters", "compressor_limits"}
+                            "zpools_per_pool", "vmstat_counters", "compressor_limits",
+                            "shrink_delay", "shrink_step_cost", "shrink_writeback_cost"}
     assert zswap["same"] == {}
+    # the worker's timing is listed as fitted, not as a kernel rule
+    assert all(differs[name]["changed"].startswith("no kernel rule")
+               for name in ("shrink_delay", "shrink_step_cost", "shrink_writeback_cost"))
     # lzo-rle 5.1, crypto zstd 4.17, software crypto 842 4.1, lib/lz4 v1.7.3 4.11
     limits = differs["compressor_limits"]["values"]
     assert {name: entry["status"] for name, entry in limits["3.11"].items()} == {

@@ -93,10 +93,11 @@ BYTE_COUNTERS = ("pool_total_size",)
 # real worker writes back while the stores go on and the pool stays full,
 # refusing, until it is done.  The counts move in steps, as the kernel's
 # do (a run ends where a sweep of the LRU ends): two of the model's four
-# written_back_pages equal a real boot's (194 and 1,190).  6.18's worker wrote nothing back: at 6.12's pace
-# it holds all 8, every counter exactly, from K 41 on (K 30-40: 4; K 0-20:
-# none), the worker starting too late after each refusal to get past the
-# referenced entries.  One K for both kernels holds at most 20 of 24.
+# written_back_pages equal a real boot's (194 and 1,190).  6.18's worker
+# wrote nothing back: at 6.12's pace it holds all 8, every counter
+# exactly, from K 41 on (K 30-40: 4; K 0-20: none), the worker starting
+# too late after each refusal to get past the referenced entries; 6.12's
+# K 0 would hold none of them.
 
 
 def zswap_fields(profile):

@@ -81,6 +81,10 @@ CRYPTO_API = "the crypto API (zcomp over crypto_comp)"
 ZRAM_BACKENDS = "zram's own backends (drivers/block/zram/backend_*.c)"
 
 
+# The source of the facts that are not the kernel's but the workqueue's timing.
+FITTED = "no kernel rule: fitted to the zswap_limited runs of 6.12 and 6.18 (fidelity.py)"
+
+
 def fact(label, changed):
     """Field metadata: what the fact is and where the kernel changed it."""
     return {"metadata": {"label": label, "changed": changed}}
@@ -208,9 +212,12 @@ class ZswapProfile(Profile):
     # loop and for one that wrote a page back, in ticks (SWAP_OUT_TICKS a
     # swap-out; 0: the whole run takes no time), fitted to the fidelity runs
     # of the kernels that have them (fidelity.py).
-    shrink_delay: int = 0
-    shrink_step_cost: int = 0
-    shrink_writeback_cost: int = 0
+    shrink_delay: int = field(default=0, **fact(
+        "shrink work starts, swap-outs after queued (fitted)", FITTED))
+    shrink_step_cost: int = field(default=0, **fact(
+        "shrink work's pass, ticks of 10 a swap-out (fitted)", FITTED))
+    shrink_writeback_cost: int = field(default=0, **fact(
+        "shrink work's pass writing back, ticks (fitted)", FITTED))
     compressor_limits: tuple = field(default=(), **fact(
         "compressors it lacks, or whose bytes zswapsim has only from a later kernel",
         "lib/lz4 became LZ4 v1.7.3 in 4.11 (r90 before); crypto/842.c in software in 4.1; "
