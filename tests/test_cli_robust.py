@@ -97,6 +97,23 @@ def test_the_cli_loads_neither_plotting_nor_dask_until_asked():
     assert result.stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize("given, expected", [(None, "1 1"), ("2", "2 ")])
+def test_numpy_starts_no_blas_threads_unless_the_user_asks(given, expected):
+    """numpy loaded with the trace reader brings no OpenBLAS thread pool
+    (one thread: the process's own), unless OPENBLAS_NUM_THREADS was set."""
+    probe = ("import os, zswapsim.replay, numpy; "
+             "print(os.environ['OPENBLAS_NUM_THREADS'], "
+             "len(os.listdir('/proc/self/task')) if os.environ['OPENBLAS_NUM_THREADS'] == '1' "
+             "else '')")
+    env = {key: value for key, value in os.environ.items() if key != "OPENBLAS_NUM_THREADS"}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            cwd=ROOT, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected.strip()
+
+
 # -- outputs checked before the work ---------------------------------------
 
 def corrupt_copy(tmp_path):

@@ -10,6 +10,15 @@ checked by zswapsim.config as the command line's options are.
 
 __version__ = "0.1.0"
 
+# zswapsim does no linear algebra, but numpy (the trace columns) loads
+# OpenBLAS, which starts a thread per core that spins for a while: on a
+# two-core machine that is the core the trace reader decodes on.  One
+# thread, unless the user asked otherwise, before anything imports numpy.
+import os as _os  # noqa: E402
+
+_os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+del _os
+
 # The compiled parts: without a build their source folders would import as
 # empty namespace packages, so say what is missing before anything uses them.
 import importlib.util as _util  # noqa: E402
