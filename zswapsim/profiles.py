@@ -215,7 +215,7 @@ class ZswapProfile(Profile):
     shrink_delay: int = field(default=0, **fact(
         "shrink work starts, swap-outs after queued (fitted)", FITTED))
     shrink_step_cost: int = field(default=0, **fact(
-        "shrink work's pass, ticks of 10 a swap-out (fitted)", FITTED))
+        f"shrink work's pass, ticks of {SWAP_OUT_TICKS} a swap-out (fitted)", FITTED))
     shrink_writeback_cost: int = field(default=0, **fact(
         "shrink work's pass writing back, ticks (fitted)", FITTED))
     compressor_limits: tuple = field(default=(), **fact(

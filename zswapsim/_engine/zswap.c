@@ -4,12 +4,12 @@
  * 6.12 and 6.18): store, load, invalidate_page, invalidate_area and
  * evict_loaded on (swap type, offset), the shrink work queued, started
  * shrink_delay swap-outs later and paced against the swap-outs on the
- * worker's clock (swap_out_ticks a swap-out), the limit and its hysteresis, same-filled
- * pages, the zero map, exclusive loads, zswap's entry LRU with its second
- * chance, 6.6's 32 zpools picked by hash_32 of the offset, 3.11's pool per
- * swap type, and zswap_writeback_entry as the pools' evict callback, which
- * finds the entry from the zswap_header written in front of the object's
- * compressed bytes.  Every branch follows zswap.py's, in the same order, so
+ * worker's clock (swap_out_ticks a swap-out), the limit and its
+ * hysteresis, same-filled pages, the zero map, exclusive loads, zswap's
+ * entry LRU with its second chance, 6.6's 32 zpools picked by hash_32 of
+ * the offset, 3.11's pool per swap type, and zswap_writeback_entry as the
+ * pools' evict callback, which finds the entry from the zswap_header
+ * written in front of the object's compressed bytes.  Every branch follows zswap.py's, in the same order, so
  * the counters, pool states and fault draws are the Python model's.
  *
  * State per swap entry (type above offset) is one record in a slot_map:
