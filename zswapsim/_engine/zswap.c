@@ -9,8 +9,9 @@
  * entry LRU with its second chance, 6.6's 32 zpools picked by hash_32 of
  * the offset, 3.11's pool per swap type, and zswap_writeback_entry as the
  * pools' evict callback, which finds the entry from the zswap_header
- * written in front of the object's compressed bytes.  Every branch follows zswap.py's, in the same order, so
- * the counters, pool states and fault draws are the Python model's.
+ * written in front of the object's compressed bytes.  Every branch follows
+ * zswap.py's, in the same order, so the counters, pool states and fault
+ * draws are the Python model's.
  *
  * State per swap entry (type above offset) is one record in a slot_map:
  * zswap's entry, whether the page is in the swap cache, in the zero map, or
