@@ -125,6 +125,32 @@ def test_swapoff_discards_every_slot_of_the_type_sharing_a_page():
     assert native.slots_in_use() == 0
 
 
+def test_a_passs_lanes_share_one_page_store_and_keep_their_own_slots():
+    """replay.c gives a pass's lanes one page store (swapdev.c), so a page
+    every lane writes to its device is kept once.  Each lane's slots stay
+    its own: one lane's swapoff or its end leaves the others' pages, and a
+    lane that held pages before the pass keeps the store it had."""
+    rng = random.Random(5)
+    pages = [rng.randbytes(PAGE) for _ in range(30)]   # incompressible: to the device
+    earlier = NativeZswap(ram_pages=100, max_pool_percent=0)
+    assert earlier.store(0, 99, pages[0]) is False
+    lanes = [NativeZswap(ram_pages=100, max_pool_percent=0) for _ in range(3)] + [earlier]
+    _engine.Replay([lane._engine for lane in lanes], [{} for _ in lanes], [False] * 4, {},
+                   True, None, compress.page_key, None, None, None)
+    for offset, page in enumerate(pages):
+        for lane in lanes:
+            assert lane.store(0, offset, page) is False
+    lanes[1].invalidate_area(0)
+    assert lanes[1].slots_in_use() == 0
+    del lanes[0]                                        # the store's first device goes
+    for lane in lanes[1:]:
+        assert [lane.peek(0, offset) for offset in range(30)] == pages
+        assert lane.swapdev.used_slots() == 30 + (lane is earlier)
+    assert earlier.peek(0, 99) == pages[0]
+    lanes[1].store(0, 5, pages[6])                      # a slot rewritten in one lane only
+    assert lanes[1].peek(0, 5) == pages[6] and lanes[2].peek(0, 5) == pages[5]
+
+
 def test_a_long_random_run_agrees():
     """Beside the state machine's short runs: a few thousand operations over
     sixty offsets per case, so the maps grow, collide and shrink."""

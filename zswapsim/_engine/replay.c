@@ -695,6 +695,10 @@ static int replay_init(ReplayObject *self, PyObject *args, PyObject *kwargs)
 		self->zswaps[lane] = (ZswapObject *)Py_NewRef(zswap);
 		self->residents[lane] = Py_NewRef(resident);
 		self->exclusive[lane] = flag;
+		/* one page store for the lanes' swap devices; a lane whose device
+		 * already holds pages keeps its own, which changes no result */
+		if (lane)
+			(void)zswap_share_swap_pages(self->zswaps[lane]->z, self->zswaps[0]->z);
 	}
 	self->live = Py_NewRef(live);
 	self->note = Py_NewRef(note);

@@ -14,6 +14,9 @@
  * reference to its page in a page store that keeps each content once, as
  * the Python device holds a reference to the page object it was given (a
  * trace's image swapped out to many slots costs one page, not one each).
+ * The lanes of one replay share one store (replay.c), as the Python lanes
+ * share the trace's page objects: an image sixteen lanes write to their
+ * devices is copied once, and found by the other fifteen with one compare.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -186,25 +189,36 @@ static uint64_t page_hash(const uint8_t *page)
 
 struct shared_page *page_intern(struct page_store *store, const uint8_t *page)
 {
-	uint64_t hash = page_hash(page);
-	struct shared_page *head = slot_map_get(&store->by_hash, hash), *found;
+	uint64_t hash;
+	struct shared_page *head, *found;
+
+	if (page == store->last_source && !memcmp(store->last_page->bytes, page, PAGE_SIZE)) {
+		store->last_page->refs++;
+		return store->last_page;
+	}
+	hash = page_hash(page);
+	head = slot_map_get(&store->by_hash, hash);
 
 	for (found = head; found; found = found->next)
-		if (!memcmp(found->bytes, page, PAGE_SIZE)) {
-			found->refs++;
-			return found;
+		if (!memcmp(found->bytes, page, PAGE_SIZE))
+			break;
+	if (found) {
+		found->refs++;
+	} else {
+		found = malloc(sizeof(*found));
+		if (!found)
+			return NULL;
+		found->hash = hash;
+		found->refs = 1;
+		found->next = head;
+		memcpy(found->bytes, page, PAGE_SIZE);
+		if (slot_map_put(&store->by_hash, hash, found)) {
+			free(found);
+			return NULL;
 		}
-	found = malloc(sizeof(*found));
-	if (!found)
-		return NULL;
-	found->hash = hash;
-	found->refs = 1;
-	found->next = head;
-	memcpy(found->bytes, page, PAGE_SIZE);
-	if (slot_map_put(&store->by_hash, hash, found)) {
-		free(found);
-		return NULL;
 	}
+	store->last_source = page;
+	store->last_page = found;
 	return found;
 }
 
@@ -214,6 +228,10 @@ void page_release(struct page_store *store, struct shared_page *page)
 
 	if (--page->refs)
 		return;
+	if (page == store->last_page) {
+		store->last_source = NULL;
+		store->last_page = NULL;
+	}
 	head = slot_map_get(&store->by_hash, page->hash);
 	if (head == page) {
 		if (page->next)		/* a replacement, which never grows the map */
@@ -228,10 +246,13 @@ void page_release(struct page_store *store, struct shared_page *page)
 	free(page);
 }
 
-void page_store_release(struct page_store *store)
+/* One device fewer keeps its pages in `store`; the last frees it. */
+static void page_store_put(struct page_store *store)
 {
 	size_t i;
 
+	if (--store->users)
+		return;
 	for (i = 0; i < store->by_hash.cap; i++) {
 		struct shared_page *page = store->by_hash.buckets[i].value;
 
@@ -243,19 +264,44 @@ void page_store_release(struct page_store *store)
 		}
 	}
 	slot_map_release(&store->by_hash);
+	free(store);
 }
 
 /* -- the device ------------------------------------------------------------------- */
 
-void swapdev_init(struct swapdev *dev, struct fault_plan *faults)
+int swapdev_init(struct swapdev *dev, struct fault_plan *faults)
 {
-	*dev = (struct swapdev){ .faults = faults };
+	*dev = (struct swapdev){ .faults = faults, .pages = calloc(1, sizeof(*dev->pages)) };
+	if (!dev->pages)
+		return ZE_OOM;
+	dev->pages->users = 1;
+	return 0;
 }
 
+/* A slot's reference goes with its slot; the store goes with its last device. */
 void swapdev_release(struct swapdev *dev)
 {
+	size_t i;
+
+	for (i = 0; i < dev->slots.cap; i++)
+		if (dev->slots.buckets[i].value)
+			page_release(dev->pages, dev->slots.buckets[i].value);
 	slot_map_release(&dev->slots);
-	page_store_release(&dev->pages);
+	if (dev->pages)
+		page_store_put(dev->pages);
+	dev->pages = NULL;
+}
+
+int swapdev_share_pages(struct swapdev *dev, struct swapdev *with)
+{
+	if (dev->slots.len)
+		return -EBUSY;
+	if (dev->pages != with->pages) {
+		page_store_put(dev->pages);
+		dev->pages = with->pages;
+		dev->pages->users++;
+	}
+	return 0;
 }
 
 int swapdev_write(struct swapdev *dev, uint32_t type, uint64_t offset, const uint8_t *page)
@@ -265,16 +311,16 @@ int swapdev_write(struct swapdev *dev, uint32_t type, uint64_t offset, const uin
 
 	if (dev->faults && faults_fail(dev->faults, FAULT_SWAP_WRITE))
 		return -EIO;
-	new = page_intern(&dev->pages, page);
+	new = page_intern(dev->pages, page);
 	if (!new)
 		return ZE_OOM;
 	old = slot_map_get(&dev->slots, key);
 	if (slot_map_put(&dev->slots, key, new)) {
-		page_release(&dev->pages, new);
+		page_release(dev->pages, new);
 		return ZE_OOM;
 	}
 	if (old)
-		page_release(&dev->pages, old);
+		page_release(dev->pages, old);
 	dev->writes++;
 	return 0;
 }
@@ -301,7 +347,7 @@ void swapdev_discard(struct swapdev *dev, uint32_t type, uint64_t offset)
 	struct shared_page *page = slot_map_del(&dev->slots, swp_entry(type, offset));
 
 	if (page) {
-		page_release(&dev->pages, page);
+		page_release(dev->pages, page);
 		dev->discards++;
 	}
 }
@@ -311,7 +357,7 @@ static int discard_one(void *ctx, uint64_t key, void *page)
 	struct swapdev *dev = ctx;
 
 	slot_map_del(&dev->slots, key);
-	page_release(&dev->pages, page);
+	page_release(dev->pages, page);
 	dev->discards++;
 	return 0;
 }

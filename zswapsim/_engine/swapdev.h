@@ -58,27 +58,37 @@ struct shared_page {
 	uint8_t bytes[PAGE_SIZE];
 };
 
+/* One store may serve several devices: a replay's lanes share one, so a
+ * trace's image that every lane swaps out is kept once, not once a lane. */
 struct page_store {
 	struct slot_map by_hash;	/* content hash -> its pages, chained */
+	uint64_t users;			/* the devices keeping their pages here */
+	/* The bytes last interned and their page (NULL: none), so the next
+	 * lane storing the same image finds it with one compare, no hash. */
+	const uint8_t *last_source;
+	struct shared_page *last_page;
 };
 
 /* The stored page equal to `page`, one reference more; NULL when the C heap
  * is exhausted. */
 struct shared_page *page_intern(struct page_store *store, const uint8_t *page);
 void page_release(struct page_store *store, struct shared_page *page);
-void page_store_release(struct page_store *store);
 
 /* -- the swap device ------------------------------------------------------------- */
 
 struct swapdev {
-	struct page_store pages;	/* the slots' pages, each content once */
+	struct page_store *pages;	/* the slots' pages, each content once */
 	struct slot_map slots;		/* swap entry -> its struct shared_page */
 	struct fault_plan *faults;	/* NULL: no injected failures */
 	uint64_t writes, reads, discards;
 };
 
-void swapdev_init(struct swapdev *dev, struct fault_plan *faults);
+/* 0, or ZE_OOM (the device is then released) */
+int swapdev_init(struct swapdev *dev, struct fault_plan *faults);
 void swapdev_release(struct swapdev *dev);
+/* Keep `dev`'s pages in `with`'s store from now on: 0, or -EBUSY when `dev`
+ * holds a page (it keeps its own store; nothing it does changes either way). */
+int swapdev_share_pages(struct swapdev *dev, struct swapdev *with);
 /* 0, -EIO (an injected failure; the slot keeps what it held) or ZE_OOM */
 int swapdev_write(struct swapdev *dev, uint32_t type, uint64_t offset, const uint8_t *page);
 /* The page in the slot (counted as a read), or NULL when it holds nothing. */

@@ -1310,10 +1310,14 @@ struct zswap *zswap_create(const struct zswap_config *config, const struct zswap
 	for (i = 0; i < MAX_SWAPFILES; i++)
 		link_init(&z->trees[i]);
 	link_init(&z->lru);
-	swapdev_init(&z->swapdev, faults ? &z->faults : NULL);
+	if (swapdev_init(&z->swapdev, faults ? &z->faults : NULL)) {
+		free(z);
+		return NULL;
+	}
 	if (memory_init(&z->memory, config->ram_pages, faults ? &z->faults : NULL) ||
 	    config->zpools_per_pool < 1 || config->zpools_per_pool > ZSWAP_MAX_POOLS ||
 	    config->zpools_per_pool & (config->zpools_per_pool - 1)) {
+		swapdev_release(&z->swapdev);
 		free(z);
 		return NULL;
 	}
@@ -1324,6 +1328,11 @@ struct zswap *zswap_create(const struct zswap_config *config, const struct zswap
 				return NULL;
 			}
 	return z;
+}
+
+int zswap_share_swap_pages(struct zswap *z, struct zswap *with)
+{
+	return swapdev_share_pages(&z->swapdev, &with->swapdev);
 }
 
 void zswap_destroy(struct zswap *z)

@@ -110,6 +110,9 @@ struct zswap;
 struct zswap *zswap_create(const struct zswap_config *config, const struct zswap_codec *codec,
 			   const struct fault_plan *faults);
 void zswap_destroy(struct zswap *z);
+/* Keep `z`'s swap device pages in `with`'s page store (swapdev_share_pages):
+ * 0, or -EBUSY when `z`'s device holds a page. */
+int zswap_share_swap_pages(struct zswap *z, struct zswap *with);
 
 /* Swap types are 0..MAX_SWAPFILES-1, offsets below 2^SWP_TYPE_SHIFT. */
 int zswap_store(struct zswap *z, uint32_t type, uint64_t offset, const uint8_t *page,
