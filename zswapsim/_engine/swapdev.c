@@ -246,23 +246,12 @@ void page_release(struct page_store *store, struct shared_page *page)
 	free(page);
 }
 
-/* One device fewer keeps its pages in `store`; the last frees it. */
+/* One device fewer keeps its pages in `store`; the last frees it, empty by
+ * then (each device's slots gave their references back as it went). */
 static void page_store_put(struct page_store *store)
 {
-	size_t i;
-
 	if (--store->users)
 		return;
-	for (i = 0; i < store->by_hash.cap; i++) {
-		struct shared_page *page = store->by_hash.buckets[i].value;
-
-		while (page) {
-			struct shared_page *next = page->next;
-
-			free(page);
-			page = next;
-		}
-	}
 	slot_map_release(&store->by_hash);
 	free(store);
 }

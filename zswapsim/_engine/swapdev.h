@@ -83,7 +83,7 @@ struct swapdev {
 	uint64_t writes, reads, discards;
 };
 
-/* 0, or ZE_OOM (the device is then released) */
+/* 0, or ZE_OOM (the device then holds nothing, and swapdev_release is safe) */
 int swapdev_init(struct swapdev *dev, struct fault_plan *faults);
 void swapdev_release(struct swapdev *dev);
 /* Keep `dev`'s pages in `with`'s store from now on: 0, or -EBUSY when `dev`
